@@ -3,15 +3,92 @@
  * sn: shared-nothing message rings that the kernel shares with userspace.
  *
  * This is the one ABI header of sn: the module (kmod/) and libsn (libsn/)
- * both build against it, and nothing else defines the ABI.
+ * both build against it, and nothing else defines the ring format.
  *
  * The device: /dev/sn, a misc character device of mode SN_DEVICE_MODE.
  * Any user may open it: what a ring costs is charged to its creator
- * (RLIMIT_MEMLOCK and the memory cgroup), not guarded by file permissions.
+ * (RLIMIT_MEMLOCK unless CAP_IPC_LOCK, and the memory cgroup), not guarded
+ * by file permissions.
  *
  * ioctls use the type byte SN_IOC_MAGIC (0xB9, unused in the kernel's
  * Documentation/userspace-api/ioctl/ioctl-number.rst). A command the module
- * does not know fails with ENOTTY.
+ * does not know fails with ENOTTY. Structs passed to ioctls start with their
+ * size as the caller knows it: a larger struct than the kernel knows is
+ * accepted when its extra bytes are zero (else E2BIG); unknown flags and
+ * non-zero reserved fields fail with EINVAL.
+ *
+ * A ring
+ * ------
+ * A ring is made of lanes. A lane is a single-producer ring of `slots`
+ * fixed-size slots (a power of two) with a free-running 32-bit tail written
+ * by its producer. SPSC rings have one lane; MPSC and MPMC rings have one
+ * lane per producer (up to SN_MAX_LANES), so a producer never shares what it
+ * writes with another producer: a malicious or dead producer can lose or
+ * garble only its own lane, and consumers never wait on it (an empty or
+ * stalled lane is skipped). Order is FIFO per producer.
+ *
+ * Consumers own the consumer region: one head per lane (SPSC, MPSC: written
+ * by the one consumer; MPMC: claimed by consumers with compare-and-swap),
+ * and for MPMC one release word per slot: a consumer that has read the slot
+ * at position p stores p + slots into release[p & (slots - 1)], and the
+ * producer writes position p only when release[p & (slots - 1)] == p. So a
+ * consumer that dies holding a claimed slot stalls only that one lane's
+ * producer (until recovery, see below), never another consumer.
+ *
+ * Indices are free-running __u32 counters; depth is (__s32)(tail - head),
+ * clamped to [0, slots] by every reader. The kernel trusts nothing that
+ * userspace can write: it reads each shared field once, masks every index
+ * and clamps every difference. Garbage in a ring can only hurt that ring's
+ * own users.
+ *
+ * Layout of the mapping (byte offsets returned in struct sn_offsets;
+ * computed by sn_ring_layout() below, the one definition both sides use):
+ *
+ *   kpage      1 page, written by the kernel only: struct sn_kpage
+ *   cons       consumer region: waiters, then per lane a head and consumer
+ *              statistics, then (MPMC) the release words; page aligned
+ *   lane i     at lane0 + i * lane_size: one page with the tail, the
+ *              producer's waiting flag and producer statistics, then the
+ *              slots (slots * slot_size bytes, page aligned)
+ *
+ * Fields written by different parties sit SN_PAD bytes apart: a cache line
+ * and its adjacent-line prefetch partner.
+ *
+ * Roles
+ * -----
+ * SN_IOC_CREATE returns a ring fd of role SN_ROLE_FULL: it may map every
+ * page, writable except the kpage. SN_IOC_NARROW makes from it a
+ * SN_ROLE_PRODUCER fd that owns one lane (it may map the kpage and the
+ * consumer region read-only and its own lane writable, nothing else) or a
+ * SN_ROLE_CONSUMER fd (the consumer region writable, the kpage and all
+ * lanes read-only). SPSC and MPSC rings accept one consumer fd at a time;
+ * a lane has one producer fd at a time. A mapping is writable only if this
+ * fd may write every page in it; otherwise it is read-only for good
+ * (VM_MAYWRITE cleared, so mprotect cannot lift it).
+ *
+ * mmap: MAP_SHARED only (MAP_PRIVATE: EINVAL), never PROT_EXEC (EPERM), the
+ * range within the ring (EINVAL), PROT_WRITE only where allowed (EACCES), a
+ * page the role may not read (EACCES). Mappings cannot grow (mremap: EFAULT).
+ *
+ * Sleeping and waking
+ * -------------------
+ * poll/epoll/io_uring on a ring fd: EPOLLIN when a lane the fd reads holds
+ * a message; EPOLLOUT when a lane the fd writes has room (MPMC: its next
+ * slot is released). A sleeper announces itself before sleeping and the
+ * other side kicks only if it sees the announcement (Dekker):
+ *
+ *   consumer: atomic add 1 to cons waiters; full barrier [W1];
+ *             re-check the ring; poll() only if still empty; subtract 1
+ *   producer: store tail with release; full barrier [P1]; load waiters;
+ *             if non-zero, ioctl(SN_IOC_KICK, SN_KICK_CONSUMERS)
+ *
+ * [W1] pairs with [P1]: either the consumer sees the new tail or the
+ * producer sees the waiter. The same holds the other way round with the
+ * lane's producer `waiting` word, the consumer's head (or release word) and
+ * SN_KICK_PRODUCERS.
+ *
+ * Recovery of dead peers (a later ABI addition) will use the kpage's
+ * lanes_live bitmap and the kernel's knowledge of which fd owns which lane.
  */
 #ifndef _UAPI_LINUX_SN_H
 #define _UAPI_LINUX_SN_H
@@ -24,5 +101,192 @@
 #define SN_DEVICE_MODE	0666
 
 #define SN_IOC_MAGIC	0xB9
+
+/* Separation of fields written by different parties (two 64-byte lines). */
+#define SN_PAD		128
+/* Producer lanes per ring. */
+#define SN_MAX_LANES	64
+/* kpage magic: "sn" ring, format 1 */
+#define SN_KPAGE_MAGIC	0x736e0001
+
+enum sn_ring_type {
+	SN_RING_SPSC = 1,
+	SN_RING_MPSC = 2,
+	SN_RING_MPMC = 3,
+};
+
+enum sn_role {
+	SN_ROLE_FULL = 0,
+	SN_ROLE_PRODUCER = 1,
+	SN_ROLE_CONSUMER = 2,
+};
+
+/* struct sn_create flags */
+#define SN_CREATE_HOME_CPU	(1U << 0)	/* home_cpu is given */
+#define SN_CREATE_NUMA_NODE	(1U << 1)	/* numa_node is given */
+#define SN_CREATE_FLAGS		(SN_CREATE_HOME_CPU | SN_CREATE_NUMA_NODE)
+
+/* SN_IOC_CREATE on /dev/sn: returns a new ring fd (O_CLOEXEC). */
+struct sn_create {
+	__u32 size;		/* sizeof(struct sn_create) */
+	__u32 type;		/* enum sn_ring_type */
+	__u32 slot_size;	/* bytes per message: a multiple of 8, >= 8 */
+	__u32 slots;		/* per lane: a power of two */
+	__u32 lanes;		/* 1 for SPSC; 1..SN_MAX_LANES otherwise */
+	__u32 flags;		/* SN_CREATE_* */
+	__u32 home_cpu;		/* SN_CREATE_HOME_CPU: else 0, creator's CPU */
+	__u32 numa_node;	/* SN_CREATE_NUMA_NODE: else 0, home's node */
+	__u64 reserved[4];	/* zero */
+};
+#define SN_CREATE_SIZE_VER0	64
+
+/* Where everything sits in a ring's mapping, in bytes. */
+struct sn_offsets {
+	/* regions, from the start of the mapping (mmap offset 0) */
+	__u64 kpage;		/* struct sn_kpage, one page */
+	__u64 cons;		/* consumer region */
+	__u64 cons_size;
+	__u64 lane0;		/* lane 0; lane i at lane0 + i * lane_size */
+	__u64 lane_size;
+	__u64 map_size;		/* the whole mapping */
+	/* fields of the consumer region, from its start */
+	__u32 cons_waiters;	/* __u32: consumers announced asleep */
+	__u32 cons_lane;	/* lane i's __u32 head at cons_lane + i * SN_PAD * 2 */
+	__u32 cons_stats;	/* lane i's struct sn_cons_stats at
+				 * cons_stats + i * SN_PAD * 2 */
+	__u32 cons_release;	/* MPMC: lane i's __u32 release[slots] at
+				 * cons_release + i * slots * 4; else 0 */
+	/* fields of a lane, from its start */
+	__u32 prod_tail;	/* __u32 */
+	__u32 prod_waiting;	/* __u32: the producer announced asleep */
+	__u32 prod_stats;	/* struct sn_prod_stats */
+	__u32 slots;		/* slot 0; slot j at slots + j * slot_size */
+	__u64 reserved[4];
+};
+
+/* Written by the kernel only; read-only in every mapping. */
+struct sn_kpage {
+	__u32 magic;		/* SN_KPAGE_MAGIC */
+	__u32 type;
+	__u32 slot_size;
+	__u32 slots;
+	__u32 lanes;
+	__u32 pad0;
+	__u64 id;		/* as in the system-wide listing */
+	__u64 lanes_live;	/* bit i: lane i has a producer fd */
+	__u64 reserved[11];
+	/* SN_PAD: what the kernel changes while the ring runs */
+	__u32 kflags;		/* reserved for the wakeup threads */
+	__u32 pad1;
+};
+
+/* Statistics kept by each side in its own lines; hints, never trusted. */
+struct sn_prod_stats {
+	__u64 sent;
+	__u64 full;		/* send attempts refused: lane full */
+	__u64 sleeps;
+	__u64 kicks;
+};
+
+struct sn_cons_stats {
+	__u64 received;
+	__u64 empty;		/* receive attempts that found nothing */
+	__u64 sleeps;
+	__u64 wakeups;
+};
+
+/* SN_IOC_INFO on a ring fd: what a process needs to map and use it. */
+struct sn_info {
+	__u32 size;		/* in: sizeof(struct sn_info) */
+	__u32 type;
+	__u32 slot_size;
+	__u32 slots;
+	__u32 lanes;
+	__u32 role;		/* enum sn_role of this fd */
+	__u32 lane;		/* SN_ROLE_PRODUCER: its lane; else 0 */
+	__u32 home_cpu;
+	__u32 numa_node;
+	__u32 pad;
+	__u64 id;
+	__u64 features;		/* SN_FEAT_* */
+	struct sn_offsets off;
+};
+#define SN_INFO_SIZE_VER0	168
+
+#define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
+#define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
+
+#define SN_LANE_ANY		0xffffffffU
+
+/* SN_IOC_NARROW on a SN_ROLE_FULL ring fd: returns a new fd (O_CLOEXEC). */
+struct sn_narrow {
+	__u32 size;		/* sizeof(struct sn_narrow) */
+	__u32 role;		/* SN_ROLE_PRODUCER or SN_ROLE_CONSUMER */
+	__u32 lane;		/* producer: a lane or SN_LANE_ANY; else 0 */
+	__u32 flags;		/* none yet: 0 */
+	__u64 reserved[2];
+};
+#define SN_NARROW_SIZE_VER0	32
+
+/* SN_IOC_KICK argument: whom to wake */
+#define SN_KICK_CONSUMERS	(1U << 0)
+#define SN_KICK_PRODUCERS	(1U << 1)
+
+#define SN_IOC_CREATE	_IOW(SN_IOC_MAGIC, 0x01, struct sn_create)
+#define SN_IOC_INFO	_IOWR(SN_IOC_MAGIC, 0x02, struct sn_info)
+#define SN_IOC_NARROW	_IOW(SN_IOC_MAGIC, 0x03, struct sn_narrow)
+#define SN_IOC_KICK	_IO(SN_IOC_MAGIC, 0x04)
+
+/* Geometry of a ring, as created. */
+struct sn_geometry {
+	__u32 type;
+	__u32 slot_size;
+	__u32 slots;
+	__u32 lanes;
+};
+
+static inline __u64 sn_align_up(__u64 x, __u64 a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+/*
+ * The ring layout, from its geometry and the page size. Both the kernel and
+ * libsn's memfd backend call this; nothing else decides where things sit.
+ * The caller has checked the geometry (bounds, powers of two), so nothing
+ * here overflows: slots * slot_size * lanes stays far below 2^64.
+ */
+static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
+				  struct sn_offsets *off)
+{
+	__u64 cons_bytes;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(off->reserved) / sizeof(off->reserved[0]); i++)
+		off->reserved[i] = 0;
+	off->cons_waiters = 0;
+	off->cons_lane = 2 * SN_PAD;
+	off->cons_stats = 3 * SN_PAD;
+	cons_bytes = off->cons_lane + (__u64)g->lanes * SN_PAD * 2;
+	if (g->type == SN_RING_MPMC) {
+		off->cons_release = (__u32)sn_align_up(cons_bytes, page_size);
+		cons_bytes = off->cons_release +
+			     (__u64)g->lanes * g->slots * sizeof(__u32);
+	} else {
+		off->cons_release = 0;
+	}
+	off->prod_tail = 0;
+	off->prod_waiting = SN_PAD;
+	off->prod_stats = 2 * SN_PAD;
+	off->slots = (__u32)page_size;
+
+	off->kpage = 0;
+	off->cons = page_size;
+	off->cons_size = sn_align_up(cons_bytes, page_size);
+	off->lane0 = off->cons + off->cons_size;
+	off->lane_size = page_size +
+		sn_align_up((__u64)g->slots * g->slot_size, page_size);
+	off->map_size = off->lane0 + g->lanes * off->lane_size;
+}
 
 #endif /* _UAPI_LINUX_SN_H */
