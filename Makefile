@@ -30,7 +30,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
 HOST_TESTS := libsn_test
-GUEST_TESTS := dev_test
+GUEST_TESTS := dev_test ring_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
 .PHONY: all deps module lib tests tools check bench clean

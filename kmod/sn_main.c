@@ -2,19 +2,69 @@
 /*
  * sn: shared-nothing message rings shared with userspace.
  *
- * This file registers /dev/sn, the misc device through which rings are made.
+ * This file registers /dev/sn, through which rings are made, and holds the
+ * module's limits.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/build_bug.h>
+#include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
-#include <linux/sn.h>
+#include <linux/uaccess.h>
+
+#include "sn.h"
+
+unsigned int sn_max_slot_size = 65536;
+module_param_named(max_slot_size, sn_max_slot_size, uint, 0644);
+MODULE_PARM_DESC(max_slot_size, "Largest slot (message) size in bytes");
+
+unsigned int sn_max_slots = 1U << 20;
+module_param_named(max_slots, sn_max_slots, uint, 0644);
+MODULE_PARM_DESC(max_slots, "Most slots per lane");
+
+unsigned int sn_max_ring_mb = 1024;
+module_param_named(max_ring_mb, sn_max_ring_mb, uint, 0644);
+MODULE_PARM_DESC(max_ring_mb, "Most slot memory per ring, in MiB");
+
+unsigned int sn_max_rings_per_user = 1024;
+module_param_named(max_rings_per_user, sn_max_rings_per_user, uint, 0644);
+MODULE_PARM_DESC(max_rings_per_user,
+		 "Most live rings per user (CAP_SYS_RESOURCE is exempt)");
+
+static long sn_dev_create(struct sn_create __user *ucreate)
+{
+	struct sn_create p;
+	struct sn_ring *ring;
+	u32 usize;
+	int ret;
+
+	if (get_user(usize, &ucreate->size))
+		return -EFAULT;
+	if (usize < SN_CREATE_SIZE_VER0)
+		return -EINVAL;
+	ret = copy_struct_from_user(&p, sizeof(p), ucreate, usize);
+	if (ret)
+		return ret;
+	ring = sn_ring_create(&p);
+	if (IS_ERR(ring))
+		return PTR_ERR(ring);
+	ret = sn_ring_install_fd(ring, SN_ROLE_FULL, 0);
+	if (ret < 0)
+		sn_ring_put(ring);
+	return ret;
+}
 
 static long sn_dev_ioctl(struct file *file, unsigned int cmd,
 			 unsigned long arg)
 {
-	return -ENOTTY;
+	switch (cmd) {
+	case SN_IOC_CREATE:
+		return sn_dev_create((struct sn_create __user *)arg);
+	default:
+		return -ENOTTY;
+	}
 }
 
 static const struct file_operations sn_dev_fops = {
@@ -37,15 +87,27 @@ static int __init sn_init(void)
 {
 	int ret;
 
-	ret = misc_register(&sn_miscdev);
+	BUILD_BUG_ON(sizeof(struct sn_create) != SN_CREATE_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sn_info) != SN_INFO_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sn_narrow) != SN_NARROW_SIZE_VER0);
+	BUILD_BUG_ON(offsetof(struct sn_kpage, kflags) != SN_PAD);
+	BUILD_BUG_ON(sizeof(struct sn_kpage) > PAGE_SIZE);
+
+	ret = sn_proc_init();
 	if (ret)
+		return ret;
+	ret = misc_register(&sn_miscdev);
+	if (ret) {
 		pr_err("cannot register /dev/%s: %d\n", SN_DEVICE_NAME, ret);
+		sn_proc_exit();
+	}
 	return ret;
 }
 
 static void __exit sn_exit(void)
 {
 	misc_deregister(&sn_miscdev);
+	sn_proc_exit();
 }
 
 module_init(sn_init);

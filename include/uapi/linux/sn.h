@@ -138,6 +138,7 @@ struct sn_create {
 	__u32 numa_node;	/* SN_CREATE_NUMA_NODE: else 0, home's node */
 	__u64 reserved[4];	/* zero */
 };
+
 #define SN_CREATE_SIZE_VER0	64
 
 /* Where everything sits in a ring's mapping, in bytes. */
@@ -151,11 +152,12 @@ struct sn_offsets {
 	__u64 map_size;		/* the whole mapping */
 	/* fields of the consumer region, from its start */
 	__u32 cons_waiters;	/* __u32: consumers announced asleep */
-	__u32 cons_lane;	/* lane i's __u32 head at cons_lane + i * SN_PAD * 2 */
-	__u32 cons_stats;	/* lane i's struct sn_cons_stats at
-				 * cons_stats + i * SN_PAD * 2 */
-	__u32 cons_release;	/* MPMC: lane i's __u32 release[slots] at
-				 * cons_release + i * slots * 4; else 0 */
+	/* lane i's __u32 head at cons_lane + i * SN_PAD * 2 */
+	__u32 cons_lane;
+	/* lane i's struct sn_cons_stats at cons_stats + i * SN_PAD * 2 */
+	__u32 cons_stats;
+	/* MPMC: lane i's __u32 release[slots] at cons_release + i * slots * 4 */
+	__u32 cons_release;
 	/* fields of a lane, from its start */
 	__u32 prod_tail;	/* __u32 */
 	__u32 prod_waiting;	/* __u32: the producer announced asleep */
@@ -211,6 +213,7 @@ struct sn_info {
 	__u64 features;		/* SN_FEAT_* */
 	struct sn_offsets off;
 };
+
 #define SN_INFO_SIZE_VER0	168
 
 #define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
@@ -226,6 +229,7 @@ struct sn_narrow {
 	__u32 flags;		/* none yet: 0 */
 	__u64 reserved[2];
 };
+
 #define SN_NARROW_SIZE_VER0	32
 
 /* SN_IOC_KICK argument: whom to wake */
@@ -260,10 +264,11 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
 {
 	__u64 cons_bytes;
-	unsigned int i;
 
-	for (i = 0; i < sizeof(off->reserved) / sizeof(off->reserved[0]); i++)
-		off->reserved[i] = 0;
+	off->reserved[0] = 0;
+	off->reserved[1] = 0;
+	off->reserved[2] = 0;
+	off->reserved[3] = 0;
 	off->cons_waiters = 0;
 	off->cons_lane = 2 * SN_PAD;
 	off->cons_stats = 3 * SN_PAD;

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* What sn.ko's files share. */
+#ifndef SN_KMOD_SN_H
+#define SN_KMOD_SN_H
+
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/types.h>
+#include <linux/wait.h>
+#include <linux/sn.h>
+
+struct pid;
+struct user_struct;
+
+/*
+ * A ring: its pages, shared with userspace, and the kernel's own truth
+ * about it. Nothing the kernel decides with is kept in the shared pages.
+ */
+struct sn_ring {
+	struct kref ref;		/* one per ring file */
+	struct list_head node;		/* in sn_rings, under sn_rings_lock */
+	u64 id;
+	struct sn_geometry geo;
+	struct sn_offsets off;
+	u32 home_cpu;
+	u32 numa_node;
+
+	struct page **pages;
+	unsigned int nr_pages;
+	char *vaddr;			/* the kernel's view of the mapping */
+	struct sn_kpage *kpage;
+
+	struct user_struct *user;	/* charged for locked_pages, or NULL */
+	unsigned long locked_pages;
+	kuid_t uid;
+	struct pid *owner;		/* the creating process */
+
+	wait_queue_head_t wq;		/* poll sleepers of both sides */
+	spinlock_t lock;		/* lanes_owned, consumers */
+	u64 lanes_owned;		/* lanes with a producer fd */
+	u32 consumers;			/* consumer fds */
+	atomic64_t kicks;
+	atomic64_t polls;
+};
+
+/* What one ring fd may do: its role and, for a producer, its lane. */
+struct sn_ring_file {
+	struct sn_ring *ring;
+	enum sn_role role;
+	u32 lane;
+};
+
+extern struct list_head sn_rings;
+extern struct mutex sn_rings_lock;
+
+/* module parameters (sn_main.c) */
+extern unsigned int sn_max_slot_size;
+extern unsigned int sn_max_slots;
+extern unsigned int sn_max_ring_mb;
+extern unsigned int sn_max_rings_per_user;
+
+/* sn_ring.c */
+struct sn_ring *sn_ring_create(const struct sn_create *p);
+void sn_ring_put(struct sn_ring *ring);
+u32 sn_lane_depth(const struct sn_ring *ring, u32 lane);
+bool sn_lane_has_room(const struct sn_ring *ring, u32 lane);
+u32 sn_ring_sleepers(const struct sn_ring *ring);
+void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received);
+
+/* sn_file.c */
+int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane);
+
+/* sn_proc.c */
+int sn_proc_init(void);
+void sn_proc_exit(void);
+
+#endif /* SN_KMOD_SN_H */

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Ring file descriptors: one anon inode file per fd role, with mmap of the
+ * ring's pages under that role's rights, poll, and the ring ioctls.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/anon_inodes.h>
+#include <linux/bitops.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "compat.h"
+#include "sn.h"
+
+static const struct file_operations sn_ring_fops;
+
+enum sn_rights { SN_NONE, SN_READ, SN_WRITE };
+
+/* What this fd may do with page @pg of the mapping. */
+static enum sn_rights sn_page_rights(const struct sn_ring_file *rf,
+				     unsigned long pg)
+{
+	const struct sn_ring *ring = rf->ring;
+	unsigned long lane0 = ring->off.lane0 >> PAGE_SHIFT;
+	unsigned long lane_pages = ring->off.lane_size >> PAGE_SHIFT;
+
+	if (pg == ring->off.kpage >> PAGE_SHIFT)
+		return SN_READ;
+	if (pg < lane0)		/* the consumer region */
+		return rf->role == SN_ROLE_PRODUCER ? SN_READ : SN_WRITE;
+	switch (rf->role) {
+	case SN_ROLE_FULL:
+		return SN_WRITE;
+	case SN_ROLE_CONSUMER:
+		return SN_READ;
+	default:
+		return (pg - lane0) / lane_pages == rf->lane ? SN_WRITE : SN_NONE;
+	}
+}
+
+static int sn_ring_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct sn_ring_file *rf = file->private_data;
+	struct sn_ring *ring = rf->ring;
+	unsigned long npages = vma_pages(vma);
+	unsigned long first = vma->vm_pgoff, pg;
+	bool writable = true;
+	enum sn_rights r;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_flags & VM_EXEC)
+		return -EPERM;
+	if (first >= ring->nr_pages || npages > ring->nr_pages - first)
+		return -EINVAL;
+	for (pg = first; pg < first + npages; pg++) {
+		r = sn_page_rights(rf, pg);
+		if (r == SN_NONE)
+			return -EACCES;
+		if (r == SN_READ)
+			writable = false;
+	}
+	if (!writable) {
+		if (vma->vm_flags & VM_WRITE)
+			return -EACCES;
+		/* Read-only for good: mprotect cannot add PROT_WRITE. */
+		sn_vm_flags_clear(vma, VM_MAYWRITE);
+	}
+	sn_vm_flags_clear(vma, VM_MAYEXEC);
+	sn_vm_flags_set(vma, VM_DONTEXPAND | VM_DONTDUMP);
+	/* The mapping holds a reference on each page it maps. */
+	return vm_insert_pages(vma, vma->vm_start, ring->pages + first, &npages);
+}
+
+static bool sn_ring_readable(const struct sn_ring *ring)
+{
+	u32 lane;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		if (sn_lane_depth(ring, lane))
+			return true;
+	return false;
+}
+
+static bool sn_ring_writable(const struct sn_ring_file *rf)
+{
+	u32 lane;
+
+	if (rf->role == SN_ROLE_PRODUCER)
+		return sn_lane_has_room(rf->ring, rf->lane);
+	for (lane = 0; lane < rf->ring->geo.lanes; lane++)
+		if (sn_lane_has_room(rf->ring, lane))
+			return true;
+	return false;
+}
+
+static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
+{
+	struct sn_ring_file *rf = file->private_data;
+	struct sn_ring *ring = rf->ring;
+	__poll_t mask = 0;
+
+	poll_wait(file, &ring->wq, wait);
+	atomic64_inc(&ring->polls);
+	/*
+	 * [K1] Order our joining the wait queue before reading the ring. A
+	 * sleeper reaches here only after announcing itself and re-checking
+	 * ([W1] in sn.h); a publisher that saw the announcement kicks, and
+	 * the kick's wake_up (under the wait queue lock) either finds us on
+	 * the queue or ran before we joined, in which case this read sees
+	 * what was published before the kick.
+	 */
+	smp_mb();
+	if (rf->role != SN_ROLE_PRODUCER && sn_ring_readable(ring))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (rf->role != SN_ROLE_CONSUMER && sn_ring_writable(rf))
+		mask |= EPOLLOUT | EPOLLWRNORM;
+	return mask;
+}
+
+static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
+{
+	struct sn_ring *ring = rf->ring;
+	struct sn_info info = {};
+	u32 usize;
+
+	if (get_user(usize, &uinfo->size))
+		return -EFAULT;
+	if (usize < SN_INFO_SIZE_VER0)
+		return -EINVAL;
+	info.size = min_t(u32, usize, sizeof(info));
+	info.type = ring->geo.type;
+	info.slot_size = ring->geo.slot_size;
+	info.slots = ring->geo.slots;
+	info.lanes = ring->geo.lanes;
+	info.role = rf->role;
+	info.lane = rf->role == SN_ROLE_PRODUCER ? rf->lane : 0;
+	info.home_cpu = ring->home_cpu;
+	info.numa_node = ring->numa_node;
+	info.id = ring->id;
+	info.features = SN_FEAT_ROLES | SN_FEAT_KICK;
+	info.off = ring->off;
+	if (copy_to_user(uinfo, &info, info.size))
+		return -EFAULT;
+	/* A newer caller's fields that we do not know read as zero. */
+	if (usize > sizeof(info) &&
+	    clear_user((char __user *)uinfo + sizeof(info), usize - sizeof(info)))
+		return -EFAULT;
+	return 0;
+}
+
+/* Claims what role @role on @lane needs; sn_ring_unclaim() undoes it. */
+static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane)
+{
+	int ret = 0;
+
+	spin_lock(&ring->lock);
+	if (role == SN_ROLE_CONSUMER) {
+		if (ring->geo.type != SN_RING_MPMC && ring->consumers)
+			ret = -EBUSY;
+		else
+			ring->consumers++;
+	} else if (*lane == SN_LANE_ANY) {
+		/* ffz() of all ones is undefined: 64 lanes, all taken. */
+		if (~ring->lanes_owned)
+			*lane = ffz(ring->lanes_owned);
+		if (!~ring->lanes_owned || *lane >= ring->geo.lanes)
+			ret = -ENOSPC;
+	} else if (ring->lanes_owned & BIT_ULL(*lane)) {
+		ret = -EBUSY;
+	}
+	if (!ret && role == SN_ROLE_PRODUCER) {
+		ring->lanes_owned |= BIT_ULL(*lane);
+		WRITE_ONCE(ring->kpage->lanes_live, ring->lanes_owned);
+	}
+	spin_unlock(&ring->lock);
+	return ret;
+}
+
+static void sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane)
+{
+	spin_lock(&ring->lock);
+	if (role == SN_ROLE_CONSUMER) {
+		ring->consumers--;
+	} else if (role == SN_ROLE_PRODUCER) {
+		ring->lanes_owned &= ~BIT_ULL(lane);
+		WRITE_ONCE(ring->kpage->lanes_live, ring->lanes_owned);
+	}
+	spin_unlock(&ring->lock);
+}
+
+static long sn_ring_narrow(struct sn_ring_file *rf,
+			   struct sn_narrow __user *unarrow)
+{
+	struct sn_ring *ring = rf->ring;
+	struct sn_narrow n;
+	u32 usize;
+	int ret;
+
+	if (rf->role != SN_ROLE_FULL)
+		return -EPERM;
+	if (get_user(usize, &unarrow->size))
+		return -EFAULT;
+	if (usize < SN_NARROW_SIZE_VER0)
+		return -EINVAL;
+	ret = copy_struct_from_user(&n, sizeof(n), unarrow, usize);
+	if (ret)
+		return ret;
+	if (n.flags || n.reserved[0] || n.reserved[1])
+		return -EINVAL;
+	switch (n.role) {
+	case SN_ROLE_PRODUCER:
+		if (n.lane != SN_LANE_ANY && n.lane >= ring->geo.lanes)
+			return -EINVAL;
+		break;
+	case SN_ROLE_CONSUMER:
+		if (n.lane)
+			return -EINVAL;
+		break;
+	default:
+		return -EINVAL;
+	}
+	ret = sn_ring_claim(ring, n.role, &n.lane);
+	if (ret)
+		return ret;
+	kref_get(&ring->ref);
+	ret = sn_ring_install_fd(ring, n.role, n.lane);
+	if (ret < 0) {
+		sn_ring_unclaim(ring, n.role, n.lane);
+		sn_ring_put(ring);
+	}
+	return ret;
+}
+
+static long sn_ring_kick(struct sn_ring_file *rf, unsigned long whom)
+{
+	struct sn_ring *ring = rf->ring;
+
+	if (!whom || whom & ~(unsigned long)(SN_KICK_CONSUMERS |
+					     SN_KICK_PRODUCERS))
+		return -EINVAL;
+	if ((rf->role == SN_ROLE_PRODUCER && whom != SN_KICK_CONSUMERS) ||
+	    (rf->role == SN_ROLE_CONSUMER && whom != SN_KICK_PRODUCERS))
+		return -EPERM;
+	atomic64_inc(&ring->kicks);
+	if (whom & SN_KICK_CONSUMERS)
+		wake_up_interruptible_poll(&ring->wq, EPOLLIN | EPOLLRDNORM);
+	if (whom & SN_KICK_PRODUCERS)
+		wake_up_interruptible_poll(&ring->wq, EPOLLOUT | EPOLLWRNORM);
+	return 0;
+}
+
+static long sn_ring_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct sn_ring_file *rf = file->private_data;
+
+	switch (cmd) {
+	case SN_IOC_INFO:
+		return sn_ring_info(rf, (struct sn_info __user *)arg);
+	case SN_IOC_NARROW:
+		return sn_ring_narrow(rf, (struct sn_narrow __user *)arg);
+	case SN_IOC_KICK:
+		return sn_ring_kick(rf, arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int sn_ring_file_release(struct inode *inode, struct file *file)
+{
+	struct sn_ring_file *rf = file->private_data;
+
+	sn_ring_unclaim(rf->ring, rf->role, rf->lane);
+	sn_ring_put(rf->ring);
+	kfree(rf);
+	return 0;
+}
+
+static const struct file_operations sn_ring_fops = {
+	.owner		= THIS_MODULE,
+	.release	= sn_ring_file_release,
+	.mmap		= sn_ring_mmap,
+	.poll		= sn_ring_poll,
+	.llseek		= noop_llseek,
+	.unlocked_ioctl	= sn_ring_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+};
+
+/*
+ * A new fd of @role on @ring, taking over one ring reference (dropped by
+ * the caller on failure) and, for a narrowed fd, the caller's claim.
+ * Installed last, once nothing can fail.
+ */
+int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane)
+{
+	struct sn_ring_file *rf;
+	struct file *file;
+	int fd;
+
+	rf = kzalloc(sizeof(*rf), GFP_KERNEL_ACCOUNT);
+	if (!rf)
+		return -ENOMEM;
+	rf->ring = ring;
+	rf->role = role;
+	rf->lane = lane;
+	fd = get_unused_fd_flags(O_CLOEXEC);
+	if (fd < 0) {
+		kfree(rf);
+		return fd;
+	}
+	file = anon_inode_getfile("[sn-ring]", &sn_ring_fops, rf,
+				  O_RDWR | O_CLOEXEC);
+	if (IS_ERR(file)) {
+		put_unused_fd(fd);
+		kfree(rf);
+		return PTR_ERR(file);
+	}
+	fd_install(fd, file);
+	return fd;
+}

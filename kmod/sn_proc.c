@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * /proc/sn/rings: every live ring, one per line, for tools such as snstat.
+ *
+ * procfs rather than debugfs: the listing is for every user's tools and
+ * must exist wherever the module loads, while debugfs is root-only, often
+ * unmounted and closed under lockdown.
+ *
+ * Format (documented for parsers; fields are separated by one space and new
+ * fields are only ever appended): a header line starting with '#' naming
+ * the fields, then per ring:
+ *
+ *   id type pid uid lanes slots slot_size depth home_cpu node producers
+ *   consumers sleepers kicks polls sent received bytes
+ *
+ * type is spsc, mpsc or mpmc; pid is the creator's in the reader's pid
+ * namespace (0 if not visible); depth is the messages queued over all lanes;
+ * producers is the number of lanes with a producer fd; sleepers, sent and
+ * received come from the ring's shared pages and are hints; kicks and polls
+ * are the kernel's own counts; bytes is the ring's memory.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bitops.h>
+#include <linux/pid.h>
+#include <linux/pid_namespace.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/uidgid.h>
+
+#include "sn.h"
+
+static const char *const sn_type_names[] = {
+	[SN_RING_SPSC] = "spsc",
+	[SN_RING_MPSC] = "mpsc",
+	[SN_RING_MPMC] = "mpmc",
+};
+
+static void *sn_rings_start(struct seq_file *m, loff_t *pos)
+{
+	mutex_lock(&sn_rings_lock);
+	return seq_list_start_head(&sn_rings, *pos);
+}
+
+static void *sn_rings_next(struct seq_file *m, void *v, loff_t *pos)
+{
+	return seq_list_next(v, &sn_rings, pos);
+}
+
+static void sn_rings_stop(struct seq_file *m, void *v)
+{
+	mutex_unlock(&sn_rings_lock);
+}
+
+static int sn_rings_show(struct seq_file *m, void *v)
+{
+	struct sn_ring *ring;
+	u64 sent, received;
+	u32 lane, depth = 0;
+
+	if (v == &sn_rings) {
+		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes\n");
+		return 0;
+	}
+	ring = list_entry(v, struct sn_ring, node);
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		depth += sn_lane_depth(ring, lane);
+	sn_ring_stats(ring, &sent, &received);
+	spin_lock(&ring->lock);
+	seq_printf(m, "%llu %s %d %u %u %u %u %u %u %u %u %u",
+		   ring->id, sn_type_names[ring->geo.type],
+		   pid_nr_ns(ring->owner, task_active_pid_ns(current)),
+		   from_kuid_munged(seq_user_ns(m), ring->uid),
+		   ring->geo.lanes, ring->geo.slots, ring->geo.slot_size,
+		   depth, ring->home_cpu, ring->numa_node,
+		   (u32)hweight64(ring->lanes_owned), ring->consumers);
+	spin_unlock(&ring->lock);
+	seq_printf(m, " %u %lld %lld %llu %llu %llu\n",
+		   sn_ring_sleepers(ring), atomic64_read(&ring->kicks),
+		   atomic64_read(&ring->polls), sent, received,
+		   (u64)ring->nr_pages << PAGE_SHIFT);
+	return 0;
+}
+
+static const struct seq_operations sn_rings_seq_ops = {
+	.start	= sn_rings_start,
+	.next	= sn_rings_next,
+	.stop	= sn_rings_stop,
+	.show	= sn_rings_show,
+};
+
+static struct proc_dir_entry *sn_proc_dir;
+
+int sn_proc_init(void)
+{
+	sn_proc_dir = proc_mkdir("sn", NULL);
+	if (!sn_proc_dir)
+		return -ENOMEM;
+	if (!proc_create_seq("rings", 0444, sn_proc_dir, &sn_rings_seq_ops)) {
+		proc_remove(sn_proc_dir);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void sn_proc_exit(void)
+{
+	proc_remove(sn_proc_dir);
+}

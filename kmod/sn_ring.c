@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Ring objects: checking what userspace asks for, allocating and accounting
+ * the pages, and reading the shared fields without trusting them.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/cpumask.h>
+#include <linux/cred.h>
+#include <linux/gfp.h>
+#include <linux/log2.h>
+#include <linux/minmax.h>
+#include <linux/mm.h>
+#include <linux/nodemask.h>
+#include <linux/pid.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
+#include <linux/slab.h>
+#include <linux/topology.h>
+#include <linux/vmalloc.h>
+
+#include "sn.h"
+
+/* Every live ring, for the listing and the per-user limit. */
+LIST_HEAD(sn_rings);
+/* Guards sn_rings; never taken under a ring's lock. */
+DEFINE_MUTEX(sn_rings_lock);
+static atomic64_t sn_next_id = ATOMIC64_INIT(0);
+
+static int sn_check_create(const struct sn_create *p)
+{
+	u64 lane_bytes;
+	unsigned int i;
+
+	if (p->flags & ~SN_CREATE_FLAGS)
+		return -EINVAL;
+	for (i = 0; i < ARRAY_SIZE(p->reserved); i++)
+		if (p->reserved[i])
+			return -EINVAL;
+	if (p->type < SN_RING_SPSC || p->type > SN_RING_MPMC)
+		return -EINVAL;
+	if (p->slot_size < 8 || p->slot_size % 8 ||
+	    p->slot_size > READ_ONCE(sn_max_slot_size))
+		return -EINVAL;
+	if (!p->slots || !is_power_of_2(p->slots) ||
+	    p->slots > READ_ONCE(sn_max_slots))
+		return -EINVAL;
+	if (!p->lanes || p->lanes > SN_MAX_LANES ||
+	    (p->type == SN_RING_SPSC && p->lanes != 1))
+		return -EINVAL;
+	/* Both factors are u32: the product fits; lanes <= 64 keeps it so. */
+	lane_bytes = (u64)p->slots * p->slot_size;
+	if (lane_bytes * p->lanes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
+		return -EINVAL;
+	if (p->flags & SN_CREATE_HOME_CPU) {
+		if (p->home_cpu >= nr_cpu_ids || !cpu_possible(p->home_cpu))
+			return -EINVAL;
+	} else if (p->home_cpu) {
+		return -EINVAL;
+	}
+	if (p->flags & SN_CREATE_NUMA_NODE) {
+		if (p->numa_node >= MAX_NUMNODES ||
+		    !node_state(p->numa_node, N_MEMORY))
+			return -EINVAL;
+	} else if (p->numa_node) {
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Charge RLIMIT_MEMLOCK as io_uring does, unless the caller may lock. */
+static int sn_account(struct sn_ring *ring)
+{
+	unsigned long limit, cur, new;
+	struct user_struct *user;
+
+	if (capable(CAP_IPC_LOCK))
+		return 0;
+	user = get_uid(current_user());
+	limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	cur = atomic_long_read(&user->locked_vm);
+	do {
+		new = cur + ring->nr_pages;
+		if (new > limit || new < cur) {
+			free_uid(user);
+			return -ENOMEM;
+		}
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, new));
+	ring->user = user;
+	ring->locked_pages = ring->nr_pages;
+	return 0;
+}
+
+static void sn_unaccount(struct sn_ring *ring)
+{
+	if (!ring->user)
+		return;
+	atomic_long_sub(ring->locked_pages, &ring->user->locked_vm);
+	free_uid(ring->user);
+}
+
+static void sn_free_pages(struct sn_ring *ring)
+{
+	unsigned int i;
+
+	if (ring->vaddr)
+		vunmap(ring->vaddr);
+	if (!ring->pages)
+		return;
+	for (i = 0; i < ring->nr_pages; i++)
+		if (ring->pages[i])
+			__free_page(ring->pages[i]);
+	kvfree(ring->pages);
+}
+
+/* Zeroed pages on the ring's node, charged to the caller's memory cgroup. */
+static int sn_alloc_pages(struct sn_ring *ring)
+{
+	unsigned int i;
+
+	ring->pages = kvcalloc(ring->nr_pages, sizeof(*ring->pages),
+			       GFP_KERNEL_ACCOUNT);
+	if (!ring->pages)
+		return -ENOMEM;
+	for (i = 0; i < ring->nr_pages; i++) {
+		ring->pages[i] = alloc_pages_node(ring->numa_node,
+						  GFP_KERNEL_ACCOUNT |
+						  __GFP_ZERO, 0);
+		if (!ring->pages[i])
+			return -ENOMEM;
+	}
+	ring->vaddr = vmap(ring->pages, ring->nr_pages, VM_MAP, PAGE_KERNEL);
+	if (!ring->vaddr)
+		return -ENOMEM;
+	return 0;
+}
+
+static u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos)
+{
+	u64 off = ring->off.cons + ring->off.cons_release +
+		  ((u64)lane * ring->geo.slots + (pos & (ring->geo.slots - 1))) *
+		  sizeof(u32);
+
+	return (u32 *)(ring->vaddr + off);
+}
+
+static void sn_ring_init_shared(struct sn_ring *ring)
+{
+	struct sn_kpage *kp = ring->kpage;
+	u32 lane, pos;
+
+	kp->magic = SN_KPAGE_MAGIC;
+	kp->type = ring->geo.type;
+	kp->slot_size = ring->geo.slot_size;
+	kp->slots = ring->geo.slots;
+	kp->lanes = ring->geo.lanes;
+	kp->id = ring->id;
+	/* MPMC: position p of a lane may be written once release[p] == p. */
+	if (ring->geo.type == SN_RING_MPMC)
+		for (lane = 0; lane < ring->geo.lanes; lane++)
+			for (pos = 0; pos < ring->geo.slots; pos++)
+				*sn_release_word(ring, lane, pos) = pos;
+}
+
+/* Rings of the current user; the caller holds sn_rings_lock. */
+static unsigned int sn_user_rings(kuid_t uid)
+{
+	struct sn_ring *ring;
+	unsigned int n = 0;
+
+	list_for_each_entry(ring, &sn_rings, node)
+		if (uid_eq(ring->uid, uid))
+			n++;
+	return n;
+}
+
+static void sn_ring_free(struct sn_ring *ring)
+{
+	sn_free_pages(ring);
+	sn_unaccount(ring);
+	put_pid(ring->owner);
+	kfree(ring);
+}
+
+struct sn_ring *sn_ring_create(const struct sn_create *p)
+{
+	struct sn_ring *ring;
+	int ret;
+
+	ret = sn_check_create(p);
+	if (ret)
+		return ERR_PTR(ret);
+	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
+	if (!ring)
+		return ERR_PTR(-ENOMEM);
+	kref_init(&ring->ref);
+	INIT_LIST_HEAD(&ring->node);
+	init_waitqueue_head(&ring->wq);
+	spin_lock_init(&ring->lock);
+	ring->geo.type = p->type;
+	ring->geo.slot_size = p->slot_size;
+	ring->geo.slots = p->slots;
+	ring->geo.lanes = p->lanes;
+	sn_ring_layout(&ring->geo, PAGE_SIZE, &ring->off);
+	ring->nr_pages = ring->off.map_size >> PAGE_SHIFT;
+	ring->home_cpu = p->flags & SN_CREATE_HOME_CPU ? p->home_cpu :
+			 raw_smp_processor_id();
+	ring->numa_node = p->flags & SN_CREATE_NUMA_NODE ? p->numa_node :
+			  cpu_to_node(ring->home_cpu);
+	if (ring->numa_node == NUMA_NO_NODE)
+		ring->numa_node = numa_mem_id();
+	ring->uid = current_uid();
+	ring->owner = get_pid(task_tgid(current));
+
+	ret = sn_account(ring);
+	if (ret)
+		goto err;
+	ret = sn_alloc_pages(ring);
+	if (ret)
+		goto err;
+	ring->kpage = (struct sn_kpage *)(ring->vaddr + ring->off.kpage);
+
+	mutex_lock(&sn_rings_lock);
+	if (!capable(CAP_SYS_RESOURCE) &&
+	    sn_user_rings(ring->uid) >= READ_ONCE(sn_max_rings_per_user)) {
+		mutex_unlock(&sn_rings_lock);
+		ret = -EMFILE;
+		goto err;
+	}
+	ring->id = atomic64_inc_return(&sn_next_id);
+	sn_ring_init_shared(ring);
+	list_add_tail(&ring->node, &sn_rings);
+	mutex_unlock(&sn_rings_lock);
+	return ring;
+err:
+	sn_ring_free(ring);
+	return ERR_PTR(ret);
+}
+
+static void sn_ring_release(struct kref *ref)
+{
+	struct sn_ring *ring = container_of(ref, struct sn_ring, ref);
+
+	mutex_lock(&sn_rings_lock);
+	list_del(&ring->node);
+	mutex_unlock(&sn_rings_lock);
+	sn_ring_free(ring);
+}
+
+void sn_ring_put(struct sn_ring *ring)
+{
+	kref_put(&ring->ref, sn_ring_release);
+}
+
+/*
+ * Readers of the shared fields. Userspace may write anything there at any
+ * time: each field is read once, every index masked, every difference taken
+ * signed and clamped. What they return are hints for poll and the listing.
+ */
+static u32 sn_shared_u32(const struct sn_ring *ring, u64 off)
+{
+	return READ_ONCE(*(u32 *)(ring->vaddr + off));
+}
+
+static u64 sn_shared_u64(const struct sn_ring *ring, u64 off)
+{
+	return READ_ONCE(*(u64 *)(ring->vaddr + off));
+}
+
+static u64 sn_lane_off(const struct sn_ring *ring, u32 lane)
+{
+	return ring->off.lane0 + (u64)lane * ring->off.lane_size;
+}
+
+static u64 sn_cons_lane_off(const struct sn_ring *ring, u32 lane)
+{
+	return ring->off.cons + (u64)lane * SN_PAD * 2;
+}
+
+static u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
+{
+	return sn_shared_u32(ring, sn_lane_off(ring, lane) + ring->off.prod_tail);
+}
+
+u32 sn_lane_depth(const struct sn_ring *ring, u32 lane)
+{
+	u32 tail = sn_lane_tail(ring, lane);
+	u32 head = sn_shared_u32(ring, sn_cons_lane_off(ring, lane) +
+				 ring->off.cons_lane);
+	s32 depth = (s32)(tail - head);
+
+	return clamp_t(s32, depth, 0, ring->geo.slots);
+}
+
+bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
+{
+	u32 tail;
+
+	if (ring->geo.type != SN_RING_MPMC)
+		return sn_lane_depth(ring, lane) < ring->geo.slots;
+	tail = sn_lane_tail(ring, lane);
+	return READ_ONCE(*sn_release_word(ring, lane, tail)) == tail;
+}
+
+/* Announced sleepers: consumers (clamped) plus producers waiting. */
+u32 sn_ring_sleepers(const struct sn_ring *ring)
+{
+	u32 n = min_t(u32, sn_shared_u32(ring, ring->off.cons +
+					 ring->off.cons_waiters), U16_MAX);
+	u32 lane;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		if (sn_shared_u32(ring, sn_lane_off(ring, lane) +
+				  ring->off.prod_waiting))
+			n++;
+	return n;
+}
+
+/* Totals of the sides' own statistics: hints, as the sides keep them. */
+void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received)
+{
+	u32 lane;
+
+	*sent = 0;
+	*received = 0;
+	for (lane = 0; lane < ring->geo.lanes; lane++) {
+		*sent += sn_shared_u64(ring, sn_lane_off(ring, lane) +
+				       ring->off.prod_stats +
+				       offsetof(struct sn_prod_stats, sent));
+		*received += sn_shared_u64(ring, sn_cons_lane_off(ring, lane) +
+					   ring->off.cons_stats +
+					   offsetof(struct sn_cons_stats,
+						    received));
+	}
+}

@@ -1,0 +1,1185 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * sn.ko rings through the raw ABI (include/uapi/linux/sn.h): creation and
+ * each bad parameter's errno, info, narrowing, mmap rights, sharing across
+ * processes, poll/epoll/io_uring readiness, limits, the listing, churn and a
+ * scribbling peer. Runs in the guests with sn.ko loaded.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/sn.h>
+
+#include "kselftest_harness.h"
+
+#define MPOL_F_NODE (1 << 0)
+#define MPOL_F_ADDR (1 << 1)
+
+static int dev_fd(void)
+{
+	return open(SN_DEVICE_PATH, O_RDWR | O_CLOEXEC);
+}
+
+static struct sn_create params(__u32 type, __u32 slot_size, __u32 slots,
+			       __u32 lanes)
+{
+	struct sn_create p = {
+		.size = sizeof(p), .type = type, .slot_size = slot_size,
+		.slots = slots, .lanes = lanes,
+	};
+	return p;
+}
+
+/* A ring fd, or -errno. */
+static int create(const struct sn_create *p)
+{
+	int dev = dev_fd(), fd;
+
+	if (dev < 0)
+		return -errno;
+	fd = ioctl(dev, SN_IOC_CREATE, p);
+	if (fd < 0)
+		fd = -errno;
+	close(dev);
+	return fd;
+}
+
+static int create_simple(__u32 type, __u32 slot_size, __u32 slots, __u32 lanes)
+{
+	struct sn_create p = params(type, slot_size, slots, lanes);
+
+	return create(&p);
+}
+
+static int info(int fd, struct sn_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->size = sizeof(*i);
+	return ioctl(fd, SN_IOC_INFO, i) ? -errno : 0;
+}
+
+static int narrow(int fd, __u32 role, __u32 lane)
+{
+	struct sn_narrow n = { .size = sizeof(n), .role = role, .lane = lane };
+	int ret = ioctl(fd, SN_IOC_NARROW, &n);
+
+	return ret < 0 ? -errno : ret;
+}
+
+/* Maps [off, off + len) of a ring; MAP_FAILED with errno set on failure. */
+static void *map(int fd, __u64 off, __u64 len, int prot)
+{
+	return mmap(NULL, len, prot, MAP_SHARED, fd, off);
+}
+
+/* A whole-ring view through a full fd, as the raw protocol uses it. */
+struct view {
+	struct sn_info i;
+	char *base;
+};
+
+/* The kernel page read-only, everything after it writable, in one range. */
+static int view_open(struct view *v, int fd)
+{
+	__u64 rest;
+
+	if (info(fd, &v->i))
+		return -1;
+	v->base = map(fd, 0, v->i.off.map_size, PROT_READ);
+	if (v->base == MAP_FAILED)
+		return -1;
+	rest = v->i.off.map_size - v->i.off.cons;
+	if (mmap(v->base + v->i.off.cons, rest, PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_FIXED, fd, v->i.off.cons) == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+static _Atomic __u32 *tail_of(struct view *v, __u32 lane)
+{
+	return (_Atomic __u32 *)(v->base + v->i.off.lane0 +
+				 lane * v->i.off.lane_size + v->i.off.prod_tail);
+}
+
+static _Atomic __u32 *head_of(struct view *v, __u32 lane)
+{
+	return (_Atomic __u32 *)(v->base + v->i.off.cons + v->i.off.cons_lane +
+				 lane * SN_PAD * 2);
+}
+
+static _Atomic __u32 *waiters_of(struct view *v)
+{
+	return (_Atomic __u32 *)(v->base + v->i.off.cons + v->i.off.cons_waiters);
+}
+
+static __u64 *slot_of(struct view *v, __u32 lane, __u32 pos)
+{
+	return (__u64 *)(v->base + v->i.off.lane0 + lane * v->i.off.lane_size +
+			 v->i.off.slots +
+			 (__u64)(pos & (v->i.slots - 1)) * v->i.slot_size);
+}
+
+/* SPSC raw protocol: returns false when full / empty. */
+static bool raw_send(struct view *v, __u64 msg)
+{
+	__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_relaxed);
+	__u32 h = atomic_load_explicit(head_of(v, 0), memory_order_acquire);
+
+	if (t - h >= v->i.slots)
+		return false;
+	*slot_of(v, 0, t) = msg;
+	atomic_store_explicit(tail_of(v, 0), t + 1, memory_order_release);
+	return true;
+}
+
+static bool raw_recv(struct view *v, __u64 *msg)
+{
+	__u32 h = atomic_load_explicit(head_of(v, 0), memory_order_relaxed);
+	__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_acquire);
+
+	if (t == h)
+		return false;
+	*msg = *slot_of(v, 0, h);
+	atomic_store_explicit(head_of(v, 0), h + 1, memory_order_release);
+	return true;
+}
+
+static short poll_mask(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
+
+	return poll(&p, 1, 0) < 0 ? -1 : p.revents;
+}
+
+/* The /proc/sn/rings line of ring @id, or an empty string. */
+static void listing_line(__u64 id, char *out, size_t len)
+{
+	FILE *f = fopen("/proc/sn/rings", "r");
+	char line[512];
+
+	out[0] = 0;
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long lid;
+
+		if (line[0] != '#' && sscanf(line, "%llu", &lid) == 1 &&
+		    lid == id) {
+			snprintf(out, len, "%s", line);
+			break;
+		}
+	}
+	fclose(f);
+}
+
+static int listing_count(void)
+{
+	FILE *f = fopen("/proc/sn/rings", "r");
+	char line[512];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (line[0] != '#')
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Runs @fn in a child that drops to user nobody; returns its exit code. */
+static int as_nobody(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(fn(arg));
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+/* 0 if writing to @addr kills a child with SIGSEGV. */
+static int write_faults(void *addr)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		*(volatile char *)addr = 1;
+		_exit(0);
+	}
+	if (waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? 0 : 1;
+}
+
+TEST(create_bad_params)
+{
+	struct {
+		const char *what;
+		struct sn_create p;
+		int err;
+	} cases[] = {
+		{ "type 0", params(0, 8, 16, 1), EINVAL },
+		{ "type 4", params(4, 8, 16, 1), EINVAL },
+		{ "slot_size 0", params(SN_RING_SPSC, 0, 16, 1), EINVAL },
+		{ "slot_size 4", params(SN_RING_SPSC, 4, 16, 1), EINVAL },
+		{ "slot_size 12", params(SN_RING_SPSC, 12, 16, 1), EINVAL },
+		{ "slot_size huge", params(SN_RING_SPSC, 1U << 30, 1, 1), EINVAL },
+		{ "slots 0", params(SN_RING_SPSC, 8, 0, 1), EINVAL },
+		{ "slots 3", params(SN_RING_SPSC, 8, 3, 1), EINVAL },
+		{ "slots 2^31", params(SN_RING_SPSC, 8, 1U << 31, 1), EINVAL },
+		{ "ring too big", params(SN_RING_MPSC, 65536, 1U << 20, 64), EINVAL },
+		{ "lanes 0", params(SN_RING_MPSC, 8, 16, 0), EINVAL },
+		{ "spsc lanes 2", params(SN_RING_SPSC, 8, 16, 2), EINVAL },
+		{ "lanes 65", params(SN_RING_MPMC, 8, 16, SN_MAX_LANES + 1), EINVAL },
+	};
+	struct sn_create p;
+	char big[sizeof(p) + 8] = {};
+	int dev = dev_fd();
+
+	ASSERT_LE(0, dev);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(dev, SN_IOC_CREATE, &cases[i].p))
+			TH_LOG("%s", cases[i].what);
+		EXPECT_EQ(cases[i].err, errno) TH_LOG("%s", cases[i].what);
+	}
+
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	p.flags = 1U << 7;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("unknown flag");
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	p.home_cpu = 1;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("home_cpu without its flag");
+	p.flags = SN_CREATE_HOME_CPU;
+	p.home_cpu = 4096;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("home_cpu 4096");
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	p.numa_node = 1;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("numa_node without its flag");
+	p.flags = SN_CREATE_NUMA_NODE;
+	p.numa_node = 4096;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("numa_node 4096");
+	for (int r = 0; r < 4; r++) {
+		p = params(SN_RING_SPSC, 8, 16, 1);
+		p.reserved[r] = 1;
+		EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("reserved[%d]", r);
+	}
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	p.size = SN_CREATE_SIZE_VER0 - 4;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("size too small");
+
+	/* A newer, larger struct: fine when the tail is zero, E2BIG if not. */
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	p.size = sizeof(big);
+	memcpy(big, &p, sizeof(p));
+	int fd = create((struct sn_create *)big);
+
+	EXPECT_LE(0, fd);
+	close(fd);
+	big[sizeof(p) + 3] = 1;
+	EXPECT_EQ(-E2BIG, create((struct sn_create *)big));
+
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(dev, SN_IOC_CREATE, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+	/* Ring ioctls mean nothing on /dev/sn, and the reverse. */
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(dev, SN_IOC_INFO, &p));
+	EXPECT_EQ(ENOTTY, errno);
+	fd = create_simple(SN_RING_SPSC, 8, 16, 1);
+	ASSERT_LE(0, fd);
+	p = params(SN_RING_SPSC, 8, 16, 1);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_CREATE, &p));
+	EXPECT_EQ(ENOTTY, errno);
+	close(fd);
+	close(dev);
+}
+
+TEST(create_and_info)
+{
+	__u32 types[] = { SN_RING_SPSC, SN_RING_MPSC, SN_RING_MPMC };
+
+	for (int t = 0; t < 3; t++) {
+		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 3;
+		struct sn_geometry g = { types[t], 24, 64, lanes };
+		struct sn_offsets want;
+		struct sn_info i;
+		int fd = create_simple(types[t], 24, 64, lanes);
+
+		ASSERT_LE(0, fd);
+		EXPECT_EQ(FD_CLOEXEC, fcntl(fd, F_GETFD) & FD_CLOEXEC);
+		EXPECT_EQ(O_RDWR, fcntl(fd, F_GETFL) & O_ACCMODE);
+		ASSERT_EQ(0, info(fd, &i));
+		EXPECT_EQ(sizeof(i), i.size);
+		EXPECT_EQ(types[t], i.type);
+		EXPECT_EQ(24, i.slot_size);
+		EXPECT_EQ(64, i.slots);
+		EXPECT_EQ(lanes, i.lanes);
+		EXPECT_EQ(SN_ROLE_FULL, i.role);
+		EXPECT_LT(0, i.id);
+		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK, i.features);
+		sn_ring_layout(&g, getpagesize(), &want);
+		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
+
+		/* The kernel page says the same, read-only. */
+		struct sn_kpage *kp = map(fd, 0, getpagesize(), PROT_READ);
+
+		ASSERT_NE(MAP_FAILED, kp);
+		EXPECT_EQ(SN_KPAGE_MAGIC, kp->magic);
+		EXPECT_EQ(types[t], kp->type);
+		EXPECT_EQ(64, kp->slots);
+		EXPECT_EQ(i.id, kp->id);
+		munmap(kp, getpagesize());
+		close(fd);
+	}
+}
+
+TEST(info_sizes)
+{
+	int fd = create_simple(SN_RING_SPSC, 8, 16, 1);
+	char big[sizeof(struct sn_info) + 16];
+	struct sn_info *i = (struct sn_info *)big;
+
+	ASSERT_LE(0, fd);
+	memset(big, 0xff, sizeof(big));
+	i->size = SN_INFO_SIZE_VER0 - 8;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_INFO, i));
+	EXPECT_EQ(EINVAL, errno);
+	i->size = sizeof(big);
+	ASSERT_EQ(0, ioctl(fd, SN_IOC_INFO, i));
+	EXPECT_EQ(sizeof(struct sn_info), i->size);
+	for (size_t b = sizeof(struct sn_info); b < sizeof(big); b++) {
+		EXPECT_EQ(0, big[b]);
+	}
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_INFO, (void *)8));
+	EXPECT_EQ(EFAULT, errno);
+	close(fd);
+}
+
+TEST(home_cpu_and_node)
+{
+	struct sn_create p = params(SN_RING_SPSC, 8, 4096, 1);
+	long ncpu = sysconf(_SC_NPROCESSORS_CONF);
+	struct sn_info i;
+	struct view v;
+	char path[64];
+	int node = -1, fd;
+
+	if (ncpu < 2)
+		SKIP(return, "one CPU: no second home to choose");
+	p.flags = SN_CREATE_HOME_CPU;
+	p.home_cpu = ncpu - 1;
+	fd = create(&p);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, info(fd, &i));
+	EXPECT_EQ(ncpu - 1, i.home_cpu);
+	/* The node is the home CPU's. */
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%ld/node%u",
+		 ncpu - 1, i.numa_node);
+	EXPECT_EQ(0, access(path, F_OK)) TH_LOG("%s", path);
+	close(fd);
+
+	/* An explicit node places the pages there. */
+	p.flags = SN_CREATE_NUMA_NODE;
+	p.home_cpu = 0;
+	p.numa_node = i.numa_node;
+	fd = create(&p);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	EXPECT_EQ(i.numa_node, v.i.numa_node);
+	for (__u64 off = 0; off < v.i.off.map_size; off += getpagesize()) {
+		ASSERT_EQ(0, syscall(__NR_get_mempolicy, &node, NULL, 0,
+				     v.base + off, MPOL_F_NODE | MPOL_F_ADDR));
+		EXPECT_EQ((int)i.numa_node, node) TH_LOG("page at %llu",
+						       (unsigned long long)off);
+	}
+	close(fd);
+}
+
+TEST(mmap_rules)
+{
+	int fd = create_simple(SN_RING_SPSC, 8, 1024, 1);
+	long pg = getpagesize();
+	struct sn_info i;
+	void *m, *r;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, info(fd, &i));
+	m = map(fd, 0, i.off.map_size, PROT_READ);
+	ASSERT_NE(MAP_FAILED, m);
+	/* Contains the kernel page: read-only for good. */
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(m, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	EXPECT_EQ(0, write_faults(m));
+	/* Cannot grow, even when allowed to move. */
+	errno = 0;
+	r = mremap(m, i.off.map_size, i.off.map_size + pg, MREMAP_MAYMOVE);
+	EXPECT_EQ(MAP_FAILED, r);
+	EXPECT_EQ(EFAULT, errno);
+	EXPECT_EQ(0, munmap(m, i.off.map_size));
+
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(fd, 0, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno) TH_LOG("writable kernel page");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, pg, PROT_READ, MAP_PRIVATE, fd, pg));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("MAP_PRIVATE");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(fd, i.off.cons, pg, PROT_READ | PROT_EXEC));
+	EXPECT_EQ(EPERM, errno) TH_LOG("PROT_EXEC");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(fd, i.off.map_size, pg, PROT_READ));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("offset at the end");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(fd, pg, i.off.map_size, PROT_READ));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("length past the end");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(fd, 1ULL << 40, pg, PROT_READ));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("offset far out");
+
+	/* Everything past the kernel page is writable for the full fd. */
+	m = map(fd, i.off.cons, i.off.map_size - i.off.cons,
+		PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	memset(m, 0x5a, i.off.map_size - i.off.cons);
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(m, pg, PROT_READ | PROT_EXEC));
+	EXPECT_EQ(EACCES, errno) TH_LOG("mprotect PROT_EXEC");
+	munmap(m, i.off.map_size - i.off.cons);
+	close(fd);
+}
+
+TEST(narrow_roles)
+{
+	int fd = create_simple(SN_RING_MPSC, 8, 16, 3);
+	int p[4], c, c2;
+	struct sn_info i;
+	struct sn_kpage *kp;
+	struct sn_narrow n;
+
+	ASSERT_LE(0, fd);
+	kp = map(fd, 0, getpagesize(), PROT_READ);
+	ASSERT_NE(MAP_FAILED, kp);
+	EXPECT_EQ(0, kp->lanes_live);
+	for (int l = 0; l < 3; l++) {
+		p[l] = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);
+		ASSERT_LE(0, p[l]);
+		ASSERT_EQ(0, info(p[l], &i));
+		EXPECT_EQ(SN_ROLE_PRODUCER, i.role);
+		EXPECT_EQ(l, i.lane);
+		EXPECT_EQ(FD_CLOEXEC, fcntl(p[l], F_GETFD) & FD_CLOEXEC);
+	}
+	EXPECT_EQ(7, kp->lanes_live);
+	EXPECT_EQ(-ENOSPC, narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY));
+	EXPECT_EQ(-EBUSY, narrow(fd, SN_ROLE_PRODUCER, 1));
+	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_PRODUCER, 3));
+	close(p[1]);
+	EXPECT_EQ(5, kp->lanes_live);
+	p[1] = narrow(fd, SN_ROLE_PRODUCER, 1);
+	EXPECT_LE(0, p[1]);
+
+	c = narrow(fd, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, c);
+	ASSERT_EQ(0, info(c, &i));
+	EXPECT_EQ(SN_ROLE_CONSUMER, i.role);
+	EXPECT_EQ(-EBUSY, narrow(fd, SN_ROLE_CONSUMER, 0)) TH_LOG("MPSC: one consumer");
+	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_CONSUMER, 1));
+	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_FULL, 0));
+	EXPECT_EQ(-EINVAL, narrow(fd, 7, 0));
+	/* Only the full fd narrows. */
+	EXPECT_EQ(-EPERM, narrow(c, SN_ROLE_CONSUMER, 0));
+	EXPECT_EQ(-EPERM, narrow(p[0], SN_ROLE_PRODUCER, SN_LANE_ANY));
+
+	n = (struct sn_narrow){ .size = sizeof(n), .role = SN_ROLE_CONSUMER,
+				.flags = 1 };
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_NARROW, &n));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("flags");
+	n.flags = 0;
+	n.reserved[1] = 1;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_NARROW, &n));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("reserved");
+	n.reserved[1] = 0;
+	n.size = 8;
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_NARROW, &n));
+	EXPECT_EQ(EINVAL, errno) TH_LOG("size");
+
+	/* The claim lives with the fd, not the ring: closing the ring's full
+	 * fd leaves the narrowed ones working.
+	 */
+	close(fd);
+	ASSERT_EQ(0, info(p[0], &i));
+	close(c);
+	for (int l = 0; l < 3; l++)
+		close(p[l]);
+	munmap(kp, getpagesize());
+
+	/* MPMC takes several consumers. */
+	fd = create_simple(SN_RING_MPMC, 8, 16, 2);
+	ASSERT_LE(0, fd);
+	c = narrow(fd, SN_ROLE_CONSUMER, 0);
+	c2 = narrow(fd, SN_ROLE_CONSUMER, 0);
+	EXPECT_LE(0, c);
+	EXPECT_LE(0, c2);
+	close(c);
+	close(c2);
+	close(fd);
+}
+
+TEST(narrowed_mappings)
+{
+	int fd = create_simple(SN_RING_MPSC, 8, 1024, 2);
+	long pg = getpagesize();
+	struct sn_info i;
+	int prod, cons;
+	char *m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, info(fd, &i));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 1);
+	cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, prod);
+	ASSERT_LE(0, cons);
+
+	/* Producer: its lane writable, the consumer region read-only, the
+	 * other lane not at all.
+	 */
+	__u64 lane1 = i.off.lane0 + i.off.lane_size;
+
+	m = map(prod, lane1, i.off.lane_size, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	m[0] = 1;
+	munmap(m, i.off.lane_size);
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(prod, i.off.cons, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(prod, i.off.lane0, pg, PROT_READ));
+	EXPECT_EQ(EACCES, errno) TH_LOG("another producer's lane");
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(prod, 0, i.off.map_size, PROT_READ));
+	EXPECT_EQ(EACCES, errno) TH_LOG("the whole ring");
+	m = map(prod, i.off.cons, i.off.cons_size, PROT_READ);
+	ASSERT_NE(MAP_FAILED, m);
+	EXPECT_EQ(0, write_faults(m));
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(m, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno) TH_LOG("mprotect lifts read-only");
+	EXPECT_EQ(0, write_faults(m));
+	munmap(m, i.off.cons_size);
+
+	/* Consumer: its region writable, every lane read-only. */
+	m = map(cons, i.off.cons, i.off.cons_size, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, m);
+	m[0] = 1;
+	munmap(m, i.off.cons_size);
+	errno = 0;
+	EXPECT_EQ(MAP_FAILED, map(cons, i.off.lane0, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	m = map(cons, 0, i.off.map_size, PROT_READ);
+	ASSERT_NE(MAP_FAILED, m);
+	EXPECT_EQ(0, write_faults(m + i.off.lane0 + i.off.slots));
+	errno = 0;
+	EXPECT_EQ(-1, mprotect(m + i.off.lane0, pg, PROT_READ | PROT_WRITE));
+	EXPECT_EQ(EACCES, errno);
+	EXPECT_EQ(0, write_faults(m + i.off.lane0));
+	munmap(m, i.off.map_size);
+	close(prod);
+	close(cons);
+	close(fd);
+}
+
+#define XPROC_MSGS 100000
+
+TEST(fork_sharing)
+{
+	int fd = create_simple(SN_RING_SPSC, 8, 64, 1);
+	struct view v;
+	int status;
+	pid_t pid;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		for (__u64 n = 0; n < XPROC_MSGS; n++)
+			while (!raw_send(&v, n * 7 + 1))
+				sched_yield();
+		_exit(0);
+	}
+	for (__u64 n = 0, m; n < XPROC_MSGS; n++) {
+		while (!raw_recv(&v, &m))
+			sched_yield();
+		ASSERT_EQ(n * 7 + 1, m);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	close(fd);
+}
+
+static int send_fd(int sock, int fd)
+{
+	char byte = 0, cbuf[CMSG_SPACE(sizeof(int))] = {};
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(c), &fd, sizeof(int));
+	return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+static int recv_fd(int sock)
+{
+	char byte, cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+			      .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *c;
+	int fd;
+
+	if (recvmsg(sock, &msg, 0) != 1)
+		return -1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (!c || c->cmsg_type != SCM_RIGHTS)
+		return -1;
+	memcpy(&fd, CMSG_DATA(c), sizeof(int));
+	return fd;
+}
+
+/*
+ * A process that knows nothing of the ring but the producer fd it receives:
+ * it learns the layout from SN_IOC_INFO, maps what its role allows and
+ * sends XPROC_MSGS messages.
+ */
+static int remote_producer(int sock)
+{
+	int fd = recv_fd(sock);
+	struct sn_info i;
+	char *cons, *lane;
+
+	if (fd < 0 || info(fd, &i) || i.role != SN_ROLE_PRODUCER)
+		return 1;
+	cons = map(fd, i.off.cons, i.off.cons_size, PROT_READ);
+	lane = map(fd, i.off.lane0 + i.lane * i.off.lane_size, i.off.lane_size,
+		   PROT_READ | PROT_WRITE);
+	if (cons == MAP_FAILED || lane == MAP_FAILED)
+		return 2;
+	_Atomic __u32 *tail = (_Atomic __u32 *)(lane + i.off.prod_tail);
+	_Atomic __u32 *head = (_Atomic __u32 *)(cons + i.off.cons_lane +
+						i.lane * SN_PAD * 2);
+
+	for (__u32 n = 0; n < XPROC_MSGS; n++) {
+		while (n - atomic_load_explicit(head, memory_order_acquire) >=
+		       i.slots)
+			sched_yield();
+		*(__u64 *)(lane + i.off.slots +
+			   (__u64)(n & (i.slots - 1)) * i.slot_size) = ~(__u64)n;
+		atomic_store_explicit(tail, n + 1, memory_order_release);
+	}
+	return 0;
+}
+
+TEST(scm_rights_sharing)
+{
+	int sv[2], fd, prod, status;
+	struct view v;
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(sv[0]);
+		_exit(remote_producer(sv[1]));
+	}
+	close(sv[1]);
+	/* The ring exists only after the fork: the fd is all the child gets. */
+	fd = create_simple(SN_RING_SPSC, 8, 32, 1);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 0);
+	ASSERT_LE(0, prod);
+	ASSERT_EQ(0, send_fd(sv[0], prod));
+	close(prod);
+	for (__u32 n = 0; n < XPROC_MSGS; n++) {
+		__u64 m;
+
+		while (!raw_recv(&v, &m))
+			sched_yield();
+		ASSERT_EQ(~(__u64)n, m);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(fd);
+}
+
+TEST(poll_readiness)
+{
+	int fd = create_simple(SN_RING_SPSC, 8, 2, 1);
+	int prod, cons;
+	struct view v;
+	__u64 m;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 0);
+	cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, prod);
+	ASSERT_LE(0, cons);
+
+	EXPECT_EQ(POLLOUT, poll_mask(fd));
+	EXPECT_EQ(POLLOUT, poll_mask(prod));
+	EXPECT_EQ(0, poll_mask(cons));
+	ASSERT_TRUE(raw_send(&v, 1));
+	EXPECT_EQ(POLLIN | POLLOUT, poll_mask(fd));
+	EXPECT_EQ(POLLIN, poll_mask(cons));
+	ASSERT_TRUE(raw_send(&v, 2));
+	EXPECT_EQ(POLLIN, poll_mask(fd));
+	EXPECT_EQ(0, poll_mask(prod)) TH_LOG("full");
+	ASSERT_TRUE(raw_recv(&v, &m));
+	EXPECT_EQ(POLLOUT, poll_mask(prod));
+	ASSERT_TRUE(raw_recv(&v, &m));
+	EXPECT_EQ(0, poll_mask(cons));
+
+	/* epoll, both ways. */
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, cons, &ev));
+	ev.events = EPOLLOUT;
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, prod, &ev));
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 0));
+	EXPECT_EQ(EPOLLOUT, out.events);
+	ASSERT_TRUE(raw_send(&v, 3));
+	ASSERT_TRUE(raw_send(&v, 4));
+	ASSERT_EQ(0, ioctl(prod, SN_IOC_KICK, SN_KICK_CONSUMERS));
+	ASSERT_EQ(1, epoll_wait(ep, &out, 1, 1000));
+	EXPECT_EQ(EPOLLIN, out.events);
+	close(ep);
+
+	/* io_uring POLL_ADD completes on a kick after a publish. */
+	struct io_uring ring;
+	struct io_uring_cqe *cqe;
+
+	ASSERT_TRUE(raw_recv(&v, &m));
+	ASSERT_TRUE(raw_recv(&v, &m));
+	ASSERT_EQ(0, io_uring_queue_init(4, &ring, 0));
+	io_uring_prep_poll_add(io_uring_get_sqe(&ring), cons, POLLIN);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	EXPECT_EQ(-EAGAIN, io_uring_peek_cqe(&ring, &cqe)) TH_LOG("ready while empty");
+	ASSERT_TRUE(raw_send(&v, 5));
+	ASSERT_EQ(0, ioctl(prod, SN_IOC_KICK, SN_KICK_CONSUMERS));
+	struct __kernel_timespec ts = { .tv_sec = 5 };
+
+	ASSERT_EQ(0, io_uring_wait_cqe_timeout(&ring, &cqe, &ts));
+	EXPECT_EQ(POLLIN, cqe->res & (POLLIN | POLLOUT));
+	io_uring_cqe_seen(&ring, cqe);
+	io_uring_queue_exit(&ring);
+	close(prod);
+	close(cons);
+	close(fd);
+}
+
+struct sleeper {
+	struct view *v;
+	int fd;
+	int woke;	/* poll's return */
+	__u64 msg;
+};
+
+/* The consumer's half of the sleep protocol in include/uapi/linux/sn.h. */
+static void *consumer_sleep(void *arg)
+{
+	struct sleeper *s = arg;
+
+	atomic_fetch_add(waiters_of(s->v), 1);
+	atomic_thread_fence(memory_order_seq_cst);	/* [W1] */
+	if (!raw_recv(s->v, &s->msg)) {
+		struct pollfd p = { .fd = s->fd, .events = POLLIN };
+
+		s->woke = poll(&p, 1, 10000);
+		raw_recv(s->v, &s->msg);
+	} else {
+		s->woke = 1;
+	}
+	atomic_fetch_sub(waiters_of(s->v), 1);
+	return NULL;
+}
+
+TEST(kick_wakes_sleeper)
+{
+	int fd = create_simple(SN_RING_SPSC, 8, 16, 1);
+	struct sleeper s = { .msg = 0 };
+	struct view v;
+	pthread_t t;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	s.v = &v;
+	s.fd = fd;
+	ASSERT_EQ(0, pthread_create(&t, NULL, consumer_sleep, &s));
+	usleep(100000);
+	ASSERT_TRUE(raw_send(&v, 42));
+	atomic_thread_fence(memory_order_seq_cst);	/* [P1] */
+	if (atomic_load(waiters_of(&v)))
+		ASSERT_EQ(0, ioctl(fd, SN_IOC_KICK, SN_KICK_CONSUMERS));
+	pthread_join(t, NULL);
+	EXPECT_EQ(1, s.woke);
+	EXPECT_EQ(42, s.msg);
+	close(fd);
+}
+
+TEST(kick_args)
+{
+	int fd = create_simple(SN_RING_MPSC, 8, 16, 2);
+	int prod = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);
+	int cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+
+	ASSERT_LE(0, prod);
+	ASSERT_LE(0, cons);
+	EXPECT_EQ(0, ioctl(fd, SN_IOC_KICK, SN_KICK_CONSUMERS | SN_KICK_PRODUCERS));
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_KICK, 0));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(fd, SN_IOC_KICK, 4));
+	EXPECT_EQ(EINVAL, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(prod, SN_IOC_KICK, SN_KICK_PRODUCERS));
+	EXPECT_EQ(EPERM, errno);
+	errno = 0;
+	EXPECT_EQ(-1, ioctl(cons, SN_IOC_KICK, SN_KICK_CONSUMERS));
+	EXPECT_EQ(EPERM, errno);
+	EXPECT_EQ(0, ioctl(prod, SN_IOC_KICK, SN_KICK_CONSUMERS));
+	EXPECT_EQ(0, ioctl(cons, SN_IOC_KICK, SN_KICK_PRODUCERS));
+	close(prod);
+	close(cons);
+	close(fd);
+}
+
+static int memlock_child(void *arg)
+{
+	struct rlimit rl = { 64 << 10, 64 << 10 };
+	int fd;
+
+	(void)arg;
+	if (setrlimit(RLIMIT_MEMLOCK, &rl))
+		return 10;
+	/* 16 pages of slots and more: over the 64 KiB limit. */
+	fd = create_simple(SN_RING_SPSC, 64, 1024, 1);
+	if (fd != -ENOMEM)
+		return 11;
+	/* Within it, again and again: every ring's charge is returned. */
+	for (int n = 0; n < 200; n++) {
+		fd = create_simple(SN_RING_SPSC, 8, 512, 1);
+		if (fd < 0)
+			return 12;
+		close(fd);
+	}
+	/* Two live rings of 5 pages fit; a third of 7 more does not. */
+	int a = create_simple(SN_RING_SPSC, 8, 1024, 1);
+	int b = create_simple(SN_RING_SPSC, 8, 1024, 1);
+	int c = create_simple(SN_RING_SPSC, 8, 2048, 1);
+
+	if (a < 0 || b < 0 || c != -ENOMEM)
+		return 13;
+	return 0;
+}
+
+TEST(memlock_limit)
+{
+	EXPECT_EQ(0, as_nobody(memlock_child, NULL));
+}
+
+static int rings_limit_child(void *arg)
+{
+	int fds[4];
+
+	(void)arg;
+	for (int n = 0; n < 4; n++)
+		if ((fds[n] = create_simple(SN_RING_SPSC, 8, 16, 1)) < 0)
+			return 20 + n;
+	return create_simple(SN_RING_SPSC, 8, 16, 1) == -EMFILE ? 0 : 30;
+}
+
+static int set_param(const char *name, const char *value)
+{
+	char path[128];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -1;
+	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+TEST(rings_per_user_limit)
+{
+	ASSERT_EQ(0, set_param("max_rings_per_user", "4"));
+	EXPECT_EQ(0, as_nobody(rings_limit_child, NULL));
+	ASSERT_EQ(0, set_param("max_rings_per_user", "1024"));
+}
+
+TEST(listing)
+{
+	struct sn_create p = params(SN_RING_MPSC, 16, 8, 2);
+	char line[512], type[8];
+	unsigned int pid, uid, lanes, slots, slot_size, depth, cpu, node, prods,
+		     conss;
+	unsigned long long id;
+	struct view v;
+	int fd, prod;
+
+	p.flags = SN_CREATE_HOME_CPU;
+	p.home_cpu = 0;
+	fd = create(&p);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);
+	ASSERT_LE(0, prod);
+	/* Three messages queued in lane 0, two in lane 1. */
+	atomic_store(tail_of(&v, 0), 3);
+	atomic_store(tail_of(&v, 1), 2);
+
+	FILE *f = fopen("/proc/sn/rings", "r");
+
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(line, sizeof(line), f));
+	EXPECT_EQ(0, strncmp(line, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers", 88));
+	fclose(f);
+	listing_line(v.i.id, line, sizeof(line));
+	ASSERT_EQ(12, sscanf(line, "%llu %7s %u %u %u %u %u %u %u %u %u %u",
+			     &id, type, &pid, &uid, &lanes, &slots, &slot_size,
+			     &depth, &cpu, &node, &prods, &conss)) TH_LOG("%s", line);
+	EXPECT_STREQ("mpsc", type);
+	EXPECT_EQ(getpid(), pid);
+	EXPECT_EQ(getuid(), uid);
+	EXPECT_EQ(2, lanes);
+	EXPECT_EQ(8, slots);
+	EXPECT_EQ(16, slot_size);
+	EXPECT_EQ(5, depth);
+	EXPECT_EQ(0, cpu);
+	EXPECT_EQ(v.i.numa_node, node);
+	EXPECT_EQ(1, prods);
+	EXPECT_EQ(0, conss);
+	close(prod);
+	close(fd);
+	/* The mapping still holds the ring. */
+	listing_line(v.i.id, line, sizeof(line));
+	EXPECT_NE(0, line[0]);
+	munmap(v.base, v.i.off.map_size);
+	listing_line(v.i.id, line, sizeof(line));
+	EXPECT_EQ(0, line[0]) TH_LOG("still listed: %s", line);
+}
+
+TEST(create_map_close_cycles)
+{
+	int before = listing_count();
+
+	for (int n = 0; n < 1000; n++) {
+		__u32 type = 1 + n % 3;
+		int fd = create_simple(type, 8 << (n % 3), 16 << (n % 4),
+				       type == SN_RING_SPSC ? 1 : 1 + n % 4);
+		struct view v;
+
+		ASSERT_LE(0, fd) TH_LOG("cycle %d", n);
+		ASSERT_EQ(0, view_open(&v, fd));
+		v.base[v.i.off.lane0 + v.i.off.slots] = 1;
+		if (n % 2) {
+			int p = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);
+
+			ASSERT_LE(0, p);
+			close(p);
+		}
+		munmap(v.base, v.i.off.map_size);
+		close(fd);
+	}
+	EXPECT_EQ(before, listing_count());
+}
+
+static void *churn(void *arg)
+{
+	long bad = 0;
+
+	(void)arg;
+	for (int n = 0; n < 200; n++) {
+		int fd = create_simple(SN_RING_MPMC, 8, 64, 2);
+		struct view v;
+
+		if (fd < 0 || view_open(&v, fd)) {
+			bad++;
+			continue;
+		}
+		int c = narrow(fd, SN_ROLE_CONSUMER, 0);
+
+		if (c < 0)
+			bad++;
+		poll_mask(fd);
+		close(c);
+		close(fd);
+		munmap(v.base, v.i.off.map_size);
+	}
+	return (void *)bad;
+}
+
+TEST(concurrent_create_close)
+{
+	pthread_t t[4];
+	int before = listing_count();
+	void *bad;
+
+	for (int n = 0; n < 4; n++)
+		ASSERT_EQ(0, pthread_create(&t[n], NULL, churn, NULL));
+	for (int n = 0; n < 4; n++) {
+		pthread_join(t[n], &bad);
+		EXPECT_EQ(NULL, bad);
+	}
+	EXPECT_EQ(before, listing_count());
+}
+
+static __u64 xorshift(__u64 *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * A peer writes random values into every byte it may write (consumer region
+ * and lanes) while the kernel polls the ring and lists it, and an honest
+ * consumer keeps reading through the same garbage. Nothing may happen but
+ * garbage messages: no kernel report (the runner scans the log), no hang.
+ */
+TEST(scribbler)
+{
+	int fd = create_simple(SN_RING_MPMC, 8, 16, 4);
+	struct view v;
+	pid_t pid;
+	int status;
+	char line[512];
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		__u64 s = 0x9e3779b97f4a7c15ULL;
+		__u64 *w = (__u64 *)(v.base + v.i.off.cons);
+		size_t words = (v.i.off.map_size - v.i.off.cons) / 8;
+		struct timespec end, now;
+
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += 2;
+		do {
+			for (int k = 0; k < 4096; k++)
+				w[xorshift(&s) % words] = xorshift(&s);
+			/* Sometimes the fields the kernel reads, exactly. */
+			atomic_store(tail_of(&v, xorshift(&s) % 4), xorshift(&s));
+			atomic_store(head_of(&v, xorshift(&s) % 4), xorshift(&s));
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		} while (now.tv_sec < end.tv_sec ||
+			 (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+		_exit(0);
+	}
+	int cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+
+	ASSERT_LE(0, cons);
+	for (int n = 0; n < 2000; n++) {
+		struct pollfd p = { .fd = cons, .events = POLLIN };
+
+		ASSERT_LE(0, poll(&p, 1, 0));
+		EXPECT_EQ(0, poll_mask(fd) & ~(POLLIN | POLLOUT));
+		if (n % 100 == 0) {
+			listing_line(v.i.id, line, sizeof(line));
+			EXPECT_NE(0, line[0]);
+		}
+		ioctl(fd, SN_IOC_KICK, SN_KICK_CONSUMERS | SN_KICK_PRODUCERS);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	/* Depth in the listing stays within what the ring can hold. */
+	unsigned int depth;
+	char type[8];
+
+	listing_line(v.i.id, line, sizeof(line));
+	ASSERT_EQ(2, sscanf(line, "%*u %7s %*u %*u %*u %*u %*u %u", type, &depth));
+	EXPECT_GE(4 * 16, depth);
+	close(cons);
+	close(fd);
+}
+
+static int delete_module(const char *name, unsigned int flags)
+{
+	return syscall(__NR_delete_module, name, flags);
+}
+
+TEST(rmmod_refused_while_ring_lives)
+{
+	const char *ko = getenv("SN_KO");
+	int fd = create_simple(SN_RING_SPSC, 8, 16, 1), mfd;
+	struct view v;
+
+	if (!ko)
+		SKIP(close(fd); return, "SN_KO is not set: cannot reload the module");
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	errno = 0;
+	EXPECT_EQ(-1, delete_module("sn", O_NONBLOCK)) TH_LOG("ring fd open");
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	close(fd);
+	errno = 0;
+	EXPECT_EQ(-1, delete_module("sn", O_NONBLOCK)) TH_LOG("mapping alive");
+	EXPECT_EQ(EWOULDBLOCK, errno);
+	v.base[v.i.off.lane0 + v.i.off.slots] = 7;
+	munmap(v.base, v.i.off.map_size);
+	ASSERT_EQ(0, delete_module("sn", O_NONBLOCK)) TH_LOG("%s", strerror(errno));
+	mfd = open(ko, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, mfd);
+	ASSERT_EQ(0, syscall(__NR_finit_module, mfd, "", 0));
+	close(mfd);
+}
+
+TEST_HARNESS_MAIN
