@@ -20,6 +20,8 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -813,6 +815,17 @@ TEST(poll_readiness)
 	ASSERT_EQ(0, io_uring_wait_cqe_timeout(&ring, &cqe, &ts));
 	EXPECT_EQ(POLLIN, cqe->res & (POLLIN | POLLOUT));
 	io_uring_cqe_seen(&ring, cqe);
+
+	/* And the other way: a full lane, then the consumer makes room. */
+	ASSERT_TRUE(raw_send(&v, 6));
+	io_uring_prep_poll_add(io_uring_get_sqe(&ring), prod, POLLOUT);
+	ASSERT_EQ(1, io_uring_submit(&ring));
+	EXPECT_EQ(-EAGAIN, io_uring_peek_cqe(&ring, &cqe)) TH_LOG("room while full");
+	ASSERT_TRUE(raw_recv(&v, &m));
+	ASSERT_EQ(0, ioctl(cons, SN_IOC_KICK, SN_KICK_PRODUCERS));
+	ASSERT_EQ(0, io_uring_wait_cqe_timeout(&ring, &cqe, &ts));
+	EXPECT_EQ(POLLOUT, cqe->res & (POLLIN | POLLOUT));
+	io_uring_cqe_seen(&ring, cqe);
 	io_uring_queue_exit(&ring);
 	close(prod);
 	close(cons);
@@ -953,6 +966,68 @@ static int set_param(const char *name, const char *value)
 	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
 	close(fd);
 	return ok ? 0 : -1;
+}
+
+static long read_long(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static int write_str(const char *path, const char *s)
+{
+	int fd = open(path, O_WRONLY), ok;
+
+	if (fd < 0)
+		return -1;
+	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
+	close(fd);
+	return ok ? 0 : -1;
+}
+
+#define CG "/sys/fs/cgroup"
+
+/* Ring pages are charged to the creator's memory cgroup. */
+TEST(memcg_charged)
+{
+	char pid[32];
+	int status;
+	pid_t child;
+
+	if (access(CG "/cgroup.controllers", F_OK) &&
+	    mount("none", CG, "cgroup2", 0, NULL))
+		SKIP(return, "cannot mount cgroup2: %s", strerror(errno));
+	if (write_str(CG "/cgroup.subtree_control", "+memory"))
+		SKIP(return, "no memory controller: %s", strerror(errno));
+	rmdir(CG "/sn_test");
+	ASSERT_EQ(0, mkdir(CG "/sn_test", 0755));
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		long before, after;
+		int fd;
+
+		snprintf(pid, sizeof(pid), "%d", getpid());
+		if (write_str(CG "/sn_test/cgroup.procs", pid))
+			_exit(1);
+		before = read_long(CG "/sn_test/memory.current");
+		fd = create_simple(SN_RING_SPSC, 4096, 1024, 1);	/* 4 MiB */
+		after = read_long(CG "/sn_test/memory.current");
+		if (fd < 0 || before < 0)
+			_exit(2);
+		_exit(after - before >= (4L << 20) ? 0 : 3);
+	}
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(0, rmdir(CG "/sn_test"));
 }
 
 TEST(rings_per_user_limit)
