@@ -3,7 +3,61 @@
 #ifndef SN_LIBSN_INTERNAL_H
 #define SN_LIBSN_INTERNAL_H
 
+#include <stddef.h>
+
+#include <linux/sn.h>
+
 /* libsn builds with -fvisibility=hidden; only SN_API symbols are exported. */
 #define SN_API __attribute__((visibility("default")))
+
+/* Memfd backend: the sleep words' wake sequence (upper 16 bits) and the
+ * count or flag (lower 16 bits); see include/sn/channel.h. */
+#define SN_MEMFD_WAKE_SEQ	0x10000U
+#define SN_MEMFD_COUNT_MASK	0xffffU
+/* Memfd backend: kpage->reserved[0] bit 0, an SPSC/MPSC consumer exists. */
+#define SN_MEMFD_CONSUMER_CLAIM	1ULL
+
+struct sn_channel {
+	int fd;			/* our ring fd (a duplicate when attached) */
+	unsigned int backend;	/* SN_BACKEND_* */
+	__u32 role;		/* enum sn_role of fd (memfd: FULL) */
+	__u32 lane;		/* SN_ROLE_PRODUCER: the fd's lane */
+	__u64 id;
+	struct sn_geometry geo;
+	struct sn_offsets off;	/* validated */
+	size_t page;
+	unsigned char *base;	/* offset 0 of the ring */
+	void *resv;		/* the reservation: a guard page each side */
+	size_t resv_size;
+	__u64 readable;		/* lanes this process may read */
+	int handles;		/* open producers and consumers */
+	int fd_producer;	/* producer-role fd: its one producer is open */
+	int fd_consumers;	/* consumer-role fd: consumers open on it */
+};
+
+/* channel.c */
+int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes);
+int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
+		     size_t page);
+int sn_map_reserve(struct sn_channel *ch);
+int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
+void sn_channel_free(struct sn_channel *ch);
+
+/* backend_memfd.c */
+int sn_memfd_create(struct sn_channel *ch);
+int sn_memfd_attach(struct sn_channel *ch);
+int sn_memfd_claim_lane(struct sn_channel *ch, __u32 *lane);
+void sn_memfd_unclaim_lane(struct sn_channel *ch, __u32 lane);
+int sn_memfd_claim_consumer(struct sn_channel *ch);
+void sn_memfd_unclaim_consumer(struct sn_channel *ch);
+
+/* backend_kernel.c */
+int sn_kernel_create(struct sn_channel *ch, int devfd);
+/* 1: a kernel ring, attached; 0: not a kernel ring fd; < 0: an error. */
+int sn_kernel_attach(struct sn_channel *ch);
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *lane);
+
+/* wait.c */
+__u64 sn_now_ns(void);
 
 #endif /* SN_LIBSN_INTERNAL_H */

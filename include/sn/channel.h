@@ -1,0 +1,735 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsn channels: SPSC, MPSC and MPMC message channels over sn rings.
+ *
+ * A channel is one ring (include/uapi/linux/sn.h): lanes of fixed-size
+ * slots, one lane per producer. Two backends share that ring format and
+ * this header's inline hot path:
+ *
+ *   SN_BACKEND_KERNEL  the ring lives in sn.ko (/dev/sn); roles and lane
+ *                      ownership are enforced by the kernel, sleepers poll()
+ *                      the ring fd and are woken by SN_IOC_KICK.
+ *   SN_BACKEND_MEMFD   the ring lives in a sealed memfd that libsn lays out
+ *                      itself with sn_ring_layout(); for machines without
+ *                      the module. Everything is writable by every attached
+ *                      process; sleepers use futex(2) on the shared words.
+ *
+ * Usage: sn_channel_create() (or sn_channel_attach() on a ring fd received
+ * by fork or SCM_RIGHTS), then one sn_producer per producing thread
+ * (sn_producer_open(): it owns one lane) and one sn_consumer per consuming
+ * thread (sn_consumer_open(); one in all for SPSC and MPSC). Threads may
+ * open and close handles of one channel concurrently; a handle is used by
+ * one thread at a time; sn_channel_close() comes after every handle's
+ * close.
+ *
+ * Hot path (static inline below): sn_try_send/sn_try_recv, the bursts, and
+ * sn_reserve/sn_commit, sn_peek/sn_release. They make no system call unless
+ * the other side announced it sleeps (then one kick), never read or write
+ * outside the mapping whatever a peer writes into it (every index masked,
+ * every difference clamped, geometry only from validated private copies),
+ * and never loop unboundedly. A malicious peer can garble or lose messages
+ * of the lanes it can write, nothing more. The blocking sn_send/sn_recv
+ * honour their timeout.
+ *
+ * Every function returns a negative errno on failure unless documented
+ * otherwise.
+ *
+ * Memfd backend notes: libsn writes the kpage itself. It uses two kpage
+ * fields that the kernel backend reserves to the kernel: lanes_live is the
+ * producers' lane-claim bitmap (atomic), and reserved[0] bit 0 marks that a
+ * consumer is attached to an SPSC/MPSC ring. The sleep words carry a wake
+ * sequence in their upper 16 bits (bumped by the kicker before FUTEX_WAKE,
+ * so that a wake between announce and FUTEX_WAIT is never lost); the count
+ * or flag is in the lower 16 bits. A process that dies holding a lane or
+ * the consumer claim keeps it claimed (no recovery yet).
+ */
+#ifndef SN_CHANNEL_H
+#define SN_CHANNEL_H
+
+#include <errno.h>
+#include <string.h>
+
+#include <linux/sn.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Alignment and padding of the producer and consumer handles, so that two
+ * handles used by different threads never share a cache line. Build with
+ * -DSN_CACHE_LINE=128 on CPUs with 128-byte lines (or adjacent-line
+ * prefetch). Field offsets do not depend on it: libsn and its users may use
+ * different values; libsn always allocates handles on 128-byte boundaries.
+ */
+#ifndef SN_CACHE_LINE
+#define SN_CACHE_LINE 64
+#endif
+
+/* Backends: flags of sn_channel_create() and values of sn_channel_backend().
+ * Neither flag: the kernel backend when /dev/sn opens, else memfd. */
+#define SN_BACKEND_KERNEL	(1U << 0)
+#define SN_BACKEND_MEMFD	(1U << 1)
+#define SN_CHANNEL_FLAGS	(SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)
+
+/* Timeouts of sn_send()/sn_recv()/sn_*_wait(), in nanoseconds. */
+#define SN_NO_WAIT		0ULL
+#define SN_WAIT_FOREVER		(~0ULL)
+
+/* Geometry limits libsn creates (the module has its own, often the same). */
+#define SN_CHANNEL_MAX_SLOTS		(1U << 20)
+#define SN_CHANNEL_MAX_SLOT_SIZE	65536U
+#define SN_CHANNEL_MAX_BYTES		(1ULL << 30)	/* slots*slot_size*lanes */
+
+struct sn_channel;
+
+/*
+ * The full barrier of the sleep/wake protocol ([P1], [C1], [W1], [W2]).
+ * ThreadSanitizer cannot model fences (GCC refuses them under
+ * -fsanitize=thread): there, a sequentially consistent read-modify-write
+ * of a private word, a full barrier on the hardware all the same.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SN__FULL_BARRIER() do {						\
+		int sn__d = 0;						\
+		__atomic_fetch_add(&sn__d, 0, __ATOMIC_SEQ_CST);	\
+	} while (0)
+#else
+#define SN__FULL_BARRIER() __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#endif
+
+/* Internal handle flags. */
+#define SN__MPMC	(1U << 0)
+#define SN__MEMFD	(1U << 1)
+
+/*
+ * A producer: owns one lane. Transparent for the inline hot path; fields
+ * are libsn's, read them only through functions. Allocated by libsn.
+ */
+struct sn_producer {
+	/* written by the owning thread only */
+	__u32 tail;		/* next position to write: the truth */
+	__u32 limit;		/* positions before limit are known free */
+	__u32 mask;		/* slots - 1 */
+	__u32 slot_size;
+	__u32 resv;		/* slots reserved and not committed */
+	__u32 flags;		/* SN__* */
+	__u32 wake_mask;	/* bits of cons waiters that count sleepers */
+	__u32 lane;
+	unsigned char *slots;	/* slot 0 of the lane */
+	__u32 *tail_p;		/* the lane's shared tail */
+	const __u32 *head_p;	/* the consumers' head of the lane */
+	const __u32 *release;	/* MPMC: the lane's release words; else NULL */
+	__u32 *waiters_p;	/* cons waiters */
+	__u32 *waiting_p;	/* the lane's producer waiting word */
+	const __u32 *kflags_p;	/* kpage kflags: SN_KFLAG_NEED_WAKEUP */
+	struct sn_prod_stats *stats;	/* the lane's statistics line */
+	__u64 sent;		/* local copies of this lane's statistics */
+	__u64 full;
+	__u64 sleeps;
+	__u64 kicks;
+	struct sn_channel *chan;
+	int fd;			/* kernel: the lane's producer fd; memfd: -1 */
+	int own_fd;		/* fd is the handle's own (closed with it) */
+} __attribute__((aligned(SN_CACHE_LINE)));
+
+/*
+ * A consumer: reads every lane. SPSC/MPSC: the one consumer, whose heads
+ * are the truth; MPMC: one of several, claiming positions by CAS.
+ */
+struct sn_consumer {
+	__u32 mask;
+	__u32 slot_size;
+	__u32 lanes;
+	__u32 next_lane;	/* round robin over the lanes */
+	__u32 flags;		/* SN__* */
+	__u32 wake_mask;	/* bits of a waiting word that flag a sleeper */
+	__u32 peek_lane;	/* outstanding sn_peek(): lane, position, count */
+	__u32 peek_pos;
+	__u32 peek_n;
+	__u32 off_tail;		/* field offsets within a lane */
+	__u32 off_waiting;
+	__u32 off_slots;
+	unsigned char *lane0;	/* lane 0 */
+	unsigned char *heads;	/* lane i's head at heads + i * 2 * SN_PAD */
+	__u32 *release;		/* MPMC: lane i's words at release + i * slots */
+	__u64 lane_size;
+	__u32 *waiters_p;
+	const __u32 *kflags_p;	/* kpage kflags: SN_KFLAG_NEED_WAKEUP */
+	struct sn_cons_stats *stats;	/* lane 0's consumer statistics line */
+	__u64 received;		/* local statistics */
+	__u64 empty;
+	__u64 sleeps;
+	__u64 wakeups;
+	__u64 kicks;		/* producers kicked (not in the shared stats) */
+	__u64 pub[4];		/* MPMC: what is already published */
+	__u32 unpublished;	/* MPMC: operations since the last publication */
+	int fd;			/* kernel: the consumer fd; memfd: -1 */
+	int own_fd;		/* fd is the handle's own (closed with it) */
+	struct sn_channel *chan;
+	__u32 head[SN_MAX_LANES];	/* SPSC/MPSC: our heads, the truth;
+					 * MPMC: the head ctail was read at */
+	__u32 ctail[SN_MAX_LANES];	/* cached tails */
+} __attribute__((aligned(SN_CACHE_LINE)));
+
+/* Statistics of a channel, summed over what this process can read. */
+struct sn_channel_stats {
+	__u64 sent;		/* messages committed by producers */
+	__u64 received;		/* messages released by consumers */
+	__u64 send_errors;	/* send attempts refused: lane full */
+	__u64 recv_empty;	/* receive attempts that found nothing */
+	__u64 depth;		/* messages in the readable lanes now */
+	__u64 sleeps;		/* producers' and consumers' sleeps */
+	__u64 wakeups;		/* consumer sleeps that ended with a message */
+	__u64 kicks;		/* producers' kicks of sleeping consumers */
+};
+
+/* What a channel is, for tools and tests. */
+struct sn_channel_info {
+	__u32 type;		/* enum sn_ring_type */
+	__u32 slots;		/* per lane */
+	__u32 slot_size;
+	__u32 lanes;
+	__u32 backend;		/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD */
+	__u32 role;		/* enum sn_role of this channel's fd */
+	__u32 lane;		/* SN_ROLE_PRODUCER: its lane */
+	__u32 pad;
+	__u64 map_size;
+	__u64 id;		/* kernel: the ring id; memfd: 0 */
+};
+
+/* ---- Channels (libsn/channel.c) ---- */
+
+/*
+ * Creates a channel: @type an enum sn_ring_type, @slots per lane (a power
+ * of two, 1..SN_CHANNEL_MAX_SLOTS), @slot_size bytes per message (a multiple
+ * of 8, 8..SN_CHANNEL_MAX_SLOT_SIZE), @lanes the most producers at a time
+ * (1 for SPSC; 1..SN_MAX_LANES), @flags SN_BACKEND_* or 0 for automatic.
+ * Stores the channel in *@out. Errors: -EINVAL (geometry, flags), -ENOENT
+ * (SN_BACKEND_KERNEL without the module), or what open/ioctl/memfd_create/
+ * mmap return (-ENOMEM, -EPERM ...).
+ */
+int sn_channel_create(struct sn_channel **out, unsigned int type,
+		      unsigned int slots, unsigned int slot_size,
+		      unsigned int lanes, unsigned int flags);
+
+/*
+ * Attaches to the ring behind @fd (a kernel ring fd of any role, or a libsn
+ * memfd), which the caller keeps: libsn works on its own duplicate. The
+ * backend is detected (SN_IOC_INFO succeeds: kernel; else a sealed memfd
+ * whose kpage holds a valid ring of exactly the file's size), and the
+ * mapping follows the fd's role (see sn_producer_open/sn_consumer_open).
+ * @flags: 0. Errors: -EINVAL (not a ring, inconsistent geometry), -EBADF,
+ * what mmap returns.
+ */
+int sn_channel_attach(struct sn_channel **out, int fd, unsigned int flags);
+
+/*
+ * Unmaps and frees @ch; its handles must be closed first (-EBUSY otherwise,
+ * and nothing is done). NULL: 0.
+ */
+int sn_channel_close(struct sn_channel *ch);
+
+/* The channel's own ring fd (to pass on by fork or SCM_RIGHTS). */
+int sn_channel_fd(const struct sn_channel *ch);
+
+/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD. */
+int sn_channel_backend(const struct sn_channel *ch);
+
+/* "kernel" or "memfd" for a SN_BACKEND_* value; "?" otherwise. */
+const char *sn_backend_name(int backend);
+
+/* Fills *@info. */
+int sn_channel_info(const struct sn_channel *ch, struct sn_channel_info *info);
+
+/*
+ * The mapping and its layout (for tools and tests): *@base is the start of
+ * the ring (offset 0), *@off where everything sits. Regions the fd's role
+ * may not read are PROT_NONE.
+ */
+int sn_channel_layout(const struct sn_channel *ch, void **base,
+		      struct sn_offsets *off);
+
+/*
+ * Reads the channel's statistics from the shared lines (producers' lines of
+ * the lanes this process may read; MPMC consumers publish theirs every 256
+ * operations, when they sleep and when they close).
+ */
+int sn_channel_stats(const struct sn_channel *ch, struct sn_channel_stats *st);
+
+/* ---- Handles (libsn/channel.c) ---- */
+
+/*
+ * Opens a producer that owns one free lane. Kernel backend: on a full-role
+ * fd it narrows to a new producer fd (SN_IOC_NARROW, SN_LANE_ANY) that it
+ * keeps as the lane's ownership token; on a producer-role fd it uses that
+ * fd's lane (one producer per such channel). Memfd: claims a lane in the
+ * kpage's lanes_live bitmap. The new producer continues from the lane's
+ * tail. Errors: -ENOSPC (every lane owned), -EBUSY, -EPERM (a consumer-role
+ * fd), -ENOMEM.
+ */
+int sn_producer_open(struct sn_channel *ch, struct sn_producer **out);
+
+/* Gives the lane back and frees @p. NULL: 0. */
+int sn_producer_close(struct sn_producer *p);
+
+/* The lane @p owns. */
+int sn_producer_lane(const struct sn_producer *p);
+
+/*
+ * Opens a consumer. SPSC/MPSC allow one at a time (-EBUSY): kernel backend
+ * by narrowing to a consumer fd, memfd by the kpage's consumer claim. MPMC
+ * allows any number. Errors: -EBUSY, -EPERM (a producer-role fd), -ENOMEM.
+ */
+int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out);
+
+/* Publishes its statistics, gives the claim back and frees @c. NULL: 0. */
+int sn_consumer_close(struct sn_consumer *c);
+
+/* Publishes an MPMC consumer's statistics now (else no-op). Returns 0. */
+int sn_consumer_flush_stats(struct sn_consumer *c);
+
+/* ---- Blocking and waking (libsn/wait.c) ---- */
+
+/*
+ * Waits until @p's lane has room: spins, then yields, then sleeps (kernel:
+ * poll on the lane fd; memfd: futex on the lane's waiting word) for at most
+ * @timeout_ns (SN_WAIT_FOREVER: no limit). Returns the room (> 0),
+ * -ETIMEDOUT, or -EINTR when a signal interrupted the sleep.
+ */
+int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns);
+
+/*
+ * Waits until a lane holds a message, as sn_producer_wait() (kernel: poll
+ * on the consumer fd; memfd: futex on cons waiters). Returns 1 or -ETIMEDOUT
+ * or -EINTR.
+ */
+int sn_consumer_wait(struct sn_consumer *c, __u64 timeout_ns);
+
+/* Wakes sleeping consumers / the lane's producer (the inline code calls
+ * these only when the other side announced a sleep). Return 0 or -errno. */
+int sn_producer_kick(struct sn_producer *p);
+int sn_consumer_kick(struct sn_consumer *c, __u32 lane);
+
+/* ---- Inline hot path ---- */
+
+static inline __u32 sn__clamp_depth(__u32 tail, __u32 head, __u32 slots)
+{
+	__s32 d = (__s32)(tail - head);
+
+	if (d < 0)
+		return 0;
+	return (__u32)d > slots ? slots : (__u32)d;
+}
+
+/* Recomputes how far @p may write; returns the room. */
+static inline __u32 sn__prod_refill(struct sn_producer *p)
+{
+	__u32 t = p->tail, slots = p->mask + 1, n = 0;
+
+	if (!(p->flags & SN__MPMC)) {
+		/* acquire: pairs with the release store of the head in
+		 * sn_release(), so the consumer is done with those slots */
+		__u32 h = __atomic_load_n(p->head_p, __ATOMIC_ACQUIRE);
+
+		n = slots - sn__clamp_depth(t, h, slots);
+	} else {
+		/* position t + n is free once release[] says so; acquire
+		 * pairs with the consumer's release store in sn_release() */
+		while (n < slots &&
+		       __atomic_load_n(&p->release[(t + n) & p->mask],
+				       __ATOMIC_ACQUIRE) == t + n)
+			n++;
+	}
+	p->limit = t + n;
+	return n;
+}
+
+/* The room known without reading shared memory, else refreshed. */
+static inline __u32 sn__prod_room(struct sn_producer *p)
+{
+	__u32 room = p->limit - p->tail;
+
+	return room ? room : sn__prod_refill(p);
+}
+
+/*
+ * The slot of position @pos of @p's lane (from sn_reserve()). Always inside
+ * the lane: the position is masked.
+ */
+static inline void *sn_producer_slot(const struct sn_producer *p, __u32 pos)
+{
+	return p->slots + (__u64)(pos & p->mask) * p->slot_size;
+}
+
+static inline void sn__prod_full(struct sn_producer *p)
+{
+	p->full++;
+	__atomic_store_n(&p->stats->full, p->full, __ATOMIC_RELAXED);
+}
+
+/* Publishes @n written slots and kicks a sleeping consumer. */
+static inline void sn__prod_publish(struct sn_producer *p, __u32 n)
+{
+	p->tail += n;
+	/* release: the slots' contents before the tail (pairs with the
+	 * consumer's acquire load of the tail) */
+	__atomic_store_n(p->tail_p, p->tail, __ATOMIC_RELEASE);
+	p->sent += n;
+	__atomic_store_n(&p->stats->sent, p->sent, __ATOMIC_RELAXED);
+	/* [P1] pairs with [W1] in sn_consumer_wait(): either the sleeper
+	 * sees the new tail or we see its announcement */
+	SN__FULL_BARRIER();
+	/* A sleeper needs our kick only while no kernel thread watches the
+	 * ring (NEED_WAKEUP; always set by the memfd backend). */
+	if ((__atomic_load_n(p->waiters_p, __ATOMIC_RELAXED) & p->wake_mask) &&
+	    (__atomic_load_n(p->kflags_p, __ATOMIC_RELAXED) &
+	     SN_KFLAG_NEED_WAKEUP))
+		sn_producer_kick(p);
+}
+
+/*
+ * Reserves up to @n consecutive positions of @p's lane for zero-copy
+ * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
+ * for i below the result), then sn_commit(). Returns how many (1..n),
+ * -EAGAIN when the lane is full, -EINVAL when @n is 0 or a reservation is
+ * outstanding.
+ */
+static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
+{
+	__u32 room;
+
+	if (!n || p->resv)
+		return -EINVAL;
+	room = sn__prod_room(p);
+	if (!room) {
+		sn__prod_full(p);
+		return -EAGAIN;
+	}
+	if (n > room)
+		n = room;
+	if (n > (__u32)0x7fffffff)
+		n = 0x7fffffff;
+	p->resv = n;
+	*pos = p->tail;
+	return (int)n;
+}
+
+/*
+ * Publishes the first @n (1..reserved) reserved slots; the rest of the
+ * reservation is dropped. Returns 0 or -EINVAL.
+ */
+static inline int sn_commit(struct sn_producer *p, __u32 n)
+{
+	if (!n || n > p->resv)
+		return -EINVAL;
+	p->resv = 0;
+	sn__prod_publish(p, n);
+	return 0;
+}
+
+/* Sends one message of slot_size bytes from @msg. 0, -EAGAIN (full),
+ * -EINVAL (a reservation is outstanding). */
+static inline int sn_try_send(struct sn_producer *p, const void *msg)
+{
+	if (p->resv)
+		return -EINVAL;
+	if (!sn__prod_room(p)) {
+		sn__prod_full(p);
+		return -EAGAIN;
+	}
+	memcpy(sn_producer_slot(p, p->tail), msg, p->slot_size);
+	sn__prod_publish(p, 1);
+	return 0;
+}
+
+/*
+ * Sends as many of the @n messages at @msgs (n * slot_size bytes) as fit.
+ * Returns how many (1..n), 0 when @n is 0, -EAGAIN when none fit, -EINVAL.
+ */
+static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
+				__u32 n)
+{
+	const unsigned char *src = (const unsigned char *)msgs;
+	__u32 room, i;
+
+	if (p->resv)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	room = sn__prod_room(p);
+	if (room < n)
+		room = sn__prod_refill(p);
+	if (!room) {
+		sn__prod_full(p);
+		return -EAGAIN;
+	}
+	if (n > room)
+		n = room;
+	if (n > (__u32)0x7fffffff)
+		n = 0x7fffffff;
+	for (i = 0; i < n; i++)
+		memcpy(sn_producer_slot(p, p->tail + i),
+		       src + (__u64)i * p->slot_size, p->slot_size);
+	sn__prod_publish(p, n);
+	return (int)n;
+}
+
+static inline __u32 *sn__cons_head_p(const struct sn_consumer *c, __u32 lane)
+{
+	return (__u32 *)(c->heads + (__u64)lane * 2 * SN_PAD);
+}
+
+static inline unsigned char *sn__cons_lane(const struct sn_consumer *c,
+					   __u32 lane)
+{
+	return c->lane0 + lane * c->lane_size;
+}
+
+/*
+ * How many messages are ready in @lane, up to @n (SPSC/MPSC); for MPMC,
+ * claims them. Stores the first position in *@pos. 0 if none.
+ */
+static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
+				  __u32 *pos)
+{
+	__u32 slots = c->mask + 1, h, d, tries;
+	const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
+					      c->off_tail);
+
+	if (!(c->flags & SN__MPMC)) {
+		h = c->head[lane];
+		d = c->ctail[lane] - h;
+		if (!d) {
+			/* acquire: pairs with the producer's release store
+			 * of the tail, so the slots' contents are visible */
+			d = sn__clamp_depth(__atomic_load_n(tail_p,
+							    __ATOMIC_ACQUIRE),
+					    h, slots);
+			c->ctail[lane] = h + d;
+		}
+		*pos = h;
+		return d < n ? d : n;
+	}
+	/* MPMC: claim [h, h + n) by CAS; bounded, a peer may keep moving it.
+	 * The cached tail is trusted only while the head is inside the window
+	 * [head[lane], ctail[lane]) it was read for. */
+	h = __atomic_load_n(sn__cons_head_p(c, lane), __ATOMIC_RELAXED);
+	for (tries = 0; tries < 64; tries++) {
+		__u32 base = c->head[lane], k;
+
+		if (h - base < c->ctail[lane] - base) {
+			d = c->ctail[lane] - h;
+		} else {
+			d = sn__clamp_depth(__atomic_load_n(tail_p,
+							    __ATOMIC_ACQUIRE),
+					    h, slots);
+			c->head[lane] = h;
+			c->ctail[lane] = h + d;
+			if (!d)
+				return 0;
+		}
+		k = d < n ? d : n;
+		/* acq_rel: orders our claim after the tail we read and
+		 * before our reads of the slots */
+		if (__atomic_compare_exchange_n(sn__cons_head_p(c, lane), &h,
+						h + k, 0, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED)) {
+			*pos = h;
+			return k;
+		}
+	}
+	return 0;
+}
+
+/* Publishes the MPMC consumer's statistics every 256 operations. */
+int sn__consumer_publish(struct sn_consumer *c);
+
+static inline void sn__cons_count(struct sn_consumer *c, __u32 received,
+				  __u32 empty)
+{
+	c->received += received;
+	c->empty += empty;
+	if (!(c->flags & SN__MPMC)) {
+		/* the one consumer owns the line: plain stores */
+		__atomic_store_n(&c->stats->received, c->received,
+				 __ATOMIC_RELAXED);
+		__atomic_store_n(&c->stats->empty, c->empty, __ATOMIC_RELAXED);
+	} else if (++c->unpublished >= 256) {
+		sn__consumer_publish(c);
+	}
+}
+
+/* Finds ready messages (up to @n) in one lane, round robin. */
+static inline __u32 sn__cons_find(struct sn_consumer *c, __u32 n, __u32 *pos,
+				  __u32 *lane)
+{
+	__u32 i, k;
+
+	for (i = 0; i < c->lanes; i++) {
+		__u32 l = c->next_lane;
+
+		c->next_lane = l + 1 < c->lanes ? l + 1 : 0;
+		k = sn__cons_take(c, l, n, pos);
+		if (k) {
+			*lane = l;
+			return k;
+		}
+	}
+	return 0;
+}
+
+/* Gives back @n slots of @lane from @pos and kicks a sleeping producer. */
+static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
+				 __u32 n)
+{
+	__u32 *wp = (__u32 *)(sn__cons_lane(c, lane) + c->off_waiting);
+	__u32 i;
+
+	if (!(c->flags & SN__MPMC)) {
+		c->head[lane] = pos + n;
+		/* release: our reads of the slots before the head (pairs
+		 * with the producer's acquire load in sn__prod_refill) */
+		__atomic_store_n(sn__cons_head_p(c, lane), pos + n,
+				 __ATOMIC_RELEASE);
+	} else {
+		__u32 *rel = c->release + (__u64)lane * (c->mask + 1);
+
+		for (i = 0; i < n; i++)
+			__atomic_store_n(&rel[(pos + i) & c->mask],
+					 pos + i + c->mask + 1,
+					 __ATOMIC_RELEASE);
+	}
+	/* [C1] pairs with [W2] in sn_producer_wait(): either the producer
+	 * sees the room or we see its waiting flag */
+	SN__FULL_BARRIER();
+	if ((__atomic_load_n(wp, __ATOMIC_RELAXED) & c->wake_mask) &&
+	    (__atomic_load_n(c->kflags_p, __ATOMIC_RELAXED) &
+	     SN_KFLAG_NEED_WAKEUP))
+		sn_consumer_kick(c, lane);
+}
+
+/* The slot of position @pos in the lane of the outstanding sn_peek(). */
+static inline const void *sn_consumer_slot(const struct sn_consumer *c,
+					   __u32 pos)
+{
+	return sn__cons_lane(c, c->peek_lane) + c->off_slots +
+	       (__u64)(pos & c->mask) * c->slot_size;
+}
+
+/*
+ * Peeks at up to @n consecutive messages of one lane (lanes are visited
+ * round robin): stores the first position in *@pos (read them with
+ * sn_consumer_slot(c, *pos + i)), then sn_release(). MPMC: the messages are
+ * claimed, no other consumer gets them. Returns how many (1..n), -EAGAIN
+ * when every lane is empty, -EINVAL when @n is 0 or a peek is outstanding.
+ * A peer may change a slot while it is read: copy what you validate.
+ */
+static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
+{
+	__u32 lane = 0, k;
+
+	if (!n || c->peek_n)
+		return -EINVAL;
+	if (n > (__u32)0x7fffffff)
+		n = 0x7fffffff;
+	k = sn__cons_find(c, n, pos, &lane);
+	if (!k) {
+		sn__cons_count(c, 0, 1);
+		return -EAGAIN;
+	}
+	c->peek_lane = lane;
+	c->peek_pos = *pos;
+	c->peek_n = k;
+	return (int)k;
+}
+
+/*
+ * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest
+ * stay in the ring; MPMC: exactly the peeked count). 0 or -EINVAL.
+ */
+static inline int sn_release(struct sn_consumer *c, __u32 n)
+{
+	if (!n || n > c->peek_n ||
+	    ((c->flags & SN__MPMC) && n != c->peek_n))
+		return -EINVAL;
+	c->peek_n = 0;
+	sn__cons_done(c, c->peek_lane, c->peek_pos, n);
+	sn__cons_count(c, n, 0);
+	return 0;
+}
+
+/*
+ * Receives up to @n messages into @msgs (n * slot_size bytes), from as
+ * many lanes as needed. Returns how many (1..n), 0 when @n is 0, -EAGAIN
+ * when every lane is empty, -EINVAL when a peek is outstanding.
+ */
+static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
+{
+	unsigned char *dst = (unsigned char *)msgs;
+	__u32 got = 0, lane = 0, pos = 0, k, i, pass;
+
+	if (c->peek_n)
+		return -EINVAL;
+	if (!n)
+		return 0;
+	if (n > (__u32)0x7fffffff)
+		n = 0x7fffffff;
+	for (pass = 0; got < n && pass < c->lanes; pass++) {
+		k = sn__cons_find(c, n - got, &pos, &lane);
+		if (!k)
+			break;
+		for (i = 0; i < k; i++)
+			memcpy(dst + (__u64)(got + i) * c->slot_size,
+			       sn__cons_lane(c, lane) + c->off_slots +
+			       (__u64)((pos + i) & c->mask) * c->slot_size,
+			       c->slot_size);
+		sn__cons_done(c, lane, pos, k);
+		got += k;
+	}
+	sn__cons_count(c, got, !got);
+	return got ? (int)got : -EAGAIN;
+}
+
+/* Receives one message into @msg (slot_size bytes). 0, -EAGAIN, -EINVAL. */
+static inline int sn_try_recv(struct sn_consumer *c, void *msg)
+{
+	int r = sn_recv_burst(c, msg, 1);
+
+	return r < 0 ? r : 0;
+}
+
+/* Out of line parts of sn_send()/sn_recv(). */
+int sn__send_wait(struct sn_producer *p, const void *msg, __u64 timeout_ns);
+int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns);
+
+/*
+ * Sends one message, waiting for room at most @timeout_ns (SN_NO_WAIT: as
+ * sn_try_send; SN_WAIT_FOREVER). 0, -ETIMEDOUT, -EINTR, -EINVAL; -EAGAIN
+ * only for SN_NO_WAIT.
+ */
+static inline int sn_send(struct sn_producer *p, const void *msg,
+			  __u64 timeout_ns)
+{
+	int r = sn_try_send(p, msg);
+
+	if (r != -EAGAIN || !timeout_ns)
+		return r;
+	return sn__send_wait(p, msg, timeout_ns);
+}
+
+/* Receives one message, waiting at most @timeout_ns; as sn_send(). */
+static inline int sn_recv(struct sn_consumer *c, void *msg, __u64 timeout_ns)
+{
+	int r = sn_try_recv(c, msg);
+
+	if (r != -EAGAIN || !timeout_ns)
+		return r;
+	return sn__recv_wait(c, msg, timeout_ns);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SN_CHANNEL_H */

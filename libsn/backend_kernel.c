@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel backend: rings that sn.ko allocates (/dev/sn). The layout comes
+ * from SN_IOC_INFO only; libsn checks it before mapping anything, and maps
+ * each region with what the fd's role may do there (a mapping that holds a
+ * page the role cannot write is read-only, the kernel refuses it else).
+ */
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/sn.h>
+#include <sn/channel.h>
+
+#include "internal.h"
+
+/* Kernel rings may be larger than what libsn creates (module parameters). */
+#define SN_KERNEL_MAX_BYTES (1ULL << 40)
+
+static int sn_kernel_map(struct sn_channel *ch)
+{
+	const struct sn_offsets *o = &ch->off;
+	const int rw = PROT_READ | PROT_WRITE;
+	__u64 lanes_bytes = o->lane_size * ch->geo.lanes;
+	int ret;
+
+	ret = sn_map_reserve(ch);
+	if (ret)
+		return ret;
+	/* the kpage is read-only for every role */
+	ret = sn_map_region(ch, o->kpage, ch->page, PROT_READ);
+	if (ret)
+		return ret;
+	switch (ch->role) {
+	case SN_ROLE_FULL:
+		ret = sn_map_region(ch, o->cons, o->cons_size, rw);
+		if (!ret)
+			ret = sn_map_region(ch, o->lane0, lanes_bytes, rw);
+		ch->readable = ~0ULL >> (64 - ch->geo.lanes);
+		break;
+	case SN_ROLE_CONSUMER:
+		ret = sn_map_region(ch, o->cons, o->cons_size, rw);
+		if (!ret)
+			ret = sn_map_region(ch, o->lane0, lanes_bytes,
+					    PROT_READ);
+		ch->readable = ~0ULL >> (64 - ch->geo.lanes);
+		break;
+	default:	/* SN_ROLE_PRODUCER: its own lane only */
+		ret = sn_map_region(ch, o->cons, o->cons_size, PROT_READ);
+		if (!ret)
+			ret = sn_map_region(ch, o->lane0 +
+					    ch->lane * o->lane_size,
+					    o->lane_size, rw);
+		ch->readable = 1ULL << ch->lane;
+		break;
+	}
+	return ret;
+}
+
+static int sn_kernel_info(int fd, struct sn_info *info)
+{
+	*info = (struct sn_info){ .size = sizeof(*info) };
+	return ioctl(fd, SN_IOC_INFO, info) ? -errno : 0;
+}
+
+int sn_kernel_attach(struct sn_channel *ch)
+{
+	struct sn_info info;
+	int ret;
+
+	if (sn_kernel_info(ch->fd, &info))
+		return 0;	/* not a kernel ring fd */
+	/* a ring fd from here on: errors are errors, not another backend */
+	if (info.size < SN_INFO_SIZE_VER0 || info.role > SN_ROLE_CONSUMER)
+		return -EINVAL;
+	ch->geo.type = info.type;
+	ch->geo.slot_size = info.slot_size;
+	ch->geo.slots = info.slots;
+	ch->geo.lanes = info.lanes;
+	if (sn_geometry_check(&ch->geo, SN_KERNEL_MAX_BYTES))
+		return -EINVAL;
+	if (info.role == SN_ROLE_PRODUCER && info.lane >= info.lanes)
+		return -EINVAL;
+	ch->off = info.off;
+	ret = sn_offsets_check(&ch->geo, &ch->off, ch->page);
+	if (ret)
+		return ret;
+	ch->backend = SN_BACKEND_KERNEL;
+	ch->role = info.role;
+	ch->lane = info.role == SN_ROLE_PRODUCER ? info.lane : 0;
+	ch->id = info.id;
+	ret = sn_kernel_map(ch);
+	return ret ? ret : 1;
+}
+
+int sn_kernel_create(struct sn_channel *ch, int devfd)
+{
+	struct sn_create cr = {
+		.size = sizeof(cr),
+		.type = ch->geo.type,
+		.slot_size = ch->geo.slot_size,
+		.slots = ch->geo.slots,
+		.lanes = ch->geo.lanes,
+	};
+	int ret;
+
+	ch->fd = ioctl(devfd, SN_IOC_CREATE, &cr);
+	if (ch->fd < 0) {
+		ch->fd = -1;
+		return -errno;
+	}
+	ret = sn_kernel_attach(ch);
+	if (ret == 0)
+		return -EINVAL;	/* the module answered CREATE, not INFO */
+	if (ret < 0)
+		return ret;
+	if (ch->role != SN_ROLE_FULL)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * A new fd of @role narrowed from our full-role fd; a producer's lane is
+ * SN_LANE_ANY on entry and the lane the kernel gave on return. Returns the
+ * fd, -EPERM when our fd is not full-role, or the kernel's error.
+ */
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *lane)
+{
+	struct sn_narrow n = {
+		.size = sizeof(n),
+		.role = role,
+		.lane = role == SN_ROLE_PRODUCER ? SN_LANE_ANY : 0,
+	};
+	struct sn_info info;
+	int fd, ret;
+
+	if (ch->role != SN_ROLE_FULL)
+		return -EPERM;
+	fd = ioctl(ch->fd, SN_IOC_NARROW, &n);
+	if (fd < 0)
+		return -errno;
+	if (role == SN_ROLE_PRODUCER) {
+		ret = sn_kernel_info(fd, &info);
+		if (!ret && (info.role != SN_ROLE_PRODUCER ||
+			     info.lane >= ch->geo.lanes))
+			ret = -EINVAL;
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+		*lane = info.lane;
+	}
+	return fd;
+}

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+/* Channels: create, attach, close, handles and statistics. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/sn.h>
+#include <sn/channel.h>
+#include <sn/sn.h>
+
+#include "internal.h"
+
+/* Handles sit on their own lines whatever SN_CACHE_LINE users pick. */
+#define SN_HANDLE_ALIGN 128
+
+int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes)
+{
+	if (g->type < SN_RING_SPSC || g->type > SN_RING_MPMC)
+		return -EINVAL;
+	if (g->slot_size < 8 || g->slot_size % 8 || g->slot_size > (1U << 24))
+		return -EINVAL;
+	if (!g->slots || (g->slots & (g->slots - 1)) || g->slots > (1U << 28))
+		return -EINVAL;
+	if (!g->lanes || g->lanes > SN_MAX_LANES ||
+	    (g->type == SN_RING_SPSC && g->lanes != 1))
+		return -EINVAL;
+	/* each factor is below 2^29: the product fits */
+	if ((__u64)g->slots * g->slot_size * g->lanes > max_bytes)
+		return -EINVAL;
+	return 0;
+}
+
+/* [off, off + len) inside [0, size), aligned to @align. */
+static int sn_within(__u64 off, __u64 len, __u64 size, __u64 align)
+{
+	return !(off % align) && len <= size && off <= size - len;
+}
+
+/*
+ * Checks offsets (from sn_ring_layout() or the kernel) against the geometry:
+ * regions page aligned, in order and inside the map; every field inside its
+ * region, aligned, and the lane's fields before its slots. After this, no
+ * index libsn masks can reach outside the mapping.
+ */
+int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
+		     size_t page)
+{
+	__u64 lanes_bytes, span = (__u64)(g->lanes - 1) * SN_PAD * 2;
+
+	if (o->map_size > (1ULL << 46) || o->lane_size > o->map_size)
+		return -EINVAL;
+	lanes_bytes = o->lane_size * g->lanes;
+	if (o->kpage % page || o->cons % page || o->cons_size % page ||
+	    o->lane0 % page || o->lane_size % page || o->map_size % page)
+		return -EINVAL;
+	if (!sn_within(o->kpage, page, o->map_size, page) ||
+	    o->kpage + page > o->cons ||
+	    !sn_within(o->cons, o->cons_size, o->map_size, page) ||
+	    o->cons + o->cons_size > o->lane0 ||
+	    !sn_within(o->lane0, lanes_bytes, o->map_size, page))
+		return -EINVAL;
+	if (!sn_within(o->cons_waiters, 4, o->cons_size, 4) ||
+	    !sn_within(o->cons_lane, span + 4, o->cons_size, 4) ||
+	    !sn_within(o->cons_stats, span + sizeof(struct sn_cons_stats),
+			o->cons_size, 8))
+		return -EINVAL;
+	if (g->type == SN_RING_MPMC &&
+	    !sn_within(o->cons_release, (__u64)g->lanes * g->slots * 4,
+		       o->cons_size, 4))
+		return -EINVAL;
+	if (!sn_within(o->slots, (__u64)g->slots * g->slot_size, o->lane_size,
+		       8) ||
+	    !sn_within(o->prod_tail, 4, o->slots, 4) ||
+	    !sn_within(o->prod_waiting, 4, o->slots, 4) ||
+	    !sn_within(o->prod_stats, sizeof(struct sn_prod_stats), o->slots,
+		       8))
+		return -EINVAL;
+	return 0;
+}
+
+/* Reserves map_size plus a guard page on each side, PROT_NONE. */
+int sn_map_reserve(struct sn_channel *ch)
+{
+	void *p;
+
+	ch->resv_size = ch->off.map_size + 2 * ch->page;
+	p = mmap(NULL, ch->resv_size, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		ch->resv = NULL;
+		return -errno;
+	}
+	ch->resv = p;
+	ch->base = (unsigned char *)p + ch->page;
+	return 0;
+}
+
+/* Maps [off, off + len) of the ring fd at the same offset of the ring. */
+int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot)
+{
+	void *p;
+
+	if (!len)
+		return 0;
+	p = mmap(ch->base + off, len, prot, MAP_SHARED | MAP_FIXED, ch->fd,
+		 (off_t)off);
+	return p == MAP_FAILED ? -errno : 0;
+}
+
+void sn_channel_free(struct sn_channel *ch)
+{
+	if (!ch)
+		return;
+	if (ch->resv)
+		munmap(ch->resv, ch->resv_size);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	free(ch);
+}
+
+static struct sn_channel *sn_channel_alloc(void)
+{
+	struct sn_channel *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return NULL;
+	ch->fd = -1;
+	ch->page = (size_t)sysconf(_SC_PAGESIZE);
+	return ch;
+}
+
+SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
+			     unsigned int slots, unsigned int slot_size,
+			     unsigned int lanes, unsigned int flags)
+{
+	struct sn_channel *ch;
+	int devfd = -1, ret;
+
+	if (!out || (flags & ~SN_CHANNEL_FLAGS) ||
+	    (flags & SN_CHANNEL_FLAGS) == SN_CHANNEL_FLAGS)
+		return -EINVAL;
+	ch = sn_channel_alloc();
+	if (!ch)
+		return -ENOMEM;
+	ch->geo.type = type;
+	ch->geo.slots = slots;
+	ch->geo.slot_size = slot_size;
+	ch->geo.lanes = lanes;
+	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES) ||
+	    slots > SN_CHANNEL_MAX_SLOTS || slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
+		free(ch);
+		return -EINVAL;
+	}
+	if (!(flags & SN_BACKEND_MEMFD)) {
+		devfd = sn_device_open();
+		if (devfd < 0 && (flags & SN_BACKEND_KERNEL)) {
+			free(ch);
+			return devfd;
+		}
+	}
+	if (devfd >= 0) {
+		ret = sn_kernel_create(ch, devfd);
+		close(devfd);
+	} else {
+		ret = sn_memfd_create(ch);
+	}
+	if (ret) {
+		sn_channel_free(ch);
+		return ret;
+	}
+	*out = ch;
+	return 0;
+}
+
+SN_API int sn_channel_attach(struct sn_channel **out, int fd,
+			     unsigned int flags)
+{
+	struct sn_channel *ch;
+	int ret;
+
+	if (!out || flags)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	ch = sn_channel_alloc();
+	if (!ch)
+		return -ENOMEM;
+	ch->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (ch->fd < 0) {
+		ret = -errno;
+		free(ch);
+		return ret;
+	}
+	ret = sn_kernel_attach(ch);
+	if (ret == 0)
+		ret = sn_memfd_attach(ch);
+	else if (ret > 0)
+		ret = 0;
+	if (ret) {
+		sn_channel_free(ch);
+		return ret;
+	}
+	*out = ch;
+	return 0;
+}
+
+SN_API int sn_channel_close(struct sn_channel *ch)
+{
+	if (!ch)
+		return 0;
+	if (__atomic_load_n(&ch->handles, __ATOMIC_ACQUIRE))
+		return -EBUSY;
+	sn_channel_free(ch);
+	return 0;
+}
+
+SN_API int sn_channel_fd(const struct sn_channel *ch)
+{
+	return ch ? ch->fd : -EINVAL;
+}
+
+SN_API int sn_channel_backend(const struct sn_channel *ch)
+{
+	return ch ? (int)ch->backend : -EINVAL;
+}
+
+SN_API const char *sn_backend_name(int backend)
+{
+	switch (backend) {
+	case SN_BACKEND_KERNEL:
+		return "kernel";
+	case SN_BACKEND_MEMFD:
+		return "memfd";
+	default:
+		return "?";
+	}
+}
+
+SN_API int sn_channel_info(const struct sn_channel *ch,
+			   struct sn_channel_info *info)
+{
+	if (!ch || !info)
+		return -EINVAL;
+	memset(info, 0, sizeof(*info));
+	info->type = ch->geo.type;
+	info->slots = ch->geo.slots;
+	info->slot_size = ch->geo.slot_size;
+	info->lanes = ch->geo.lanes;
+	info->backend = ch->backend;
+	info->role = ch->role;
+	info->lane = ch->lane;
+	info->map_size = ch->off.map_size;
+	info->id = ch->id;
+	return 0;
+}
+
+SN_API int sn_channel_layout(const struct sn_channel *ch, void **base,
+			     struct sn_offsets *off)
+{
+	if (!ch || !base || !off)
+		return -EINVAL;
+	*base = ch->base;
+	*off = ch->off;
+	return 0;
+}
+
+static unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane)
+{
+	return ch->base + ch->off.lane0 + lane * ch->off.lane_size;
+}
+
+static unsigned char *sn_cons_ptr(const struct sn_channel *ch)
+{
+	return ch->base + ch->off.cons;
+}
+
+/* The kernel page's kflags: NEED_WAKEUP says a sleeper needs a kick. */
+static const __u32 *sn_kflags_ptr(const struct sn_channel *ch)
+{
+	return (const __u32 *)(ch->base + ch->off.kpage +
+			       offsetof(struct sn_kpage, kflags));
+}
+
+static __u64 sn_load64(const __u64 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+SN_API int sn_channel_stats(const struct sn_channel *ch,
+			    struct sn_channel_stats *st)
+{
+	__u32 lane;
+
+	if (!ch || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	for (lane = 0; lane < ch->geo.lanes; lane++) {
+		const struct sn_cons_stats *cs = (const void *)
+			(sn_cons_ptr(ch) + ch->off.cons_stats +
+			 lane * 2 * SN_PAD);
+		const __u32 *head = (const void *)
+			(sn_cons_ptr(ch) + ch->off.cons_lane +
+			 lane * 2 * SN_PAD);
+
+		st->received += sn_load64(&cs->received);
+		st->recv_empty += sn_load64(&cs->empty);
+		st->sleeps += sn_load64(&cs->sleeps);
+		st->wakeups += sn_load64(&cs->wakeups);
+		if (ch->readable & (1ULL << lane)) {
+			unsigned char *l = sn_lane_ptr(ch, lane);
+			const struct sn_prod_stats *ps =
+				(const void *)(l + ch->off.prod_stats);
+			__u32 t = __atomic_load_n((__u32 *)(l +
+							   ch->off.prod_tail),
+						  __ATOMIC_RELAXED);
+
+			st->sent += sn_load64(&ps->sent);
+			st->send_errors += sn_load64(&ps->full);
+			st->sleeps += sn_load64(&ps->sleeps);
+			st->kicks += sn_load64(&ps->kicks);
+			st->depth += sn__clamp_depth(t, __atomic_load_n(head,
+							__ATOMIC_RELAXED),
+						     ch->geo.slots);
+		}
+	}
+	return 0;
+}
+
+static void *sn_handle_alloc(size_t size)
+{
+	size_t sz = (size + SN_HANDLE_ALIGN - 1) & ~(size_t)(SN_HANDLE_ALIGN - 1);
+	void *p = aligned_alloc(SN_HANDLE_ALIGN, sz);
+
+	if (p)
+		memset(p, 0, sz);
+	return p;
+}
+
+/* Memfd sleep words keep a wake sequence above the count. */
+static __u32 sn_wake_mask(const struct sn_channel *ch)
+{
+	return ch->backend == SN_BACKEND_MEMFD ? SN_MEMFD_COUNT_MASK : ~0U;
+}
+
+SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
+{
+	struct sn_producer *p;
+	int fd = -1, own = 0, ret;
+	__u32 lane = 0;
+	unsigned char *l;
+
+	if (!ch || !out)
+		return -EINVAL;
+	if (ch->role == SN_ROLE_CONSUMER)
+		return -EPERM;
+	p = sn_handle_alloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	if (ch->backend == SN_BACKEND_MEMFD) {
+		ret = sn_memfd_claim_lane(ch, &lane);
+	} else if (ch->role == SN_ROLE_PRODUCER) {
+		ret = __atomic_exchange_n(&ch->fd_producer, 1,
+					  __ATOMIC_ACQ_REL) ? -EBUSY : 0;
+		lane = ch->lane;
+		fd = ch->fd;
+	} else {
+		ret = sn_kernel_narrow(ch, SN_ROLE_PRODUCER, &lane);
+		fd = ret;
+		own = 1;
+		ret = ret < 0 ? ret : 0;
+	}
+	if (ret) {
+		free(p);
+		return ret;
+	}
+	l = sn_lane_ptr(ch, lane);
+	p->mask = ch->geo.slots - 1;
+	p->slot_size = ch->geo.slot_size;
+	p->flags = (ch->geo.type == SN_RING_MPMC ? SN__MPMC : 0) |
+		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0);
+	p->wake_mask = sn_wake_mask(ch);
+	p->lane = lane;
+	p->slots = l + ch->off.slots;
+	p->tail_p = (__u32 *)(l + ch->off.prod_tail);
+	p->head_p = (const __u32 *)(sn_cons_ptr(ch) + ch->off.cons_lane +
+				    lane * 2 * SN_PAD);
+	p->release = ch->geo.type == SN_RING_MPMC ?
+		(const __u32 *)(sn_cons_ptr(ch) + ch->off.cons_release) +
+			(__u64)lane * ch->geo.slots : NULL;
+	p->waiters_p = (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_waiters);
+	p->waiting_p = (__u32 *)(l + ch->off.prod_waiting);
+	p->kflags_p = sn_kflags_ptr(ch);
+	p->stats = (struct sn_prod_stats *)(l + ch->off.prod_stats);
+	/* continue where the lane's last owner stopped */
+	p->tail = __atomic_load_n(p->tail_p, __ATOMIC_ACQUIRE);
+	p->limit = p->tail;
+	p->sent = sn_load64(&p->stats->sent);
+	p->full = sn_load64(&p->stats->full);
+	p->sleeps = sn_load64(&p->stats->sleeps);
+	p->kicks = sn_load64(&p->stats->kicks);
+	p->chan = ch;
+	p->fd = fd;
+	p->own_fd = own;
+	__atomic_add_fetch(&ch->handles, 1, __ATOMIC_RELEASE);
+	*out = p;
+	return 0;
+}
+
+SN_API int sn_producer_close(struct sn_producer *p)
+{
+	struct sn_channel *ch;
+
+	if (!p)
+		return 0;
+	ch = p->chan;
+	if (ch->backend == SN_BACKEND_MEMFD) {
+		__atomic_and_fetch(p->waiting_p, ~SN_MEMFD_COUNT_MASK,
+				   __ATOMIC_RELEASE);
+		sn_memfd_unclaim_lane(ch, p->lane);
+	} else if (p->own_fd) {
+		close(p->fd);
+	} else {
+		__atomic_store_n(&ch->fd_producer, 0, __ATOMIC_RELEASE);
+	}
+	__atomic_sub_fetch(&ch->handles, 1, __ATOMIC_RELEASE);
+	free(p);
+	return 0;
+}
+
+SN_API int sn_producer_lane(const struct sn_producer *p)
+{
+	return p ? (int)p->lane : -EINVAL;
+}
+
+SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
+{
+	struct sn_consumer *c;
+	int fd = -1, own = 0, ret = 0;
+	int single = ch && ch->geo.type != SN_RING_MPMC;
+	__u32 lane, dummy = 0;
+
+	if (!ch || !out)
+		return -EINVAL;
+	if (ch->role == SN_ROLE_PRODUCER)
+		return -EPERM;
+	c = sn_handle_alloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	if (ch->backend == SN_BACKEND_MEMFD) {
+		if (single)
+			ret = sn_memfd_claim_consumer(ch);
+	} else if (ch->role == SN_ROLE_CONSUMER) {
+		int none = 0;
+
+		if (single && !__atomic_compare_exchange_n(&ch->fd_consumers,
+							   &none, 1, 0,
+							   __ATOMIC_ACQ_REL,
+							   __ATOMIC_RELAXED))
+			ret = -EBUSY;
+		else if (!single)
+			__atomic_add_fetch(&ch->fd_consumers, 1,
+					   __ATOMIC_ACQ_REL);
+		fd = ch->fd;
+	} else {
+		ret = sn_kernel_narrow(ch, SN_ROLE_CONSUMER, &dummy);
+		fd = ret;
+		own = 1;
+		ret = ret < 0 ? ret : 0;
+	}
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	c->mask = ch->geo.slots - 1;
+	c->slot_size = ch->geo.slot_size;
+	c->lanes = ch->geo.lanes;
+	c->flags = (ch->geo.type == SN_RING_MPMC ? SN__MPMC : 0) |
+		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0);
+	c->wake_mask = sn_wake_mask(ch);
+	c->off_tail = ch->off.prod_tail;
+	c->off_waiting = ch->off.prod_waiting;
+	c->off_slots = ch->off.slots;
+	c->lane0 = ch->base + ch->off.lane0;
+	c->heads = sn_cons_ptr(ch) + ch->off.cons_lane;
+	c->release = ch->geo.type == SN_RING_MPMC ?
+		(__u32 *)(sn_cons_ptr(ch) + ch->off.cons_release) : NULL;
+	c->lane_size = ch->off.lane_size;
+	c->waiters_p = (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_waiters);
+	c->kflags_p = sn_kflags_ptr(ch);
+	c->stats = (struct sn_cons_stats *)(sn_cons_ptr(ch) +
+					    ch->off.cons_stats);
+	if (single) {
+		/* the one consumer continues the heads and the counts */
+		for (lane = 0; lane < c->lanes; lane++) {
+			c->head[lane] = __atomic_load_n(sn__cons_head_p(c, lane),
+							__ATOMIC_ACQUIRE);
+			c->ctail[lane] = c->head[lane];
+		}
+		c->received = sn_load64(&c->stats->received);
+		c->empty = sn_load64(&c->stats->empty);
+		c->sleeps = sn_load64(&c->stats->sleeps);
+		c->wakeups = sn_load64(&c->stats->wakeups);
+	}
+	c->chan = ch;
+	c->fd = fd;
+	c->own_fd = own;
+	__atomic_add_fetch(&ch->handles, 1, __ATOMIC_RELEASE);
+	*out = c;
+	return 0;
+}
+
+/* MPMC consumers share the statistics line: add what is new, rarely. */
+SN_API int sn__consumer_publish(struct sn_consumer *c)
+{
+	__u64 now[4] = { c->received, c->empty, c->sleeps, c->wakeups };
+	__u64 *dst[4] = { &c->stats->received, &c->stats->empty,
+			  &c->stats->sleeps, &c->stats->wakeups };
+	int i;
+
+	c->unpublished = 0;
+	if (!(c->flags & SN__MPMC))
+		return 0;
+	for (i = 0; i < 4; i++) {
+		if (now[i] != c->pub[i])
+			__atomic_fetch_add(dst[i], now[i] - c->pub[i],
+					   __ATOMIC_RELAXED);
+		c->pub[i] = now[i];
+	}
+	return 0;
+}
+
+SN_API int sn_consumer_flush_stats(struct sn_consumer *c)
+{
+	if (!c)
+		return -EINVAL;
+	return sn__consumer_publish(c);
+}
+
+SN_API int sn_consumer_close(struct sn_consumer *c)
+{
+	struct sn_channel *ch;
+
+	if (!c)
+		return 0;
+	ch = c->chan;
+	if (c->peek_n && (c->flags & SN__MPMC))
+		sn_release(c, c->peek_n);	/* never strand claimed slots */
+	sn__consumer_publish(c);
+	if (ch->backend == SN_BACKEND_MEMFD) {
+		if (!(c->flags & SN__MPMC))
+			sn_memfd_unclaim_consumer(ch);
+	} else if (c->own_fd) {
+		close(c->fd);
+	} else {
+		__atomic_sub_fetch(&ch->fd_consumers, 1, __ATOMIC_RELEASE);
+	}
+	__atomic_sub_fetch(&ch->handles, 1, __ATOMIC_RELEASE);
+	free(c);
+	return 0;
+}

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Blocking and waking: spin, then yield, then sleep. Kernel backend: poll()
+ * on the ring fd, woken by SN_IOC_KICK. Memfd backend: futex(2) on the same
+ * shared words (shared futexes: the memfd is MAP_SHARED across processes);
+ * the kicker bumps the word's wake sequence before FUTEX_WAKE, so a wake
+ * that lands between the sleeper's announcement and its FUTEX_WAIT makes
+ * FUTEX_WAIT return at once instead of being lost.
+ *
+ * The announcement protocol (include/uapi/linux/sn.h):
+ *   consumer: add 1 to cons waiters; [W1]; re-check; sleep; subtract 1
+ *   producer: set its lane's waiting word; [W2]; re-check; sleep; clear it
+ * [W1] pairs with [P1] in sn__prod_publish() (include/sn/channel.h), [W2]
+ * with [C1] in sn__cons_done(): each side stores its own word, issues a
+ * full barrier and loads the other's, so one of them sees the other.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/sn.h>
+#include <sn/channel.h>
+
+#include "internal.h"
+
+#define SN_SPINS	1024
+#define SN_YIELDS	16
+
+static inline void sn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+__u64 sn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+static __u64 sn_deadline(__u64 timeout_ns)
+{
+	__u64 now = sn_now_ns();
+
+	if (timeout_ns == SN_WAIT_FOREVER || timeout_ns > ~0ULL - now)
+		return ~0ULL;
+	return now + timeout_ns;
+}
+
+/* Time left until @deadline as a timespec (capped at a day), 0 if none. */
+static int sn_left(__u64 deadline, struct timespec *ts)
+{
+	__u64 now = sn_now_ns(), left;
+
+	if (now >= deadline)
+		return 0;
+	left = deadline - now;
+	if (left > 86400ULL * 1000000000ULL)
+		left = 86400ULL * 1000000000ULL;
+	ts->tv_sec = (time_t)(left / 1000000000ULL);
+	ts->tv_nsec = (long)(left % 1000000000ULL);
+	return 1;
+}
+
+/* Sleeps while *@word == @val, at most @ts. 0 or -EINTR. */
+static int sn_futex_wait(__u32 *word, __u32 val, const struct timespec *ts)
+{
+	if (syscall(SYS_futex, word, FUTEX_WAIT, val, ts, NULL, 0) &&
+	    errno == EINTR)
+		return -EINTR;
+	return 0;
+}
+
+static void sn_futex_wake(__u32 *word)
+{
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+/* Sleeps on the ring fd until @events, at most @ts. 0 or -errno. */
+static int sn_poll(int fd, short events, const struct timespec *ts)
+{
+	struct pollfd pfd = { .fd = fd, .events = events };
+	int r = ppoll(&pfd, 1, ts, NULL);
+
+	if (r < 0)
+		return -errno;
+	if (r > 0 && (pfd.revents & POLLNVAL))
+		return -EBADF;
+	return 0;
+}
+
+/* Any lane with a message, without claiming it. */
+static int sn_consumer_ready(struct sn_consumer *c)
+{
+	__u32 lane, slots = c->mask + 1;
+
+	for (lane = 0; lane < c->lanes; lane++) {
+		const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
+						      c->off_tail);
+		__u32 h = c->flags & SN__MPMC ?
+			__atomic_load_n(sn__cons_head_p(c, lane),
+					__ATOMIC_RELAXED) : c->head[lane];
+
+		if (sn__clamp_depth(__atomic_load_n(tail_p, __ATOMIC_ACQUIRE),
+				    h, slots))
+			return 1;
+	}
+	return 0;
+}
+
+static void sn_producer_count_sleep(struct sn_producer *p)
+{
+	p->sleeps++;
+	__atomic_store_n(&p->stats->sleeps, p->sleeps, __ATOMIC_RELAXED);
+}
+
+static void sn_consumer_count_sleep(struct sn_consumer *c, int woken)
+{
+	c->sleeps++;
+	c->wakeups += !!woken;
+	if (c->flags & SN__MPMC) {
+		sn__consumer_publish(c);
+		return;
+	}
+	__atomic_store_n(&c->stats->sleeps, c->sleeps, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->stats->wakeups, c->wakeups, __ATOMIC_RELAXED);
+}
+
+static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
+{
+	struct timespec ts;
+	__u32 room, v = 1;
+	int i, ret;
+
+	for (i = 0; i < SN_SPINS; i++) {
+		room = sn__prod_refill(p);
+		if (room)
+			return (int)(room > INT_MAX ? INT_MAX : room);
+		sn_cpu_relax();
+	}
+	for (i = 0; i < SN_YIELDS; i++) {
+		sched_yield();
+		room = sn__prod_refill(p);
+		if (room)
+			return (int)(room > INT_MAX ? INT_MAX : room);
+		if (sn_now_ns() >= deadline)
+			return -ETIMEDOUT;
+	}
+	for (;;) {
+		if (!sn_left(deadline, &ts))
+			return -ETIMEDOUT;
+		if (p->flags & SN__MEMFD)
+			v = __atomic_or_fetch(p->waiting_p, 1, __ATOMIC_SEQ_CST);
+		else
+			__atomic_store_n(p->waiting_p, 1, __ATOMIC_SEQ_CST);
+		/* [W2] pairs with [C1] in sn__cons_done() */
+		SN__FULL_BARRIER();
+		room = sn__prod_refill(p);
+		ret = 0;
+		if (!room) {
+			sn_producer_count_sleep(p);
+			if (p->flags & SN__MEMFD)
+				ret = sn_futex_wait(p->waiting_p, v, &ts);
+			else
+				ret = sn_poll(p->fd, POLLOUT, &ts);
+		}
+		if (p->flags & SN__MEMFD)
+			__atomic_and_fetch(p->waiting_p, ~SN_MEMFD_COUNT_MASK,
+					   __ATOMIC_RELEASE);
+		else
+			__atomic_store_n(p->waiting_p, 0, __ATOMIC_RELEASE);
+		room = sn__prod_refill(p);
+		if (room)
+			return (int)(room > INT_MAX ? INT_MAX : room);
+		if (ret)
+			return ret;
+	}
+}
+
+static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
+{
+	struct timespec ts;
+	__u32 v;
+	int i, ret, ready;
+
+	for (i = 0; i < SN_SPINS; i++) {
+		if (sn_consumer_ready(c))
+			return 1;
+		sn_cpu_relax();
+	}
+	for (i = 0; i < SN_YIELDS; i++) {
+		sched_yield();
+		if (sn_consumer_ready(c))
+			return 1;
+		if (sn_now_ns() >= deadline)
+			return -ETIMEDOUT;
+	}
+	for (;;) {
+		if (!sn_left(deadline, &ts))
+			return -ETIMEDOUT;
+		v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
+		/* [W1] pairs with [P1] in sn__prod_publish() */
+		SN__FULL_BARRIER();
+		ready = sn_consumer_ready(c);
+		ret = 0;
+		if (!ready) {
+			if (c->flags & SN__MEMFD)
+				ret = sn_futex_wait(c->waiters_p, v, &ts);
+			else
+				ret = sn_poll(c->fd, POLLIN, &ts);
+		}
+		__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
+		if (ready)
+			return 1;
+		ready = sn_consumer_ready(c);
+		sn_consumer_count_sleep(c, ready);
+		if (ready)
+			return 1;
+		if (ret)
+			return ret;
+	}
+}
+
+SN_API int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns)
+{
+	if (!p)
+		return -EINVAL;
+	return sn_producer_wait_until(p, sn_deadline(timeout_ns));
+}
+
+SN_API int sn_consumer_wait(struct sn_consumer *c, __u64 timeout_ns)
+{
+	if (!c)
+		return -EINVAL;
+	return sn_consumer_wait_until(c, sn_deadline(timeout_ns));
+}
+
+SN_API int sn__send_wait(struct sn_producer *p, const void *msg,
+			 __u64 timeout_ns)
+{
+	__u64 deadline = sn_deadline(timeout_ns);
+	int r;
+
+	for (;;) {
+		r = sn_producer_wait_until(p, deadline);
+		if (r < 0)
+			return r;
+		r = sn_try_send(p, msg);
+		if (r != -EAGAIN)
+			return r;
+	}
+}
+
+SN_API int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns)
+{
+	__u64 deadline = sn_deadline(timeout_ns);
+	int r;
+
+	for (;;) {
+		r = sn_consumer_wait_until(c, deadline);
+		if (r < 0)
+			return r;
+		/* MPMC: another consumer may take it first; wait again */
+		r = sn_try_recv(c, msg);
+		if (r != -EAGAIN)
+			return r;
+		if (sn_now_ns() >= deadline)
+			return -ETIMEDOUT;
+	}
+}
+
+SN_API int sn_producer_kick(struct sn_producer *p)
+{
+	p->kicks++;
+	__atomic_store_n(&p->stats->kicks, p->kicks, __ATOMIC_RELAXED);
+	if (p->flags & SN__MEMFD) {
+		__atomic_add_fetch(p->waiters_p, SN_MEMFD_WAKE_SEQ,
+				   __ATOMIC_SEQ_CST);
+		sn_futex_wake(p->waiters_p);
+		return 0;
+	}
+	return ioctl(p->fd, SN_IOC_KICK, SN_KICK_CONSUMERS) ? -errno : 0;
+}
+
+SN_API int sn_consumer_kick(struct sn_consumer *c, __u32 lane)
+{
+	__u32 *wp;
+
+	if (lane >= c->lanes)
+		return -EINVAL;
+	c->kicks++;
+	if (c->flags & SN__MEMFD) {
+		wp = (__u32 *)(sn__cons_lane(c, lane) + c->off_waiting);
+		__atomic_add_fetch(wp, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
+		sn_futex_wake(wp);
+		return 0;
+	}
+	return ioctl(c->fd, SN_IOC_KICK, SN_KICK_PRODUCERS) ? -errno : 0;
+}

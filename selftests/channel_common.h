@@ -1,0 +1,358 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers of the channel selftests: backend choice, message counts scaled
+ * by SN_TEST_SCALE (a percentage, default 100; the TCG guests lower it),
+ * and the exactly-once, per-producer FIFO delivery runner over threads or
+ * forked processes.
+ */
+#ifndef SN_CHANNEL_COMMON_H
+#define SN_CHANNEL_COMMON_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/sn.h>
+#include <sn/channel.h>
+#include <sn/sn.h>
+
+#define MS 1000000ULL
+
+static inline unsigned long t_scaled(unsigned long n)
+{
+	const char *s = getenv("SN_TEST_SCALE");
+	unsigned long pct = s ? strtoul(s, NULL, 10) : 100;
+
+	n = n * (pct ? pct : 100) / 100;
+	return n ? n : 1;
+}
+
+static inline __u64 t_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* The backends worth testing here: the automatic one, and memfd when the
+ * automatic one is the kernel's. */
+static inline int t_backends(unsigned int flags[2])
+{
+	struct stat st;
+
+	flags[0] = SN_BACKEND_MEMFD;
+	if (stat(SN_DEVICE_PATH, &st) != 0)
+		return 1;
+	flags[1] = SN_BACKEND_KERNEL;
+	return 2;
+}
+
+/* A message: producer and sequence in the first 8 bytes, a pattern after. */
+static inline void t_fill(unsigned char *m, __u32 size, __u32 prod, __u64 seq)
+{
+	__u64 head = ((__u64)prod << 48) | seq;
+	__u32 k;
+
+	memcpy(m, &head, 8);
+	for (k = 8; k < size; k++)
+		m[k] = (unsigned char)(seq * 7 + k + prod);
+}
+
+/* Returns 0 and the producer and sequence if the message is intact. */
+static inline int t_check(const unsigned char *m, __u32 size, __u32 *prod,
+			  __u64 *seq)
+{
+	__u64 head;
+	__u32 k;
+
+	memcpy(&head, m, 8);
+	*prod = (__u32)(head >> 48);
+	*seq = head & ((1ULL << 48) - 1);
+	for (k = 8; k < size; k++)
+		if (m[k] != (unsigned char)(*seq * 7 + k + *prod))
+			return -1;
+	return 0;
+}
+
+struct t_run {
+	unsigned int type, slots, slot_size, producers, consumers, flags;
+	unsigned long msgs;	/* per producer */
+	int procs;		/* forked processes rather than threads */
+};
+
+/* Shared by every thread or process of one run (MAP_SHARED anonymous). */
+struct t_shared {
+	__u64 received;		/* in all */
+	__u64 errors;
+	char why[128];
+	__u64 deadline;
+	unsigned char seen[];	/* [producers][msgs] */
+};
+
+struct t_ctx {
+	const struct t_run *run;
+	struct t_shared *sh;
+	struct sn_channel *ch;
+	__u32 id;
+};
+
+static inline void t_fail(struct t_shared *sh, const char *what, long v)
+{
+	if (__atomic_fetch_add(&sh->errors, 1, __ATOMIC_RELAXED) == 0)
+		snprintf(sh->why, sizeof(sh->why), "%s (%ld)", what, v);
+}
+
+/* Producer: single, burst and zero-copy sends in turn. */
+static inline void t_produce(struct t_ctx *x, struct sn_producer *p)
+{
+	const struct t_run *r = x->run;
+	unsigned char *buf = malloc((size_t)r->slot_size * 5);
+	unsigned long seq = 0;
+	__u32 pos;
+	int n, i, k;
+
+	while (seq < r->msgs && !x->sh->errors) {
+		if (t_now() > x->sh->deadline) {
+			t_fail(x->sh, "producer past the deadline", (long)seq);
+			break;
+		}
+		switch (seq % 3) {
+		case 0:
+			t_fill(buf, r->slot_size, x->id, seq);
+			n = sn_send(p, buf, 10 * MS);
+			if (n == 0)
+				seq++;
+			else if (n != -ETIMEDOUT)
+				t_fail(x->sh, "sn_send", n);
+			break;
+		case 1:
+			k = (int)(r->msgs - seq < 5 ? r->msgs - seq : 5);
+			for (i = 0; i < k; i++)
+				t_fill(buf + (size_t)i * r->slot_size,
+				       r->slot_size, x->id, seq + i);
+			n = sn_send_burst(p, buf, (__u32)k);
+			if (n > 0)
+				seq += (unsigned long)n;
+			else if (n == -EAGAIN)
+				sn_producer_wait(p, 10 * MS);
+			else
+				t_fail(x->sh, "sn_send_burst", n);
+			break;
+		default:
+			k = (int)(r->msgs - seq < 3 ? r->msgs - seq : 3);
+			n = sn_reserve(p, (__u32)k, &pos);
+			if (n > 0) {
+				for (i = 0; i < n; i++)
+					t_fill(sn_producer_slot(p, pos + i),
+					       r->slot_size, x->id, seq + i);
+				if (sn_commit(p, (__u32)n))
+					t_fail(x->sh, "sn_commit", n);
+				seq += (unsigned long)n;
+			} else if (n == -EAGAIN) {
+				sn_producer_wait(p, 10 * MS);
+			} else {
+				t_fail(x->sh, "sn_reserve", n);
+			}
+		}
+	}
+	free(buf);
+}
+
+static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
+{
+	const struct t_run *r = x->run;
+	int single = r->type != SN_RING_MPMC;
+	__u32 prod;
+	__u64 seq;
+
+	if (t_check(m, r->slot_size, &prod, &seq) || prod >= r->producers ||
+	    seq >= r->msgs) {
+		t_fail(x->sh, "garbled message", (long)seq);
+		return;
+	}
+	/* FIFO per producer: the one consumer sees every sequence in order,
+	 * each MPMC consumer an increasing subsequence */
+	if (single ? seq != last[prod] : seq < last[prod])
+		t_fail(x->sh, "out of order", (long)seq);
+	last[prod] = seq + 1;
+	if (__atomic_fetch_add(&x->sh->seen[prod * r->msgs + seq], 1,
+			       __ATOMIC_RELAXED))
+		t_fail(x->sh, "duplicate", (long)seq);
+	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
+}
+
+/* Consumer: single, burst and zero-copy receives in turn, until all came. */
+static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
+{
+	const struct t_run *r = x->run;
+	__u64 total = (__u64)r->msgs * r->producers;
+	__u64 last[SN_MAX_LANES] = { 0 };
+	unsigned char *buf = malloc((size_t)r->slot_size * 4);
+	unsigned long turn = 0;
+	__u32 pos;
+	int n, i;
+
+	while (__atomic_load_n(&x->sh->received, __ATOMIC_RELAXED) < total &&
+	       !x->sh->errors) {
+		if (t_now() > x->sh->deadline) {
+			t_fail(x->sh, "consumer past the deadline", 0);
+			break;
+		}
+		switch (turn++ % 3) {
+		case 0:
+			n = sn_recv(c, buf, 5 * MS);
+			if (n == 0)
+				t_got(x, buf, last);
+			else if (n != -ETIMEDOUT)
+				t_fail(x->sh, "sn_recv", n);
+			break;
+		case 1:
+			n = sn_recv_burst(c, buf, 4);
+			for (i = 0; i < n; i++)
+				t_got(x, buf + (size_t)i * r->slot_size, last);
+			if (n == -EAGAIN)
+				sn_consumer_wait(c, 5 * MS);
+			else if (n < 0)
+				t_fail(x->sh, "sn_recv_burst", n);
+			break;
+		default:
+			n = sn_peek(c, 3, &pos);
+			for (i = 0; i < n; i++) {
+				memcpy(buf, sn_consumer_slot(c, pos + i),
+				       r->slot_size);
+				t_got(x, buf, last);
+			}
+			if (n > 0 && sn_release(c, (__u32)n))
+				t_fail(x->sh, "sn_release", n);
+			else if (n == -EAGAIN)
+				sn_consumer_wait(c, 5 * MS);
+			else if (n < 0)
+				t_fail(x->sh, "sn_peek", n);
+		}
+	}
+	free(buf);
+}
+
+static inline void *t_producer_main(void *arg)
+{
+	struct t_ctx *x = arg;
+	struct sn_producer *p;
+	int ret = sn_producer_open(x->ch, &p);
+
+	if (ret) {
+		t_fail(x->sh, "sn_producer_open", ret);
+		return NULL;
+	}
+	t_produce(x, p);
+	sn_producer_close(p);
+	return NULL;
+}
+
+static inline void *t_consumer_main(void *arg)
+{
+	struct t_ctx *x = arg;
+	struct sn_consumer *c;
+	int ret = sn_consumer_open(x->ch, &c);
+
+	if (ret) {
+		t_fail(x->sh, "sn_consumer_open", ret);
+		return NULL;
+	}
+	t_consume(x, c);
+	sn_consumer_close(c);
+	return NULL;
+}
+
+/*
+ * One run: returns 0 when every message arrived exactly once and in order,
+ * else -1 with the reason in @why.
+ */
+static inline int t_deliver(const struct t_run *r, char *why, size_t whylen)
+{
+	size_t shsize = sizeof(struct t_shared) + r->producers * r->msgs;
+	unsigned int n = r->producers + r->consumers, i;
+	struct t_ctx ctx[8 + 8];
+	pthread_t th[8 + 8];
+	struct sn_channel_stats st;
+	struct sn_channel *ch;
+	struct t_shared *sh;
+	pid_t pid[8 + 8];
+	int ret, status, bad = 0;
+	__u64 j;
+
+	sh = mmap(NULL, shsize, PROT_READ | PROT_WRITE,
+		  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED) {
+		snprintf(why, whylen, "mmap");
+		return -1;
+	}
+	sh->deadline = t_now() + 60000 * MS;
+	ret = sn_channel_create(&ch, r->type, r->slots, r->slot_size,
+				r->producers, r->flags);
+	if (ret) {
+		snprintf(why, whylen, "sn_channel_create: %d", ret);
+		munmap(sh, shsize);
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		ctx[i] = (struct t_ctx){ .run = r, .sh = sh, .ch = ch,
+					 .id = i < r->producers ? i : 0 };
+		if (!r->procs) {
+			pthread_create(&th[i], NULL, i < r->producers ?
+				       t_producer_main : t_consumer_main,
+				       &ctx[i]);
+			continue;
+		}
+		pid[i] = fork();
+		if (pid[i] == 0) {
+			/* a process that knows only the fd */
+			struct sn_channel *mine;
+
+			ret = sn_channel_attach(&mine, sn_channel_fd(ch), 0);
+			if (ret) {
+				t_fail(sh, "sn_channel_attach", ret);
+				_exit(1);
+			}
+			ctx[i].ch = mine;
+			if (i < r->producers)
+				t_producer_main(&ctx[i]);
+			else
+				t_consumer_main(&ctx[i]);
+			sn_channel_close(mine);
+			_exit(0);
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (!r->procs)
+			pthread_join(th[i], NULL);
+		else if (waitpid(pid[i], &status, 0) != pid[i] ||
+			 !WIFEXITED(status) || WEXITSTATUS(status))
+			bad = 1;
+	}
+	if (bad)
+		t_fail(sh, "a child failed", 0);
+	for (j = 0; j < (__u64)r->producers * r->msgs && !sh->errors; j++)
+		if (sh->seen[j] != 1)
+			t_fail(sh, "lost", (long)j);
+	if (!sh->errors && !sn_channel_stats(ch, &st) &&
+	    (st.sent != (__u64)r->producers * r->msgs ||
+	     st.received != st.sent || st.depth))
+		t_fail(sh, "statistics", (long)st.received);
+	ret = sh->errors ? -1 : 0;
+	if (ret)
+		snprintf(why, whylen, "%s", sh->why);
+	sn_channel_close(ch);
+	munmap(sh, shsize);
+	return ret;
+}
+
+#endif /* SN_CHANNEL_COMMON_H */

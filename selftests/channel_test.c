@@ -1,0 +1,465 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libsn channels: the API's contract and exactly-once, per-producer FIFO
+ * delivery for every type. Memfd backend everywhere; the kernel backend too
+ * where /dev/sn exists (the guests). SN_TEST_SCALE=N runs N% of the messages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "channel_common.h"
+
+#include "kselftest_harness.h"
+
+TEST(create_rejects_bad_geometry)
+{
+	struct sn_channel *ch;
+
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 3, 8, 1,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 12, 1,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 0, 1,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 2,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_MPSC, 4, 8, 65,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, 0, 4, 8, 1,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 0, 8, 1,
+					     SN_BACKEND_MEMFD));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
+					     SN_BACKEND_MEMFD |
+					     SN_BACKEND_KERNEL));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
+					     1U << 7));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_MPMC,
+					     SN_CHANNEL_MAX_SLOTS * 2, 8, 1,
+					     SN_BACKEND_MEMFD));
+}
+
+TEST(backend_choice)
+{
+	struct sn_channel_info info;
+	struct sn_channel *ch;
+	struct stat st;
+	int have = stat(SN_DEVICE_PATH, &st) == 0;
+
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
+				       SN_BACKEND_MEMFD));
+	EXPECT_EQ(SN_BACKEND_MEMFD, sn_channel_backend(ch));
+	EXPECT_STREQ("memfd", sn_backend_name(sn_channel_backend(ch)));
+	ASSERT_EQ(0, sn_channel_info(ch, &info));
+	EXPECT_EQ(SN_RING_SPSC, info.type);
+	EXPECT_EQ(4, info.slots);
+	EXPECT_EQ(8, info.slot_size);
+	EXPECT_EQ(1, info.lanes);
+	EXPECT_EQ(SN_ROLE_FULL, info.role);
+	EXPECT_EQ(0, sn_channel_close(ch));
+
+	/* automatic: the kernel's when the module is there */
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 4, 8, 2, 0));
+	EXPECT_EQ(have ? SN_BACKEND_KERNEL : SN_BACKEND_MEMFD,
+		  sn_channel_backend(ch));
+	EXPECT_STREQ(have ? "kernel" : "memfd",
+		     sn_backend_name(sn_channel_backend(ch)));
+	EXPECT_EQ(0, sn_channel_close(ch));
+
+	if (!have)
+		EXPECT_EQ(-ENOENT, sn_channel_create(&ch, SN_RING_SPSC, 4, 8,
+						     1, SN_BACKEND_KERNEL));
+	EXPECT_STREQ("?", sn_backend_name(0));
+}
+
+/* Full, empty, partial zero-copy, statistics: exact on one thread. */
+TEST(spsc_contract)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+
+	for (b = 0; b < nb; b++) {
+		struct sn_channel_stats st;
+		struct sn_channel *ch;
+		struct sn_producer *p;
+		struct sn_consumer *c, *c2;
+		__u64 m[4] = { 0 }, out[4];
+		__u32 pos;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 16, 1,
+					       flags[b]));
+		ASSERT_EQ(0, sn_producer_open(ch, &p));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		EXPECT_EQ(-EBUSY, sn_consumer_open(ch, &c2));
+		EXPECT_EQ(-EBUSY, sn_channel_close(ch));
+		EXPECT_EQ(-EAGAIN, sn_try_recv(c, out));
+		EXPECT_EQ(-EAGAIN, sn_recv(c, out, SN_NO_WAIT));
+		EXPECT_EQ(-EAGAIN, sn_peek(c, 1, &pos));
+		m[0] = 1;
+		EXPECT_EQ(0, sn_try_send(p, m));
+		m[0] = 2;
+		m[2] = 3;
+		EXPECT_EQ(2, sn_send_burst(p, m, 2));	/* 2, 3 */
+		EXPECT_EQ(1, sn_reserve(p, 5, &pos));
+		EXPECT_EQ(-EINVAL, sn_reserve(p, 1, &pos));
+		EXPECT_EQ(-EINVAL, sn_try_send(p, m));
+		memset(sn_producer_slot(p, pos), 0, 16);
+		*(__u64 *)sn_producer_slot(p, pos) = 4;
+		EXPECT_EQ(-EINVAL, sn_commit(p, 2));
+		EXPECT_EQ(0, sn_commit(p, 1));
+		EXPECT_EQ(-EAGAIN, sn_try_send(p, m));
+		EXPECT_EQ(-EAGAIN, sn_send_burst(p, m, 2));
+		EXPECT_EQ(-EAGAIN, sn_reserve(p, 1, &pos));
+		EXPECT_EQ(0, sn_send_burst(p, m, 0));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(4, st.sent);
+		EXPECT_EQ(3, st.send_errors);
+		EXPECT_EQ(4, st.depth);
+		EXPECT_EQ(3, st.recv_empty);
+
+		EXPECT_EQ(0, sn_try_recv(c, out));
+		EXPECT_EQ(1, out[0]);
+		EXPECT_EQ(3, sn_peek(c, 8, &pos));
+		EXPECT_EQ(-EINVAL, sn_peek(c, 1, &pos));
+		EXPECT_EQ(-EINVAL, sn_try_recv(c, out));
+		EXPECT_EQ(2, *(const __u64 *)sn_consumer_slot(c, pos));
+		EXPECT_EQ(0, sn_release(c, 1));		/* 3, 4 stay */
+		EXPECT_EQ(2, sn_recv_burst(c, out, 4));
+		EXPECT_EQ(3, out[0]);
+		EXPECT_EQ(4, out[2]);
+		EXPECT_EQ(-EAGAIN, sn_recv_burst(c, out, 4));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(4, st.received);
+		EXPECT_EQ(0, st.depth);
+		EXPECT_EQ(4, st.recv_empty);
+
+		EXPECT_EQ(0, sn_consumer_close(c));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));	/* continues */
+		m[0] = 5;
+		EXPECT_EQ(0, sn_send(p, m, 10 * MS));
+		EXPECT_EQ(0, sn_recv(c, out, 10 * MS));
+		EXPECT_EQ(5, out[0]);
+		EXPECT_EQ(0, sn_consumer_close(c));
+		EXPECT_EQ(0, sn_producer_close(p));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+TEST(lanes_are_owned)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+
+	for (b = 0; b < nb; b++) {
+		struct sn_producer *p[3];
+		struct sn_consumer *c[3];
+		struct sn_channel *ch;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 8, 2,
+					       flags[b]));
+		ASSERT_EQ(0, sn_producer_open(ch, &p[0]));
+		ASSERT_EQ(0, sn_producer_open(ch, &p[1]));
+		EXPECT_NE(sn_producer_lane(p[0]), sn_producer_lane(p[1]));
+		EXPECT_EQ(-ENOSPC, sn_producer_open(ch, &p[2]));
+		EXPECT_EQ(0, sn_producer_close(p[0]));
+		ASSERT_EQ(0, sn_producer_open(ch, &p[2]));
+		/* MPMC: any number of consumers */
+		ASSERT_EQ(0, sn_consumer_open(ch, &c[0]));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c[1]));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c[2]));
+		EXPECT_EQ(0, sn_consumer_close(c[0]));
+		EXPECT_EQ(0, sn_consumer_close(c[1]));
+		EXPECT_EQ(0, sn_consumer_close(c[2]));
+		EXPECT_EQ(0, sn_producer_close(p[1]));
+		EXPECT_EQ(0, sn_producer_close(p[2]));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+/* MPMC zero-copy: claimed slots go to one consumer; release takes all. */
+TEST(mpmc_peek_claims)
+{
+	struct sn_consumer *c1, *c2;
+	struct sn_producer *p;
+	struct sn_channel *ch;
+	__u64 m = 7, out;
+	__u32 pos, pos2;
+
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 8, 1,
+				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_producer_open(ch, &p));
+	ASSERT_EQ(0, sn_consumer_open(ch, &c1));
+	ASSERT_EQ(0, sn_consumer_open(ch, &c2));
+	EXPECT_EQ(0, sn_try_send(p, &m));
+	EXPECT_EQ(0, sn_try_send(p, &m));
+	EXPECT_EQ(-EAGAIN, sn_try_send(p, &m));
+	EXPECT_EQ(2, sn_peek(c1, 2, &pos));
+	EXPECT_EQ(-EAGAIN, sn_peek(c2, 1, &pos2));
+	EXPECT_EQ(-EAGAIN, sn_try_send(p, &m));	/* not released yet */
+	EXPECT_EQ(-EINVAL, sn_release(c1, 1));
+	EXPECT_EQ(0, sn_release(c1, 2));
+	EXPECT_EQ(0, sn_try_send(p, &m));
+	EXPECT_EQ(0, sn_try_recv(c2, &out));
+	EXPECT_EQ(7, out);
+	EXPECT_EQ(0, sn_consumer_close(c1));
+	EXPECT_EQ(0, sn_consumer_close(c2));
+	EXPECT_EQ(0, sn_producer_close(p));
+	EXPECT_EQ(0, sn_channel_close(ch));
+}
+
+/* Free-running indices across 2^32: start every lane just below it. */
+TEST(index_wraparound)
+{
+	const __u32 start = 0xffffff00U;
+	unsigned int types[] = { SN_RING_SPSC, SN_RING_MPSC, SN_RING_MPMC };
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, t;
+
+	for (b = 0; b < nb; b++) for (t = 0; t < 3; t++) {
+		struct sn_producer *p;
+		struct sn_consumer *c;
+		struct sn_channel *ch;
+		struct sn_offsets off;
+		unsigned char *base;
+		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2, l, x;
+		__u64 i, m, out;
+		void *vb;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
+					       flags[b]));
+		ASSERT_EQ(0, sn_channel_layout(ch, &vb, &off));
+		base = vb;
+		for (l = 0; l < lanes; l++) {
+			*(__u32 *)(base + off.lane0 + l * off.lane_size +
+				   off.prod_tail) = start;
+			*(__u32 *)(base + off.cons + off.cons_lane +
+				   l * 2 * SN_PAD) = start;
+			for (x = start; types[t] == SN_RING_MPMC &&
+			     x != start + 16; x++)
+				((__u32 *)(base + off.cons +
+					   off.cons_release))[l * 16 +
+							      (x & 15)] = x;
+		}
+		ASSERT_EQ(0, sn_producer_open(ch, &p));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		for (i = 0, m = 0; i < 400; i++) {
+			__u64 k = i % 3 + 1, j;
+
+			for (j = 0; j < k; j++, m++)
+				ASSERT_EQ(0, sn_try_send(p, &m));
+			for (j = k; j > 0; j--) {
+				ASSERT_EQ(0, sn_try_recv(c, &out));
+				EXPECT_EQ(m - j, out);
+			}
+			EXPECT_EQ(-EAGAIN, sn_try_recv(c, &out));
+		}
+		EXPECT_EQ(start + (__u32)m, p->tail);
+		EXPECT_EQ(0, sn_consumer_close(c));
+		EXPECT_EQ(0, sn_producer_close(p));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+static int memfd_with(const void *kpage, size_t kplen, off_t size, int seal)
+{
+	int fd = memfd_create("t", MFD_ALLOW_SEALING);
+
+	if (fd < 0 || ftruncate(fd, size) ||
+	    pwrite(fd, kpage, kplen, 0) != (ssize_t)kplen)
+		return -1;
+	if (seal)
+		fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+	return fd;
+}
+
+TEST(attach_validates)
+{
+	struct sn_channel *ch, *a;
+	struct sn_geometry g = { SN_RING_MPSC, 16, 8, 2 };
+	struct sn_offsets off;
+	struct sn_kpage kp = { .magic = SN_KPAGE_MAGIC, .type = SN_RING_MPSC,
+			       .slot_size = 16, .slots = 8, .lanes = 2 };
+	long page = sysconf(_SC_PAGESIZE);
+	int pfd[2], fd;
+
+	sn_ring_layout(&g, (__u64)page, &off);
+	/* a good one */
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, sn_channel_attach(&a, fd, 0));
+	EXPECT_EQ(SN_BACKEND_MEMFD, sn_channel_backend(a));
+	EXPECT_EQ(0, sn_channel_close(a));
+	close(fd);
+	/* not sealed against shrinking */
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 0);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	/* the size disagrees with the geometry */
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size + page, 1);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size - page, 1);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	/* bad geometry or magic */
+	kp.slots = 6;
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	kp.slots = 8;
+	kp.lanes = 100;
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	kp.lanes = 2;
+	kp.magic = 0;
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	/* not a ring at all */
+	ASSERT_EQ(0, pipe(pfd));
+	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, pfd[0], 0));
+	close(pfd[0]);
+	close(pfd[1]);
+	EXPECT_EQ(-EBADF, sn_channel_attach(&a, -1, 0));
+	/* attaching dups: the caller's fd stays its own */
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
+				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_attach(&a, sn_channel_fd(ch), 0));
+	EXPECT_NE(sn_channel_fd(ch), sn_channel_fd(a));
+	EXPECT_EQ(0, sn_channel_close(a));
+	EXPECT_LE(0, fcntl(sn_channel_fd(ch), F_GETFD));
+	EXPECT_EQ(0, sn_channel_close(ch));
+}
+
+/* A ring fd passed by SCM_RIGHTS to a process that knows nothing else. */
+TEST(attach_by_scm_rights)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+
+	for (b = 0; b < nb; b++) {
+		struct sn_channel_stats st;
+		struct sn_channel *ch;
+		struct sn_consumer *c;
+		int sv[2], status;
+		__u64 out;
+		pid_t pid;
+
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 8, 4,
+					       flags[b]));
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, byte;
+			struct iovec iov = { &byte, 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = cbuf,
+					     .msg_controllen = sizeof(cbuf) };
+			struct sn_channel *mine;
+			struct sn_producer *p;
+			int fd;
+			__u64 i;
+
+			if (recvmsg(sv[1], &mh, 0) != 1)
+				_exit(2);
+			memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&mh)), sizeof(fd));
+			if (sn_channel_attach(&mine, fd, 0) ||
+			    sn_producer_open(mine, &p))
+				_exit(3);
+			for (i = 0; i < 100; i++)
+				if (sn_send(p, &i, 1000 * MS))
+					_exit(4);
+			sn_producer_close(p);
+			sn_channel_close(mine);
+			_exit(0);
+		} else {
+			char cbuf[CMSG_SPACE(sizeof(int))] = { 0 }, byte = 0;
+			struct iovec iov = { &byte, 1 };
+			struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+					     .msg_control = cbuf,
+					     .msg_controllen = sizeof(cbuf) };
+			struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+			int fd = sn_channel_fd(ch);
+			__u64 i;
+
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(cm), &fd, sizeof(fd));
+			ASSERT_EQ(1, sendmsg(sv[0], &mh, 0));
+			ASSERT_EQ(0, sn_consumer_open(ch, &c));
+			for (i = 0; i < 100; i++) {
+				ASSERT_EQ(0, sn_recv(c, &out, 2000 * MS));
+				EXPECT_EQ(i, out);
+			}
+			ASSERT_EQ(pid, waitpid(pid, &status, 0));
+			EXPECT_EQ(0, WEXITSTATUS(status));
+			ASSERT_EQ(0, sn_channel_stats(ch, &st));
+			EXPECT_EQ(100, st.sent);	/* the child's line */
+			EXPECT_EQ(100, st.received);
+			EXPECT_EQ(0, sn_consumer_close(c));
+		}
+		close(sv[0]);
+		close(sv[1]);
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+/* Capacities 1, 2 and larger; slot sizes 8 to 136 (in turn). */
+static const unsigned int caps[] = { 1, 2, 16, 256 };
+static const unsigned int sizes[] = { 8, 24, 64, 136 };
+
+static void deliver_all(struct __test_metadata *_metadata, unsigned int type,
+			int procs)
+{
+	unsigned int flags[2], np, nc, ci, k = 0;
+	int nb = t_backends(flags), b;
+	unsigned int maxp = type == SN_RING_SPSC ? 1 : 4;
+	unsigned int maxc = type == SN_RING_MPMC ? 4 : 1;
+	char why[160];
+
+	for (b = 0; b < nb; b++)
+	for (np = 1; np <= maxp; np++)
+	for (nc = 1; nc <= maxc; nc++)
+	for (ci = 0; ci < 4; ci++, k++) {
+		struct t_run r = {
+			.type = type, .slots = caps[ci],
+			.slot_size = sizes[(ci + np + nc) % 4],
+			.producers = np, .consumers = nc, .flags = flags[b],
+			.msgs = t_scaled(type == SN_RING_MPMC ? 600 : 1500),
+			.procs = procs,
+		};
+
+		if (t_deliver(&r, why, sizeof(why)))
+			ASSERT_TRUE(0) TH_LOG("%s type %u %uP/%uC slots %u size %u: %s",
+				sn_backend_name(flags[b] == SN_BACKEND_KERNEL ?
+						SN_BACKEND_KERNEL :
+						SN_BACKEND_MEMFD),
+				type, np, nc, r.slots, r.slot_size, why);
+	}
+}
+
+/*
+ * The delivery matrix forks up to eight processes per case: under an
+ * emulated CPU and a debug kernel that takes minutes, not the harness's
+ * default 30 s, so these run in a fixture with a longer timeout.
+ */
+FIXTURE(deliver) {};
+FIXTURE_SETUP(deliver) {}
+FIXTURE_TEARDOWN(deliver) {}
+
+TEST_F_TIMEOUT(deliver, spsc_threads, 600) { deliver_all(_metadata, SN_RING_SPSC, 0); }
+TEST_F_TIMEOUT(deliver, spsc_procs, 600) { deliver_all(_metadata, SN_RING_SPSC, 1); }
+TEST_F_TIMEOUT(deliver, mpsc_threads, 600) { deliver_all(_metadata, SN_RING_MPSC, 0); }
+TEST_F_TIMEOUT(deliver, mpsc_procs, 600) { deliver_all(_metadata, SN_RING_MPSC, 1); }
+TEST_F_TIMEOUT(deliver, mpmc_threads, 600) { deliver_all(_metadata, SN_RING_MPMC, 0); }
+TEST_F_TIMEOUT(deliver, mpmc_procs, 600) { deliver_all(_metadata, SN_RING_MPMC, 1); }
+
+TEST_HARNESS_MAIN
