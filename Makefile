@@ -29,11 +29,11 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
-HOST_TESTS := libsn_test
-GUEST_TESTS := dev_test ring_test
+HOST_TESTS := libsn_test channel_test channel_block_test
+GUEST_TESTS := dev_test ring_test kthread_test snstat_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps module lib tests tools check bench clean
+.PHONY: all deps module lib tests tools check bench clean sanitize fuzz
 all: module lib tools tests
 
 deps:
@@ -60,20 +60,74 @@ $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
 
-tools:
+# snbench and snstat (tools/). snbench links the peers it measures from
+# their Debian packages (tools/deps): DPDK's rte_ring (on plain memory, no
+# EAL), Concurrency Kit's ck_ring and liburing. snstat is static (it also
+# runs in the guests, built into selftests/snstat_test).
+SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
+SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
+DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
+SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
+
+tools: $(B)/snbench $(B)/snstat
+
+$(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
+	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
+
+$(B)/snstat: tools/snstat.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
+
+$(B)/selftests/snstat_test: tools/snstat.c
 
 tests: $(TEST_BINS)
 
-$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) | deps
+TEST_HDRS := $(wildcard selftests/*.h)
+
+$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -static -o $@ $< $(B)/libsn.a -luring -lpthread
 
-check: all
-	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" KDIR="$(KDIR)" tools/check
+# The channel tests again under ASan+UBSan and under TSan (build/asan/,
+# build/tsan/): libsn's sources compiled into each test, dynamically linked
+# (the sanitizers' runtimes do not link statically). tools/check runs them.
+SAN_TESTS := channel_test channel_block_test
+SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
+ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+TSAN_FLAGS := -fsanitize=thread
+SAN_BINS := $(addprefix $(B)/asan/,$(SAN_TESTS)) $(addprefix $(B)/tsan/,$(SAN_TESTS))
 
-bench:
-	@echo "make bench: the benchmark demo (snbench) is not built yet; it arrives with issue 7." >&2
-	@exit 2
+sanitize: $(SAN_BINS)
+
+$(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -lpthread
+
+$(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -lpthread
+
+# libFuzzer over an adversarial ring (clang; not part of make check).
+FUZZ_SECONDS ?= 60
+FUZZ_CC ?= clang
+$(B)/fuzz/ring_fuzz: fuzz/ring_fuzz.c $(LIBSN_SRCS) $(LIBSN_HDRS)
+	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: apt-get install clang" >&2; exit 1; }
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Iinclude/uapi -DSN_VERSION='"$(SN_VERSION)"' \
+		-g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSN_SRCS)
+
+fuzz: $(B)/fuzz/ring_fuzz
+	@mkdir -p $(B)/fuzz/corpus
+	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
+
+check: all sanitize
+	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/check
+
+# The main job: the short snbench suite, libsn against its peers in one run
+# (at most 2 minutes on 2 cores). BENCH_ARGS passes options to snbench
+# (e.g. BENCH_ARGS="--plot build/bench.png" or "--json").
+bench: $(B)/snbench
+	$(B)/snbench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(B)

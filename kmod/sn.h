@@ -43,6 +43,14 @@ struct sn_ring {
 	u32 consumers;			/* consumer fds */
 	atomic64_t kicks;
 	atomic64_t polls;
+
+	/* Watching by a wakeup thread (sn_thread.c) */
+	struct list_head arm_node;	/* on that CPU's list */
+	int arm_cpu;			/* whose list, or -1 */
+	unsigned long arming;		/* bit 0: an arm in progress */
+	u32 seen_digest;		/* indices when last looked at */
+	u64 sleeper_seen_ns;		/* when a sleeper was last queued */
+	atomic64_t thread_wakes;
 };
 
 /* What one ring fd may do: its role and, for a producer, its lane. */
@@ -55,7 +63,11 @@ struct sn_ring_file {
 extern struct list_head sn_rings;
 extern struct mutex sn_rings_lock;
 
+enum sn_poll_mode { SN_POLL_OFF, SN_POLL_ADAPTIVE, SN_POLL_ALWAYS };
+
 /* module parameters (sn_main.c) */
+extern int sn_poll_mode;
+extern unsigned int sn_poll_idle_us;
 extern unsigned int sn_max_slot_size;
 extern unsigned int sn_max_slots;
 extern unsigned int sn_max_ring_mb;
@@ -64,13 +76,24 @@ extern unsigned int sn_max_rings_per_user;
 /* sn_ring.c */
 struct sn_ring *sn_ring_create(const struct sn_create *p);
 void sn_ring_put(struct sn_ring *ring);
+u32 sn_lane_tail(const struct sn_ring *ring, u32 lane);
+u32 sn_lane_head(const struct sn_ring *ring, u32 lane);
 u32 sn_lane_depth(const struct sn_ring *ring, u32 lane);
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane);
+bool sn_ring_readable(const struct sn_ring *ring);
+bool sn_ring_has_room(const struct sn_ring *ring);
 u32 sn_ring_sleepers(const struct sn_ring *ring);
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received);
 
 /* sn_file.c */
 int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane);
+
+/* sn_thread.c */
+int sn_threads_init(void);
+void sn_threads_exit(void);
+void sn_thread_arm(struct sn_ring *ring);
+void sn_thread_kick(struct sn_ring *ring);
+void sn_thread_disarm(struct sn_ring *ring);
 
 /* sn_proc.c */
 int sn_proc_init(void);

@@ -78,26 +78,11 @@ static int sn_ring_mmap(struct file *file, struct vm_area_struct *vma)
 	return vm_insert_pages(vma, vma->vm_start, ring->pages + first, &npages);
 }
 
-static bool sn_ring_readable(const struct sn_ring *ring)
-{
-	u32 lane;
-
-	for (lane = 0; lane < ring->geo.lanes; lane++)
-		if (sn_lane_depth(ring, lane))
-			return true;
-	return false;
-}
-
 static bool sn_ring_writable(const struct sn_ring_file *rf)
 {
-	u32 lane;
-
 	if (rf->role == SN_ROLE_PRODUCER)
 		return sn_lane_has_room(rf->ring, rf->lane);
-	for (lane = 0; lane < rf->ring->geo.lanes; lane++)
-		if (sn_lane_has_room(rf->ring, lane))
-			return true;
-	return false;
+	return sn_ring_has_room(rf->ring);
 }
 
 static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
@@ -108,6 +93,9 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 
 	poll_wait(file, &ring->wq, wait);
 	atomic64_inc(&ring->polls);
+	/* A caller about to sleep: have a wakeup thread watch the ring. */
+	if (!poll_does_not_wait(wait))
+		sn_thread_arm(ring);
 	/*
 	 * [K1] Order our joining the wait queue before reading the ring. A
 	 * sleeper reaches here only after announcing itself and re-checking
@@ -144,7 +132,7 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	info.home_cpu = ring->home_cpu;
 	info.numa_node = ring->numa_node;
 	info.id = ring->id;
-	info.features = SN_FEAT_ROLES | SN_FEAT_KICK;
+	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD;
 	info.off = ring->off;
 	if (copy_to_user(uinfo, &info, info.size))
 		return -EFAULT;
@@ -249,6 +237,8 @@ static long sn_ring_kick(struct sn_ring_file *rf, unsigned long whom)
 	    (rf->role == SN_ROLE_CONSUMER && whom != SN_KICK_PRODUCERS))
 		return -EPERM;
 	atomic64_inc(&ring->kicks);
+	/* The thread went idle (why the kick came): have it watch again. */
+	sn_thread_kick(ring);
 	if (whom & SN_KICK_CONSUMERS)
 		wake_up_interruptible_poll(&ring->wq, EPOLLIN | EPOLLRDNORM);
 	if (whom & SN_KICK_PRODUCERS)

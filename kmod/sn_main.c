@@ -12,9 +12,48 @@
 #include <linux/fs.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
+#include <linux/moduleparam.h>
+#include <linux/string.h>
 #include <linux/uaccess.h>
 
 #include "sn.h"
+
+static const char * const sn_poll_mode_names[] = {
+	[SN_POLL_OFF] = "off",
+	[SN_POLL_ADAPTIVE] = "adaptive",
+	[SN_POLL_ALWAYS] = "always",
+};
+
+int sn_poll_mode = SN_POLL_ADAPTIVE;
+
+static int sn_poll_mode_set(const char *val, const struct kernel_param *kp)
+{
+	int mode = sysfs_match_string(sn_poll_mode_names, val);
+
+	if (mode < 0)
+		return mode;
+	WRITE_ONCE(sn_poll_mode, mode);
+	return 0;
+}
+
+static int sn_poll_mode_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%s\n", sn_poll_mode_names[READ_ONCE(sn_poll_mode)]);
+}
+
+static const struct kernel_param_ops sn_poll_mode_ops = {
+	.set = sn_poll_mode_set,
+	.get = sn_poll_mode_get,
+};
+
+module_param_cb(poll_mode, &sn_poll_mode_ops, NULL, 0644);
+MODULE_PARM_DESC(poll_mode,
+		 "Wakeup threads: off (publishers always kick), adaptive (watch until idle), always (watch while armed)");
+
+unsigned int sn_poll_idle_us = 1000;
+module_param_named(poll_idle_us, sn_poll_idle_us, uint, 0644);
+MODULE_PARM_DESC(poll_idle_us,
+		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode)");
 
 unsigned int sn_max_slot_size = 65536;
 module_param_named(max_slot_size, sn_max_slot_size, uint, 0644);
@@ -93,14 +132,22 @@ static int __init sn_init(void)
 	BUILD_BUG_ON(offsetof(struct sn_kpage, kflags) != SN_PAD);
 	BUILD_BUG_ON(sizeof(struct sn_kpage) > PAGE_SIZE);
 
-	ret = sn_proc_init();
+	ret = sn_threads_init();
 	if (ret)
 		return ret;
+	ret = sn_proc_init();
+	if (ret)
+		goto err_threads;
 	ret = misc_register(&sn_miscdev);
 	if (ret) {
 		pr_err("cannot register /dev/%s: %d\n", SN_DEVICE_NAME, ret);
-		sn_proc_exit();
+		goto err_proc;
 	}
+	return 0;
+err_proc:
+	sn_proc_exit();
+err_threads:
+	sn_threads_exit();
 	return ret;
 }
 
@@ -108,6 +155,7 @@ static void __exit sn_exit(void)
 {
 	misc_deregister(&sn_miscdev);
 	sn_proc_exit();
+	sn_threads_exit();
 }
 
 module_init(sn_init);

@@ -11,13 +11,16 @@
  * the fields, then per ring:
  *
  *   id type pid uid lanes slots slot_size depth home_cpu node producers
- *   consumers sleepers kicks polls sent received bytes
+ *   consumers sleepers kicks polls sent received bytes armed_cpu
+ *   thread_wakes need_wakeup
  *
  * type is spsc, mpsc or mpmc; pid is the creator's in the reader's pid
  * namespace (0 if not visible); depth is the messages queued over all lanes;
  * producers is the number of lanes with a producer fd; sleepers, sent and
  * received come from the ring's shared pages and are hints; kicks and polls
- * are the kernel's own counts; bytes is the ring's memory.
+ * are the kernel's own counts; bytes is the ring's memory; armed_cpu is the
+ * CPU whose wakeup thread watches the ring, or -1; thread_wakes counts that
+ * thread's wakeups; need_wakeup is 1 while publishers must kick.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -59,7 +62,7 @@ static int sn_rings_show(struct seq_file *m, void *v)
 	u32 lane, depth = 0;
 
 	if (v == &sn_rings) {
-		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes\n");
+		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup\n");
 		return 0;
 	}
 	ring = list_entry(v, struct sn_ring, node);
@@ -75,10 +78,12 @@ static int sn_rings_show(struct seq_file *m, void *v)
 		   depth, ring->home_cpu, ring->numa_node,
 		   (u32)hweight64(ring->lanes_owned), ring->consumers);
 	spin_unlock(&ring->lock);
-	seq_printf(m, " %u %lld %lld %llu %llu %llu\n",
+	seq_printf(m, " %u %lld %lld %llu %llu %llu %d %lld %u\n",
 		   sn_ring_sleepers(ring), atomic64_read(&ring->kicks),
 		   atomic64_read(&ring->polls), sent, received,
-		   (u64)ring->nr_pages << PAGE_SHIFT);
+		   (u64)ring->nr_pages << PAGE_SHIFT, READ_ONCE(ring->arm_cpu),
+		   atomic64_read(&ring->thread_wakes),
+		   !!(READ_ONCE(ring->kpage->kflags) & SN_KFLAG_NEED_WAKEUP));
 	return 0;
 }
 

@@ -156,6 +156,8 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 	kp->slots = ring->geo.slots;
 	kp->lanes = ring->geo.lanes;
 	kp->id = ring->id;
+	/* No thread watches a new ring: publishers must kick sleepers. */
+	kp->kflags = SN_KFLAG_NEED_WAKEUP;
 	/* MPMC: position p of a lane may be written once release[p] == p. */
 	if (ring->geo.type == SN_RING_MPMC)
 		for (lane = 0; lane < ring->geo.lanes; lane++)
@@ -196,6 +198,8 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 		return ERR_PTR(-ENOMEM);
 	kref_init(&ring->ref);
 	INIT_LIST_HEAD(&ring->node);
+	INIT_LIST_HEAD(&ring->arm_node);
+	ring->arm_cpu = -1;
 	init_waitqueue_head(&ring->wq);
 	spin_lock_init(&ring->lock);
 	ring->geo.type = p->type;
@@ -245,6 +249,7 @@ static void sn_ring_release(struct kref *ref)
 	mutex_lock(&sn_rings_lock);
 	list_del(&ring->node);
 	mutex_unlock(&sn_rings_lock);
+	sn_thread_disarm(ring);
 	sn_ring_free(ring);
 }
 
@@ -278,16 +283,21 @@ static u64 sn_cons_lane_off(const struct sn_ring *ring, u32 lane)
 	return ring->off.cons + (u64)lane * SN_PAD * 2;
 }
 
-static u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
+u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
 {
 	return sn_shared_u32(ring, sn_lane_off(ring, lane) + ring->off.prod_tail);
+}
+
+u32 sn_lane_head(const struct sn_ring *ring, u32 lane)
+{
+	return sn_shared_u32(ring, sn_cons_lane_off(ring, lane) +
+			     ring->off.cons_lane);
 }
 
 u32 sn_lane_depth(const struct sn_ring *ring, u32 lane)
 {
 	u32 tail = sn_lane_tail(ring, lane);
-	u32 head = sn_shared_u32(ring, sn_cons_lane_off(ring, lane) +
-				 ring->off.cons_lane);
+	u32 head = sn_lane_head(ring, lane);
 	s32 depth = (s32)(tail - head);
 
 	return clamp_t(s32, depth, 0, ring->geo.slots);
@@ -301,6 +311,26 @@ bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
 		return sn_lane_depth(ring, lane) < ring->geo.slots;
 	tail = sn_lane_tail(ring, lane);
 	return READ_ONCE(*sn_release_word(ring, lane, tail)) == tail;
+}
+
+bool sn_ring_readable(const struct sn_ring *ring)
+{
+	u32 lane;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		if (sn_lane_depth(ring, lane))
+			return true;
+	return false;
+}
+
+bool sn_ring_has_room(const struct sn_ring *ring)
+{
+	u32 lane;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		if (sn_lane_has_room(ring, lane))
+			return true;
+	return false;
 }
 
 /* Announced sleepers: consumers (clamped) plus producers waiting. */

@@ -32,181 +32,10 @@
 #include <linux/sn.h>
 
 #include "kselftest_harness.h"
+#include "raw_ring.h"
 
 #define MPOL_F_NODE (1 << 0)
 #define MPOL_F_ADDR (1 << 1)
-
-static int dev_fd(void)
-{
-	return open(SN_DEVICE_PATH, O_RDWR | O_CLOEXEC);
-}
-
-static struct sn_create params(__u32 type, __u32 slot_size, __u32 slots,
-			       __u32 lanes)
-{
-	struct sn_create p = {
-		.size = sizeof(p), .type = type, .slot_size = slot_size,
-		.slots = slots, .lanes = lanes,
-	};
-	return p;
-}
-
-/* A ring fd, or -errno. */
-static int create(const struct sn_create *p)
-{
-	int dev = dev_fd(), fd;
-
-	if (dev < 0)
-		return -errno;
-	fd = ioctl(dev, SN_IOC_CREATE, p);
-	if (fd < 0)
-		fd = -errno;
-	close(dev);
-	return fd;
-}
-
-static int create_simple(__u32 type, __u32 slot_size, __u32 slots, __u32 lanes)
-{
-	struct sn_create p = params(type, slot_size, slots, lanes);
-
-	return create(&p);
-}
-
-static int info(int fd, struct sn_info *i)
-{
-	memset(i, 0, sizeof(*i));
-	i->size = sizeof(*i);
-	return ioctl(fd, SN_IOC_INFO, i) ? -errno : 0;
-}
-
-static int narrow(int fd, __u32 role, __u32 lane)
-{
-	struct sn_narrow n = { .size = sizeof(n), .role = role, .lane = lane };
-	int ret = ioctl(fd, SN_IOC_NARROW, &n);
-
-	return ret < 0 ? -errno : ret;
-}
-
-/* Maps [off, off + len) of a ring; MAP_FAILED with errno set on failure. */
-static void *map(int fd, __u64 off, __u64 len, int prot)
-{
-	return mmap(NULL, len, prot, MAP_SHARED, fd, off);
-}
-
-/* A whole-ring view through a full fd, as the raw protocol uses it. */
-struct view {
-	struct sn_info i;
-	char *base;
-};
-
-/* The kernel page read-only, everything after it writable, in one range. */
-static int view_open(struct view *v, int fd)
-{
-	__u64 rest;
-
-	if (info(fd, &v->i))
-		return -1;
-	v->base = map(fd, 0, v->i.off.map_size, PROT_READ);
-	if (v->base == MAP_FAILED)
-		return -1;
-	rest = v->i.off.map_size - v->i.off.cons;
-	if (mmap(v->base + v->i.off.cons, rest, PROT_READ | PROT_WRITE,
-		 MAP_SHARED | MAP_FIXED, fd, v->i.off.cons) == MAP_FAILED)
-		return -1;
-	return 0;
-}
-
-static _Atomic __u32 *tail_of(struct view *v, __u32 lane)
-{
-	return (_Atomic __u32 *)(v->base + v->i.off.lane0 +
-				 lane * v->i.off.lane_size + v->i.off.prod_tail);
-}
-
-static _Atomic __u32 *head_of(struct view *v, __u32 lane)
-{
-	return (_Atomic __u32 *)(v->base + v->i.off.cons + v->i.off.cons_lane +
-				 lane * SN_PAD * 2);
-}
-
-static _Atomic __u32 *waiters_of(struct view *v)
-{
-	return (_Atomic __u32 *)(v->base + v->i.off.cons + v->i.off.cons_waiters);
-}
-
-static __u64 *slot_of(struct view *v, __u32 lane, __u32 pos)
-{
-	return (__u64 *)(v->base + v->i.off.lane0 + lane * v->i.off.lane_size +
-			 v->i.off.slots +
-			 (__u64)(pos & (v->i.slots - 1)) * v->i.slot_size);
-}
-
-/* SPSC raw protocol: returns false when full / empty. */
-static bool raw_send(struct view *v, __u64 msg)
-{
-	__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_relaxed);
-	__u32 h = atomic_load_explicit(head_of(v, 0), memory_order_acquire);
-
-	if (t - h >= v->i.slots)
-		return false;
-	*slot_of(v, 0, t) = msg;
-	atomic_store_explicit(tail_of(v, 0), t + 1, memory_order_release);
-	return true;
-}
-
-static bool raw_recv(struct view *v, __u64 *msg)
-{
-	__u32 h = atomic_load_explicit(head_of(v, 0), memory_order_relaxed);
-	__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_acquire);
-
-	if (t == h)
-		return false;
-	*msg = *slot_of(v, 0, h);
-	atomic_store_explicit(head_of(v, 0), h + 1, memory_order_release);
-	return true;
-}
-
-static short poll_mask(int fd)
-{
-	struct pollfd p = { .fd = fd, .events = POLLIN | POLLOUT };
-
-	return poll(&p, 1, 0) < 0 ? -1 : p.revents;
-}
-
-/* The /proc/sn/rings line of ring @id, or an empty string. */
-static void listing_line(__u64 id, char *out, size_t len)
-{
-	FILE *f = fopen("/proc/sn/rings", "r");
-	char line[512];
-
-	out[0] = 0;
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long long lid;
-
-		if (line[0] != '#' && sscanf(line, "%llu", &lid) == 1 &&
-		    lid == id) {
-			snprintf(out, len, "%s", line);
-			break;
-		}
-	}
-	fclose(f);
-}
-
-static int listing_count(void)
-{
-	FILE *f = fopen("/proc/sn/rings", "r");
-	char line[512];
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (line[0] != '#')
-			n++;
-	fclose(f);
-	return n;
-}
 
 /* Runs @fn in a child that drops to user nobody; returns its exit code. */
 static int as_nobody(int (*fn)(void *), void *arg)
@@ -346,7 +175,7 @@ TEST(create_and_info)
 		EXPECT_EQ(lanes, i.lanes);
 		EXPECT_EQ(SN_ROLE_FULL, i.role);
 		EXPECT_LT(0, i.id);
-		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK, i.features);
+		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD, i.features);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
 
@@ -954,44 +783,6 @@ static int rings_limit_child(void *arg)
 	return create_simple(SN_RING_SPSC, 8, 16, 1) == -EMFILE ? 0 : 30;
 }
 
-static int set_param(const char *name, const char *value)
-{
-	char path[128];
-	int fd, ok;
-
-	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -1;
-	ok = write(fd, value, strlen(value)) == (ssize_t)strlen(value);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
-static long read_long(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	long v = -1;
-
-	if (f) {
-		if (fscanf(f, "%ld", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
-}
-
-static int write_str(const char *path, const char *s)
-{
-	int fd = open(path, O_WRONLY), ok;
-
-	if (fd < 0)
-		return -1;
-	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
-	close(fd);
-	return ok ? 0 : -1;
-}
-
 #define CG "/sys/fs/cgroup"
 
 /* Ring pages are charged to the creator's memory cgroup. */
@@ -1152,14 +943,6 @@ TEST(concurrent_create_close)
 		EXPECT_EQ(NULL, bad);
 	}
 	EXPECT_EQ(before, listing_count());
-}
-
-static __u64 xorshift(__u64 *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
 }
 
 /*

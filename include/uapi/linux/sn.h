@@ -79,13 +79,23 @@
  *
  *   consumer: atomic add 1 to cons waiters; full barrier [W1];
  *             re-check the ring; poll() only if still empty; subtract 1
- *   producer: store tail with release; full barrier [P1]; load waiters;
- *             if non-zero, ioctl(SN_IOC_KICK, SN_KICK_CONSUMERS)
+ *   producer: store tail with release; full barrier [P1]; load waiters
+ *             and kpage->kflags; if waiters is non-zero and kflags has
+ *             SN_KFLAG_NEED_WAKEUP, ioctl(SN_IOC_KICK, SN_KICK_CONSUMERS)
  *
  * [W1] pairs with [P1]: either the consumer sees the new tail or the
  * producer sees the waiter. The same holds the other way round with the
  * lane's producer `waiting` word, the consumer's head (or release word) and
  * SN_KICK_PRODUCERS.
+ *
+ * A sleeper's poll() arms the ring on a per-CPU kernel thread (sn/N, the
+ * ring's home CPU when online) that watches it and wakes sleepers as soon
+ * as the ring moves, so the publisher makes no system call while
+ * NEED_WAKEUP is clear. A thread that sees no progress for the module
+ * parameter poll_idle_us sets NEED_WAKEUP, full barrier [T1] (pairs with
+ * [P1]), looks once more and sleeps; the next kick brings it back. The
+ * module parameter poll_mode is off (threads never watch: always kick),
+ * adaptive (the default) or always (threads never idle while armed).
  *
  * Recovery of dead peers (a later ABI addition) will use the kpage's
  * lanes_live bitmap and the kernel's knowledge of which fd owns which lane.
@@ -178,7 +188,7 @@ struct sn_kpage {
 	__u64 lanes_live;	/* bit i: lane i has a producer fd */
 	__u64 reserved[11];
 	/* SN_PAD: what the kernel changes while the ring runs */
-	__u32 kflags;		/* reserved for the wakeup threads */
+	__u32 kflags;		/* SN_KFLAG_* */
 	__u32 pad1;
 };
 
@@ -218,6 +228,14 @@ struct sn_info {
 
 #define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
 #define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
+#define SN_FEAT_KTHREAD		(1ULL << 2)	/* wakeup threads, kflags */
+
+/*
+ * kpage->kflags. NEED_WAKEUP: no kernel thread watches the ring right now,
+ * so a publisher that sees a sleeper must kick. Set at creation; cleared
+ * while a wakeup thread watches the ring.
+ */
+#define SN_KFLAG_NEED_WAKEUP	(1U << 0)
 
 #define SN_LANE_ANY		0xffffffffU
 
