@@ -8,6 +8,7 @@
 #include <linux/mutex.h>
 #include <linux/spinlock.h>
 #include <linux/types.h>
+#include <linux/uaccess.h>
 #include <linux/wait.h>
 #include <linux/sn.h>
 
@@ -59,6 +60,22 @@ struct sn_ring_file {
 	enum sn_role role;
 	u32 lane;
 };
+
+/*
+ * Copies a size-first ABI struct from userspace: at least @ver0 bytes (else
+ * EINVAL); a longer one only if its tail is zero (else E2BIG).
+ */
+static inline int sn_copy_struct_from_user(void *dst, size_t ksize,
+					   const void __user *src, size_t ver0)
+{
+	u32 usize;
+
+	if (get_user(usize, (const u32 __user *)src))
+		return -EFAULT;
+	if (usize < ver0)
+		return -EINVAL;
+	return copy_struct_from_user(dst, ksize, src, usize);
+}
 
 extern struct list_head sn_rings;
 extern struct mutex sn_rings_lock;

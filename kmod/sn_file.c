@@ -188,16 +188,12 @@ static long sn_ring_narrow(struct sn_ring_file *rf,
 {
 	struct sn_ring *ring = rf->ring;
 	struct sn_narrow n;
-	u32 usize;
 	int ret;
 
 	if (rf->role != SN_ROLE_FULL)
 		return -EPERM;
-	if (get_user(usize, &unarrow->size))
-		return -EFAULT;
-	if (usize < SN_NARROW_SIZE_VER0)
-		return -EINVAL;
-	ret = copy_struct_from_user(&n, sizeof(n), unarrow, usize);
+	ret = sn_copy_struct_from_user(&n, sizeof(n), unarrow,
+				       SN_NARROW_SIZE_VER0);
 	if (ret)
 		return ret;
 	if (n.flags || n.reserved[0] || n.reserved[1])

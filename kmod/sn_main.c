@@ -76,14 +76,10 @@ static long sn_dev_create(struct sn_create __user *ucreate)
 {
 	struct sn_create p;
 	struct sn_ring *ring;
-	u32 usize;
 	int ret;
 
-	if (get_user(usize, &ucreate->size))
-		return -EFAULT;
-	if (usize < SN_CREATE_SIZE_VER0)
-		return -EINVAL;
-	ret = copy_struct_from_user(&p, sizeof(p), ucreate, usize);
+	ret = sn_copy_struct_from_user(&p, sizeof(p), ucreate,
+				       SN_CREATE_SIZE_VER0);
 	if (ret)
 		return ret;
 	ring = sn_ring_create(&p);

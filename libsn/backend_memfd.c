@@ -23,6 +23,20 @@ static struct sn_kpage *sn_kpage(struct sn_channel *ch)
 	return (struct sn_kpage *)(ch->base + ch->off.kpage);
 }
 
+/* Maps the whole memfd ring writable (every role may write it). */
+static int sn_memfd_map(struct sn_channel *ch)
+{
+	int ret = sn_map_reserve(ch);
+
+	if (ret)
+		return ret;
+	ret = sn_map_region(ch, 0, ch->off.map_size, PROT_READ | PROT_WRITE);
+	if (ret)
+		return ret;
+	ch->readable = ~0ULL >> (64 - ch->geo.lanes);
+	return 0;
+}
+
 int sn_memfd_create(struct sn_channel *ch)
 {
 	struct sn_kpage *kp;
@@ -42,13 +56,9 @@ int sn_memfd_create(struct sn_channel *ch)
 	if (ftruncate(ch->fd, (off_t)ch->off.map_size) ||
 	    fcntl(ch->fd, F_ADD_SEALS, SN_MEMFD_SEALS))
 		return -errno;
-	ret = sn_map_reserve(ch);
+	ret = sn_memfd_map(ch);
 	if (ret)
 		return ret;
-	ret = sn_map_region(ch, 0, ch->off.map_size, PROT_READ | PROT_WRITE);
-	if (ret)
-		return ret;
-	ch->readable = ~0ULL >> (64 - ch->geo.lanes);
 	kp = sn_kpage(ch);
 	if (ch->geo.type == SN_RING_MPMC) {
 		/* position p of a lane may be written once release[p] == p */
@@ -101,13 +111,9 @@ int sn_memfd_attach(struct sn_channel *ch)
 		return -EINVAL;
 	ch->backend = SN_BACKEND_MEMFD;
 	ch->role = SN_ROLE_FULL;
-	ret = sn_map_reserve(ch);
+	ret = sn_memfd_map(ch);
 	if (ret)
 		return ret;
-	ret = sn_map_region(ch, 0, ch->off.map_size, PROT_READ | PROT_WRITE);
-	if (ret)
-		return ret;
-	ch->readable = ~0ULL >> (64 - ch->geo.lanes);
 	return 0;
 }
 
