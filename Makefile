@@ -30,7 +30,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
 HOST_TESTS := libsn_test channel_test channel_block_test
-GUEST_TESTS := dev_test ring_test kthread_test
+GUEST_TESTS := dev_test ring_test kthread_test snstat_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
 .PHONY: all deps module lib tests tools check bench clean sanitize fuzz
@@ -60,7 +60,29 @@ $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
 
-tools:
+# snbench and snstat (tools/). snbench links the peers it measures from
+# their Debian packages (tools/deps): DPDK's rte_ring (on plain memory, no
+# EAL), Concurrency Kit's ck_ring and liburing. snstat is static (it also
+# runs in the guests, built into selftests/snstat_test).
+SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
+SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
+DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
+SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
+
+tools: $(B)/snbench $(B)/snstat $(B)/snbench_smoke
+
+$(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
+	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
+
+$(B)/snstat: tools/snstat.c | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
+
+$(B)/selftests/snstat_test: tools/snstat.c
+
+# make check's smoke tests of snbench and snstat (host; tools/check).
+$(B)/snbench_smoke: tools/snbench_smoke.c | deps
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
 tests: $(TEST_BINS)
 
@@ -108,9 +130,8 @@ check: all sanitize
 # The main job: the short snbench suite, libsn against its peers in one run
 # (at most 2 minutes on 2 cores). BENCH_ARGS passes options to snbench
 # (e.g. BENCH_ARGS="--plot build/bench.png" or "--json").
-bench:
-	@echo "make bench: the benchmark demo (snbench) is not built yet; it arrives with issue 7." >&2
-	@exit 2
+bench: $(B)/snbench
+	$(B)/snbench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(B)

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snstat in a guest: it lists a ring this test created, with the right
+ * type, owner, geometry and depth, and says clearly when the module is
+ * missing. snstat's own source is built into this binary (so the guest
+ * needs no other file): run with SNSTAT_TEST_EXEC=1 in its environment, the
+ * binary is snstat; the tests exec it that way through /proc/self/exe and
+ * read its --json output.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <sn/channel.h>
+
+/* snstat itself, its main() renamed */
+#define main snstat_main
+#include "../tools/snstat.c"
+#undef main
+
+static void __attribute__((constructor))
+snstat_multicall(int argc, char **argv, char **envp)
+{
+	(void)envp;
+	if (getenv("SNSTAT_TEST_EXEC"))
+		exit(snstat_main(argc, argv));
+}
+
+#include "kselftest_harness.h"
+
+/* Runs snstat with @args; returns its stdout (malloc'd) and exit status. */
+static char *run_snstat(const char *const *args, int *status)
+{
+	char *argv[8] = { "snstat" }, *out = NULL;
+	size_t len = 0, cap = 0;
+	int fd[2], i;
+	pid_t pid;
+	ssize_t r;
+
+	for (i = 0; args[i] && i < 6; i++)
+		argv[i + 1] = (char *)args[i];
+	if (pipe(fd))
+		return NULL;
+	pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (!pid) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		setenv("SNSTAT_TEST_EXEC", "1", 1);
+		execv("/proc/self/exe", argv);
+		_exit(127);
+	}
+	close(fd[1]);
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			cap = cap ? 2 * cap : 16384;
+			out = realloc(out, cap);
+			if (!out)
+				break;
+		}
+		r = read(fd[0], out + len, cap - len - 1);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd[0]);
+	if (out)
+		out[len] = 0;
+	waitpid(pid, status, 0);
+	return out;
+}
+
+/* The --json line of ring @id, or NULL. */
+static char *ring_line(char *out, unsigned long long id)
+{
+	char key[64], *line, *save = NULL;
+
+	snprintf(key, sizeof(key), "\"id\":%llu,", id);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		if (strstr(line, key))
+			return line;
+	return NULL;
+}
+
+/* The integer field @name of a --json line (LLONG_MIN when absent). */
+static long long json_num(const char *line, const char *name)
+{
+	char key[64];
+	const char *p;
+
+	snprintf(key, sizeof(key), "\"%s\":", name);
+	p = strstr(line, key);
+	return p ? strtoll(p + strlen(key), NULL, 10) : LLONG_MIN;
+}
+
+FIXTURE(ring) {
+	struct sn_channel *ch;
+	struct sn_producer *p;
+	struct sn_consumer *c;
+	struct sn_channel_info info;
+};
+
+FIXTURE_SETUP(ring)
+{
+	struct stat st;
+	int r;
+
+	self->ch = NULL;
+	if (stat("/proc/sn/rings", &st))
+		SKIP(return, "/proc/sn/rings missing: the sn module is not loaded");
+	r = sn_channel_create(&self->ch, SN_RING_SPSC, 64, 32, 1,
+			      SN_BACKEND_KERNEL);
+	ASSERT_EQ(0, r);
+	ASSERT_EQ(0, sn_producer_open(self->ch, &self->p));
+	ASSERT_EQ(0, sn_consumer_open(self->ch, &self->c));
+	ASSERT_EQ(0, sn_channel_info(self->ch, &self->info));
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	if (!self->ch)
+		return;
+	sn_producer_close(self->p);
+	sn_consumer_close(self->c);
+	sn_channel_close(self->ch);
+}
+
+/* snstat --json shows the ring with its depth, before and after receiving. */
+TEST_F(ring, sees_ring_depth)
+{
+	static const char *const json[] = { "--json", NULL };
+	unsigned char msg[32] = { 0 };
+	char *out, *line;
+	int i, st;
+
+	for (i = 0; i < 37; i++) {
+		msg[0] = (unsigned char)i;
+		ASSERT_EQ(0, sn_try_send(self->p, msg));
+	}
+	out = run_snstat(json, &st);
+	ASSERT_NE(NULL, out);
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	line = ring_line(out, self->info.id);
+	ASSERT_NE(NULL, line) TH_LOG("ring %llu not listed: %s",
+				     (unsigned long long)self->info.id, out);
+	EXPECT_NE(NULL, strstr(line, "\"type\":\"spsc\""));
+	EXPECT_EQ(37, json_num(line, "depth"));
+	EXPECT_EQ(getpid(), json_num(line, "pid"));
+	EXPECT_EQ(64, json_num(line, "slots"));
+	EXPECT_EQ(32, json_num(line, "slot_size"));
+	EXPECT_EQ(64, json_num(line, "capacity"));
+	EXPECT_EQ(37, json_num(line, "sent"));
+	free(out);
+
+	for (i = 0; i < 10; i++)
+		ASSERT_EQ(0, sn_try_recv(self->c, msg));
+	out = run_snstat(json, &st);
+	ASSERT_NE(NULL, out);
+	line = ring_line(out, self->info.id);
+	ASSERT_NE(NULL, line);
+	EXPECT_EQ(27, json_num(line, "depth"));
+	EXPECT_EQ(10, json_num(line, "received"));
+	free(out);
+}
+
+/* The table lists it too, and -w with -n refreshes the given times. */
+TEST_F(ring, table_and_watch)
+{
+	static const char *const table[] = { NULL };
+	static const char *const watch[] = { "-w", "0.1", "-n", "2", "--json",
+					     NULL };
+	char *out, id[32];
+	int st, lines = 0;
+	char *p;
+
+	snprintf(id, sizeof(id), " %llu ", (unsigned long long)self->info.id);
+	out = run_snstat(table, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, id)) TH_LOG("%s", out);
+	free(out);
+	out = run_snstat(watch, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	snprintf(id, sizeof(id), "\"id\":%llu,", (unsigned long long)self->info.id);
+	for (p = out; (p = strstr(p, id)); p++)
+		lines++;
+	EXPECT_EQ(2, lines);
+	free(out);
+}
+
+/* A missing listing: exit status 2 and a message on stderr. */
+TEST(missing_listing)
+{
+	static const char *const args[] = { "--file", "/nonexistent/sn/rings",
+					    NULL };
+	char *out;
+	int st;
+
+	out = run_snstat(args, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(2, WEXITSTATUS(st));
+	EXPECT_STREQ("", out);
+	free(out);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,450 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snbench peers through the kernel: a pipe, a unix stream socket pair, an
+ * eventfd beside a shared buffer, and io_uring IORING_OP_MSG_RING beside a
+ * shared buffer. Each is used the way such code usually is: the pipe and the
+ * socket carry the bytes and their readers sleep in read(); the eventfd's
+ * writer signals every send and its reader sleeps in read() when the buffer
+ * is empty; the io_uring producer posts one MSG_RING completion per send
+ * into the consumer's ring, whose consumer polls its completion queue.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "snbench.h"
+
+/* ---- byte streams: pipe and socket pair ---- */
+
+struct stream_q {
+	int rfd, wfd;
+	unsigned int size;
+};
+
+static void *stream_create(const struct snb_cfg *cfg, int sock)
+{
+	struct stream_q *q = calloc(1, sizeof(*q));
+	int fd[2];
+
+	if (!q)
+		return NULL;
+	if (sock ? socketpair(AF_UNIX, SOCK_STREAM, 0, fd) : pipe(fd)) {
+		perror("snbench: pipe/socketpair");
+		free(q);
+		return NULL;
+	}
+	q->rfd = fd[0];
+	q->wfd = fd[1];
+	q->size = cfg->msg_size;
+	if (!sock) {
+		/* the pipe holds capacity * producers messages (a page at
+		 * least); the sockets keep their default buffers */
+		long want = (long)cfg->capacity * cfg->producers * cfg->msg_size;
+
+		if (fcntl(q->wfd, F_SETPIPE_SZ, want < 4096 ? 4096 : want) < 0)
+			perror("snbench: F_SETPIPE_SZ");
+	}
+	return q;
+}
+
+static void *pipe_create(const struct snb_cfg *cfg)
+{
+	return stream_create(cfg, 0);
+}
+
+static void *sock_create(const struct snb_cfg *cfg)
+{
+	return stream_create(cfg, 1);
+}
+
+static void stream_shutdown(void *p)
+{
+	struct stream_q *q = p;
+
+	/* readers see end of file */
+	if (q->wfd >= 0) {
+		close(q->wfd);
+		q->wfd = -1;
+	}
+}
+
+static void stream_destroy(void *p)
+{
+	struct stream_q *q = p;
+
+	stream_shutdown(q);
+	close(q->rfd);
+	free(q);
+}
+
+static void *any_open(void *q, unsigned int idx)
+{
+	(void)idx;
+	return q;
+}
+
+static void no_close(void *h)
+{
+	(void)h;
+}
+
+/* Writes of a few messages are whole (a pipe's up to PIPE_BUF, a unix
+ * stream socket's one skb), so readers see whole messages except when a
+ * read stops inside a large write: then the rest is read at once. */
+static inline int stream_send(void *h, const void *msgs, unsigned int n)
+{
+	struct stream_q *q = h;
+	size_t len = (size_t)n * q->size, done = 0;
+
+	while (done < len) {
+		ssize_t r = write(q->wfd, (const char *)msgs + done, len - done);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		done += (size_t)r;
+	}
+	return (int)n;
+}
+
+static inline int stream_recv(void *h, void *msgs, unsigned int n)
+{
+	struct stream_q *q = h;
+	ssize_t r = read(q->rfd, msgs, (size_t)n * q->size);
+	size_t got, rest;
+
+	if (r <= 0)
+		return r < 0 && errno == EINTR ? 0 : -1;
+	got = (size_t)r;
+	rest = got % q->size;
+	while (rest) {
+		r = read(q->rfd, (char *)msgs + got, q->size - rest);
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+		rest = got % q->size;
+	}
+	return (int)(got / q->size);
+}
+
+SNB_DEFINE_LOOPS(stream, stream_send, stream_recv)
+
+const struct snb_impl snb_impl_pipe = {
+	.name = "pipe",
+	.create = pipe_create,
+	.destroy = stream_destroy,
+	.prod_open = any_open,
+	.cons_open = any_open,
+	.prod_close = no_close,
+	.cons_close = no_close,
+	.shutdown = stream_shutdown,
+	.producer = stream_producer,
+	.consumer = stream_consumer,
+	.ping = stream_ping,
+	.pong = stream_pong,
+};
+
+const struct snb_impl snb_impl_socketpair = {
+	.name = "socketpair",
+	.create = sock_create,
+	.destroy = stream_destroy,
+	.prod_open = any_open,
+	.cons_open = any_open,
+	.prod_close = no_close,
+	.cons_close = no_close,
+	.shutdown = stream_shutdown,
+	.producer = stream_producer,
+	.consumer = stream_consumer,
+	.ping = stream_ping,
+	.pong = stream_pong,
+};
+
+/* ---- a shared SPSC buffer for the notification peers ---- */
+
+struct buf_q {
+	_Alignas(128) _Atomic uint32_t tail;	/* producer's */
+	uint32_t head_cache;
+	_Alignas(128) _Atomic uint32_t head;	/* consumer's */
+	uint32_t credits;		/* io_uring: announced, not taken */
+	_Alignas(128) unsigned char *slots;
+	uint32_t mask, size;
+	int efd;
+	_Atomic int shut;
+	struct io_uring cring, pring;	/* io_uring: consumer's, producer's */
+	unsigned int pending;		/* producer's MSG_RING not reaped */
+};
+
+static const char *spsc_only(const struct snb_cfg *cfg, int pingpong)
+{
+	if (!pingpong && cfg->type != SNB_SPSC)
+		return "single producer, single consumer only";
+	if (cfg->capacity & (cfg->capacity - 1))
+		return "capacity must be a power of two";
+	return NULL;
+}
+
+static struct buf_q *buf_create(const struct snb_cfg *cfg)
+{
+	struct buf_q *q = aligned_alloc(128, sizeof(*q));
+
+	if (!q)
+		return NULL;
+	memset(q, 0, sizeof(*q));
+	q->mask = cfg->capacity - 1;
+	q->size = cfg->msg_size;
+	q->efd = -1;
+	q->slots = aligned_alloc(64, (size_t)cfg->capacity * cfg->msg_size);
+	if (!q->slots) {
+		free(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void buf_destroy(struct buf_q *q)
+{
+	free(q->slots);
+	free(q);
+}
+
+/* Copies up to @n messages in; returns how many (0: full). */
+static inline unsigned int buf_put(struct buf_q *q, const void *msgs,
+				   unsigned int n)
+{
+	uint32_t t = atomic_load_explicit(&q->tail, memory_order_relaxed);
+	uint32_t room = q->mask + 1 - (t - q->head_cache), i;
+
+	if (room < n) {
+		q->head_cache = atomic_load_explicit(&q->head,
+						     memory_order_acquire);
+		room = q->mask + 1 - (t - q->head_cache);
+	}
+	if (n > room)
+		n = room;
+	for (i = 0; i < n; i++)
+		memcpy(q->slots + (size_t)((t + i) & q->mask) * q->size,
+		       (const char *)msgs + (size_t)i * q->size, q->size);
+	atomic_store_explicit(&q->tail, t + n, memory_order_release);
+	return n;
+}
+
+/* Copies out up to @n of the @avail messages known to be there. */
+static inline unsigned int buf_get(struct buf_q *q, void *msgs,
+				   unsigned int n, uint32_t avail)
+{
+	uint32_t h = atomic_load_explicit(&q->head, memory_order_relaxed), i;
+
+	if (n > avail)
+		n = avail;
+	for (i = 0; i < n; i++)
+		memcpy((char *)msgs + (size_t)i * q->size,
+		       q->slots + (size_t)((h + i) & q->mask) * q->size,
+		       q->size);
+	atomic_store_explicit(&q->head, h + n, memory_order_release);
+	return n;
+}
+
+/* ---- eventfd ---- */
+
+static void *efd_create(const struct snb_cfg *cfg)
+{
+	struct buf_q *q = buf_create(cfg);
+
+	if (!q)
+		return NULL;
+	q->efd = eventfd(0, 0);
+	if (q->efd < 0) {
+		perror("snbench: eventfd");
+		buf_destroy(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void efd_destroy(void *p)
+{
+	struct buf_q *q = p;
+
+	close(q->efd);
+	buf_destroy(q);
+}
+
+static void efd_shutdown(void *p)
+{
+	struct buf_q *q = p;
+	uint64_t one = 1;
+
+	atomic_store(&q->shut, 1);
+	if (write(q->efd, &one, sizeof(one)) < 0)
+		perror("snbench: eventfd write");
+}
+
+static inline int efd_send(void *h, const void *msgs, unsigned int n)
+{
+	struct buf_q *q = h;
+	uint64_t k = buf_put(q, msgs, n);
+
+	if (k && write(q->efd, &k, sizeof(k)) != sizeof(k))
+		return -1;
+	return (int)k;
+}
+
+static inline int efd_recv(void *h, void *msgs, unsigned int n)
+{
+	struct buf_q *q = h;
+	uint32_t avail;
+	uint64_t cnt;
+
+	for (;;) {
+		avail = atomic_load_explicit(&q->tail, memory_order_acquire) -
+			atomic_load_explicit(&q->head, memory_order_relaxed);
+		if (avail)
+			return (int)buf_get(q, msgs, n, avail);
+		if (atomic_load_explicit(&q->shut, memory_order_relaxed))
+			return -1;
+		/* empty: sleep until the producer signals */
+		if (read(q->efd, &cnt, sizeof(cnt)) != sizeof(cnt) &&
+		    errno != EINTR)
+			return -1;
+	}
+}
+
+SNB_DEFINE_LOOPS(efd, efd_send, efd_recv)
+
+const struct snb_impl snb_impl_eventfd = {
+	.name = "eventfd",
+	.skip = spsc_only,
+	.create = efd_create,
+	.destroy = efd_destroy,
+	.prod_open = any_open,
+	.cons_open = any_open,
+	.prod_close = no_close,
+	.cons_close = no_close,
+	.shutdown = efd_shutdown,
+	.producer = efd_producer,
+	.consumer = efd_consumer,
+	.ping = efd_ping,
+	.pong = efd_pong,
+};
+
+/* ---- io_uring IORING_OP_MSG_RING ---- */
+
+static void *uring_create(const struct snb_cfg *cfg)
+{
+	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE };
+	struct buf_q *q = buf_create(cfg);
+	int r;
+
+	if (!q)
+		return NULL;
+	/* every completion announces at least one buffered message */
+	p.cq_entries = cfg->capacity < 8 ? 8 : cfg->capacity;
+	r = io_uring_queue_init_params(8, &q->cring, &p);
+	if (!r) {
+		memset(&p, 0, sizeof(p));
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = 4 * 64;
+		r = io_uring_queue_init_params(64, &q->pring, &p);
+		if (r)
+			io_uring_queue_exit(&q->cring);
+	}
+	if (r) {
+		fprintf(stderr, "snbench: io_uring_queue_init: %s\n",
+			strerror(-r));
+		buf_destroy(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void uring_destroy(void *p)
+{
+	struct buf_q *q = p;
+
+	io_uring_queue_exit(&q->pring);
+	io_uring_queue_exit(&q->cring);
+	buf_destroy(q);
+}
+
+/* Reaps the producer's own completions of its MSG_RING operations. */
+static inline int uring_reap(struct buf_q *q)
+{
+	struct io_uring_cqe *cqes[64];
+	unsigned int k, i;
+
+	while ((k = io_uring_peek_batch_cqe(&q->pring, cqes, 64))) {
+		for (i = 0; i < k; i++)
+			if (cqes[i]->res < 0) {
+				fprintf(stderr, "snbench: MSG_RING: %s\n",
+					strerror(-cqes[i]->res));
+				return -1;
+			}
+		io_uring_cq_advance(&q->pring, k);
+		q->pending -= k;
+	}
+	return 0;
+}
+
+static inline int uring_send(void *h, const void *msgs, unsigned int n)
+{
+	struct buf_q *q = h;
+	struct io_uring_sqe *sqe;
+	unsigned int k;
+
+	if (q->pending >= 64 && uring_reap(q))
+		return -1;
+	k = buf_put(q, msgs, n);
+	if (!k)
+		return 0;
+	sqe = io_uring_get_sqe(&q->pring);
+	if (!sqe)
+		return -1;
+	io_uring_prep_msg_ring(sqe, q->cring.ring_fd, k, 0, 0);
+	if (io_uring_submit(&q->pring) != 1)
+		return -1;
+	q->pending++;
+	return (int)k;
+}
+
+static inline int uring_recv(void *h, void *msgs, unsigned int n)
+{
+	struct buf_q *q = h;
+	struct io_uring_cqe *cqe;
+	unsigned int k;
+
+	/* the completions announce the messages: take the credits */
+	while (q->credits < n && !io_uring_peek_cqe(&q->cring, &cqe)) {
+		q->credits += (uint32_t)cqe->res;
+		io_uring_cqe_seen(&q->cring, cqe);
+	}
+	if (!q->credits)
+		return 0;
+	k = buf_get(q, msgs, n, q->credits);
+	q->credits -= k;
+	return (int)k;
+}
+
+SNB_DEFINE_LOOPS(uring, uring_send, uring_recv)
+
+const struct snb_impl snb_impl_uring = {
+	.name = "io_uring",
+	.skip = spsc_only,
+	.create = uring_create,
+	.destroy = uring_destroy,
+	.prod_open = any_open,
+	.cons_open = any_open,
+	.prod_close = no_close,
+	.cons_close = no_close,
+	.producer = uring_producer,
+	.consumer = uring_consumer,
+	.ping = uring_ping,
+	.pong = uring_pong,
+};

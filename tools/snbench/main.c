@@ -1,0 +1,829 @@
+// SPDX-License-Identifier: MIT
+/*
+ * snbench: libsn's channels against their peers, side by side in one run.
+ *
+ *   snbench                      the short suite (make bench)
+ *   snbench message_passing [--type spsc|mpsc|mpmc] [--producers N]
+ *           [--consumers N] [--msg-size B] [--batch N] [--capacity N]
+ *           [--messages N]
+ *   snbench pingpong [--msg-size B] [--messages N]
+ *   common: --peers LIST|all|none, --repeat N, --json, --plot FILE.png,
+ *           --cpus LIST, --quiet
+ *
+ * Every measurement runs each implementation with the same threads on the
+ * same CPUs and the same message count: one warm-up run (a tenth of the
+ * messages, not counted), then --repeat timed runs. Throughput is the
+ * median of the runs (spread: (max - min) / median); latency percentiles
+ * come from TSC stamps carried in the messages (1 in 2^k sampled, pooled
+ * over the timed runs). See README.md, "Benchmarks".
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <sn/channel.h>
+
+#include "snbench.h"
+
+static const struct snb_impl *const all_impls[] = {
+	&snb_impl_sn, &snb_impl_rte, &snb_impl_ck, &snb_impl_pipe,
+	&snb_impl_eventfd, &snb_impl_socketpair, &snb_impl_uring,
+	&snb_impl_raw,
+#ifdef SNB_CXX_PEERS
+	&snb_impl_boost, &snb_impl_aq,
+#endif
+};
+#define NIMPLS (sizeof(all_impls) / sizeof(all_impls[0]))
+
+static const char *const type_names[] = { "spsc", "mpsc", "mpmc" };
+
+struct result {
+	const char *scenario;
+	const char *impl;
+	struct snb_cfg cfg;
+	unsigned int repeats;
+	const char *skipped;		/* why, or NULL */
+	int failed;
+	double rate, rate_min, rate_max;	/* msg/s */
+	double p50, p99, p999;			/* ns */
+	double syscalls_per_msg;		/* < 0: unknown */
+	int group;				/* results compared together */
+};
+
+static struct {
+	int json, quiet;
+	unsigned int repeat;
+	const char *plot;
+	int use[NIMPLS];
+	int ncpus;
+	int cpus[SNB_MAX_THREADS];
+	int backend;
+	char cpu_model[128];
+	char kernel[128];
+	int online;
+} opt;
+
+static struct result *results;
+static size_t nresults, cap_results;
+static int ngroups;
+static unsigned int step, nsteps;
+
+static void die(const char *msg)
+{
+	fprintf(stderr, "snbench: %s\n", msg);
+	exit(2);
+}
+
+static struct result *new_result(void)
+{
+	if (nresults == cap_results) {
+		cap_results = cap_results ? 2 * cap_results : 64;
+		results = realloc(results, cap_results * sizeof(*results));
+		if (!results)
+			die("out of memory");
+	}
+	memset(&results[nresults], 0, sizeof(*results));
+	return &results[nresults++];
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* The @q quantile (0..1) of sorted @v, nearest rank. */
+static double quantile(const uint32_t *v, size_t n, double q)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	i = (size_t)(q * (double)n);
+	if (i >= n)
+		i = n - 1;
+	return v[i];
+}
+
+static void progress(const char *what, const char *impl)
+{
+	if (opt.quiet)
+		return;
+	step++;
+	if (isatty(2))
+		fprintf(stderr, "\r\033[K[%u/%u] %s %s ", step, nsteps, what, impl);
+	else
+		fprintf(stderr, "snbench: [%u/%u] %s %s\n", step, nsteps, what,
+			impl);
+}
+
+static void progress_done(void)
+{
+	if (!opt.quiet && isatty(2))
+		fprintf(stderr, "\r\033[K");
+}
+
+/* Measures one implementation: warm-up, then the timed repeats. */
+static void measure(const struct snb_impl *im, const char *scenario,
+		    const struct snb_cfg *cfg0, int pingpong)
+{
+	struct result *res = new_result();
+	double rates[64];
+	uint32_t *lat = NULL;
+	size_t nlat = 0;
+	uint64_t sys = 0;
+	int sys_known = 1;
+	struct snb_cfg cfg = *cfg0, warm;
+	struct snb_run run;
+	unsigned int r;
+	char what[160];
+
+	res->scenario = scenario;
+	res->impl = im->name;
+	res->cfg = cfg;
+	res->group = ngroups;
+	res->repeats = opt.repeat;
+	res->syscalls_per_msg = -1;
+	res->skipped = im->skip ? im->skip(&cfg, pingpong) : NULL;
+	snprintf(what, sizeof(what), "%s %s %uP/%uC %uB b%u", scenario,
+		 type_names[cfg.type], cfg.producers, cfg.consumers,
+		 cfg.msg_size, cfg.batch);
+	if (res->skipped) {
+		step++;
+		return;
+	}
+	progress(what, im->name);
+	warm = cfg;
+	warm.messages = cfg.messages / 10 < 1000 ? 1000 : cfg.messages / 10;
+	if (warm.messages > cfg.messages)
+		warm.messages = cfg.messages;
+	if ((pingpong ? snb_run_pp(im, &warm, &run) :
+			snb_run_mp(im, &warm, &run))) {
+		res->failed = 1;
+		free(run.lat);
+		return;
+	}
+	free(run.lat);
+	for (r = 0; r < opt.repeat; r++) {
+		if (pingpong ? snb_run_pp(im, &cfg, &run) :
+			       snb_run_mp(im, &cfg, &run)) {
+			res->failed = 1;
+			free(run.lat);
+			free(lat);
+			return;
+		}
+		/* pingpong: two messages per round trip */
+		rates[r] = (double)run.received * (pingpong ? 2 : 1) /
+			   run.seconds;
+		lat = realloc(lat, (nlat + run.nlat + 1) * sizeof(*lat));
+		if (!lat)
+			die("out of memory");
+		memcpy(lat + nlat, run.lat, run.nlat * sizeof(*lat));
+		nlat += run.nlat;
+		free(run.lat);
+		if (run.lib_syscalls == UINT64_MAX)
+			sys_known = 0;
+		else
+			sys += run.lib_syscalls;
+	}
+	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
+	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
+		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
+	res->rate_min = rates[0];
+	res->rate_max = rates[opt.repeat - 1];
+	qsort(lat, nlat, sizeof(*lat), cmp_u32);
+	/* pingpong: half the round trip */
+	res->p50 = quantile(lat, nlat, 0.50) * snb_tsc_ns / (pingpong ? 2 : 1);
+	res->p99 = quantile(lat, nlat, 0.99) * snb_tsc_ns / (pingpong ? 2 : 1);
+	res->p999 = quantile(lat, nlat, 0.999) * snb_tsc_ns / (pingpong ? 2 : 1);
+	if (sys_known)
+		res->syscalls_per_msg = (double)sys /
+			((double)cfg.messages * opt.repeat * (pingpong ? 2 : 1));
+	free(lat);
+}
+
+static const struct result *group_sn(int group)
+{
+	size_t i;
+
+	for (i = 0; i < nresults; i++)
+		if (results[i].group == group &&
+		    !strcmp(results[i].impl, "libsn") &&
+		    !results[i].skipped && !results[i].failed)
+			return &results[i];
+	return NULL;
+}
+
+/* How many times better libsn is than @r (throughput, or pingpong p50). */
+static double advantage(const struct result *r)
+{
+	const struct result *sn = group_sn(r->group);
+
+	if (!sn || r->skipped || r->failed)
+		return 0;
+	if (!strcmp(r->scenario, "pingpong"))
+		return sn->p50 > 0 ? r->p50 / sn->p50 : 0;
+	return r->rate > 0 ? sn->rate / r->rate : 0;
+}
+
+static void print_json(const struct result *r)
+{
+	const struct snb_cfg *c = &r->cfg;
+
+	printf("{\"scenario\":\"%s\",\"impl\":\"%s\",\"type\":\"%s\","
+	       "\"producers\":%u,\"consumers\":%u,\"msg_size\":%u,"
+	       "\"batch\":%u,\"capacity\":%u,\"messages\":%llu,"
+	       "\"repeats\":%u,\"backend\":\"%s\",\"cpus\":[%d,%d],"
+	       "\"cpu_model\":\"%s\",\"online_cpus\":%d,\"kernel\":\"%s\"",
+	       r->scenario, r->impl, type_names[c->type], c->producers,
+	       c->consumers, c->msg_size, c->batch, c->capacity,
+	       (unsigned long long)c->messages, r->repeats,
+	       sn_backend_name(opt.backend), c->cpus[0], c->cpus[1],
+	       opt.cpu_model, opt.online, opt.kernel);
+	if (r->skipped) {
+		printf(",\"skipped\":\"%s\"}\n", r->skipped);
+		return;
+	}
+	if (r->failed) {
+		printf(",\"failed\":true}\n");
+		return;
+	}
+	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
+	       "\"msgs_per_sec_max\":%.0f,\"p50_ns\":%.1f,\"p99_ns\":%.1f,"
+	       "\"p999_ns\":%.1f,\"sn_advantage\":%.4f",
+	       r->rate, r->rate_min, r->rate_max, r->p50, r->p99, r->p999,
+	       advantage(r));
+	if (r->syscalls_per_msg >= 0)
+		printf(",\"lib_syscalls_per_msg\":%.3g", r->syscalls_per_msg);
+	printf("}\n");
+	fflush(stdout);
+}
+
+static void print_group(int group)
+{
+	size_t i;
+	int head = 0;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+		const struct snb_cfg *c = &r->cfg;
+
+		if (r->group != group)
+			continue;
+		if (opt.json) {
+			print_json(r);
+			continue;
+		}
+		if (!head) {
+			head = 1;
+			if (!strcmp(r->scenario, "pingpong"))
+				printf("\npingpong: round trips between CPUs %d and %d, %u B messages, %llu round trips x %u; latency is half the round trip\n",
+				       c->cpus[0], c->cpus[1], c->msg_size,
+				       (unsigned long long)c->messages,
+				       r->repeats);
+			else
+				printf("\nmessage_passing %s: %u producer%s, %u consumer%s, %u B messages, batch %u, capacity %u, %llu messages x %u\n",
+				       type_names[c->type], c->producers,
+				       c->producers > 1 ? "s" : "",
+				       c->consumers,
+				       c->consumers > 1 ? "s" : "",
+				       c->msg_size, c->batch, c->capacity,
+				       (unsigned long long)c->messages,
+				       r->repeats);
+			printf("  %-11s %9s %7s %9s %9s %9s %8s\n", "impl",
+			       "Mmsg/s", "spread", "p50 ns", "p99 ns",
+			       "p99.9 ns", "sn adv");
+		}
+		if (r->skipped) {
+			printf("  %-11s (not run: %s)\n", r->impl, r->skipped);
+			continue;
+		}
+		if (r->failed) {
+			printf("  %-11s FAILED (see stderr)\n", r->impl);
+			continue;
+		}
+		printf("  %-11s %9.2f %6.1f%% %9.0f %9.0f %9.0f %7.2fx\n",
+		       r->impl, r->rate / 1e6,
+		       100 * (r->rate_max - r->rate_min) / r->rate, r->p50,
+		       r->p99, r->p999, advantage(r));
+	}
+	fflush(stdout);
+}
+
+static void run_group(const char *scenario, const struct snb_cfg *cfg,
+		      int pingpong)
+{
+	size_t i;
+
+	for (i = 0; i < NIMPLS; i++)
+		if (opt.use[i] || i == 0)
+			measure(all_impls[i], scenario, cfg, pingpong);
+	progress_done();
+	print_group(ngroups);
+	ngroups++;
+}
+
+static unsigned int group_steps(void)
+{
+	unsigned int n = 0;
+	size_t i;
+
+	for (i = 0; i < NIMPLS; i++)
+		n += opt.use[i] || i == 0;
+	return n;
+}
+
+static void set_cpus(struct snb_cfg *cfg)
+{
+	int i;
+
+	for (i = 0; i < SNB_MAX_THREADS; i++)
+		cfg->cpus[i] = opt.cpus[i % opt.ncpus];
+}
+
+/* ---- targets of issue 7 ---- */
+
+static const struct result *find(const char *scenario, const char *impl,
+				 enum snb_type type, unsigned int producers,
+				 unsigned int batch)
+{
+	size_t i;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (!strcmp(r->scenario, scenario) && !strcmp(r->impl, impl) &&
+		    (!strcmp(scenario, "pingpong") ||
+		     (r->cfg.type == type && r->cfg.producers == producers &&
+		      r->cfg.batch == batch)) &&
+		    !r->skipped && !r->failed)
+			return r;
+	}
+	return NULL;
+}
+
+/* The best peer's throughput in libsn's group (queues only). */
+static const struct result *best_peer(const struct result *sn)
+{
+	const struct result *best = NULL;
+	size_t i;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (r->group != sn->group || r == sn || r->skipped ||
+		    r->failed || !strcmp(r->impl, "raw_line"))
+			continue;
+		if (!best || r->rate > best->rate)
+			best = r;
+	}
+	return best;
+}
+
+static void target(const char *what, double ratio, double need, int higher,
+		   const char *detail)
+{
+	if (opt.json)
+		return;
+	if (ratio <= 0) {
+		printf("  %-44s not measured in this run\n", what);
+		return;
+	}
+	printf("  %-44s %6.2fx  %s  (%s)\n", what, ratio,
+	       (higher ? ratio >= need : ratio <= need) ? "met   " : "MISSED",
+	       detail);
+}
+
+static void print_targets(void)
+{
+	const struct result *sn, *p;
+	char d[160];
+	double worst_sys = -1;
+	size_t i;
+
+	if (opt.json)
+		return;
+	printf("\ntargets (issue 7), ratios from this run:\n");
+	sn = find("message_passing", "libsn", SNB_SPSC, 1, 1);
+	p = sn ? best_peer(sn) : NULL;
+	snprintf(d, sizeof(d), "need >= 1.5x; best peer %s", p ? p->impl : "-");
+	target("SPSC single-message vs best peer", p ? sn->rate / p->rate : 0,
+	       1.5, 1, d);
+	sn = find("message_passing", "libsn", SNB_SPSC, 1, 32);
+	p = find("message_passing", "rte_ring", SNB_SPSC, 1, 32);
+	target("SPSC burst-32 vs rte_ring burst-32",
+	       sn && p ? sn->rate / p->rate : 0, 1.2, 1, "need >= 1.2x");
+	for (int t = SNB_MPSC; t <= SNB_MPMC; t++)
+		for (unsigned int np = 1; np <= 2; np++) {
+			char what[64];
+
+			sn = find("message_passing", "libsn", t, np, 1);
+			p = sn ? best_peer(sn) : NULL;
+			snprintf(what, sizeof(what), "%s %u producer%s vs best peer",
+				 type_names[t], np, np > 1 ? "s" : "");
+			snprintf(d, sizeof(d), "need >= 1x; best peer %s",
+				 p ? p->impl : "-");
+			target(what, p ? sn->rate / p->rate : 0, 1.0, 1, d);
+		}
+	sn = find("pingpong", "libsn", SNB_SPSC, 1, 1);
+	p = find("pingpong", "raw_line", SNB_SPSC, 1, 1);
+	snprintf(d, sizeof(d), "need <= 1.15x; p50 %.0f ns vs %.0f ns",
+		 sn ? sn->p50 : 0, p ? p->p50 : 0);
+	target("pingpong half round trip vs raw cache line",
+	       sn && p && p->p50 > 0 ? sn->p50 / p->p50 : 0, 1.15, 0, d);
+	for (i = 0; i < nresults; i++)
+		if (!strcmp(results[i].impl, "libsn") && !results[i].skipped &&
+		    !results[i].failed && results[i].syscalls_per_msg > worst_sys)
+			worst_sys = results[i].syscalls_per_msg;
+	if (worst_sys >= 0)
+		printf("  %-44s %6.3g per 10^6 messages  %s  (libsn's kicks + sleeps, worst run; need <= 1)\n",
+		       "hot-path syscalls", worst_sys * 1e6,
+		       worst_sys * 1e6 <= 1 ? "met" : "MISSED");
+	printf("  %-44s not measured: the worker pool arrives with issue 6\n",
+	       "worker_pool 16 workers vs 1");
+}
+
+/* ---- machine ---- */
+
+static void machine(void)
+{
+	FILE *f = fopen("/proc/cpuinfo", "r");
+	char line[512];
+	struct utsname u;
+	cpu_set_t set;
+	int i;
+
+	strcpy(opt.cpu_model, "unknown");
+	while (f && fgets(line, sizeof(line), f)) {
+		char *c = strchr(line, ':');
+
+		if (!strncmp(line, "model name", 10) && c) {
+			c += 2;
+			c[strcspn(c, "\n")] = 0;
+			/* keep it JSON-safe */
+			for (char *s = c; *s; s++)
+				if (*s == '"' || *s == '\\')
+					*s = ' ';
+			snprintf(opt.cpu_model, sizeof(opt.cpu_model), "%s", c);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	uname(&u);
+	snprintf(opt.kernel, sizeof(opt.kernel), "%s", u.release);
+	opt.online = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	if (!opt.ncpus) {
+		if (sched_getaffinity(0, sizeof(set), &set))
+			die("sched_getaffinity failed");
+		for (i = 0; i < CPU_SETSIZE && opt.ncpus < SNB_MAX_THREADS; i++)
+			if (CPU_ISSET(i, &set))
+				opt.cpus[opt.ncpus++] = i;
+	}
+	opt.backend = snb_backend();
+	if (opt.backend < 0)
+		die("libsn cannot create a channel");
+}
+
+static void print_machine(void)
+{
+	if (opt.json)
+		return;
+	printf("snbench %s: libsn against its peers, same CPUs and message counts\n",
+	       SN_VERSION);
+	printf("machine: %s, %d CPUs online, Linux %s, TSC %.2f GHz\n",
+	       opt.cpu_model, opt.online, opt.kernel, 1 / snb_tsc_ns);
+	printf("libsn backend: %s (%s)\n", sn_backend_name(opt.backend),
+	       opt.backend == SN_BACKEND_KERNEL ? "/dev/sn, sn.ko loaded" :
+	       "/dev/sn absent: sealed memfd rings, same ring format and inline hot path");
+	{
+		double load = 0;
+		FILE *f = fopen("/proc/loadavg", "r");
+
+		if (f && fscanf(f, "%lf", &load) == 1 &&
+		    load > 0.5 * opt.online)
+			printf("WARNING: the machine is busy (load average %.2f on %d CPUs): other work shares these CPUs, expect noisy numbers and a wide spread\n",
+			       load, opt.online);
+		if (f)
+			fclose(f);
+	}
+	printf("threads pinned round robin to CPUs");
+	for (int i = 0; i < opt.ncpus; i++)
+		printf("%s%d", i ? "," : " ", opt.cpus[i]);
+	printf("; Mmsg/s: median of the timed runs; spread: (max-min)/median;\n"
+	       "latency: TSC stamps carried in 1 of 2^k messages (message_passing: under\n"
+	       "full load, so it includes queueing); sn adv: libsn msg/s / peer msg/s\n"
+	       "(pingpong: peer p50 / libsn p50); > 1: libsn is better\n");
+}
+
+/* ---- plot ---- */
+
+static void plot(const char *png)
+{
+	char dat[] = "/tmp/snbench-XXXXXX";
+	FILE *f, *g;
+	int fd, g_n = 0, has[NIMPLS] = { 0 };
+	size_t i, j, ncols = 0;
+
+	if (system("command -v gnuplot >/dev/null 2>&1")) {
+		if (geteuid() == 0) {
+			fprintf(stderr, "snbench: gnuplot missing: installing gnuplot-nox (apt-get)\n");
+			if (system("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends gnuplot-nox >/dev/null"))
+				die("apt-get install gnuplot-nox failed");
+		} else {
+			die("--plot needs gnuplot: as root run: apt-get install gnuplot-nox");
+		}
+	}
+	fd = mkstemp(dat);
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		die("cannot write the plot data");
+	/* one row per group, one column per implementation: msg/s (M) */
+	/* the implementations measured at least once */
+	for (j = 0; j < NIMPLS; j++)
+		for (i = 0; i < nresults && !has[j]; i++)
+			has[j] = !strcmp(results[i].impl, all_impls[j]->name) &&
+				 !results[i].skipped && !results[i].failed;
+	fprintf(f, "group");
+	for (j = 0; j < NIMPLS; j++)
+		if (has[j]) {
+			fprintf(f, " %s", all_impls[j]->name);
+			ncols++;
+		}
+	fprintf(f, "\n");
+	for (int grp = 0; grp < ngroups; grp++) {
+		const struct result *first = NULL;
+
+		for (i = 0; i < nresults && !first; i++)
+			if (results[i].group == grp)
+				first = &results[i];
+		if (!first)
+			continue;
+		if (!strcmp(first->scenario, "pingpong"))
+			fprintf(f, "\"pingpong\\n(1000/p50ns)\"");
+		else
+			fprintf(f, "\"%s %uP/%uC\\nb%u %uB\"",
+				type_names[first->cfg.type],
+				first->cfg.producers, first->cfg.consumers,
+				first->cfg.batch, first->cfg.msg_size);
+		for (j = 0; j < NIMPLS; j++) {
+			const struct result *r = NULL;
+
+			if (!has[j])
+				continue;
+			for (i = 0; i < nresults; i++)
+				if (results[i].group == grp &&
+				    !strcmp(results[i].impl, all_impls[j]->name))
+					r = &results[i];
+			if (!r || r->skipped || r->failed)
+				fprintf(f, " ?");
+			else if (!strcmp(r->scenario, "pingpong"))
+				fprintf(f, " %.4f", r->p50 > 0 ? 1000 / r->p50 : 0);
+			else
+				fprintf(f, " %.4f", r->rate / 1e6);
+		}
+		fprintf(f, "\n");
+		g_n++;
+	}
+	fclose(f);
+	g = popen("gnuplot", "w");
+	if (!g)
+		die("cannot run gnuplot");
+	fprintf(g, "set terminal pngcairo size 1400,700 noenhanced\n"
+		"set output '%s'\n"
+		"set title 'snbench: libsn (%s backend) and peers, %s, %d CPUs; higher is better'\n"
+		"set style data histograms\nset style histogram clustered gap 1\n"
+		"set style fill solid border -1\nset logscale y\n"
+		"set ylabel 'million messages/s (pingpong: 1000 / half round trip ns)'\n"
+		"set key outside right\nset grid ytics\nset datafile missing '?'\n"
+		"set bmargin 5\n"
+		"plot for [c=2:%zu] '%s' using c:xtic(1) title columnheader(c)\n",
+		png, sn_backend_name(opt.backend), opt.cpu_model, opt.online,
+		ncols + 1, dat);
+	if (pclose(g))
+		fprintf(stderr, "snbench: gnuplot failed (pngcairo terminal missing?)\n");
+	else if (!opt.json)
+		printf("\nplot: %s (%d groups)\n", png, g_n);
+	unlink(dat);
+}
+
+/* ---- options ---- */
+
+static void use_peers(const char *list)
+{
+	size_t i;
+
+	memset(opt.use, 0, sizeof(opt.use));
+	if (!strcmp(list, "none"))
+		return;
+	if (!strcmp(list, "all")) {
+		for (i = 0; i < NIMPLS; i++)
+			opt.use[i] = 1;
+		return;
+	}
+	char *copy = strdup(list), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < NIMPLS; i++)
+			if (!strcmp(tok, all_impls[i]->name))
+				break;
+		if (i == NIMPLS) {
+			fprintf(stderr, "snbench: unknown peer %s; peers:", tok);
+			for (i = 1; i < NIMPLS; i++)
+				fprintf(stderr, " %s", all_impls[i]->name);
+			fprintf(stderr, "\n");
+			exit(2);
+		}
+		opt.use[i] = 1;
+	}
+	free(copy);
+}
+
+static void parse_cpus(const char *s)
+{
+	char *copy = strdup(s), *save = NULL, *tok;
+
+	opt.ncpus = 0;
+	for (tok = strtok_r(copy, ",", &save); tok && opt.ncpus < SNB_MAX_THREADS;
+	     tok = strtok_r(NULL, ",", &save))
+		opt.cpus[opt.ncpus++] = atoi(tok);
+	free(copy);
+	if (!opt.ncpus)
+		die("--cpus: empty list");
+}
+
+static unsigned long long num(const char *s, const char *what)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 0);
+
+	if (*end == 'k' || *end == 'K')
+		v *= 1000, end++;
+	else if (*end == 'm' || *end == 'M')
+		v *= 1000000, end++;
+	if (*end || !v) {
+		fprintf(stderr, "snbench: %s: bad number %s\n", what, s);
+		exit(2);
+	}
+	return v;
+}
+
+static void usage(int st)
+{
+	fprintf(st ? stderr : stdout,
+		"usage: snbench [SCENARIO] [options]\n"
+		"scenarios: message_passing, pingpong, suite (default: the short suite of make bench),\n"
+		"           worker_pool and wakeup (not yet: they arrive with issues 6 and 5)\n"
+		"  --type spsc|mpsc|mpmc  --producers N  --consumers N  --msg-size BYTES\n"
+		"  --batch N  --capacity SLOTS (per producer)  --messages N (per run)\n"
+		"  --repeat N (timed runs, default 3)  --peers LIST|all|none (default all)\n"
+		"  --cpus LIST (default: every allowed CPU)  --json  --plot FILE.png  --quiet\n"
+		"  --sample-shift K (stamp 1 message in 2^K, default 6)\n");
+	exit(st);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "type", 1, 0, 't' }, { "producers", 1, 0, 'p' },
+		{ "consumers", 1, 0, 'c' }, { "msg-size", 1, 0, 's' },
+		{ "batch", 1, 0, 'b' }, { "capacity", 1, 0, 'C' },
+		{ "messages", 1, 0, 'n' }, { "repeat", 1, 0, 'r' },
+		{ "peers", 1, 0, 'P' }, { "json", 0, 0, 'j' },
+		{ "plot", 1, 0, 'g' }, { "cpus", 1, 0, 'u' },
+		{ "quiet", 0, 0, 'q' }, { "workers", 1, 0, 'w' },
+		{ "sample-shift", 1, 0, 'k' }, { "help", 0, 0, 'h' },
+		{ 0, 0, 0, 0 }
+	};
+	struct snb_cfg cfg = {
+		.type = SNB_SPSC, .producers = 1, .consumers = 1,
+		.msg_size = 16, .batch = 1, .capacity = 1024,
+		.sample_shift = 6,
+	};
+	const char *scenario = "suite";
+	int c, workers = 0;
+
+	opt.repeat = 3;
+	use_peers("all");
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case 't':
+			if (!strcmp(optarg, "spsc"))
+				cfg.type = SNB_SPSC;
+			else if (!strcmp(optarg, "mpsc"))
+				cfg.type = SNB_MPSC;
+			else if (!strcmp(optarg, "mpmc"))
+				cfg.type = SNB_MPMC;
+			else
+				usage(2);
+			break;
+		case 'p': cfg.producers = (unsigned int)num(optarg, "--producers"); break;
+		case 'c': cfg.consumers = (unsigned int)num(optarg, "--consumers"); break;
+		case 's': cfg.msg_size = (unsigned int)num(optarg, "--msg-size"); break;
+		case 'b': cfg.batch = (unsigned int)num(optarg, "--batch"); break;
+		case 'C': cfg.capacity = (unsigned int)num(optarg, "--capacity"); break;
+		case 'n': cfg.messages = num(optarg, "--messages"); break;
+		case 'r': opt.repeat = (unsigned int)num(optarg, "--repeat"); break;
+		case 'P': use_peers(optarg); break;
+		case 'j': opt.json = 1; break;
+		case 'g': opt.plot = optarg; break;
+		case 'u': parse_cpus(optarg); break;
+		case 'q': opt.quiet = 1; break;
+		case 'w': workers = (int)num(optarg, "--workers"); break;
+		case 'k': cfg.sample_shift = (unsigned int)atoi(optarg); break;
+		case 'h': usage(0); break;
+		default: usage(2);
+		}
+	}
+	if (optind < argc)
+		scenario = argv[optind++];
+	if (optind < argc)
+		usage(2);
+	if (cfg.msg_size < 16 || cfg.msg_size % 8 || cfg.msg_size > 4096)
+		die("--msg-size: a multiple of 8 from 16 to 4096");
+	if (cfg.batch > SNB_MAX_BATCH)
+		die("--batch: at most 1024");
+	if (opt.repeat > 64)
+		die("--repeat: at most 64");
+	if (cfg.sample_shift > 30)
+		die("--sample-shift: at most 30");
+	if (cfg.type == SNB_SPSC && cfg.producers != 1)
+		die("spsc has one producer");
+	if (cfg.type != SNB_MPMC && cfg.consumers != 1)
+		die("spsc and mpsc have one consumer");
+	if (cfg.producers + cfg.consumers > SNB_MAX_THREADS)
+		die("too many threads");
+	if (cfg.producers >= (1U << 16))
+		die("too many producers");
+
+	if (!strcmp(scenario, "worker_pool") || !strcmp(scenario, "wakeup")) {
+		fprintf(stderr, "snbench: %s is not measured yet: it arrives with %s\n",
+			scenario, !strcmp(scenario, "worker_pool") ?
+			"the worker pool (issue 6)" :
+			"the kernel wakeup threads (issue 5)");
+		(void)workers;
+		return 3;
+	}
+	snb_tsc_calibrate();
+	machine();
+	set_cpus(&cfg);
+	print_machine();
+	if (!strcmp(scenario, "message_passing")) {
+		if (!cfg.messages)
+			cfg.messages = 1000000;
+		nsteps = group_steps();
+		run_group("message_passing", &cfg, 0);
+	} else if (!strcmp(scenario, "pingpong")) {
+		if (!cfg.messages)
+			cfg.messages = 100000;
+		nsteps = group_steps();
+		run_group("pingpong", &cfg, 1);
+	} else if (!strcmp(scenario, "suite")) {
+		/* the short suite: at most 2 minutes on a 2-core machine */
+		struct snb_cfg s = cfg;
+		uint64_t n = cfg.messages ? cfg.messages : 250000;
+
+		nsteps = 7 * group_steps();
+		s.messages = n;
+		s.type = SNB_SPSC;
+		run_group("message_passing", &s, 0);
+		s.batch = 32;
+		run_group("message_passing", &s, 0);
+		s.batch = cfg.batch;
+		for (int t = SNB_MPSC; t <= SNB_MPMC; t++)
+			for (unsigned int np = 1; np <= 2; np++) {
+				s.type = t;
+				s.producers = np;
+				s.consumers = t == SNB_MPMC ? 2 : 1;
+				run_group("message_passing", &s, 0);
+			}
+		s = cfg;
+		s.messages = cfg.messages ? cfg.messages : 50000;
+		run_group("pingpong", &s, 1);
+		print_targets();
+		if (!opt.json)
+			printf("\nnot yet measured: worker_pool (issue 6: the worker pool) and wakeup (issue 5: kthread wakeups)\n");
+	} else {
+		fprintf(stderr, "snbench: unknown scenario %s\n", scenario);
+		usage(2);
+	}
+	if (opt.plot)
+		plot(opt.plot);
+	for (size_t i = 0; i < nresults; i++)
+		if (results[i].failed)
+			return 1;
+	return 0;
+}

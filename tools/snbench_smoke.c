@@ -1,0 +1,575 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Smoke tests of snbench and snstat for make check (host): a tiny run of
+ * each scenario and each peer with --json, every line parsed as JSON and
+ * checked (the fields of issue 7 present, the numbers positive and
+ * ordered), --plot, the scenarios that are not there yet, and snstat's
+ * parser on a listing with extra trailing fields and without the module.
+ *
+ * Runs the snbench and snstat beside it (build/; SNBENCH, SNSTAT override).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+
+/* ---- running a tool ---- */
+
+static char *run(const char *const *argv, int *status)
+{
+	char *out = NULL;
+	size_t len = 0, cap = 0;
+	int fd[2];
+	pid_t pid;
+	ssize_t r;
+
+	if (pipe(fd))
+		return NULL;
+	pid = fork();
+	if (pid < 0)
+		return NULL;
+	if (!pid) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(fd[1]);
+	for (;;) {
+		if (len + 4097 > cap) {
+			cap = cap ? 2 * cap : 65536;
+			out = realloc(out, cap);
+			if (!out)
+				break;
+		}
+		r = read(fd[0], out + len, cap - len - 1);
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	close(fd[0]);
+	if (out)
+		out[len] = 0;
+	waitpid(pid, status, 0);
+	return out;
+}
+
+/* $ENV, else the tool beside this binary (both live in build/). */
+static const char *tool(const char *env, const char *name)
+{
+	static char buf[2][4096];
+	const char *p = getenv(env);
+	char *slash, *b = buf[name[2] == 'b'];
+	ssize_t n;
+
+	if (p)
+		return p;
+	n = readlink("/proc/self/exe", b, sizeof(buf[0]) - 64);
+	if (n <= 0)
+		return name;
+	b[n] = 0;
+	slash = strrchr(b, '/');
+	strcpy(slash ? slash + 1 : b, name);
+	return b;
+}
+
+/* ---- a small JSON reader: one flat object per line ---- */
+
+#define MAXF 64
+struct jfield {
+	char key[40];
+	int kind;		/* 's' string, 'n' number, 'b' bool, 'a' array */
+	double num;
+	char str[160];
+};
+struct jobj {
+	struct jfield f[MAXF];
+	int n;
+};
+
+static void ws(const char **p)
+{
+	while (**p == ' ' || **p == '\t')
+		(*p)++;
+}
+
+static int jstring(const char **p, char *out, size_t n)
+{
+	size_t i = 0;
+
+	if (**p != '"')
+		return -1;
+	for ((*p)++; **p && **p != '"'; (*p)++) {
+		if (**p == '\\') {
+			(*p)++;
+			if (!**p)
+				return -1;
+		}
+		if (i + 1 < n)
+			out[i++] = **p;
+	}
+	if (**p != '"')
+		return -1;
+	(*p)++;
+	out[i] = 0;
+	return 0;
+}
+
+static int jnumber(const char **p, double *v)
+{
+	char *end;
+
+	*v = strtod(*p, &end);
+	if (end == *p)
+		return -1;
+	*p = end;
+	return 0;
+}
+
+/* Parses one line; 0 or -1 (not a JSON object of this shape). */
+static int jparse(const char *s, struct jobj *o)
+{
+	const char *p = s;
+
+	o->n = 0;
+	ws(&p);
+	if (*p++ != '{')
+		return -1;
+	ws(&p);
+	if (*p == '}')
+		return 0;
+	for (;;) {
+		struct jfield *f;
+
+		if (o->n == MAXF)
+			return -1;
+		f = &o->f[o->n++];
+		memset(f, 0, sizeof(*f));
+		ws(&p);
+		if (jstring(&p, f->key, sizeof(f->key)))
+			return -1;
+		ws(&p);
+		if (*p++ != ':')
+			return -1;
+		ws(&p);
+		if (*p == '"') {
+			f->kind = 's';
+			if (jstring(&p, f->str, sizeof(f->str)))
+				return -1;
+		} else if (!strncmp(p, "true", 4) || !strncmp(p, "false", 5)) {
+			f->kind = 'b';
+			f->num = *p == 't';
+			p += *p == 't' ? 4 : 5;
+		} else if (*p == '[') {
+			double v;
+
+			f->kind = 'a';
+			p++;
+			ws(&p);
+			while (*p != ']') {
+				if (jnumber(&p, &v))
+					return -1;
+				ws(&p);
+				if (*p == ',')
+					p++;
+				ws(&p);
+			}
+			p++;
+		} else {
+			f->kind = 'n';
+			if (jnumber(&p, &f->num))
+				return -1;
+		}
+		ws(&p);
+		if (*p == ',') {
+			p++;
+			continue;
+		}
+		if (*p++ != '}')
+			return -1;
+		ws(&p);
+		return *p ? -1 : 0;
+	}
+}
+
+static const struct jfield *jget(const struct jobj *o, const char *key)
+{
+	int i;
+
+	for (i = 0; i < o->n; i++)
+		if (!strcmp(o->f[i].key, key))
+			return &o->f[i];
+	return NULL;
+}
+
+/*
+ * Checks snbench --json output: every line an object with the required
+ * fields; measured rows with positive, ordered numbers. Counts measured
+ * and skipped rows; returns a message on failure, NULL when fine.
+ */
+static const char *check_bench_json(char *out, int *measured, int *skipped,
+				    const char *want_impl, char *why, size_t n)
+{
+	static const char *const strs[] = { "scenario", "impl", "type",
+					    "backend" };
+	static const char *const nums[] = { "producers", "consumers",
+					    "msg_size", "batch", "messages" };
+	static const char *const meas[] = { "msgs_per_sec", "p50_ns",
+					    "p99_ns", "p999_ns" };
+	char *line, *save = NULL;
+	struct jobj o;
+	size_t i;
+	int seen = 0;
+
+	*measured = *skipped = 0;
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const struct jfield *f, *impl;
+
+		if (jparse(line, &o)) {
+			snprintf(why, n, "not JSON: %s", line);
+			return why;
+		}
+		for (i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+			f = jget(&o, strs[i]);
+			if (!f || f->kind != 's' || !f->str[0]) {
+				snprintf(why, n, "no string %s: %s", strs[i], line);
+				return why;
+			}
+		}
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			f = jget(&o, nums[i]);
+			if (!f || f->kind != 'n' || f->num <= 0) {
+				snprintf(why, n, "%s not positive: %s", nums[i], line);
+				return why;
+			}
+		}
+		f = jget(&o, "backend");
+		if (strcmp(f->str, "memfd") && strcmp(f->str, "kernel")) {
+			snprintf(why, n, "backend %s", f->str);
+			return why;
+		}
+		impl = jget(&o, "impl");
+		if (want_impl && !strcmp(impl->str, want_impl))
+			seen = 1;
+		if (jget(&o, "failed")) {
+			snprintf(why, n, "a run failed: %s", line);
+			return why;
+		}
+		if ((f = jget(&o, "skipped"))) {
+			if (f->kind != 's' || !f->str[0]) {
+				snprintf(why, n, "empty skip reason: %s", line);
+				return why;
+			}
+			if (!strcmp(impl->str, "libsn")) {
+				snprintf(why, n, "libsn skipped: %s", line);
+				return why;
+			}
+			(*skipped)++;
+			continue;
+		}
+		for (i = 0; i < sizeof(meas) / sizeof(meas[0]); i++) {
+			f = jget(&o, meas[i]);
+			if (!f || f->kind != 'n' || !(f->num > 0)) {
+				snprintf(why, n, "%s not positive: %s", meas[i], line);
+				return why;
+			}
+		}
+		if (jget(&o, "p50_ns")->num > jget(&o, "p99_ns")->num ||
+		    jget(&o, "p99_ns")->num > jget(&o, "p999_ns")->num ||
+		    jget(&o, "msgs_per_sec_min")->num > jget(&o, "msgs_per_sec")->num ||
+		    jget(&o, "msgs_per_sec")->num > jget(&o, "msgs_per_sec_max")->num) {
+			snprintf(why, n, "percentiles or spread out of order: %s", line);
+			return why;
+		}
+		(*measured)++;
+	}
+	if (want_impl && !seen) {
+		snprintf(why, n, "no row for %s", want_impl);
+		return why;
+	}
+	return NULL;
+}
+
+/* Runs snbench with @args (NULL-terminated) plus the tiny-run options. */
+static const char *bench(const char *const *args, const char *want_impl,
+			 int *measured, int *skipped, char *why, size_t n)
+{
+	const char *argv[32];
+	char *out;
+	const char *r;
+	int i = 0, st;
+
+	argv[i++] = tool("SNBENCH", "snbench");
+	for (; *args && i < 24; args++)
+		argv[i++] = *args;
+	argv[i++] = "--json";
+	argv[i++] = "--repeat";
+	argv[i++] = "2";
+	argv[i++] = "--quiet";
+	argv[i] = NULL;
+	out = run(argv, &st);
+	if (!out)
+		return "cannot run snbench";
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		snprintf(why, n, "snbench exit status %d", st);
+		free(out);
+		return why;
+	}
+	r = check_bench_json(out, measured, skipped, want_impl, why, n);
+	free(out);
+	return r;
+}
+
+/* One peer against libsn, spsc message passing: two measured rows. */
+#define PEER_TEST(peer)							\
+TEST(spsc_##peer)							\
+{									\
+	static const char *const a[] = { "message_passing", "--messages", \
+		"3000", "--peers", #peer, NULL };			\
+	char why[512];							\
+	const char *r;							\
+	int m, s;							\
+									\
+	r = bench(a, #peer, &m, &s, why, sizeof(why));			\
+	ASSERT_EQ(NULL, r) TH_LOG("%s", r);				\
+	EXPECT_EQ(2, m);						\
+	EXPECT_EQ(0, s);						\
+}
+
+PEER_TEST(rte_ring)
+PEER_TEST(ck_ring)
+PEER_TEST(pipe)
+PEER_TEST(eventfd)
+PEER_TEST(socketpair)
+PEER_TEST(io_uring)
+
+TEST(spsc_libsn_alone_burst)
+{
+	static const char *const a[] = { "message_passing", "--messages",
+		"5000", "--batch", "32", "--peers", "none", NULL };
+	char why[512];
+	const char *r;
+	int m, s;
+
+	r = bench(a, "libsn", &m, &s, why, sizeof(why));
+	ASSERT_EQ(NULL, r) TH_LOG("%s", r);
+	EXPECT_EQ(1, m);
+}
+
+TEST(mpsc_all_peers)
+{
+	static const char *const a[] = { "message_passing", "--type", "mpsc",
+		"--producers", "2", "--messages", "3000", "--peers", "all",
+		NULL };
+	char why[512];
+	const char *r;
+	int m, s;
+
+	r = bench(a, "rte_ring", &m, &s, why, sizeof(why));
+	ASSERT_EQ(NULL, r) TH_LOG("%s", r);
+	/* libsn, rte_ring, ck_ring, pipe, socketpair; eventfd, io_uring and
+	 * raw_line say why they do not run */
+	EXPECT_EQ(5, m);
+	EXPECT_EQ(3, s);
+}
+
+TEST(mpmc_all_peers)
+{
+	static const char *const a[] = { "message_passing", "--type", "mpmc",
+		"--producers", "2", "--consumers", "2", "--messages", "3000",
+		"--peers", "all", NULL };
+	char why[512];
+	const char *r;
+	int m, s;
+
+	r = bench(a, "ck_ring", &m, &s, why, sizeof(why));
+	ASSERT_EQ(NULL, r) TH_LOG("%s", r);
+	EXPECT_EQ(5, m);
+	EXPECT_EQ(3, s);
+}
+
+TEST(pingpong_all_peers)
+{
+	static const char *const a[] = { "pingpong", "--messages", "500",
+		"--peers", "all", NULL };
+	char why[512];
+	const char *r;
+	int m, s;
+
+	r = bench(a, "raw_line", &m, &s, why, sizeof(why));
+	ASSERT_EQ(NULL, r) TH_LOG("%s", r);
+	/* every peer, the raw cache line included */
+	EXPECT_EQ(8, m);
+	EXPECT_EQ(0, s);
+}
+
+TEST(table_names_backend_and_machine)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"),
+		"message_passing", "--messages", "2000", "--repeat", "1",
+		"--peers", "rte_ring", "--quiet", NULL };
+	char *out;
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "libsn backend: "));
+	EXPECT_NE(NULL, strstr(out, "machine: "));
+	EXPECT_NE(NULL, strstr(out, "sn adv"));
+	EXPECT_NE(NULL, strstr(out, "rte_ring"));
+	free(out);
+}
+
+TEST(plot_png)
+{
+	char png[] = "/tmp/snbench-smoke-XXXXXX.png";
+	const char *argv[] = { tool("SNBENCH", "snbench"), "pingpong",
+		"--messages", "300", "--repeat", "1", "--peers", "raw_line",
+		"--quiet", "--plot", png, NULL };
+	unsigned char sig[8] = { 0 };
+	char *out;
+	FILE *f;
+	int st, fd;
+
+	if (system("command -v gnuplot >/dev/null 2>&1"))
+		SKIP(return, "gnuplot is not installed (tools/deps installs gnuplot-nox)");
+	fd = mkstemps(png, 4);
+	ASSERT_LE(0, fd);
+	close(fd);
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	f = fopen(png, "rb");
+	ASSERT_NE(NULL, f);
+	EXPECT_EQ(8, fread(sig, 1, 8, f));
+	fclose(f);
+	unlink(png);
+	EXPECT_EQ(0, memcmp(sig, "\x89PNG\r\n\x1a\n", 8));
+	free(out);
+}
+
+/* Scenarios that need later issues say so and exit 3, measuring nothing. */
+TEST(later_scenarios_say_so)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "worker_pool",
+			       "--json", NULL };
+	char *out;
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(3, WEXITSTATUS(st));
+	EXPECT_STREQ("", out);
+	free(out);
+	argv[1] = "wakeup";
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(3, WEXITSTATUS(st));
+	free(out);
+}
+
+TEST(bad_options_fail)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"),
+			       "message_passing", "--peers", "nosuchpeer", NULL };
+	char *out;
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(2, WEXITSTATUS(st));
+	free(out);
+}
+
+/* ---- snstat ---- */
+
+static const char listing[] =
+	"# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup later_a later_b\n"
+	"7 mpsc 123 0 4 1024 64 37 1 0 2 1 0 5 0 1000 963 1122304 -1 0 0 42 word\n"
+	"9 spsc 55 0 1 8 16 0 0 0 1 1 1 0 0 0 0 20480 -1 0 1 1 2\n";
+
+TEST(snstat_extra_trailing_fields)
+{
+	char path[] = "/tmp/snstat-smoke-XXXXXX";
+	const char *argv[] = { tool("SNSTAT", "snstat"), "--json",
+			       "--file", path, NULL };
+	char *out, *line, *save = NULL;
+	struct jobj o;
+	int fd, st, rings = 0;
+
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ((ssize_t)strlen(listing), write(fd, listing, strlen(listing)));
+	close(fd);
+	out = run(argv, &st);
+	unlink(path);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		ASSERT_EQ(0, jparse(line, &o)) TH_LOG("%s", line);
+		ASSERT_NE(NULL, jget(&o, "id"));
+		ASSERT_NE(NULL, jget(&o, "depth"));
+		ASSERT_NE(NULL, jget(&o, "capacity"));
+		ASSERT_NE(NULL, jget(&o, "later_a"));
+		if (jget(&o, "id")->num == 7) {
+			EXPECT_EQ(37, (int)jget(&o, "depth")->num);
+			EXPECT_EQ(4096, (int)jget(&o, "capacity")->num);
+			EXPECT_EQ(64, (int)jget(&o, "slot_size")->num);
+			EXPECT_EQ(1, (int)jget(&o, "home_cpu")->num);
+			EXPECT_STREQ("mpsc", jget(&o, "type")->str);
+			EXPECT_STREQ("word", jget(&o, "later_b")->str);
+			EXPECT_EQ(0, (int)jget(&o, "sent_per_sec")->num);
+		}
+		rings++;
+	}
+	EXPECT_EQ(2, rings);
+	free(out);
+}
+
+TEST(snstat_table)
+{
+	char path[] = "/tmp/snstat-smoke-XXXXXX";
+	const char *argv[] = { tool("SNSTAT", "snstat"), "--file", path,
+			       "-w", "0.05", "-n", "2", NULL };
+	char *out;
+	int fd, st;
+
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ((ssize_t)strlen(listing), write(fd, listing, strlen(listing)));
+	close(fd);
+	out = run(argv, &st);
+	unlink(path);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "2 rings"));
+	EXPECT_NE(NULL, strstr(out, "DEPTH"));
+	EXPECT_NE(NULL, strstr(out, " mpsc "));
+	free(out);
+}
+
+TEST(snstat_without_module)
+{
+	const char *argv[] = { tool("SNSTAT", "snstat"), NULL };
+	char *out;
+	int st;
+
+	if (!access("/proc/sn/rings", F_OK))
+		SKIP(return, "the module is loaded here");
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(2, WEXITSTATUS(st));
+	EXPECT_STREQ("", out);
+	free(out);
+}
+
+TEST_HARNESS_MAIN
