@@ -73,6 +73,19 @@ static void sn_set_need_wakeup(struct sn_ring *ring)
 		   READ_ONCE(ring->kpage->kflags) | SN_KFLAG_NEED_WAKEUP);
 }
 
+/* Stops watching every ring of @c, which publishers kick from now on. */
+static void sn_disarm_all(struct sn_cpu *c)
+{
+	struct sn_ring *ring;
+
+	while (!list_empty(&c->armed)) {
+		ring = list_first_entry(&c->armed, struct sn_ring, arm_node);
+		sn_set_need_wakeup(ring);
+		list_del_init(&ring->arm_node);
+		WRITE_ONCE(ring->arm_cpu, -1);
+	}
+}
+
 /* Wakes whoever can run now that the ring moved. Returns true if it moved. */
 static bool sn_ring_watch(struct sn_ring *ring)
 {
@@ -142,8 +155,7 @@ static int sn_thread_should_run(unsigned int cpu)
 {
 	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
 
-	return READ_ONCE(sn_poll_mode) != SN_POLL_OFF && !READ_ONCE(c->idle) &&
-	       !list_empty(&c->armed);
+	return !READ_ONCE(c->idle) && !list_empty(&c->armed);
 }
 
 static void sn_thread_fn(unsigned int cpu)
@@ -155,7 +167,10 @@ static void sn_thread_fn(unsigned int cpu)
 
 	spin_lock(&c->lock);
 	now = sn_now_ns();
-	if (sn_thread_pass(c, true, now, idle_ns)) {
+	if (READ_ONCE(sn_poll_mode) == SN_POLL_OFF) {
+		/* Switched off while watching: hand every ring back to kicks. */
+		sn_disarm_all(c);
+	} else if (sn_thread_pass(c, true, now, idle_ns)) {
 		c->last_progress_ns = now;
 	} else if (READ_ONCE(sn_poll_mode) != SN_POLL_ALWAYS &&
 		   now - c->last_progress_ns > idle_ns) {
@@ -324,12 +339,7 @@ static void sn_thread_park(unsigned int cpu)
 		spin_unlock(&t->lock);
 	} else {
 		/* No other thread runs: nobody watches, publishers kick. */
-		while (!list_empty(&c->armed)) {
-			ring = list_first_entry(&c->armed, struct sn_ring,
-						arm_node);
-			list_del_init(&ring->arm_node);
-			WRITE_ONCE(ring->arm_cpu, -1);
-		}
+		sn_disarm_all(c);
 	}
 	spin_unlock(&c->lock);
 	if (t)

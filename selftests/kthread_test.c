@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,19 @@ static long long listing_field(__u64 id, int field)
 			return atoll(tok);
 	return -1;
 }
+
+/*
+ * Waits up to 10 s for @cond, checking every millisecond: emulated guests
+ * on a loaded host stall for long moments, so no fixed sleep is enough.
+ */
+#define WAIT_FOR(cond)							\
+	({								\
+		__u64 _end = now_ns() + 10000000000ULL;			\
+		bool _ok;						\
+		while (!(_ok = (cond)) && now_ns() < _end)		\
+			usleep(1000);					\
+		_ok;							\
+	})
 
 #define F_KICKS		14
 #define F_ARMED_CPU	19
@@ -425,10 +439,11 @@ TEST_F(kthread, need_wakeup_after_idle)
 	ASSERT_EQ(0, pair_open(&pr, 16, -1));
 	ASSERT_EQ(0, pthread_create(&t, NULL, sleep_once, &pr));
 	/* The consumer sleeps, armed; with no traffic the thread goes idle. */
-	usleep(300000);
+	EXPECT_TRUE(WAIT_FOR(listing_field(pr.v.i.id, F_ARMED_CPU) >= 0));
+	usleep(100000);
+	EXPECT_TRUE(WAIT_FOR(kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP));
 	EXPECT_EQ(1, atomic_load(waiters_of(&pr.v)));
 	EXPECT_LE(0, listing_field(pr.v.i.id, F_ARMED_CPU));
-	EXPECT_NE(0, kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP);
 	pr.msgs = 5;
 	pr.gap_seed = 1;
 	producer(&pr);
@@ -437,6 +452,31 @@ TEST_F(kthread, need_wakeup_after_idle)
 	EXPECT_EQ(0, pr.timeouts);
 	EXPECT_LE(1, pr.kicks);
 	EXPECT_LE(1, listing_field(pr.v.i.id, F_KICKS));
+	pair_close(&pr);
+}
+
+/* Turning the threads off while they watch hands the rings back to kicks. */
+TEST_F(kthread, mode_off_while_armed)
+{
+	struct pair pr;
+	pthread_t t;
+	void *got;
+
+	ASSERT_EQ(0, set_param("poll_mode", "always"));
+	ASSERT_EQ(0, pair_open(&pr, 16, -1));
+	ASSERT_EQ(0, pthread_create(&t, NULL, sleep_once, &pr));
+	EXPECT_TRUE(WAIT_FOR(listing_field(pr.v.i.id, F_ARMED_CPU) >= 0 &&
+			     !(kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP)));
+	ASSERT_EQ(0, set_param("poll_mode", "off"));
+	EXPECT_TRUE(WAIT_FOR(listing_field(pr.v.i.id, F_ARMED_CPU) == -1));
+	EXPECT_NE(0, kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP);
+	pr.msgs = 3;
+	pr.gap_seed = 3;
+	producer(&pr);
+	pthread_join(t, &got);
+	EXPECT_EQ(3, (uintptr_t)got);
+	EXPECT_EQ(0, pr.timeouts);
+	EXPECT_LE(1, pr.kicks);
 	pair_close(&pr);
 }
 
