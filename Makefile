@@ -29,12 +29,12 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
-HOST_TESTS := libsn_test channel_test channel_block_test
+HOST_TESTS := libsn_test channel_test channel_block_test pool_test
 GUEST_TESTS := dev_test ring_test kthread_test snstat_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps module lib tests tools check bench clean sanitize fuzz
-all: module lib tools tests
+.PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples
+all: module lib tools tests examples
 
 deps:
 	@tools/deps
@@ -55,7 +55,7 @@ $(B)/libsn.a: $(LIBSN_OBJS)
 
 $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 	$(CC) -shared -Wl,-soname,libsn.so.1 -Wl,--version-script=libsn/libsn.map \
-		-Wl,-z,defs -o $@ $(LIBSN_OBJS)
+		-Wl,-z,defs -o $@ $(LIBSN_OBJS) -luring -lpthread
 
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
@@ -69,10 +69,20 @@ SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
 SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
 
-tools: $(B)/snbench $(B)/snstat $(B)/snbench_smoke
+tools: $(B)/snbench $(B)/snbench-static $(B)/snstat $(B)/snbench_smoke
 
 $(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
+
+# The same snbench, static, for the guests (tools/vm/run --add
+# build/snbench-static -- ./snbench-static wakeup): every peer included.
+# DPDK's EAL brings its own dependencies; ld warns that EAL's dlopen,
+# getaddrinfo and getpwuid need glibc's shared libraries at run time:
+# harmless, snbench never initialises the EAL (rte_ring on plain memory).
+SNBENCH_STATIC_LIBS := -lrte_ring -lrte_eal -lrte_kvargs -lrte_telemetry \
+	-lck -luring -lnuma -lbsd -lmd -lpthread -ldl
+$(B)/snbench-static: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
+	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -static -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_STATIC_LIBS)
 
 $(B)/snstat: tools/snstat.c | deps
 	@mkdir -p $(@D)
@@ -86,6 +96,14 @@ $(B)/snbench_smoke: tools/snbench_smoke.c | deps
 
 tests: $(TEST_BINS)
 
+# The examples (examples/), static like the tests; pool_test runs them.
+EXAMPLES := $(B)/examples/wordcount
+examples: $(EXAMPLES)
+$(B)/examples/%: examples/%.c $(B)/libsn.a $(LIBSN_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $< $(B)/libsn.a -luring -lpthread
+$(B)/selftests/pool_test: $(EXAMPLES)
+
 TEST_HDRS := $(wildcard selftests/*.h)
 
 $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
@@ -95,7 +113,7 @@ $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
 # The channel tests again under ASan+UBSan and under TSan (build/asan/,
 # build/tsan/): libsn's sources compiled into each test, dynamically linked
 # (the sanitizers' runtimes do not link statically). tools/check runs them.
-SAN_TESTS := channel_test channel_block_test
+SAN_TESTS := channel_test channel_block_test pool_test
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSAN_FLAGS := -fsanitize=thread
@@ -105,11 +123,11 @@ sanitize: $(SAN_BINS)
 
 $(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -lpthread
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
 $(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -lpthread
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
 # libFuzzer over an adversarial ring (clang; not part of make check).
 FUZZ_SECONDS ?= 60
@@ -118,7 +136,7 @@ $(B)/fuzz/ring_fuzz: fuzz/ring_fuzz.c $(LIBSN_SRCS) $(LIBSN_HDRS)
 	@command -v $(FUZZ_CC) >/dev/null || { echo "make fuzz needs clang: apt-get install clang" >&2; exit 1; }
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -Iinclude -Iinclude/uapi -DSN_VERSION='"$(SN_VERSION)"' \
-		-g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSN_SRCS)
+		-g -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIBSN_SRCS) -luring
 
 fuzz: $(B)/fuzz/ring_fuzz
 	@mkdir -p $(B)/fuzz/corpus

@@ -1,0 +1,395 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libsn worker pool: shared-nothing workers over sn channels.
+ *
+ * A pool runs N workers, each a thread (pinned to a CPU when asked) that
+ * owns its state and is the only one to touch it. Messages reach a worker
+ * in two ways, and no ring is ever shared by more than two threads except
+ * through its lanes:
+ *
+ *   mesh     an N x N grid of SPSC channels (Seastar's design): worker i
+ *            sends to worker j through channel [i][j], of which it is the
+ *            one producer and j the one consumer (i == j included).
+ *   ingress  one MPSC channel per worker for threads outside the pool. A
+ *            libsn MPSC lane belongs to one producer handle, so outside
+ *            threads submit through an explicit struct sn_submitter
+ *            (sn_submitter_open()): it holds one producer handle, one lane,
+ *            of every worker's ingress channel, and is used by one thread
+ *            at a time. There are at most max_submitters open at once.
+ *
+ * Every message carries an envelope: its source (a worker index or
+ * SN_SOURCE_EXTERNAL), a 64-bit key and up to msg_size payload bytes. A
+ * worker handles messages in batches: it gathers up to `batch` messages
+ * from its inbound channels (round robin over them, FIFO per lane), calls
+ * the handler once with their envelopes, then calls the tick callback;
+ * tick runs on every loop iteration, with or without messages.
+ *
+ * Order: messages of one submitter (or one worker) to one worker arrive in
+ * the order sent. Messages of one key go to one worker (every partitioner
+ * but round robin), so a key submitted from one thread is handled in order.
+ *
+ * Idle workers burn no CPU. Each worker has its own io_uring instance; one
+ * with nothing to do announces that it sleeps, issues a full barrier,
+ * checks every inbound ring once more and only then waits in
+ * io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
+ *
+ *   kernel backend  the worker keeps a multishot poll (IORING_POLL_ADD_MULTI)
+ *                   on the consumer fd of each inbound ring; its announcement
+ *                   is the ring's cons waiters word, so producers kick
+ *                   (SN_IOC_KICK) only while no sn.ko wakeup thread watches
+ *                   the ring, and the poll arms those threads.
+ *   memfd backend   a memfd is not pollable (a regular file always reads as
+ *                   ready), so the worker waits on an eventfd of its own,
+ *                   read through the same io_uring. Its announcement is a
+ *                   per-worker word of the pool; a pool producer, after
+ *                   publishing (full barrier [P1] in the channel code),
+ *                   swaps the word to 0 and writes the eventfd if it was
+ *                   set: one eventfd write per sleep, none while it works.
+ *
+ * The eventfd also carries the pool's own wakeups (shutdown) with either
+ * backend. Handlers and ticks may submit their own I/O on the worker's
+ * io_uring (sn_worker_uring(), sn_worker_sqe()), so one loop serves
+ * messages and I/O: every SQE on that ring carries a struct sn_io * as its
+ * user_data and the pool calls its done() callback for each completion.
+ *
+ * Shutdown (sn_pool_shutdown()): intake stops (sn_submit() fails with
+ * -ESHUTDOWN and counts a rejection, after every submission in progress
+ * has finished), the workers keep handling until the pool is quiescent
+ * (everything submitted, forwarded, held (sn_worker_hold()) or started as
+ * I/O has been handled, released or completed, detected from per-worker counters without any shared hot
+ * counter), then every worker calls fini and exits, and the pool joins
+ * them. Counts add up: submitted + forwarded == handled + dropped, and
+ * dropped is 0 unless a tick (or I/O callback) keeps producing work after
+ * sn_worker_stopping() turned true (what it sends after the final check is
+ * left in the rings and counted as dropped).
+ *
+ * Every function returns a negative errno on failure unless documented
+ * otherwise.
+ */
+#ifndef SN_POOL_H
+#define SN_POOL_H
+
+#include <linux/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct io_uring;
+struct io_uring_sqe;
+struct sn_pool;
+struct sn_worker;
+struct sn_submitter;
+struct sn_partitioner;
+
+/* ---- Partitioners (libsn/partition.c) ---- */
+
+/*
+ * Which worker a key goes to. Balance is over many distinct keys; movement
+ * is the fraction of keys whose worker changes when n workers become n + 1.
+ *
+ * SN_PART_HASH    sn_mix64(key) reduced to [0, n) by multiply-shift
+ *                 ((h * n) >> 64). O(1), no memory. Balance: within
+ *                 sampling noise of even (10^6 keys, n <= 64: every worker
+ *                 within 2 % of the mean). Movement: about 1/2 of the keys
+ *                 (range reduction keeps a key only where [i/n, (i+1)/n)
+ *                 and [i/(n+1), (i+1)/(n+1)) overlap; modulo would move
+ *                 n/(n+1)). For fixed-size pools.
+ * SN_PART_RING    consistent-hash ring: each worker places `vnodes` points
+ *                 (default 150) at sn_mix64() of (seed, worker, vnode); a
+ *                 key goes to the first point at or after sn_mix64(key).
+ *                 O(log(n * vnodes)), n * vnodes * 16 bytes. Balance: load
+ *                 std-dev about 1/sqrt(vnodes) (8 % at 150); with 150 vnodes
+ *                 and n <= 32 every worker is within SN_RING_BALANCE_PCT
+ *                 (30 %) of the mean. Movement: only keys that land on the
+ *                 new worker's points move, about 1/(n+1), all of them to
+ *                 the new worker.
+ * SN_PART_JUMP    Lamping and Veach's jump consistent hash of sn_mix64(key).
+ *                 O(log n), no memory. Balance: as SN_PART_HASH. Movement:
+ *                 exactly the keys that go to the new worker, 1/(n+1) in
+ *                 expectation. Workers can only be added or removed at the
+ *                 end.
+ * SN_PART_ROUND_ROBIN  ignores the key: each sender (submitter or worker)
+ *                 cycles through the workers. Perfect balance of messages,
+ *                 no key affinity, so no per-key order across workers;
+ *                 movement is meaningless.
+ * SN_PART_CUSTOM  the caller's fn(key, n, arg), which must return a value
+ *                 below n (others are reduced modulo n) and be thread-safe.
+ */
+enum sn_part_kind {
+	SN_PART_HASH = 0,
+	SN_PART_RING = 1,
+	SN_PART_JUMP = 2,
+	SN_PART_ROUND_ROBIN = 3,
+	SN_PART_CUSTOM = 4,
+};
+
+#define SN_RING_VNODES_DEFAULT	150U
+#define SN_RING_VNODES_MAX	4096U
+/* The ring's documented balance bound at the default vnodes, n <= 32. */
+#define SN_RING_BALANCE_PCT	30U
+
+typedef unsigned int (*sn_partition_fn)(__u64 key, unsigned int n, void *arg);
+
+struct sn_partitioner_config {
+	unsigned int kind;	/* enum sn_part_kind */
+	unsigned int vnodes;	/* SN_PART_RING: 0 means the default 150 */
+	__u64 seed;		/* SN_PART_RING: where the points go */
+	sn_partition_fn fn;	/* SN_PART_CUSTOM */
+	void *arg;		/* its argument */
+};
+
+/* splitmix64's finaliser: a bijective 64-bit mixer. */
+__u64 sn_mix64(__u64 x);
+
+/* Multiply-shift range reduction: (h * n) >> 64, in [0, n) for n > 0. */
+static inline __u32 sn_reduce(__u64 h, __u32 n)
+{
+	__extension__ typedef unsigned __int128 sn__u128;
+
+	return (__u32)(((sn__u128)h * n) >> 64);
+}
+
+/* Jump consistent hash of @key (as given, not mixed) into [0, n); n > 0. */
+__u32 sn_jump_hash(__u64 key, __u32 n);
+
+/*
+ * Creates a partitioner of @cfg->kind over @n buckets (1..65536).
+ * Immutable afterwards: sn_partition() may be called from any thread.
+ * Errors: -EINVAL (kind, n, vnodes, a missing fn), -ENOMEM.
+ */
+int sn_partitioner_create(struct sn_partitioner **out,
+			  const struct sn_partitioner_config *cfg,
+			  unsigned int n);
+
+/* Frees @p. NULL is fine. */
+void sn_partitioner_destroy(struct sn_partitioner *p);
+
+/* The number of buckets of @p. */
+unsigned int sn_partitioner_buckets(const struct sn_partitioner *p);
+
+/*
+ * The bucket of @key, in [0, n). @cursor is the caller's own round-robin
+ * counter (SN_PART_ROUND_ROBIN reads and advances it; the others ignore
+ * it; NULL makes round robin use the key as the counter).
+ */
+unsigned int sn_partition(const struct sn_partitioner *p, __u64 key,
+			  __u64 *cursor);
+
+/* ---- Messages ---- */
+
+#define SN_SOURCE_EXTERNAL	0xffffffffU
+
+/* What a handler gets for each message; valid during the handler call. */
+struct sn_envelope {
+	__u64 key;
+	__u32 source;		/* sending worker, or SN_SOURCE_EXTERNAL */
+	__u32 len;		/* payload bytes, <= msg_size */
+	const void *payload;	/* 8-byte aligned */
+};
+
+/*
+ * An I/O of a worker's io_uring: set done, embed it in your own struct
+ * (container_of) and get the SQE with sn_worker_sqe(). done() runs on the
+ * worker's thread for each completion (multishot requests complete more
+ * than once: IORING_CQE_F_MORE in @cqe_flags says another will follow).
+ */
+struct sn_io {
+	void (*done)(struct sn_worker *w, struct sn_io *io, int res,
+		     unsigned int cqe_flags);
+};
+
+/* ---- Pool configuration ---- */
+
+enum sn_backpressure {
+	SN_BP_FAIL = 0,		/* a full ingress lane: -EAGAIN at once */
+	SN_BP_BLOCK = 1,	/* wait up to block_timeout_ns: -ETIMEDOUT */
+};
+
+struct sn_pool_config {
+	unsigned int workers;		/* 0: the online CPUs */
+	int affinity;			/* pin worker i to a CPU */
+	const int *cpus;		/* with affinity: pin worker i to
+					 * cpus[i % ncpus]; NULL: the CPUs this
+					 * process may run on, i modulo their
+					 * count */
+	unsigned int ncpus;
+	unsigned int queue_capacity;	/* slots per lane (rounded up to a
+					 * power of two); 0: 1024 */
+	unsigned int msg_size;		/* payload bytes; 0: 48 */
+	unsigned int batch;		/* most messages per handler call;
+					 * 0: 32 */
+	unsigned int max_submitters;	/* ingress lanes, 1..64; 0: 8 */
+	unsigned int backpressure;	/* enum sn_backpressure (submitters) */
+	__u64 block_timeout_ns;		/* SN_BP_BLOCK: 0 means forever */
+	struct sn_partitioner_config partitioner;	/* default: HASH */
+	unsigned int backend;		/* SN_BACKEND_* for the channels;
+					 * 0: automatic (sn/channel.h) */
+	unsigned int uring_entries;	/* each worker's io_uring SQ; 0: 64 */
+	__u64 max_sleep_ns;		/* an idle worker wakes (and ticks) at
+					 * least this often; 0: only for work */
+
+	/* Callbacks, all on the worker's own thread. */
+	/* Builds the worker's state in *@state before any message; non-zero
+	 * fails sn_pool_create() with that value. NULL: state is arg. */
+	int (*init)(struct sn_worker *w, void *arg, void **state);
+	/* Frees the state after the last message. */
+	void (*fini)(struct sn_worker *w, void *state);
+	/* Handles @n (1..batch) messages; a negative return counts an error
+	 * in the worker's statistics, the messages count as handled anyway.
+	 * Required. */
+	int (*handle)(struct sn_worker *w, void *state,
+		      const struct sn_envelope *env, unsigned int n);
+	/* Every loop iteration, after the batch if any. */
+	void (*tick)(struct sn_worker *w, void *state);
+	void *arg;
+};
+
+/* Fills @cfg with the defaults (all zero: see the fields). */
+void sn_pool_config_init(struct sn_pool_config *cfg);
+
+/* ---- The pool (libsn/pool.c) ---- */
+
+/*
+ * Creates the channels, starts the workers and returns once each ran its
+ * init. Errors: -EINVAL (no handler, geometry, CPUs the process may not
+ * use, partitioner), what init returned, what channel creation, io_uring
+ * setup or pthread_create return.
+ */
+int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg);
+
+/*
+ * Graceful shutdown: stops intake, waits for submissions in progress,
+ * drains every message through the handlers (and waits for I/O in flight),
+ * runs fini on each worker and joins. Idempotent; call it from outside the
+ * pool (a worker calling it gets -EDEADLK).
+ */
+int sn_pool_shutdown(struct sn_pool *pool);
+
+/*
+ * Shuts down if still running, then frees everything. Every submitter
+ * must be closed first (-EBUSY otherwise, nothing done). NULL: 0.
+ */
+int sn_pool_destroy(struct sn_pool *pool);
+
+unsigned int sn_pool_workers(const struct sn_pool *pool);
+
+/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD: what the channels use. */
+int sn_pool_backend(const struct sn_pool *pool);
+
+/* The CPU worker @i is pinned to, or -1 without affinity. */
+int sn_pool_worker_cpu(const struct sn_pool *pool, unsigned int i);
+
+/* The worker @key goes to (as sn_submit() routes it; round robin: -EINVAL
+ * since it depends on the sender). */
+int sn_pool_route(const struct sn_pool *pool, __u64 key);
+
+struct sn_pool_stats {
+	__u64 submitted;	/* accepted from submitters */
+	__u64 rejected;		/* refused: full, timed out, shut down */
+	__u64 forwarded;	/* sent worker to worker over the mesh */
+	__u64 forward_rejected;	/* mesh sends refused (-EAGAIN, -ESHUTDOWN) */
+	__u64 handled;		/* passed to handlers */
+	__u64 dropped;		/* after shutdown: left unhandled (0) */
+	__u64 io_completions;	/* CQEs of the handlers' own I/O */
+};
+
+/* Sums over the workers and submitters (closed ones included); exact once
+ * the pool is shut down. */
+int sn_pool_stats(const struct sn_pool *pool, struct sn_pool_stats *st);
+
+struct sn_worker_stats {
+	__u64 handled;		/* messages handled */
+	__u64 batches;		/* handler calls */
+	__u64 depth;		/* messages waiting in its inbound rings */
+	__u64 idle_waits;	/* times it slept in io_uring */
+	__u64 ticks;		/* loop iterations */
+	__u64 forwarded;	/* mesh messages it sent */
+	__u64 io_completions;	/* its handlers' I/O completions */
+	__u64 handler_errors;	/* negative returns of the handler */
+	int cpu;		/* pinned to, or -1 */
+	int pad;
+};
+
+int sn_pool_worker_stats(const struct sn_pool *pool, unsigned int i,
+			 struct sn_worker_stats *st);
+
+/* ---- Submitters: outside threads (libsn/pool.c) ---- */
+
+/*
+ * Opens a submitter: one lane of every worker's ingress channel. Used by
+ * one thread at a time. Errors: -ENOSPC (max_submitters open),
+ * -ESHUTDOWN, -ENOMEM.
+ */
+int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out);
+
+/* Gives the lanes back (its counts stay in the pool's). NULL: 0. */
+int sn_submitter_close(struct sn_submitter *s);
+
+/*
+ * Sends @len (<= msg_size) bytes of @payload with @key to the worker the
+ * partitioner picks. Returns 0, or counts a rejection and returns -EAGAIN
+ * (SN_BP_FAIL, lane full), -ETIMEDOUT (SN_BP_BLOCK), -ESHUTDOWN (intake
+ * stopped); -EINVAL (len) is not counted.
+ */
+int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
+	      __u32 len);
+
+/* As sn_submit(), to worker @worker whatever the key. */
+int sn_submit_to(struct sn_submitter *s, unsigned int worker, __u64 key,
+		 const void *payload, __u32 len);
+
+/* ---- Inside a worker (handler, tick, init, fini, I/O callbacks) ---- */
+
+unsigned int sn_worker_id(const struct sn_worker *w);
+struct sn_pool *sn_worker_pool(const struct sn_worker *w);
+void *sn_worker_state(const struct sn_worker *w);
+
+/* True once sn_pool_shutdown() began: new work should stop appearing. */
+int sn_worker_stopping(const struct sn_worker *w);
+
+/*
+ * Sends to worker @dest over the mesh (SPSC channel [self][dest]). Never
+ * blocks (two workers waiting on each other's full rings would deadlock):
+ * -EAGAIN when the ring is full (retry from a later tick, or drop), or
+ * -ESHUTDOWN after the pool finished draining; both counted as
+ * forward_rejected. -EINVAL: @dest or @len out of range.
+ */
+int sn_worker_send(struct sn_worker *w, unsigned int dest, __u64 key,
+		   const void *payload, __u32 len);
+
+/* sn_worker_send() to the worker the pool's partitioner picks for @key. */
+int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
+		    __u32 len);
+
+/*
+ * Work the worker keeps for later (a backlog of sends that did not fit, a
+ * timer's pending job): sn_worker_hold() when it takes n items on, then
+ * sn_worker_release() once they are done (after the sends they cause).
+ * Shutdown counts held items as work in progress and keeps the worker
+ * running (ticking) until they are released; a worker holding items
+ * sleeps 1 ms at most, so its tick retries them.
+ */
+void sn_worker_hold(struct sn_worker *w, unsigned int n);
+void sn_worker_release(struct sn_worker *w, unsigned int n);
+
+/*
+ * The worker's io_uring, for handlers' own I/O. Every SQE on it must have
+ * a struct sn_io * as user_data (or be fetched with sn_worker_sqe()); the
+ * pool submits pending SQEs on each loop iteration.
+ */
+struct io_uring *sn_worker_uring(struct sn_worker *w);
+
+/*
+ * An SQE of the worker's io_uring with user_data set to @io (submitting
+ * what is queued when the SQ is full); NULL if none can be had. The pool
+ * counts the request in flight until its last completion (one without
+ * IORING_CQE_F_MORE) and shutdown waits for it.
+ */
+struct io_uring_sqe *sn_worker_sqe(struct sn_worker *w, struct sn_io *io);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SN_POOL_H */

@@ -1,0 +1,1166 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-nothing worker pool (include/sn/pool.h).
+ *
+ * Channels: mesh[i * n + j] is the SPSC channel from worker i to worker j;
+ * ingress[j] the MPSC channel of worker j, one lane per open submitter.
+ * Worker j's inbound consumers are in[0..n-1] (the mesh column j) and
+ * in[n] (its ingress). Every channel is created and every handle opened by
+ * sn_pool_create() before the threads start.
+ *
+ * Counters: each worker and each submitter writes only its own counters,
+ * on its own cache lines (atomic stores, read by anyone with atomic
+ * loads). Shutdown detects quiescence from them with the counting
+ * argument of termination detection: it reads every "done" counter
+ * (handled, I/O completed) first and every "started" counter (submitted,
+ * forwarded, I/O started) after; a message is counted started before it
+ * is published and handled after its handler returned (release stores,
+ * acquire loads), so done_read <= done(T) <= started(T) <= started_read at
+ * the moment T between the two reads, and equality means that at T every
+ * message had been handled and no handler or I/O was in progress.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+#include <poll.h>
+
+#include <sn/channel.h>
+#include <sn/pool.h>
+
+#include "internal.h"
+
+#define SN_POOL_MAX_WORKERS	128U
+#define SN_POOL_IDLE_SPINS	64
+#define SN_POOL_LINE		128
+#define SN_POOL_HELD_NS		1000000ULL	/* 1 ms */
+
+/* What precedes the payload in every slot. */
+struct sn_msg_hdr {
+	__u64 key;
+	__u32 source;
+	__u32 len;
+};
+
+/* The pool's own requests on a worker's io_uring. */
+struct sn_pool_io {
+	struct sn_io io;
+	struct sn_worker *w;
+	int armed;
+};
+
+/* Written by the worker only; read by anyone. */
+struct sn_worker_counts {
+	__u64 handled;		/* "done" counters: release stores */
+	__u64 io_done;
+	__u64 released;
+	__u64 io_started;	/* "started" counters */
+	__u64 held;
+	__u64 forwarded;
+	__u64 forward_rejected;
+	__u64 batches;
+	__u64 idle_waits;
+	__u64 ticks;
+	__u64 io_completions;
+	__u64 handler_errors;
+};
+
+struct sn_worker {
+	struct sn_pool *pool;
+	unsigned int id;
+	int cpu;
+	pthread_t thread;
+	int started;		/* pthread_create succeeded */
+	int efd;		/* the worker's eventfd */
+	void *state;
+	int init_done;		/* init succeeded: fini is due */
+	struct sn_consumer **in;	/* nin = n + 1 */
+	struct sn_producer **out;	/* n */
+	unsigned int nin, next_in;
+	unsigned char *buf;		/* batch * slot_size */
+	struct sn_envelope *env;	/* batch */
+	struct io_uring ring;
+	int ring_ok;
+	struct sn_pool_io efd_io;
+	__u64 efd_val;
+	struct sn_pool_io *polls;	/* kernel backend: one per inbound */
+	__u64 io_inflight;
+	__u64 rr;			/* round-robin cursor of its sends */
+
+	struct sn_worker_counts c __attribute__((aligned(SN_POOL_LINE)));
+	/* memfd backend: 1 while the worker announced it sleeps on efd;
+	 * written by producers too, so on a line of its own */
+	__u32 sleeping __attribute__((aligned(SN_POOL_LINE)));
+} __attribute__((aligned(SN_POOL_LINE)));
+
+struct sn_submitter {
+	struct sn_pool *pool;
+	struct sn_producer **p;		/* one lane of each ingress */
+	__u64 rr;
+	struct sn_submitter *next, *prev;
+	/* written by the submitting thread; read by shutdown and stats */
+	__u32 active __attribute__((aligned(SN_POOL_LINE)));
+	__u64 submitted;
+	__u64 rejected;
+} __attribute__((aligned(SN_POOL_LINE)));
+
+struct sn_pool {
+	struct sn_pool_config cfg;
+	int *cpus;
+	unsigned int n, slots, slot_size, msg_size, batch, lanes;
+	unsigned int entries;
+	int backend;
+	struct sn_partitioner *part;
+	struct sn_channel **mesh;	/* n * n */
+	struct sn_channel **ingress;	/* n */
+	struct sn_worker **w;
+
+	pthread_mutex_t lock;		/* submitters, shutdown, start-up */
+	pthread_cond_t cond;
+	unsigned int ready;		/* workers past their init */
+	int start_err;
+	struct sn_submitter *subs;
+	unsigned int nsubs;
+	__u64 closed_submitted, closed_rejected;
+	int shut;			/* shutdown completed */
+	__u64 dropped;
+
+	/* flags read by every thread, written once */
+	int closing __attribute__((aligned(SN_POOL_LINE)));	/* intake */
+	int stopping;			/* shutdown began */
+	int done;			/* workers leave their loop */
+};
+
+static inline void sn_pool_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+static void sn_count(__u64 *ctr, __u64 add)
+{
+	/* the owner's own counter: plain read, atomic store */
+	__atomic_store_n(ctr, *ctr + add, __ATOMIC_RELEASE);
+}
+
+static __u64 sn_load(const __u64 *ctr)
+{
+	return __atomic_load_n(ctr, __ATOMIC_ACQUIRE);
+}
+
+static void sn_efd_kick(int efd)
+{
+	__u64 one = 1;
+	ssize_t r;
+
+	do {
+		r = write(efd, &one, sizeof(one));
+	} while (r < 0 && errno == EINTR);
+	/* EAGAIN: the counter is full, the worker is woken anyway */
+}
+
+/*
+ * After publishing to @dw's inbound ring: the memfd backend's wakeup. The
+ * publish's full barrier [P1] orders our tail store before this load; the
+ * worker stores `sleeping`, full barrier, re-checks the rings. One of us
+ * sees the other. The swap makes one producer per sleep write.
+ */
+static void sn_pool_wake(struct sn_pool *pool, struct sn_worker *dw)
+{
+	if (pool->backend != SN_BACKEND_MEMFD)
+		return;	/* kernel: the ring's own kick and wakeup threads */
+	if (__atomic_load_n(&dw->sleeping, __ATOMIC_RELAXED) &&
+	    __atomic_exchange_n(&dw->sleeping, 0, __ATOMIC_ACQ_REL))
+		sn_efd_kick(dw->efd);
+}
+
+static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
+		    const void *payload, __u32 len)
+{
+	unsigned char *slot = sn_producer_slot(p, pos);
+	struct sn_msg_hdr h = { .key = key, .source = source, .len = len };
+
+	memcpy(slot, &h, sizeof(h));
+	if (len)
+		memcpy(slot + sizeof(h), payload, len);
+}
+
+/* ---- configuration ---- */
+
+SN_API void sn_pool_config_init(struct sn_pool_config *cfg)
+{
+	if (cfg)
+		memset(cfg, 0, sizeof(*cfg));
+}
+
+static unsigned int sn_pow2_up(unsigned int x)
+{
+	unsigned int p = 1;
+
+	while (p < x && p < (1U << 31))
+		p <<= 1;
+	return p;
+}
+
+/* The CPUs to pin to: the configured list or the allowed ones. */
+static int sn_pool_cpus(struct sn_pool *pool)
+{
+	const struct sn_pool_config *cfg = &pool->cfg;
+	cpu_set_t set;
+	unsigned int i, k = 0;
+	int cpu;
+
+	if (cfg->cpus && cfg->ncpus) {
+		pool->cpus = calloc(cfg->ncpus, sizeof(int));
+		if (!pool->cpus)
+			return -ENOMEM;
+		for (i = 0; i < cfg->ncpus; i++) {
+			if (cfg->cpus[i] < 0 || cfg->cpus[i] >= CPU_SETSIZE)
+				return -EINVAL;
+			pool->cpus[i] = cfg->cpus[i];
+		}
+		k = cfg->ncpus;
+	} else {
+		if (sched_getaffinity(0, sizeof(set), &set))
+			return -errno;
+		pool->cpus = calloc(CPU_SETSIZE, sizeof(int));
+		if (!pool->cpus)
+			return -ENOMEM;
+		for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+			if (CPU_ISSET(cpu, &set))
+				pool->cpus[k++] = cpu;
+		if (!k)
+			return -EINVAL;
+	}
+	for (i = 0; i < pool->n; i++)
+		pool->w[i]->cpu = pool->cpus[i % k];
+	return 0;
+}
+
+/* ---- the worker ---- */
+
+static void sn_pool_internal_done(struct sn_worker *w, struct sn_io *io,
+				  int res, unsigned int flags)
+{
+	struct sn_pool_io *pio = (struct sn_pool_io *)io;
+
+	(void)w;
+	/* a multishot poll ends without F_MORE (or with an error): re-arm */
+	if (res < 0 || !(flags & IORING_CQE_F_MORE))
+		pio->armed = 0;
+}
+
+static int sn_is_internal(const struct sn_io *io)
+{
+	return io->done == sn_pool_internal_done;
+}
+
+/* Runs the callbacks of every completion there is. */
+static void sn_worker_reap(struct sn_worker *w)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int k = 0;
+
+	while (k++ < 4096 && !io_uring_peek_cqe(&w->ring, &cqe)) {
+		struct sn_io *io = (struct sn_io *)(uintptr_t)cqe->user_data;
+		int res = cqe->res;
+		unsigned int flags = cqe->flags;
+
+		io_uring_cqe_seen(&w->ring, cqe);
+		if (!io)
+			continue;
+		if (sn_is_internal(io)) {
+			io->done(w, io, res, flags);
+			continue;
+		}
+		sn_count(&w->c.io_completions, 1);
+		io->done(w, io, res, flags);
+		if (!(flags & IORING_CQE_F_MORE)) {
+			if (w->io_inflight)
+				w->io_inflight--;
+			/* after the callback: what it started is counted */
+			sn_count(&w->c.io_done, 1);
+		}
+	}
+}
+
+static void sn_worker_submit(struct sn_worker *w)
+{
+	if (io_uring_sq_ready(&w->ring))
+		io_uring_submit(&w->ring);
+}
+
+/* Gathers up to batch messages from the inbound rings, round robin, and
+ * hands them to the handler. Returns how many. */
+static unsigned int sn_worker_batch(struct sn_worker *w)
+{
+	struct sn_pool *pool = w->pool;
+	unsigned int got = 0, k, i;
+	int r;
+
+	for (k = 0; k < w->nin && got < pool->batch; k++) {
+		i = w->next_in;
+		w->next_in = i + 1 < w->nin ? i + 1 : 0;
+		r = sn_recv_burst(w->in[i], w->buf + (size_t)got *
+				  pool->slot_size, pool->batch - got);
+		if (r > 0)
+			got += (unsigned int)r;
+	}
+	if (!got)
+		return 0;
+	for (i = 0; i < got; i++) {
+		const unsigned char *slot = w->buf + (size_t)i * pool->slot_size;
+		struct sn_msg_hdr h;
+
+		memcpy(&h, slot, sizeof(h));
+		w->env[i].key = h.key;
+		w->env[i].source = h.source;
+		w->env[i].len = h.len <= pool->msg_size ? h.len : pool->msg_size;
+		w->env[i].payload = slot + sizeof(h);
+	}
+	if (pool->cfg.handle(w, w->state, w->env, got) < 0)
+		sn_count(&w->c.handler_errors, 1);
+	sn_count(&w->c.batches, 1);
+	/* after the handler: whatever it forwarded is counted already */
+	sn_count(&w->c.handled, got);
+	return got;
+}
+
+/* Any inbound ring holds a message (SPSC/MPSC: our heads are the truth). */
+static int sn_worker_ready(const struct sn_worker *w)
+{
+	unsigned int i, lane;
+
+	for (i = 0; i < w->nin; i++) {
+		const struct sn_consumer *c = w->in[i];
+
+		for (lane = 0; lane < c->lanes; lane++) {
+			const __u32 *tail_p = (const __u32 *)
+				(sn__cons_lane(c, lane) + c->off_tail);
+
+			if (sn__clamp_depth(__atomic_load_n(tail_p,
+							    __ATOMIC_ACQUIRE),
+					    c->head[lane], c->mask + 1))
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static struct io_uring_sqe *sn_worker_get_sqe(struct sn_worker *w)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
+
+	if (!sqe) {
+		io_uring_submit(&w->ring);
+		sqe = io_uring_get_sqe(&w->ring);
+	}
+	return sqe;
+}
+
+/* Arms what the worker sleeps on: the eventfd read, and with the kernel
+ * backend a multishot poll on each inbound ring's consumer fd. */
+static void sn_worker_arm(struct sn_worker *w)
+{
+	struct io_uring_sqe *sqe;
+	unsigned int i;
+
+	if (!w->efd_io.armed && (sqe = sn_worker_get_sqe(w))) {
+		io_uring_prep_read(sqe, w->efd, &w->efd_val,
+				   sizeof(w->efd_val), 0);
+		io_uring_sqe_set_data(sqe, &w->efd_io);
+		w->efd_io.armed = 1;
+	}
+	if (!w->polls)
+		return;
+	for (i = 0; i < w->nin; i++) {
+		if (w->polls[i].armed || !(sqe = sn_worker_get_sqe(w)))
+			continue;
+		io_uring_prep_poll_multishot(sqe, w->in[i]->fd, POLLIN);
+		io_uring_sqe_set_data(sqe, &w->polls[i]);
+		w->polls[i].armed = 1;
+	}
+}
+
+/* The sleep: announce, full barrier, re-check, wait in io_uring. */
+static void sn_worker_sleep(struct sn_worker *w)
+{
+	struct sn_pool *pool = w->pool;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts;
+	unsigned int i;
+	__u64 nap;
+	int kernel = pool->backend == SN_BACKEND_KERNEL;
+
+	sn_worker_arm(w);
+	if (kernel) {
+		for (i = 0; i < w->nin; i++)
+			__atomic_add_fetch(w->in[i]->waiters_p, 1,
+					   __ATOMIC_SEQ_CST);
+	} else {
+		__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
+	}
+	/* [W1]: pairs with the producers' [P1] */
+	SN__FULL_BARRIER();
+	/* work held for later (sn_worker_hold()) is retried from tick: a
+	 * worker holding some sleeps SN_POOL_HELD_NS at most */
+	nap = pool->cfg.max_sleep_ns;
+	if (w->c.held != w->c.released && (!nap || nap > SN_POOL_HELD_NS))
+		nap = SN_POOL_HELD_NS;
+	if (!sn_worker_ready(w) && !io_uring_cq_ready(&w->ring) &&
+	    !__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
+		sn_count(&w->c.idle_waits, 1);
+		if (nap) {
+			ts.tv_sec = (long long)(nap / 1000000000ULL);
+			ts.tv_nsec = (long long)(nap % 1000000000ULL);
+			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
+							 &ts, NULL);
+		} else {
+			io_uring_submit_and_wait(&w->ring, 1);
+		}
+	} else {
+		sn_worker_submit(w);
+	}
+	if (kernel) {
+		for (i = 0; i < w->nin; i++)
+			__atomic_sub_fetch(w->in[i]->waiters_p, 1,
+					   __ATOMIC_RELEASE);
+	} else {
+		__atomic_store_n(&w->sleeping, 0, __ATOMIC_RELEASE);
+	}
+	sn_worker_reap(w);
+}
+
+static int sn_worker_setup(struct sn_worker *w)
+{
+	static const unsigned int flags[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN |
+		IORING_SETUP_TASKRUN_FLAG,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	struct sn_pool *pool = w->pool;
+	unsigned int i;
+	int ret = -EINVAL;
+
+	for (i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		ret = io_uring_queue_init(pool->entries, &w->ring, flags[i]);
+		if (ret != -EINVAL)
+			break;
+	}
+	if (ret)
+		return ret;
+	w->ring_ok = 1;
+	if (pool->cfg.init) {
+		ret = pool->cfg.init(w, pool->cfg.arg, &w->state);
+		if (ret)
+			return ret;
+	} else {
+		w->state = pool->cfg.arg;
+	}
+	w->init_done = 1;
+	return 0;
+}
+
+static void *sn_worker_main(void *arg)
+{
+	struct sn_worker *w = arg;
+	struct sn_pool *pool = w->pool;
+	unsigned int got, spins = 0;
+	int ret = sn_worker_setup(w);
+
+	pthread_mutex_lock(&pool->lock);
+	if (ret && !pool->start_err)
+		pool->start_err = ret;
+	pool->ready++;
+	pthread_cond_broadcast(&pool->cond);
+	pthread_mutex_unlock(&pool->lock);
+	if (ret)
+		goto out;
+
+	for (;;) {
+		got = sn_worker_batch(w);
+		if (w->io_inflight || io_uring_cq_ready(&w->ring))
+			sn_worker_reap(w);
+		if (pool->cfg.tick)
+			pool->cfg.tick(w, w->state);
+		sn_count(&w->c.ticks, 1);
+		sn_worker_submit(w);
+		if (got) {
+			spins = 0;
+			continue;
+		}
+		if (__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE))
+			break;
+		if (++spins < SN_POOL_IDLE_SPINS) {
+			sn_pool_relax();
+			continue;
+		}
+		spins = 0;
+		sn_worker_sleep(w);
+	}
+	if (pool->cfg.fini)
+		pool->cfg.fini(w, w->state);
+out:
+	if (w->ring_ok) {
+		io_uring_queue_exit(&w->ring);
+		w->ring_ok = 0;
+	}
+	return NULL;
+}
+
+/* ---- pool life ---- */
+
+static void sn_pool_free(struct sn_pool *pool)
+{
+	unsigned int i, j, n = pool->n;
+
+	for (i = 0; pool->w && i < n; i++) {
+		struct sn_worker *w = pool->w[i];
+
+		if (!w)
+			continue;
+		for (j = 0; w->in && j < w->nin; j++)
+			sn_consumer_close(w->in[j]);
+		for (j = 0; w->out && j < n; j++)
+			sn_producer_close(w->out[j]);
+		if (w->efd >= 0)
+			close(w->efd);
+		free(w->in);
+		free(w->out);
+		free(w->buf);
+		free(w->env);
+		free(w->polls);
+		free(w);
+	}
+	for (i = 0; pool->mesh && i < n * n; i++)
+		sn_channel_close(pool->mesh[i]);
+	for (i = 0; pool->ingress && i < n; i++)
+		sn_channel_close(pool->ingress[i]);
+	free(pool->mesh);
+	free(pool->ingress);
+	free(pool->w);
+	free(pool->cpus);
+	sn_partitioner_destroy(pool->part);
+	pthread_mutex_destroy(&pool->lock);
+	pthread_cond_destroy(&pool->cond);
+	free(pool);
+}
+
+static int sn_pool_channel(struct sn_pool *pool, struct sn_channel **out,
+			   unsigned int type, unsigned int lanes)
+{
+	int ret = sn_channel_create(out, type, pool->slots, pool->slot_size,
+				    lanes, (unsigned int)pool->backend);
+
+	if (!ret && !pool->backend)
+		pool->backend = sn_channel_backend(*out);
+	return ret;
+}
+
+static int sn_pool_build(struct sn_pool *pool)
+{
+	unsigned int i, j, n = pool->n;
+	int ret;
+
+	pool->w = calloc(n, sizeof(*pool->w));
+	pool->mesh = calloc((size_t)n * n, sizeof(*pool->mesh));
+	pool->ingress = calloc(n, sizeof(*pool->ingress));
+	if (!pool->w || !pool->mesh || !pool->ingress)
+		return -ENOMEM;
+	for (i = 0; i < n; i++) {
+		struct sn_worker *w;
+
+		if (posix_memalign((void **)&w, SN_POOL_LINE, sizeof(*w)))
+			return -ENOMEM;
+		memset(w, 0, sizeof(*w));
+		pool->w[i] = w;
+		w->pool = pool;
+		w->id = i;
+		w->cpu = -1;
+		w->nin = n + 1;
+		w->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (w->efd < 0)
+			return -errno;
+		w->efd_io.io.done = sn_pool_internal_done;
+		w->efd_io.w = w;
+		w->in = calloc(w->nin, sizeof(*w->in));
+		w->out = calloc(n, sizeof(*w->out));
+		w->buf = calloc(pool->batch, pool->slot_size);
+		w->env = calloc(pool->batch, sizeof(*w->env));
+		if (!w->in || !w->out || !w->buf || !w->env)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < n; j++) {
+			struct sn_channel **ch = &pool->mesh[i * n + j];
+
+			ret = sn_pool_channel(pool, ch, SN_RING_SPSC, 1);
+			if (!ret)
+				ret = sn_producer_open(*ch, &pool->w[i]->out[j]);
+			if (!ret)
+				ret = sn_consumer_open(*ch, &pool->w[j]->in[i]);
+			if (ret)
+				return ret;
+		}
+		ret = sn_pool_channel(pool, &pool->ingress[i], SN_RING_MPSC,
+				      pool->lanes);
+		if (!ret)
+			ret = sn_consumer_open(pool->ingress[i],
+					       &pool->w[i]->in[n]);
+		if (ret)
+			return ret;
+	}
+	if (pool->backend == SN_BACKEND_KERNEL) {
+		for (i = 0; i < n; i++) {
+			struct sn_worker *w = pool->w[i];
+
+			w->polls = calloc(w->nin, sizeof(*w->polls));
+			if (!w->polls)
+				return -ENOMEM;
+			for (j = 0; j < w->nin; j++) {
+				w->polls[j].io.done = sn_pool_internal_done;
+				w->polls[j].w = w;
+			}
+		}
+	}
+	if (pool->cfg.affinity)
+		return sn_pool_cpus(pool);
+	return 0;
+}
+
+static void sn_pool_kick_all(struct sn_pool *pool)
+{
+	unsigned int i;
+
+	for (i = 0; i < pool->n; i++)
+		if (pool->w[i]->started)
+			sn_efd_kick(pool->w[i]->efd);
+}
+
+static void sn_pool_join(struct sn_pool *pool)
+{
+	unsigned int i;
+
+	__atomic_store_n(&pool->done, 1, __ATOMIC_SEQ_CST);
+	sn_pool_kick_all(pool);
+	for (i = 0; i < pool->n; i++) {
+		if (!pool->w[i]->started)
+			continue;
+		pthread_join(pool->w[i]->thread, NULL);
+		pool->w[i]->started = 0;
+	}
+}
+
+static int sn_pool_start(struct sn_pool *pool)
+{
+	pthread_attr_t attr;
+	cpu_set_t set;
+	unsigned int i, started = 0;
+	int ret = 0;
+
+	for (i = 0; i < pool->n && !ret; i++) {
+		struct sn_worker *w = pool->w[i];
+
+		pthread_attr_init(&attr);
+		if (w->cpu >= 0) {
+			CPU_ZERO(&set);
+			CPU_SET(w->cpu, &set);
+			ret = -pthread_attr_setaffinity_np(&attr, sizeof(set),
+							   &set);
+		}
+		if (!ret)
+			ret = -pthread_create(&w->thread, &attr,
+					      sn_worker_main, w);
+		pthread_attr_destroy(&attr);
+		if (!ret) {
+			w->started = 1;
+			started++;
+		}
+	}
+	pthread_mutex_lock(&pool->lock);
+	while (pool->ready < started)
+		pthread_cond_wait(&pool->cond, &pool->lock);
+	if (!ret)
+		ret = pool->start_err;
+	pthread_mutex_unlock(&pool->lock);
+	return ret;
+}
+
+SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg)
+{
+	struct sn_pool *pool;
+	long online;
+	int ret;
+
+	if (!out || !cfg || !cfg->handle ||
+	    cfg->backpressure > SN_BP_BLOCK || cfg->max_submitters > 64 ||
+	    (cfg->backend & ~SN_CHANNEL_FLAGS) ||
+	    cfg->backend == SN_CHANNEL_FLAGS ||
+	    cfg->msg_size > SN_CHANNEL_MAX_SLOT_SIZE - 64 ||
+	    cfg->queue_capacity > SN_CHANNEL_MAX_SLOTS ||
+	    cfg->workers > SN_POOL_MAX_WORKERS || cfg->batch > 65536 ||
+	    (cfg->affinity && cfg->cpus && !cfg->ncpus))
+		return -EINVAL;
+	pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	pool->cfg = *cfg;
+	pool->cfg.cpus = NULL;
+	pthread_mutex_init(&pool->lock, NULL);
+	pthread_cond_init(&pool->cond, NULL);
+	online = sysconf(_SC_NPROCESSORS_ONLN);
+	pool->n = cfg->workers ? cfg->workers :
+		  (unsigned int)(online > 0 ? (online < SN_POOL_MAX_WORKERS ?
+					       online : SN_POOL_MAX_WORKERS) : 1);
+	pool->msg_size = cfg->msg_size ? cfg->msg_size : 48;
+	pool->slot_size = (unsigned int)sn_align_up(sizeof(struct sn_msg_hdr) +
+						    pool->msg_size, 8);
+	pool->slots = sn_pow2_up(cfg->queue_capacity ? cfg->queue_capacity :
+				 1024);
+	pool->batch = cfg->batch ? cfg->batch : 32;
+	pool->lanes = cfg->max_submitters ? cfg->max_submitters : 8;
+	pool->entries = sn_pow2_up(cfg->uring_entries ? cfg->uring_entries : 64);
+	while (pool->entries < 2 * (pool->n + 2) && pool->entries < 4096)
+		pool->entries <<= 1;
+	pool->backend = (int)cfg->backend;
+	ret = sn_partitioner_create(&pool->part, &cfg->partitioner, pool->n);
+	if (!ret) {
+		if (cfg->affinity && cfg->cpus)
+			pool->cfg.cpus = cfg->cpus;	/* for sn_pool_cpus */
+		ret = sn_pool_build(pool);
+		pool->cfg.cpus = NULL;
+		pool->cfg.ncpus = 0;
+	}
+	if (!ret)
+		ret = sn_pool_start(pool);
+	if (ret) {
+		if (pool->w)
+			sn_pool_join(pool);
+		sn_pool_free(pool);
+		return ret;
+	}
+	*out = pool;
+	return 0;
+}
+
+/* Sums of the "done" and the "started" counters (see the top). */
+static __u64 sn_pool_done_sum(const struct sn_pool *pool)
+{
+	__u64 s = 0;
+	unsigned int i;
+
+	for (i = 0; i < pool->n; i++)
+		s += sn_load(&pool->w[i]->c.handled) +
+		     sn_load(&pool->w[i]->c.io_done) +
+		     sn_load(&pool->w[i]->c.released);
+	return s;
+}
+
+/* The caller holds pool->lock (the submitter list). */
+static __u64 sn_pool_started_sum(const struct sn_pool *pool)
+{
+	const struct sn_submitter *s;
+	__u64 sum = pool->closed_submitted;
+	unsigned int i;
+
+	for (s = pool->subs; s; s = s->next)
+		sum += sn_load(&s->submitted);
+	for (i = 0; i < pool->n; i++)
+		sum += sn_load(&pool->w[i]->c.forwarded) +
+		       sn_load(&pool->w[i]->c.io_started) +
+		       sn_load(&pool->w[i]->c.held);
+	return sum;
+}
+
+static int sn_pool_on_worker(const struct sn_pool *pool)
+{
+	pthread_t self = pthread_self();
+	unsigned int i;
+
+	for (i = 0; i < pool->n; i++)
+		if (pool->w[i]->started &&
+		    pthread_equal(self, pool->w[i]->thread))
+			return 1;
+	return 0;
+}
+
+SN_API int sn_pool_shutdown(struct sn_pool *pool)
+{
+	struct timespec nap = { 0, 200000 };
+	struct sn_submitter *s;
+	__u64 done, started;
+
+	if (!pool)
+		return -EINVAL;
+	if (sn_pool_on_worker(pool))
+		return -EDEADLK;
+	pthread_mutex_lock(&pool->lock);
+	if (pool->shut) {
+		pthread_mutex_unlock(&pool->lock);
+		return 0;
+	}
+	/* 1. stop intake: a submitter announces itself (active), full
+	 * barrier, then checks closing; we set closing, full barrier, and
+	 * wait out every announced submission */
+	__atomic_store_n(&pool->stopping, 1, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&pool->closing, 1, __ATOMIC_SEQ_CST);
+	SN__FULL_BARRIER();
+	for (s = pool->subs; s; s = s->next)
+		while (__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
+			sched_yield();
+	sn_pool_kick_all(pool);	/* ticks see sn_worker_stopping() */
+	/* 2. drain: the workers run until the counts meet */
+	for (;;) {
+		done = sn_pool_done_sum(pool);
+		started = sn_pool_started_sum(pool);
+		if (done == started)
+			break;
+		nanosleep(&nap, NULL);
+	}
+	/* 3. stop and join; what came after the check is dropped */
+	sn_pool_join(pool);
+	done = sn_pool_done_sum(pool);
+	started = sn_pool_started_sum(pool);
+	pool->dropped = started > done ? started - done : 0;
+	pool->shut = 1;
+	pthread_mutex_unlock(&pool->lock);
+	return 0;
+}
+
+SN_API int sn_pool_destroy(struct sn_pool *pool)
+{
+	int ret;
+
+	if (!pool)
+		return 0;
+	pthread_mutex_lock(&pool->lock);
+	ret = pool->subs ? -EBUSY : 0;
+	pthread_mutex_unlock(&pool->lock);
+	if (ret)
+		return ret;
+	ret = sn_pool_shutdown(pool);
+	if (ret)
+		return ret;
+	sn_pool_free(pool);
+	return 0;
+}
+
+SN_API unsigned int sn_pool_workers(const struct sn_pool *pool)
+{
+	return pool ? pool->n : 0;
+}
+
+SN_API int sn_pool_backend(const struct sn_pool *pool)
+{
+	return pool ? pool->backend : -EINVAL;
+}
+
+SN_API int sn_pool_worker_cpu(const struct sn_pool *pool, unsigned int i)
+{
+	if (!pool || i >= pool->n)
+		return -EINVAL;
+	return pool->w[i]->cpu;
+}
+
+SN_API int sn_pool_route(const struct sn_pool *pool, __u64 key)
+{
+	if (!pool || pool->cfg.partitioner.kind == SN_PART_ROUND_ROBIN)
+		return -EINVAL;
+	return (int)sn_partition(pool->part, key, NULL);
+}
+
+SN_API int sn_pool_stats(const struct sn_pool *pool, struct sn_pool_stats *st)
+{
+	struct sn_pool *p = (struct sn_pool *)pool;
+	const struct sn_submitter *s;
+	unsigned int i;
+
+	if (!pool || !st)
+		return -EINVAL;
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&p->lock);
+	st->submitted = p->closed_submitted;
+	st->rejected = p->closed_rejected;
+	for (s = p->subs; s; s = s->next) {
+		st->submitted += sn_load(&s->submitted);
+		st->rejected += sn_load(&s->rejected);
+	}
+	st->dropped = p->dropped;
+	pthread_mutex_unlock(&p->lock);
+	for (i = 0; i < p->n; i++) {
+		const struct sn_worker_counts *c = &p->w[i]->c;
+
+		st->forwarded += sn_load(&c->forwarded);
+		st->forward_rejected += sn_load(&c->forward_rejected);
+		st->handled += sn_load(&c->handled);
+		st->io_completions += sn_load(&c->io_completions);
+	}
+	return 0;
+}
+
+SN_API int sn_pool_worker_stats(const struct sn_pool *pool, unsigned int i,
+				struct sn_worker_stats *st)
+{
+	const struct sn_worker *w;
+	struct sn_channel_stats cs;
+	unsigned int j;
+
+	if (!pool || !st || i >= pool->n)
+		return -EINVAL;
+	w = pool->w[i];
+	memset(st, 0, sizeof(*st));
+	st->handled = sn_load(&w->c.handled);
+	st->batches = sn_load(&w->c.batches);
+	st->idle_waits = sn_load(&w->c.idle_waits);
+	st->ticks = sn_load(&w->c.ticks);
+	st->forwarded = sn_load(&w->c.forwarded);
+	st->io_completions = sn_load(&w->c.io_completions);
+	st->handler_errors = sn_load(&w->c.handler_errors);
+	st->cpu = w->cpu;
+	for (j = 0; j < pool->n; j++)
+		if (!sn_channel_stats(pool->mesh[j * pool->n + i], &cs))
+			st->depth += cs.depth;
+	if (!sn_channel_stats(pool->ingress[i], &cs))
+		st->depth += cs.depth;
+	return 0;
+}
+
+/* ---- submitters ---- */
+
+SN_API int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out)
+{
+	struct sn_submitter *s;
+	unsigned int i;
+	int ret = 0;
+
+	if (!pool || !out)
+		return -EINVAL;
+	if (posix_memalign((void **)&s, SN_POOL_LINE, sizeof(*s)))
+		return -ENOMEM;
+	memset(s, 0, sizeof(*s));
+	s->pool = pool;
+	s->p = calloc(pool->n, sizeof(*s->p));
+	if (!s->p) {
+		free(s);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&pool->lock);
+	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE))
+		ret = -ESHUTDOWN;
+	else if (pool->nsubs >= pool->lanes)
+		ret = -ENOSPC;
+	for (i = 0; !ret && i < pool->n; i++)
+		ret = sn_producer_open(pool->ingress[i], &s->p[i]);
+	if (ret) {
+		for (i = 0; i < pool->n; i++)
+			sn_producer_close(s->p[i]);
+		pthread_mutex_unlock(&pool->lock);
+		free(s->p);
+		free(s);
+		return ret;
+	}
+	s->next = pool->subs;
+	if (pool->subs)
+		pool->subs->prev = s;
+	pool->subs = s;
+	pool->nsubs++;
+	pthread_mutex_unlock(&pool->lock);
+	*out = s;
+	return 0;
+}
+
+SN_API int sn_submitter_close(struct sn_submitter *s)
+{
+	struct sn_pool *pool;
+	unsigned int i;
+
+	if (!s)
+		return 0;
+	pool = s->pool;
+	pthread_mutex_lock(&pool->lock);
+	for (i = 0; i < pool->n; i++)
+		sn_producer_close(s->p[i]);
+	pool->closed_submitted += sn_load(&s->submitted);
+	pool->closed_rejected += sn_load(&s->rejected);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		pool->subs = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	pool->nsubs--;
+	pthread_mutex_unlock(&pool->lock);
+	free(s->p);
+	free(s);
+	return 0;
+}
+
+static __u64 sn_pool_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+SN_API int sn_submit_to(struct sn_submitter *s, unsigned int worker,
+			__u64 key, const void *payload, __u32 len)
+{
+	struct sn_pool *pool;
+	struct sn_producer *p;
+	__u64 deadline = ~0ULL, now;
+	__u32 pos;
+	int ret;
+
+	if (!s || worker >= s->pool->n || len > s->pool->msg_size ||
+	    (len && !payload))
+		return -EINVAL;
+	pool = s->pool;
+	p = s->p[worker];
+	/* announce, full barrier, check intake (see sn_pool_shutdown) */
+	__atomic_store_n(&s->active, 1, __ATOMIC_SEQ_CST);
+	SN__FULL_BARRIER();
+	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE)) {
+		ret = -ESHUTDOWN;
+		goto reject;
+	}
+	if (pool->cfg.backpressure == SN_BP_BLOCK && pool->cfg.block_timeout_ns &&
+	    pool->cfg.block_timeout_ns < ~0ULL / 2)
+		deadline = sn_pool_now() + pool->cfg.block_timeout_ns;
+	while ((ret = sn_reserve(p, 1, &pos)) < 0) {
+		if (ret != -EAGAIN)
+			goto reject;
+		if (pool->cfg.backpressure == SN_BP_FAIL)
+			goto reject;
+		now = sn_pool_now();
+		if (now >= deadline) {
+			ret = -ETIMEDOUT;
+			goto reject;
+		}
+		ret = sn_producer_wait(p, deadline == ~0ULL ? SN_WAIT_FOREVER :
+				       deadline - now);
+		if (ret < 0 && ret != -EINTR && ret != -ETIMEDOUT)
+			goto reject;
+	}
+	sn_fill(p, pos, key, SN_SOURCE_EXTERNAL, payload, len);
+	/* counted before it is published (see the top) */
+	sn_count(&s->submitted, 1);
+	sn_commit(p, 1);
+	sn_pool_wake(pool, pool->w[worker]);
+	__atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
+	return 0;
+reject:
+	sn_count(&s->rejected, 1);
+	__atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
+	return ret;
+}
+
+SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
+		     __u32 len)
+{
+	if (!s)
+		return -EINVAL;
+	return sn_submit_to(s, sn_partition(s->pool->part, key, &s->rr), key,
+			    payload, len);
+}
+
+/* ---- inside a worker ---- */
+
+SN_API unsigned int sn_worker_id(const struct sn_worker *w)
+{
+	return w->id;
+}
+
+SN_API struct sn_pool *sn_worker_pool(const struct sn_worker *w)
+{
+	return w->pool;
+}
+
+SN_API void *sn_worker_state(const struct sn_worker *w)
+{
+	return w->state;
+}
+
+SN_API int sn_worker_stopping(const struct sn_worker *w)
+{
+	return __atomic_load_n(&w->pool->stopping, __ATOMIC_ACQUIRE);
+}
+
+SN_API int sn_worker_send(struct sn_worker *w, unsigned int dest, __u64 key,
+			  const void *payload, __u32 len)
+{
+	struct sn_pool *pool;
+	struct sn_producer *p;
+	__u32 pos;
+
+	if (!w || dest >= w->pool->n || len > w->pool->msg_size ||
+	    (len && !payload))
+		return -EINVAL;
+	pool = w->pool;
+	if (__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
+		sn_count(&w->c.forward_rejected, 1);
+		return -ESHUTDOWN;
+	}
+	p = w->out[dest];
+	if (sn_reserve(p, 1, &pos) < 0) {
+		sn_count(&w->c.forward_rejected, 1);
+		return -EAGAIN;
+	}
+	sn_fill(p, pos, key, w->id, payload, len);
+	sn_count(&w->c.forwarded, 1);
+	sn_commit(p, 1);
+	sn_pool_wake(pool, pool->w[dest]);
+	return 0;
+}
+
+SN_API int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
+			   __u32 len)
+{
+	if (!w)
+		return -EINVAL;
+	return sn_worker_send(w, sn_partition(w->pool->part, key, &w->rr), key,
+			      payload, len);
+}
+
+SN_API void sn_worker_hold(struct sn_worker *w, unsigned int n)
+{
+	if (w && n)
+		sn_count(&w->c.held, n);
+}
+
+SN_API void sn_worker_release(struct sn_worker *w, unsigned int n)
+{
+	if (w && n)
+		sn_count(&w->c.released, n);
+}
+
+SN_API struct io_uring *sn_worker_uring(struct sn_worker *w)
+{
+	return w ? &w->ring : NULL;
+}
+
+SN_API struct io_uring_sqe *sn_worker_sqe(struct sn_worker *w, struct sn_io *io)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!w || !io || !io->done)
+		return NULL;
+	sqe = sn_worker_get_sqe(w);
+	if (!sqe)
+		return NULL;
+	io_uring_sqe_set_data(sqe, io);
+	w->io_inflight++;
+	sn_count(&w->c.io_started, 1);
+	return sqe;
+}

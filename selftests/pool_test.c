@@ -1,0 +1,1212 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libsn worker pool: partitioners (stability, balance over 10^6 keys,
+ * movement on n -> n + 1), exactly-once and per-key FIFO delivery from
+ * several submitting threads through ingress and mesh, both backpressure
+ * policies, draining shutdown, affinity, idle CPU, a handler's own file
+ * I/O on its worker's io_uring, and the examples/wordcount program.
+ * Memfd backend everywhere, the kernel backend too where /dev/sn exists.
+ * SN_TEST_SCALE=N runs N% of the messages.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include <sn/pool.h>
+
+#include "channel_common.h"
+
+#include "kselftest_harness.h"
+
+/* 10^6 keys at full scale; the tolerances widen with the sampling noise
+ * when SN_TEST_SCALE lowers the count (the mappings are deterministic). */
+static unsigned long t_nkeys;
+
+static double t_sqrt(double x)
+{
+	double r = x > 1 ? x : 1;
+	int i;
+
+	for (i = 0; i < 60; i++)
+		r = (r + x / r) / 2;
+	return r;
+}
+
+static void t_keys(void)
+{
+	t_nkeys = t_scaled(1000000);
+	if (t_nkeys < 100000)
+		t_nkeys = 100000;
+}
+
+/* How much wider than at 10^6 keys a noise-bound tolerance is. */
+static double t_noise(void)
+{
+	return t_sqrt(1000000.0 / (double)t_nkeys);
+}
+
+static void t_sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static unsigned int t_custom(__u64 key, unsigned int n, void *arg)
+{
+	(void)arg;
+	return (unsigned int)((key >> 3) % n);
+}
+
+static struct sn_partitioner *t_part(unsigned int kind, unsigned int n)
+{
+	struct sn_partitioner_config cfg = { .kind = kind, .fn = t_custom };
+	struct sn_partitioner *p = NULL;
+
+	if (sn_partitioner_create(&p, &cfg, n))
+		return NULL;
+	return p;
+}
+
+static const char *t_kind_name(unsigned int kind)
+{
+	static const char *names[] = { "hash", "ring", "jump", "rr", "custom" };
+
+	return kind <= SN_PART_CUSTOM ? names[kind] : "?";
+}
+
+TEST(partition_stable)
+{
+	static const unsigned int ns[] = { 1, 2, 3, 5, 8, 16, 100 };
+	struct sn_partitioner_config bad = { .kind = SN_PART_CUSTOM };
+	struct sn_partitioner *a, *b;
+	unsigned int kind, i, x, first[3];
+	__u64 key, cur = 0;
+
+	for (kind = 0; kind <= SN_PART_CUSTOM; kind++) {
+		if (kind == SN_PART_ROUND_ROBIN)
+			continue;
+		for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+			a = t_part(kind, ns[i]);
+			b = t_part(kind, ns[i]);
+			ASSERT_NE(NULL, a);
+			ASSERT_NE(NULL, b);
+			EXPECT_EQ(ns[i], sn_partitioner_buckets(a));
+			for (key = 0; key < 20000; key++) {
+				__u64 k = key * 0x9e3779b97f4a7c15ULL;
+
+				x = sn_partition(a, k, NULL);
+				ASSERT_LT(x, ns[i]);
+				ASSERT_EQ(x, sn_partition(a, k, NULL));
+				ASSERT_EQ(x, sn_partition(b, k, &cur));
+			}
+			sn_partitioner_destroy(a);
+			sn_partitioner_destroy(b);
+		}
+	}
+	/* the same mapping in every process: fixed values */
+	a = t_part(SN_PART_HASH, 7);
+	b = t_part(SN_PART_JUMP, 7);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	first[0] = sn_partition(a, 42, NULL);
+	first[1] = sn_partition(b, 42, NULL);
+	EXPECT_EQ(sn_reduce(sn_mix64(42), 7), first[0]);
+	EXPECT_EQ(sn_jump_hash(sn_mix64(42), 7), first[1]);
+	sn_partitioner_destroy(a);
+	sn_partitioner_destroy(b);
+	EXPECT_EQ(0, sn_jump_hash(12345, 1));
+	EXPECT_EQ(0x5692161d100b05e5ULL, sn_mix64(1));
+
+	/* round robin: the caller's cursor, whatever the key */
+	a = t_part(SN_PART_ROUND_ROBIN, 3);
+	ASSERT_NE(NULL, a);
+	cur = 0;
+	for (i = 0; i < 9; i++)
+		EXPECT_EQ(i % 3, sn_partition(a, 777, &cur));
+	sn_partitioner_destroy(a);
+
+	EXPECT_EQ(-EINVAL, sn_partitioner_create(&a, &bad, 4));
+	bad.kind = 99;
+	EXPECT_EQ(-EINVAL, sn_partitioner_create(&a, &bad, 4));
+	bad.kind = SN_PART_HASH;
+	EXPECT_EQ(-EINVAL, sn_partitioner_create(&a, &bad, 0));
+	bad.kind = SN_PART_RING;
+	bad.vnodes = SN_RING_VNODES_MAX + 1;
+	EXPECT_EQ(-EINVAL, sn_partitioner_create(&a, &bad, 4));
+}
+
+/* The largest deviation from the mean, in parts of the mean. */
+static double t_maxdev(const struct sn_partitioner *p, unsigned int n)
+{
+	unsigned long *cnt = calloc(n, sizeof(*cnt));
+	double mean = (double)t_nkeys / n, worst = 0, d;
+	__u64 key, cur = 0;
+	unsigned int i;
+
+	for (key = 0; key < t_nkeys; key++)
+		cnt[sn_partition(p, key, &cur)]++;
+	for (i = 0; i < n; i++) {
+		d = ((double)cnt[i] - mean) / mean;
+		if (d < 0)
+			d = -d;
+		if (d > worst)
+			worst = d;
+	}
+	free(cnt);
+	return worst;
+}
+
+TEST(partition_balance)
+{
+	static const unsigned int ns[] = { 2, 3, 4, 8, 16, 32 };
+	static const unsigned int kinds[] = { SN_PART_HASH, SN_PART_JUMP,
+					      SN_PART_RING,
+					      SN_PART_ROUND_ROBIN };
+	unsigned int i, k;
+
+	t_keys();
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		for (k = 0; k < 4; k++) {
+			struct sn_partitioner *p = t_part(kinds[k], ns[i]);
+			double dev;
+
+			ASSERT_NE(NULL, p);
+			dev = t_maxdev(p, ns[i]);
+			TH_LOG("balance %s n=%u, %lu keys: max deviation %.2f%%",
+			       t_kind_name(kinds[k]), ns[i], t_nkeys, dev * 100);
+			if (kinds[k] == SN_PART_RING) {
+				EXPECT_LE(dev * 100, SN_RING_BALANCE_PCT);
+			} else if (kinds[k] == SN_PART_ROUND_ROBIN) {
+				EXPECT_LE(dev * t_nkeys, ns[i]);
+			} else {
+				EXPECT_LT(dev, 0.02 * t_noise());
+			}
+			sn_partitioner_destroy(p);
+		}
+	}
+}
+
+TEST(partition_movement)
+{
+	static const unsigned int ns[] = { 1, 2, 3, 4, 7, 8, 16, 31 };
+	static const unsigned int kinds[] = { SN_PART_HASH, SN_PART_JUMP,
+					      SN_PART_RING };
+	unsigned int i, k, n;
+	__u64 key;
+
+	t_keys();
+	for (i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+		n = ns[i];
+		for (k = 0; k < 3; k++) {
+			struct sn_partitioner *a = t_part(kinds[k], n);
+			struct sn_partitioner *b = t_part(kinds[k], n + 1);
+			unsigned long moved = 0, elsewhere = 0;
+			double frac, ideal = 1.0 / (n + 1);
+
+			ASSERT_NE(NULL, a);
+			ASSERT_NE(NULL, b);
+			for (key = 0; key < t_nkeys; key++) {
+				unsigned int x = sn_partition(a, key, NULL);
+				unsigned int y = sn_partition(b, key, NULL);
+
+				if (x != y) {
+					moved++;
+					elsewhere += y != n;
+				}
+			}
+			frac = (double)moved / t_nkeys;
+			TH_LOG("movement %s %u->%u: %.4f of the keys (1/(n+1) = %.4f), %lu not to the new worker",
+			       t_kind_name(kinds[k]), n, n + 1, frac, ideal,
+			       elsewhere);
+			if (kinds[k] == SN_PART_HASH) {
+				EXPECT_LT(frac, 0.52);
+				EXPECT_GT(frac, 0.48);
+			} else if (kinds[k] == SN_PART_JUMP) {
+				EXPECT_EQ(0, elsewhere);
+				EXPECT_LT(frac, ideal * (1 + 0.05 * t_noise()));
+				EXPECT_GT(frac, ideal * (1 - 0.05 * t_noise()));
+			} else {
+				EXPECT_EQ(0, elsewhere);
+				EXPECT_LT(frac, ideal * 1.5);
+				EXPECT_GT(frac, ideal * 0.5);
+			}
+			sn_partitioner_destroy(a);
+			sn_partitioner_destroy(b);
+		}
+	}
+}
+
+/* ---- delivery ---- */
+
+#define D_THREADS	3
+#define D_KEYS		64
+#define D_BACKLOG	4096
+
+struct d_msg {
+	__u32 thread;
+	__u32 fwd;
+	__u64 seq;
+};
+
+struct d_shared {
+	struct sn_pool *pool;
+	unsigned long msgs;		/* per thread */
+	unsigned char *seen;		/* [thread][msgs]: 1 direct, +2 fwd */
+	__u64 last[D_THREADS][D_KEYS];	/* next sequence expected + 1 */
+	__u64 flast[D_THREADS][D_KEYS];
+	__u64 fwd_sent;			/* by the handlers */
+	__u64 eagain;			/* by the submitters */
+	__u64 errors;
+	char why[128];
+};
+
+static struct d_shared *D;
+
+static void d_fail(const char *what, long v)
+{
+	if (__atomic_fetch_add(&D->errors, 1, __ATOMIC_RELAXED) == 0)
+		snprintf(D->why, sizeof(D->why), "%s (%ld)", what, v);
+}
+
+/* A worker's forwards that did not fit yet: FIFO, retried from tick. */
+struct d_state {
+	struct d_msg q[D_BACKLOG];
+	__u64 key[D_BACKLOG];
+	unsigned int head, tail;
+};
+
+static int d_init(struct sn_worker *w, void *arg, void **state)
+{
+	(void)w;
+	(void)arg;
+	*state = calloc(1, sizeof(struct d_state));
+	return *state ? 0 : -ENOMEM;
+}
+
+static void d_fini(struct sn_worker *w, void *state)
+{
+	struct d_state *st = state;
+
+	(void)w;
+	if (st->head != st->tail)
+		d_fail("backlog left at fini", (long)(st->tail - st->head));
+	free(state);
+}
+
+static void d_flush(struct sn_worker *w, struct d_state *st)
+{
+	unsigned int dest = (sn_worker_id(w) + 1) %
+			    sn_pool_workers(sn_worker_pool(w));
+
+	while (st->head != st->tail) {
+		unsigned int i = st->head % D_BACKLOG;
+
+		if (sn_worker_send(w, dest, st->key[i], &st->q[i],
+				   sizeof(st->q[i])))
+			return;
+		st->head++;
+		sn_worker_release(w, 1);
+	}
+}
+
+static int d_handle(struct sn_worker *w, void *state,
+		    const struct sn_envelope *env, unsigned int n)
+{
+	struct d_state *st = state;
+	unsigned int i, nw = sn_pool_workers(sn_worker_pool(w));
+	unsigned int me = sn_worker_id(w);
+
+	for (i = 0; i < n; i++) {
+		struct d_msg m;
+		__u64 k;
+
+		if (env[i].len != sizeof(m)) {
+			d_fail("length", env[i].len);
+			continue;
+		}
+		memcpy(&m, env[i].payload, sizeof(m));
+		k = env[i].key & 0xffffffffULL;
+		if (m.thread >= D_THREADS || m.seq >= D->msgs ||
+		    env[i].key != (((__u64)m.thread << 32) | m.seq % D_KEYS) ||
+		    k >= D_KEYS) {
+			d_fail("garbled", (long)m.seq);
+			continue;
+		}
+		if (!m.fwd) {
+			if (env[i].source != SN_SOURCE_EXTERNAL ||
+			    (int)me != sn_pool_route(sn_worker_pool(w),
+						     env[i].key))
+				d_fail("wrong worker", me);
+			/* per key FIFO: sequences strictly increase */
+			if (m.seq + 1 <= D->last[m.thread][k])
+				d_fail("out of order", (long)m.seq);
+			D->last[m.thread][k] = m.seq + 1;
+			if (__atomic_fetch_add(&D->seen[m.thread * D->msgs +
+							 m.seq], 1,
+					       __ATOMIC_RELAXED) & 1)
+				d_fail("duplicate", (long)m.seq);
+			if (m.seq % 4 == 0) {
+				unsigned int j = st->tail % D_BACKLOG;
+
+				if (st->tail - st->head >= D_BACKLOG) {
+					d_fail("backlog full", 0);
+					continue;
+				}
+				m.fwd = 1;
+				st->q[j] = m;
+				st->key[j] = env[i].key;
+				st->tail++;
+				sn_worker_hold(w, 1);
+				__atomic_fetch_add(&D->fwd_sent, 1,
+						   __ATOMIC_RELAXED);
+			}
+		} else {
+			if (env[i].source != (me + nw - 1) % nw)
+				d_fail("wrong source", (long)env[i].source);
+			if (m.seq + 1 <= D->flast[m.thread][k])
+				d_fail("forward out of order", (long)m.seq);
+			D->flast[m.thread][k] = m.seq + 1;
+			if (__atomic_fetch_add(&D->seen[m.thread * D->msgs +
+							 m.seq], 2,
+					       __ATOMIC_RELAXED) & 2)
+				d_fail("forward duplicate", (long)m.seq);
+		}
+	}
+	d_flush(w, st);
+	return 0;
+}
+
+static void d_tick(struct sn_worker *w, void *state)
+{
+	d_flush(w, state);
+}
+
+static void *d_submitter(void *arg)
+{
+	unsigned int t = (unsigned int)(unsigned long)arg;
+	struct sn_submitter *s;
+	struct d_msg m = { .thread = t };
+	__u64 deadline = t_now() + 20000 * MS;
+	int r;
+
+	if (sn_submitter_open(D->pool, &s)) {
+		d_fail("sn_submitter_open", t);
+		return NULL;
+	}
+	for (m.seq = 0; m.seq < D->msgs && !D->errors;) {
+		r = sn_submit(s, ((__u64)t << 32) | m.seq % D_KEYS, &m,
+			      sizeof(m));
+		if (r == 0) {
+			m.seq++;
+		} else if (r == -EAGAIN) {
+			__atomic_fetch_add(&D->eagain, 1, __ATOMIC_RELAXED);
+			sched_yield();
+			if (t_now() > deadline) {
+				d_fail("submitter past the deadline", 0);
+				break;
+			}
+		} else {
+			d_fail("sn_submit", r);
+		}
+	}
+	sn_submitter_close(s);
+	return NULL;
+}
+
+static void d_run(struct __test_metadata *_metadata, unsigned int backend,
+		  unsigned int part)
+{
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	pthread_t th[D_THREADS];
+	unsigned long t, j;
+
+	D = calloc(1, sizeof(*D));
+	ASSERT_NE(NULL, D);
+	D->msgs = t_scaled(20000);
+	D->seen = calloc(D_THREADS, D->msgs);
+	ASSERT_NE(NULL, D->seen);
+	sn_pool_config_init(&cfg);
+	cfg.workers = 3;
+	cfg.queue_capacity = 64;
+	cfg.batch = 16;
+	cfg.msg_size = sizeof(struct d_msg);
+	cfg.backend = backend;
+	cfg.partitioner.kind = part;
+	cfg.init = d_init;
+	cfg.fini = d_fini;
+	cfg.handle = d_handle;
+	cfg.tick = d_tick;
+	ASSERT_EQ(0, sn_pool_create(&D->pool, &cfg));
+	EXPECT_EQ((int)backend, sn_pool_backend(D->pool));
+	for (t = 0; t < D_THREADS; t++)
+		pthread_create(&th[t], NULL, d_submitter, (void *)t);
+	for (t = 0; t < D_THREADS; t++)
+		pthread_join(th[t], NULL);
+	ASSERT_EQ(0, sn_pool_shutdown(D->pool));
+	ASSERT_EQ(0, sn_pool_stats(D->pool, &st));
+	EXPECT_EQ(0, D->errors) TH_LOG("%s", D->why);
+	for (j = 0; j < D_THREADS * D->msgs; j++) {
+		unsigned char want = (j % D->msgs) % 4 == 0 ? 3 : 1;
+
+		if (D->seen[j] != want) {
+			EXPECT_EQ(want, D->seen[j]) TH_LOG("message %lu", j);
+			break;
+		}
+	}
+	TH_LOG("%s %s: submitted %llu rejected %llu forwarded %llu handled %llu dropped %llu",
+	       sn_backend_name((int)backend), t_kind_name(part),
+	       (unsigned long long)st.submitted,
+	       (unsigned long long)st.rejected,
+	       (unsigned long long)st.forwarded,
+	       (unsigned long long)st.handled,
+	       (unsigned long long)st.dropped);
+	EXPECT_EQ(D_THREADS * D->msgs, st.submitted);
+	EXPECT_EQ(D->eagain, st.rejected);
+	EXPECT_EQ(D->fwd_sent, st.forwarded);
+	EXPECT_EQ(st.submitted + st.forwarded, st.handled);
+	EXPECT_EQ(0, st.dropped);
+	EXPECT_EQ(0, sn_pool_destroy(D->pool));
+	free(D->seen);
+	free(D);
+}
+
+TEST(deliver_exactly_once_in_order)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+
+	for (b = 0; b < nb; b++) {
+		d_run(_metadata, flags[b], SN_PART_HASH);
+		d_run(_metadata, flags[b], SN_PART_JUMP);
+		d_run(_metadata, flags[b], SN_PART_RING);
+	}
+}
+
+/* ---- backpressure ---- */
+
+static int bp_gate, bp_in_handler;
+static __u64 bp_handled;
+
+static int bp_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	(void)w;
+	(void)state;
+	(void)env;
+	__atomic_store_n(&bp_in_handler, 1, __ATOMIC_RELEASE);
+	while (!__atomic_load_n(&bp_gate, __ATOMIC_ACQUIRE))
+		t_sleep_ms(1);
+	__atomic_fetch_add(&bp_handled, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void *bp_opener(void *arg)
+{
+	t_sleep_ms((unsigned int)(unsigned long)arg);
+	__atomic_store_n(&bp_gate, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* One worker held in its handler by the gate, its ingress lane full. */
+static struct sn_pool *bp_fill(struct __test_metadata *_metadata,
+			       unsigned int backend, unsigned int policy,
+			       __u64 timeout, struct sn_submitter **s)
+{
+	struct sn_pool_config cfg;
+	struct sn_pool *pool;
+	__u64 v = 0;
+	int i;
+
+	bp_gate = 0;
+	bp_in_handler = 0;
+	bp_handled = 0;
+	sn_pool_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.queue_capacity = 8;
+	cfg.batch = 4;
+	cfg.msg_size = 8;
+	cfg.backpressure = policy;
+	cfg.block_timeout_ns = timeout;
+	cfg.backend = backend;
+	cfg.handle = bp_handle;
+	if (sn_pool_create(&pool, &cfg))
+		return NULL;
+	if (sn_submitter_open(pool, s))
+		return NULL;
+	EXPECT_EQ(0, sn_submit(*s, v, &v, 8));
+	while (!__atomic_load_n(&bp_in_handler, __ATOMIC_ACQUIRE))
+		t_sleep_ms(1);
+	for (i = 0; i < 8; i++)
+		EXPECT_EQ(0, sn_submit(*s, v, &v, 8));
+	return pool;
+}
+
+TEST(backpressure_fail_and_block)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_pool_stats st;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	pthread_t th;
+	__u64 v = 1, t0, el;
+
+	for (b = 0; b < nb; b++) {
+		/* fail: -EAGAIN at once, counted */
+		pool = bp_fill(_metadata, flags[b], SN_BP_FAIL, 0, &s);
+		ASSERT_NE(NULL, pool);
+		t0 = t_now();
+		EXPECT_EQ(-EAGAIN, sn_submit(s, v, &v, 8));
+		EXPECT_EQ(-EAGAIN, sn_submit(s, v, &v, 8));
+		EXPECT_LT(t_now() - t0, 50 * MS);
+		EXPECT_EQ(-EINVAL, sn_submit(s, v, &v, 9));
+		__atomic_store_n(&bp_gate, 1, __ATOMIC_RELEASE);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(2, st.rejected);
+		EXPECT_EQ(9, st.handled);
+		EXPECT_EQ(9, bp_handled);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		/* block: -ETIMEDOUT after the timeout */
+		pool = bp_fill(_metadata, flags[b], SN_BP_BLOCK, 50 * MS, &s);
+		ASSERT_NE(NULL, pool);
+		t0 = t_now();
+		EXPECT_EQ(-ETIMEDOUT, sn_submit(s, v, &v, 8));
+		el = t_now() - t0;
+		EXPECT_GE(el, 45 * MS);
+		EXPECT_LT(el, 2000 * MS);
+		/* again, the worker let go only after the timeout */
+		pthread_create(&th, NULL, bp_opener, (void *)100UL);
+		t0 = t_now();
+		EXPECT_EQ(-ETIMEDOUT, sn_submit(s, v, &v, 8));
+		pthread_join(th, NULL);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(2, st.rejected);
+		EXPECT_EQ(st.submitted, st.handled);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		pool = bp_fill(_metadata, flags[b], SN_BP_BLOCK, 3000 * MS, &s);
+		ASSERT_NE(NULL, pool);
+		pthread_create(&th, NULL, bp_opener, (void *)100UL);
+		t0 = t_now();
+		EXPECT_EQ(0, sn_submit(s, v, &v, 8));
+		el = t_now() - t0;
+		pthread_join(th, NULL);
+		TH_LOG("%s: a blocked submit waited %llu ms for room",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)(el / MS));
+		EXPECT_GE(el, 80 * MS);
+		EXPECT_LT(el, 2900 * MS);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(10, st.submitted);
+		EXPECT_EQ(0, st.rejected);
+		EXPECT_EQ(10, st.handled);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
+/* ---- shutdown ---- */
+
+static __u64 sd_fini_handled, sd_finis;
+
+struct sd_state {
+	__u64 handled;
+};
+
+static int sd_init(struct sn_worker *w, void *arg, void **state)
+{
+	(void)w;
+	(void)arg;
+	*state = calloc(1, sizeof(struct sd_state));
+	return *state ? 0 : -ENOMEM;
+}
+
+static void sd_fini(struct sn_worker *w, void *state)
+{
+	struct sd_state *st = state;
+
+	(void)w;
+	__atomic_fetch_add(&sd_fini_handled, st->handled, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&sd_finis, 1, __ATOMIC_RELAXED);
+	free(st);
+}
+
+static int sd_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	struct sd_state *st = state;
+	__u64 t0 = t_now();
+
+	(void)w;
+	(void)env;
+	st->handled += n;
+	/* slow enough that the rings are full when shutdown begins */
+	while (t_now() - t0 < 2000ULL * n)
+		;
+	return 0;
+}
+
+static __u64 sd_total;
+
+static void *sd_submitter(void *arg)
+{
+	struct sn_pool *pool = arg;
+	struct sn_submitter *s;
+	__u64 i, n = t_scaled(4000);
+
+	if (sn_submitter_open(pool, &s))
+		return NULL;
+	for (i = 0; i < n; i++)
+		if (!sn_submit(s, i, &i, sizeof(i)))
+			__atomic_fetch_add(&sd_total, 1, __ATOMIC_RELAXED);
+	sn_submitter_close(s);
+	return NULL;
+}
+
+TEST(shutdown_drains_everything)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_worker_stats ws;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	pthread_t th[2];
+	__u64 v = 0, depth;
+	unsigned int i;
+
+	for (b = 0; b < nb; b++) {
+		sd_fini_handled = sd_finis = sd_total = 0;
+		sn_pool_config_init(&cfg);
+		cfg.workers = 2;
+		cfg.queue_capacity = 1024;
+		cfg.msg_size = 8;
+		cfg.backpressure = SN_BP_BLOCK;
+		cfg.backend = flags[b];
+		cfg.init = sd_init;
+		cfg.fini = sd_fini;
+		cfg.handle = sd_handle;
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		pthread_create(&th[0], NULL, sd_submitter, pool);
+		pthread_create(&th[1], NULL, sd_submitter, pool);
+		pthread_join(th[0], NULL);
+		pthread_join(th[1], NULL);
+		depth = 0;
+		for (i = 0; i < 2; i++) {
+			ASSERT_EQ(0, sn_pool_worker_stats(pool, i, &ws));
+			depth += ws.depth;
+		}
+		TH_LOG("%s: %llu submitted, %llu still queued at shutdown",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)sd_total,
+		       (unsigned long long)depth);
+		ASSERT_EQ(0, sn_submitter_open(pool, &s));
+		ASSERT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(-ESHUTDOWN, sn_submit(s, v, &v, 8));
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(-ESHUTDOWN, sn_submitter_open(pool, &s));
+		ASSERT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(2 * t_scaled(4000), sd_total);
+		EXPECT_EQ(sd_total, st.submitted);
+		EXPECT_EQ(sd_total, st.handled);
+		EXPECT_EQ(1, st.rejected);
+		EXPECT_EQ(0, st.dropped);
+		EXPECT_EQ(2, sd_finis);
+		EXPECT_EQ(sd_total, sd_fini_handled);
+		for (i = 0; i < 2; i++) {
+			ASSERT_EQ(0, sn_pool_worker_stats(pool, i, &ws));
+			EXPECT_EQ(0, ws.depth);
+			EXPECT_GE(ws.handled, ws.batches);
+		}
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
+/* ---- affinity ---- */
+
+static int af_bad, af_seen[8];
+
+static int af_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	unsigned int id = sn_worker_id(w);
+	int want = sn_pool_worker_cpu(sn_worker_pool(w), id);
+	int cpu = sched_getcpu();
+
+	(void)state;
+	(void)env;
+	if (cpu != want)
+		__atomic_fetch_add(&af_bad, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&af_seen[id], (int)n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static void af_tick(struct sn_worker *w, void *state)
+{
+	if (sched_getcpu() != sn_pool_worker_cpu(sn_worker_pool(w),
+						 sn_worker_id(w)))
+		__atomic_fetch_add(&af_bad, 1, __ATOMIC_RELAXED);
+	(void)state;
+}
+
+static void af_run(struct __test_metadata *_metadata, unsigned int backend,
+		   const int *cpus, unsigned int ncpus, const int *allowed,
+		   int nallowed)
+{
+	struct sn_pool_config cfg;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	unsigned int i, k;
+	__u64 v = 0;
+
+	af_bad = 0;
+	memset(af_seen, 0, sizeof(af_seen));
+	sn_pool_config_init(&cfg);
+	cfg.workers = 4;	/* more than this machine's 2 CPUs */
+	cfg.affinity = 1;
+	cfg.cpus = cpus;
+	cfg.ncpus = ncpus;
+	cfg.msg_size = 8;
+	cfg.backend = backend;
+	cfg.handle = af_handle;
+	cfg.tick = af_tick;
+	ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+	ASSERT_EQ(0, sn_submitter_open(pool, &s));
+	for (i = 0; i < 4; i++) {
+		int want = cpus ? cpus[i % ncpus] : allowed[i % nallowed];
+
+		EXPECT_EQ(want, sn_pool_worker_cpu(pool, i));
+		for (k = 0; k < 10; k++)
+			EXPECT_EQ(0, sn_submit_to(s, i, k, &v, 8));
+	}
+	EXPECT_EQ(0, sn_submitter_close(s));
+	EXPECT_EQ(0, sn_pool_destroy(pool));
+	EXPECT_EQ(0, af_bad);
+	for (i = 0; i < 4; i++)
+		EXPECT_EQ(10, af_seen[i]);
+}
+
+TEST(affinity_pins_workers)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, allowed[CPU_SETSIZE], n = 0, cpu;
+	cpu_set_t set;
+	int one[1];
+
+	ASSERT_EQ(0, sched_getaffinity(0, sizeof(set), &set));
+	for (cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &set))
+			allowed[n++] = cpu;
+	TH_LOG("%d CPUs allowed, 4 workers pinned modulo", n);
+	one[0] = allowed[n - 1];
+	for (b = 0; b < nb; b++) {
+		af_run(_metadata, flags[b], NULL, 0, allowed, n);
+		af_run(_metadata, flags[b], one, 1, allowed, n);
+	}
+}
+
+/* ---- idle workers ---- */
+
+static pthread_t idle_threads[8];
+static __u64 idle_handled;
+
+static int idle_init(struct sn_worker *w, void *arg, void **state)
+{
+	(void)arg;
+	idle_threads[sn_worker_id(w)] = pthread_self();
+	*state = NULL;
+	return 0;
+}
+
+static int idle_handle(struct sn_worker *w, void *state,
+		       const struct sn_envelope *env, unsigned int n)
+{
+	(void)w;
+	(void)state;
+	(void)env;
+	__atomic_fetch_add(&idle_handled, n, __ATOMIC_RELAXED);
+	return 0;
+}
+
+static __u64 t_thread_cpu_ns(pthread_t t)
+{
+	struct timespec ts;
+	clockid_t cid;
+
+	if (pthread_getcpuclockid(t, &cid) || clock_gettime(cid, &ts))
+		return ~0ULL;
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+TEST(idle_workers_burn_no_cpu)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_worker_stats ws0[4], ws1[4];
+	struct sn_pool_config cfg;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	__u64 cpu0[4], cpu1[4], v = 0, t0;
+	unsigned int i;
+
+	for (b = 0; b < nb; b++) {
+		idle_handled = 0;
+		sn_pool_config_init(&cfg);
+		cfg.workers = 3;
+		cfg.msg_size = 8;
+		cfg.backend = flags[b];
+		cfg.init = idle_init;
+		cfg.handle = idle_handle;
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		ASSERT_EQ(0, sn_submitter_open(pool, &s));
+		for (i = 0; i < 3; i++)
+			EXPECT_EQ(0, sn_submit_to(s, i, i, &v, 8));
+		while (__atomic_load_n(&idle_handled, __ATOMIC_RELAXED) < 3)
+			t_sleep_ms(1);
+		t_sleep_ms(100);
+		for (i = 0; i < 3; i++) {
+			cpu0[i] = t_thread_cpu_ns(idle_threads[i]);
+			sn_pool_worker_stats(pool, i, &ws0[i]);
+		}
+		t0 = t_now();
+		t_sleep_ms(1000);
+		for (i = 0; i < 3; i++) {
+			cpu1[i] = t_thread_cpu_ns(idle_threads[i]);
+			sn_pool_worker_stats(pool, i, &ws1[i]);
+		}
+		t0 = t_now() - t0;
+		for (i = 0; i < 3; i++) {
+			TH_LOG("%s worker %u: %llu us CPU in %llu ms idle, %llu idle waits",
+			       sn_backend_name((int)flags[b]), i,
+			       (unsigned long long)(cpu1[i] - cpu0[i]) / 1000,
+			       (unsigned long long)(t0 / MS),
+			       (unsigned long long)(ws1[i].idle_waits -
+						    ws0[i].idle_waits));
+			/* next to none: under 1 % of the interval */
+			EXPECT_LT(cpu1[i] - cpu0[i], t0 / 100);
+			EXPECT_LE(ws1[i].idle_waits - ws0[i].idle_waits, 5);
+		}
+		/* and they still wake for work */
+		for (i = 0; i < 3; i++)
+			EXPECT_EQ(0, sn_submit_to(s, i, i, &v, 8));
+		while (__atomic_load_n(&idle_handled, __ATOMIC_RELAXED) < 6)
+			t_sleep_ms(1);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
+/* ---- a handler's own I/O on the worker's io_uring ---- */
+
+#define IO_CHUNK 4096
+
+struct io_state {
+	struct sn_io io;	/* the reads */
+	struct sn_io pace;	/* a short io_uring timeout between reads */
+	struct __kernel_timespec ts;
+	int fd;
+	__u64 off, size, sum, chunks;
+	int reading, finished, error;
+	__u64 handled_while_reading;
+	unsigned char buf[IO_CHUNK];
+};
+
+static struct io_state *IO;
+static const char *io_path;
+
+static unsigned char io_byte(__u64 off)
+{
+	return (unsigned char)(off * 131 + (off >> 12));
+}
+
+static void io_next(struct sn_worker *w, struct io_state *st)
+{
+	struct io_uring_sqe *sqe = sn_worker_sqe(w, &st->io);
+
+	if (!sqe) {
+		st->error = 1;
+		st->finished = 1;
+		return;
+	}
+	io_uring_prep_read(sqe, st->fd, st->buf, IO_CHUNK, st->off);
+}
+
+/* The pause is over: read the next chunk. */
+static void io_paced(struct sn_worker *w, struct sn_io *io, int res,
+		     unsigned int flags)
+{
+	(void)io;
+	(void)res;
+	(void)flags;
+	io_next(w, IO);
+}
+
+static void io_done(struct sn_worker *w, struct sn_io *io, int res,
+		    unsigned int flags)
+{
+	struct io_state *st = (struct io_state *)io;
+	struct io_uring_sqe *sqe;
+	int i;
+
+	(void)flags;
+	if (res < 0) {
+		st->error = res;
+		goto finish;
+	}
+	if (res == 0)
+		goto finish;
+	for (i = 0; i < res; i++)
+		if (st->buf[i] != io_byte(st->off + (__u64)i))
+			st->error = 1;
+	st->off += (__u64)res;
+	st->chunks++;
+	/* a paced reader: 200 us between chunks, messages meanwhile */
+	sqe = sn_worker_sqe(w, &st->pace);
+	if (!sqe) {
+		st->error = 1;
+		goto finish;
+	}
+	st->ts.tv_sec = 0;
+	st->ts.tv_nsec = 200000;
+	io_uring_prep_timeout(sqe, &st->ts, 0, 0);
+	return;
+finish:
+	st->reading = 0;
+	close(st->fd);
+	__atomic_store_n(&st->finished, 1, __ATOMIC_RELEASE);
+}
+
+static int io_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	struct io_state *st = IO;
+
+	(void)state;
+	if (sn_worker_id(w) != 0)
+		return 0;
+	if (st->reading)
+		st->handled_while_reading += n;
+	if (env[0].key == 1 && !st->reading && !st->finished) {
+		st->fd = open(io_path, O_RDONLY | O_CLOEXEC);
+		if (st->fd < 0) {
+			st->error = -errno;
+			__atomic_store_n(&st->finished, 1, __ATOMIC_RELEASE);
+			return -1;
+		}
+		st->reading = 1;
+		st->io.done = io_done;
+		st->pace.done = io_paced;
+		io_next(w, st);
+	}
+	return 0;
+}
+
+TEST(handler_reads_file_through_worker_uring)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, fd;
+	char path[] = "/tmp/sn_pool_io_XXXXXX";
+	unsigned char *data;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	__u64 size = 256 * 1024, i, sent;
+
+	fd = mkstemp(path);
+	ASSERT_LE(0, fd);
+	data = malloc(size);
+	ASSERT_NE(NULL, data);
+	for (i = 0; i < size; i++)
+		data[i] = io_byte(i);
+	ASSERT_EQ((ssize_t)size, write(fd, data, size));
+	close(fd);
+	free(data);
+	io_path = path;
+
+	for (b = 0; b < nb; b++) {
+		IO = calloc(1, sizeof(*IO));
+		ASSERT_NE(NULL, IO);
+		sn_pool_config_init(&cfg);
+		cfg.workers = 2;
+		cfg.msg_size = 8;
+		cfg.batch = 4;
+		cfg.backpressure = SN_BP_BLOCK;
+		cfg.backend = flags[b];
+		cfg.handle = io_handle;
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		ASSERT_EQ(0, sn_submitter_open(pool, &s));
+		EXPECT_EQ(0, sn_submit_to(s, 0, 1, &i, 8));
+		/* messages keep arriving while the handler's reads run */
+		for (sent = 0; !__atomic_load_n(&IO->finished,
+						 __ATOMIC_ACQUIRE); sent++)
+			EXPECT_EQ(0, sn_submit_to(s, (unsigned int)(sent & 1),
+						  2, &sent, 8));
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		ASSERT_EQ(0, sn_pool_stats(pool, &st));
+		TH_LOG("%s: %llu chunks read, %llu messages handled meanwhile, %llu sent",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)IO->chunks,
+		       (unsigned long long)IO->handled_while_reading,
+		       (unsigned long long)sent);
+		EXPECT_EQ(0, IO->error);
+		EXPECT_EQ(size, IO->off);
+		EXPECT_EQ(size / IO_CHUNK, IO->chunks);
+		/* reads, the final one at EOF, and the pauses */
+		EXPECT_EQ(2 * IO->chunks + 1, st.io_completions);
+		EXPECT_GT(IO->handled_while_reading, 0);
+		EXPECT_EQ(sent + 1, st.submitted);
+		EXPECT_EQ(st.submitted, st.handled);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+		free(IO);
+	}
+	unlink(path);
+}
+
+/* ---- API contract ---- */
+
+static int nop_handle(struct sn_worker *w, void *state,
+		      const struct sn_envelope *env, unsigned int n)
+{
+	(void)w;
+	(void)state;
+	(void)env;
+	(void)n;
+	return 0;
+}
+
+static int fail_init(struct sn_worker *w, void *arg, void **state)
+{
+	(void)arg;
+	*state = NULL;
+	return sn_worker_id(w) == 1 ? -ENOTRECOVERABLE : 0;
+}
+
+TEST(config_contract)
+{
+	struct sn_pool_config cfg;
+	struct sn_submitter *s[3];
+	struct sn_pool *pool;
+
+	sn_pool_config_init(&cfg);
+	EXPECT_EQ(-EINVAL, sn_pool_create(&pool, &cfg));	/* no handler */
+	cfg.handle = nop_handle;
+	cfg.backpressure = 7;
+	EXPECT_EQ(-EINVAL, sn_pool_create(&pool, &cfg));
+	cfg.backpressure = SN_BP_FAIL;
+	cfg.backend = SN_BACKEND_MEMFD;
+	cfg.workers = 3;
+	cfg.init = fail_init;
+	EXPECT_EQ(-ENOTRECOVERABLE, sn_pool_create(&pool, &cfg));
+	cfg.init = NULL;
+	cfg.workers = 0;	/* the online CPUs */
+	cfg.max_submitters = 2;
+	ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+	EXPECT_EQ(sysconf(_SC_NPROCESSORS_ONLN), sn_pool_workers(pool));
+	EXPECT_EQ(-1, sn_pool_worker_cpu(pool, 0));
+	EXPECT_EQ(0, sn_submitter_open(pool, &s[0]));
+	EXPECT_EQ(0, sn_submitter_open(pool, &s[1]));
+	EXPECT_EQ(-ENOSPC, sn_submitter_open(pool, &s[2]));
+	EXPECT_EQ(0, sn_submitter_close(s[1]));
+	EXPECT_EQ(0, sn_submitter_open(pool, &s[1]));
+	EXPECT_EQ(-EINVAL, sn_submit_to(s[0], 999, 0, NULL, 0));
+	EXPECT_EQ(0, sn_submit(s[0], 5, NULL, 0));
+	EXPECT_EQ(-EBUSY, sn_pool_destroy(pool));
+	EXPECT_EQ(0, sn_submitter_close(s[0]));
+	EXPECT_EQ(0, sn_submitter_close(s[1]));
+	EXPECT_EQ(0, sn_pool_destroy(pool));
+	EXPECT_EQ(0, sn_pool_destroy(NULL));
+}
+
+/* ---- the example ---- */
+
+TEST(example_wordcount)
+{
+	char exe[PATH_MAX], prog[PATH_MAX + 32], text[] = "/tmp/sn_wc_XXXXXX";
+	char cmd[2 * PATH_MAX + 64], line[256];
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	unsigned int i, k, seen = 0;
+	FILE *f, *out;
+	int fd, ok_total = 0;
+
+	ASSERT_LT(0, len);
+	exe[len] = 0;
+	snprintf(prog, sizeof(prog), "%s/../examples/wordcount", dirname(exe));
+	if (access(prog, X_OK))
+		SKIP(return, "examples/wordcount not built (make examples)");
+	fd = mkstemp(text);
+	ASSERT_LE(0, fd);
+	f = fdopen(fd, "w");
+	ASSERT_NE(NULL, f);
+	/* word<i> appears i times, "the" 500 times, in a mixed order */
+	for (k = 0; k < 500; k++) {
+		fprintf(f, "The, the;\n");
+		for (i = 1; i <= 40; i++)
+			if (k < i)
+				fprintf(f, " word%u", i);
+		fputc(k % 7 ? ' ' : '\n', f);
+	}
+	fclose(f);
+	/* 500 + 500 "the" */
+	snprintf(cmd, sizeof(cmd), "%s -w 3 -n 5 %s", prog, text);
+	out = popen(cmd, "r");
+	ASSERT_NE(NULL, out);
+	while (fgets(line, sizeof(line), out)) {
+		unsigned long cnt;
+		char word[64];
+
+		fprintf(stderr, "# wordcount: %s", line);
+		if (!strncmp(line, "total ", 6)) {
+			unsigned long words, distinct;
+
+			if (sscanf(line, "total %lu words, %lu distinct",
+				   &words, &distinct) == 2 &&
+			    words == 1000 + 40 * 41 / 2 && distinct == 41)
+				ok_total = 1;
+			continue;
+		}
+		if (sscanf(line, "%lu %63s", &cnt, word) != 2)
+			continue;
+		if (!strcmp(word, "the")) {
+			EXPECT_EQ(1000, cnt);
+			seen++;
+		} else if (!strcmp(word, "word40")) {
+			EXPECT_EQ(40, cnt);
+			seen++;
+		} else if (!strcmp(word, "word39")) {
+			EXPECT_EQ(39, cnt);
+			seen++;
+		}
+	}
+	EXPECT_EQ(0, pclose(out));
+	EXPECT_EQ(3, seen);
+	EXPECT_EQ(1, ok_total);
+	unlink(text);
+}
+
+TEST_HARNESS_MAIN
