@@ -7,6 +7,9 @@
  *           [--consumers N] [--msg-size B] [--batch N] [--capacity N]
  *           [--messages N]
  *   snbench pingpong [--msg-size B] [--messages N]
+ *   snbench wakeup [--messages ROUNDS] [--gap-us US] [--poll-mode adaptive|always]
+ *           sleeping-consumer wake latency: kthread, kick, futex, eventfd,
+ *           pipe (see wakeup.c)
  *   common: --peers LIST|all|none, --repeat N, --json, --plot FILE.png,
  *           --cpus LIST, --quiet
  *
@@ -53,6 +56,17 @@ struct result {
 	double p50, p99, p999;			/* ns */
 	double syscalls_per_msg;		/* < 0: unknown */
 	int group;				/* results compared together */
+	/* wakeup: counts over the timed runs, the row's setup */
+	int wake;
+	uint64_t sleeps, wakeups, kicks;
+	struct snb_wake_cfg wcfg;
+	/* worker_pool: the pool's size, msg/s over 1 worker's, the counts
+	 * over the timed runs (handled == submitted, or the run failed) */
+	int pool;
+	unsigned int workers;
+	double speedup;
+	uint64_t submitted, handled;
+	int shared_cpus;
 };
 
 static struct {
@@ -60,6 +74,7 @@ static struct {
 	unsigned int repeat;
 	const char *plot;
 	int use[NIMPLS];
+	int use_wake[SNB_WAKE_IMPLS];
 	int ncpus;
 	int cpus[SNB_MAX_THREADS];
 	int backend;
@@ -219,9 +234,11 @@ static const struct result *group_sn(int group)
 {
 	size_t i;
 
+	/* wakeup's reference is sn.ko's thread wake */
 	for (i = 0; i < nresults; i++)
 		if (results[i].group == group &&
-		    !strcmp(results[i].impl, "libsn") &&
+		    !strcmp(results[i].impl,
+			    results[i].wake ? "kthread" : "libsn") &&
 		    !results[i].skipped && !results[i].failed)
 			return &results[i];
 	return NULL;
@@ -234,7 +251,7 @@ static double advantage(const struct result *r)
 
 	if (!sn || r->skipped || r->failed)
 		return 0;
-	if (!strcmp(r->scenario, "pingpong"))
+	if (!strcmp(r->scenario, "pingpong") || r->wake)
 		return sn->p50 > 0 ? r->p50 / sn->p50 : 0;
 	return r->rate > 0 ? sn->rate / r->rate : 0;
 }
@@ -253,6 +270,13 @@ static void print_json(const struct result *r)
 	       (unsigned long long)c->messages, r->repeats,
 	       sn_backend_name(opt.backend), c->cpus[0], c->cpus[1],
 	       opt.cpu_model, opt.online, opt.kernel);
+	if (r->wake) {
+		printf(",\"gap_us\":%.3f", r->wcfg.gap_ns / 1e3);
+		if (!strcmp(r->impl, "kthread") || !strcmp(r->impl, "kick"))
+			printf(",\"poll_mode\":\"%s\",\"home_cpu\":%d",
+			       strcmp(r->impl, "kick") ? r->wcfg.poll_mode :
+			       "off", r->wcfg.home_cpu);
+	}
 	if (r->skipped) {
 		printf(",\"skipped\":\"%s\"}\n", r->skipped);
 		return;
@@ -268,9 +292,20 @@ static void print_json(const struct result *r)
 	       advantage(r));
 	if (r->syscalls_per_msg >= 0)
 		printf(",\"lib_syscalls_per_msg\":%.3g", r->syscalls_per_msg);
+	if (r->wake)
+		printf(",\"sleeps\":%llu,\"wakeups\":%llu,\"kicks\":%llu",
+		       (unsigned long long)r->sleeps,
+		       (unsigned long long)r->wakeups,
+		       (unsigned long long)r->kicks);
 	printf("}\n");
 	fflush(stdout);
 }
+
+static void print_wake_head(const struct result *r);
+static void print_wake_row(const struct result *r);
+static void print_pool_json(const struct result *r);
+static void print_pool_head(const struct result *r);
+static void print_pool_row(const struct result *r);
 
 static void print_group(int group)
 {
@@ -283,8 +318,24 @@ static void print_group(int group)
 
 		if (r->group != group)
 			continue;
+		if (r->pool) {
+			if (opt.json) {
+				print_pool_json(r);
+			} else {
+				if (!head++)
+					print_pool_head(r);
+				print_pool_row(r);
+			}
+			continue;
+		}
 		if (opt.json) {
 			print_json(r);
+			continue;
+		}
+		if (r->wake) {
+			if (!head++)
+				print_wake_head(r);
+			print_wake_row(r);
 			continue;
 		}
 		if (!head) {
@@ -352,6 +403,168 @@ static void set_cpus(struct snb_cfg *cfg)
 
 	for (i = 0; i < SNB_MAX_THREADS; i++)
 		cfg->cpus[i] = opt.cpus[i % opt.ncpus];
+}
+
+/* ---- wakeup (issue 5): a sleeping consumer woken by a publish ---- */
+
+static void print_wake_head(const struct result *r)
+{
+	const struct snb_wake_cfg *w = &r->wcfg;
+
+	printf("\nwakeup: publish to sleeping consumer running; producer on CPU %d, consumer on CPU %d,\n"
+	       "sn ring's home CPU %d (its sn/N thread), kthread row poll_mode=%s, kick row off;\n"
+	       "%llu rounds x %u: the producer waits until the consumer sleeps, then a random 0-%.1f us\n"
+	       "wakes/s: rounds per second, those waits included; vs kthread: row p50 / kthread p50\n",
+	       w->prod_cpu, w->cons_cpu, w->home_cpu, w->poll_mode,
+	       (unsigned long long)w->rounds, r->repeats, w->gap_ns / 1e3);
+	printf("  %-9s %9s %7s %9s %9s %9s %8s %8s %8s %10s\n", "impl",
+	       "wakes/s", "spread", "p50 ns", "p99 ns", "p99.9 ns", "sleeps",
+	       "wakeups", "kicks", "vs kthread");
+}
+
+static void print_wake_row(const struct result *r)
+{
+	double adv = advantage(r);
+
+	if (r->skipped) {
+		printf("  %-9s skipped: %s\n", r->impl, r->skipped);
+		return;
+	}
+	if (r->failed) {
+		printf("  %-9s FAILED (see stderr)\n", r->impl);
+		return;
+	}
+	printf("  %-9s %9.0f %6.1f%% %9.0f %9.0f %9.0f %8llu %8llu %8llu ",
+	       r->impl, r->rate, 100 * (r->rate_max - r->rate_min) / r->rate,
+	       r->p50, r->p99, r->p999, (unsigned long long)r->sleeps,
+	       (unsigned long long)r->wakeups, (unsigned long long)r->kicks);
+	if (adv > 0)
+		printf("%9.2fx\n", adv);
+	else
+		printf("%10s\n", "-");
+}
+
+/* One wakeup row: a warm-up run, then the timed repeats. */
+static void measure_wake(unsigned int impl, const struct snb_wake_cfg *wc,
+			 const struct snb_cfg *cfg)
+{
+	struct result *res = new_result();
+	struct snb_wake_cfg warm = *wc;
+	struct snb_wake_run run;
+	double rates[64];
+	uint32_t *lat = NULL;
+	size_t nlat = 0;
+	unsigned int r;
+
+	res->scenario = "wakeup";
+	res->impl = snb_wake_names[impl];
+	res->cfg = *cfg;
+	res->group = ngroups;
+	res->repeats = opt.repeat;
+	res->syscalls_per_msg = -1;
+	res->wake = 1;
+	res->wcfg = *wc;
+	res->skipped = snb_wake_skip(impl, wc);
+	if (res->skipped) {
+		step++;
+		return;
+	}
+	progress("wakeup", res->impl);
+	warm.rounds = wc->rounds / 10 < 100 ? 100 : wc->rounds / 10;
+	if (warm.rounds > wc->rounds)
+		warm.rounds = wc->rounds;
+	if (snb_wake_run(impl, &warm, &run)) {
+		res->failed = 1;
+		return;
+	}
+	free(run.lat);
+	for (r = 0; r < opt.repeat; r++) {
+		if (snb_wake_run(impl, wc, &run)) {
+			res->failed = 1;
+			free(lat);
+			return;
+		}
+		rates[r] = (double)run.rounds / run.seconds;
+		lat = realloc(lat, (nlat + run.nlat + 1) * sizeof(*lat));
+		if (!lat)
+			die("out of memory");
+		memcpy(lat + nlat, run.lat, run.nlat * sizeof(*lat));
+		nlat += run.nlat;
+		free(run.lat);
+		res->sleeps += run.sleeps;
+		res->wakeups += run.wakeups;
+		res->kicks += run.kicks;
+	}
+	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
+	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
+		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
+	res->rate_min = rates[0];
+	res->rate_max = rates[opt.repeat - 1];
+	qsort(lat, nlat, sizeof(*lat), cmp_u32);
+	res->p50 = quantile(lat, nlat, 0.50) * snb_tsc_ns;
+	res->p99 = quantile(lat, nlat, 0.99) * snb_tsc_ns;
+	res->p999 = quantile(lat, nlat, 0.999) * snb_tsc_ns;
+	free(lat);
+}
+
+static void run_wakeup(const struct snb_cfg *cfg, unsigned int gap_ns,
+		       const char *poll_mode)
+{
+	struct snb_wake_cfg wc = {
+		.rounds = cfg->messages,
+		.prod_cpu = opt.cpus[0],
+		.cons_cpu = opt.cpus[1 % opt.ncpus],
+		.home_cpu = opt.cpus[opt.ncpus >= 3 ? 2 : 1 % opt.ncpus],
+		.gap_ns = gap_ns,
+		.poll_mode = poll_mode,
+	};
+	unsigned int i;
+
+	if (opt.ncpus < 2)
+		fprintf(stderr, "snbench: wakeup: one CPU allowed: producer and consumer share it\n");
+	nsteps = 0;
+	for (i = 0; i < SNB_WAKE_IMPLS; i++)
+		nsteps += opt.use_wake[i];
+	for (i = 0; i < SNB_WAKE_IMPLS; i++)
+		if (opt.use_wake[i])
+			measure_wake(i, &wc, cfg);
+	snb_wake_restore();
+	progress_done();
+	print_group(ngroups);
+	ngroups++;
+}
+
+static void use_wake_peers(const char *list)
+{
+	char *copy, *save = NULL, *tok;
+	unsigned int i;
+
+	memset(opt.use_wake, 0, sizeof(opt.use_wake));
+	/* the reference row always runs, as libsn does elsewhere */
+	opt.use_wake[0] = 1;
+	if (!strcmp(list, "none"))
+		return;
+	if (!strcmp(list, "all")) {
+		for (i = 0; i < SNB_WAKE_IMPLS; i++)
+			opt.use_wake[i] = 1;
+		return;
+	}
+	copy = strdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		for (i = 0; i < SNB_WAKE_IMPLS; i++)
+			if (!strcmp(tok, snb_wake_names[i]))
+				break;
+		if (i == SNB_WAKE_IMPLS) {
+			fprintf(stderr, "snbench: unknown wakeup row %s; rows:", tok);
+			for (i = 0; i < SNB_WAKE_IMPLS; i++)
+				fprintf(stderr, " %s", snb_wake_names[i]);
+			fprintf(stderr, "\n");
+			exit(2);
+		}
+		opt.use_wake[i] = 1;
+	}
+	free(copy);
 }
 
 /* ---- targets of issue 7 ---- */
@@ -452,8 +665,162 @@ static void print_targets(void)
 		printf("  %-44s %6.3g per 10^6 messages  %s  (libsn's kicks + sleeps, worst run; need <= 1)\n",
 		       "hot-path syscalls", worst_sys * 1e6,
 		       worst_sys * 1e6 <= 1 ? "met" : "MISSED");
-	printf("  %-44s not measured: the worker pool arrives with issue 6\n",
+	printf("  %-44s not in the suite: snbench worker_pool --workers 16\n",
 	       "worker_pool 16 workers vs 1");
+}
+
+/* ---- worker_pool (issue 6's pool): msg/s for 1, 2, 4, ... workers ---- */
+
+/* One pool size: a warm-up run, then the timed repeats. */
+static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
+{
+	struct result *res = new_result();
+	struct snb_pool_cfg pc = {
+		.workers = workers, .msg_size = cfg->msg_size,
+		.batch = cfg->batch, .capacity = cfg->capacity,
+		.messages = cfg->messages, .cpus = opt.cpus,
+		.ncpus = (unsigned int)opt.ncpus,
+	};
+	struct snb_pool_run run;
+	double rates[64];
+	unsigned int r;
+	char what[64];
+
+	res->scenario = "worker_pool";
+	res->impl = "libsn";
+	res->cfg = *cfg;
+	/* what was sent: messages / workers per submitter */
+	res->cfg.messages = cfg->messages / workers * workers;
+	res->cfg.producers = res->cfg.consumers = workers;
+	res->group = ngroups;
+	res->repeats = opt.repeat;
+	res->syscalls_per_msg = -1;
+	res->pool = 1;
+	res->workers = workers;
+	snprintf(what, sizeof(what), "worker_pool %u workers", workers);
+	progress(what, "libsn");
+	pc.messages = cfg->messages / 10 < 1000 * workers ?
+		      1000 * workers : cfg->messages / 10;
+	if (pc.messages > cfg->messages)
+		pc.messages = cfg->messages;
+	if (snb_pool_run(&pc, &run)) {
+		res->failed = 1;
+		return;
+	}
+	pc.messages = cfg->messages;
+	for (r = 0; r < opt.repeat; r++) {
+		if (snb_pool_run(&pc, &run)) {
+			res->failed = 1;
+			return;
+		}
+		rates[r] = (double)run.handled / run.seconds;
+		res->submitted += run.submitted;
+		res->handled += run.handled;
+		res->shared_cpus = run.shared_cpus;
+	}
+	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
+	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
+		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
+	res->rate_min = rates[0];
+	res->rate_max = rates[opt.repeat - 1];
+}
+
+static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
+{
+	const struct result *one = NULL;
+	size_t first = nresults, i;
+	unsigned int w;
+
+	if (cfg->messages < max)
+		die("worker_pool: --messages below --workers");
+	nsteps = 0;
+	for (w = 1; w < max; w *= 2)
+		nsteps++;
+	nsteps++;
+	for (w = 1; w < max; w *= 2)
+		measure_pool(w, cfg);
+	measure_pool(max, cfg);
+	for (i = first; i < nresults; i++)
+		if (results[i].workers == 1 && !results[i].failed)
+			one = &results[i];
+	for (i = first; i < nresults; i++)
+		if (one && !results[i].failed && one->rate > 0)
+			results[i].speedup = results[i].rate / one->rate;
+	progress_done();
+	print_group(ngroups);
+	ngroups++;
+	if (opt.json)
+		return;
+	for (i = first; i < nresults; i++)
+		if (results[i].workers == 16)
+			break;
+	if (i < nresults && !results[i].failed && results[i].speedup > 0)
+		printf("\ntarget (issue 7): 16 workers vs 1 %.2fx, need >= 14x on 16+ cores: %s%s\n",
+		       results[i].speedup,
+		       results[i].speedup >= 14 ? "met" : "MISSED",
+		       opt.online < 16 ? " (this machine has fewer than 16 CPUs online: not a fair test)" :
+		       results[i].shared_cpus ? " (submitters share the workers' CPUs: fewer than 32 allowed)" : "");
+	else
+		printf("\ntarget (issue 7): 16 workers vs 1 not measured in this run (--workers 16 on a 16+ core machine)\n");
+}
+
+static void print_pool_head(const struct result *r)
+{
+	printf("\nworker_pool: libsn pool, %u B messages, batch %u, capacity %u per lane, hash partitioner,\n"
+	       "block backpressure, workers pinned to CPUs in --cpus order, one submitter thread per worker\n"
+	       "(pinned to the CPUs after the workers' when enough, else round robin over them);\n"
+	       "%llu messages (at most, --messages) x %u; msg/s from releasing the submitters to the end of\n"
+	       "sn_pool_shutdown() (every message handled); speedup: msg/s / 1 worker's msg/s; no latency\n",
+	       r->cfg.msg_size, r->cfg.batch, r->cfg.capacity,
+	       (unsigned long long)r->cfg.messages, r->repeats);
+	printf("  %7s %9s %7s %8s %12s %12s %s\n", "workers", "Mmsg/s",
+	       "spread", "speedup", "submitted", "handled", "submitters");
+}
+
+static void print_pool_row(const struct result *r)
+{
+	if (r->failed) {
+		printf("  %7u FAILED (see stderr)\n", r->workers);
+		return;
+	}
+	printf("  %7u %9.2f %6.1f%% %7.2fx %12llu %12llu %s\n", r->workers,
+	       r->rate / 1e6, 100 * (r->rate_max - r->rate_min) / r->rate,
+	       r->speedup, (unsigned long long)r->submitted,
+	       (unsigned long long)r->handled,
+	       r->shared_cpus ? "share the workers' CPUs" : "own CPUs");
+}
+
+/*
+ * The usual fields, then workers, speedup and the counts; no latency
+ * fields (p50_ns, p99_ns, p999_ns): the pool carries no stamps.
+ */
+static void print_pool_json(const struct result *r)
+{
+	const struct snb_cfg *c = &r->cfg;
+
+	printf("{\"scenario\":\"%s\",\"impl\":\"%s\",\"type\":\"pool\","
+	       "\"producers\":%u,\"consumers\":%u,\"msg_size\":%u,"
+	       "\"batch\":%u,\"capacity\":%u,\"messages\":%llu,"
+	       "\"repeats\":%u,\"backend\":\"%s\",\"cpus\":[%d,%d],"
+	       "\"cpu_model\":\"%s\",\"online_cpus\":%d,\"kernel\":\"%s\","
+	       "\"workers\":%u,\"partitioner\":\"hash\","
+	       "\"backpressure\":\"block\",\"submitters_share_cpus\":%s",
+	       r->scenario, r->impl, c->producers, c->consumers, c->msg_size,
+	       c->batch, c->capacity, (unsigned long long)c->messages,
+	       r->repeats, sn_backend_name(opt.backend), opt.cpus[0],
+	       opt.cpus[1 % opt.ncpus], opt.cpu_model, opt.online, opt.kernel,
+	       r->workers, r->shared_cpus ? "true" : "false");
+	if (r->failed) {
+		printf(",\"failed\":true}\n");
+		return;
+	}
+	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
+	       "\"msgs_per_sec_max\":%.0f,\"speedup\":%.4f,"
+	       "\"submitted\":%llu,\"handled\":%llu}\n",
+	       r->rate, r->rate_min, r->rate_max, r->speedup,
+	       (unsigned long long)r->submitted,
+	       (unsigned long long)r->handled);
+	fflush(stdout);
 }
 
 /* ---- machine ---- */
@@ -686,12 +1053,20 @@ static void usage(int st)
 	fprintf(st ? stderr : stdout,
 		"usage: snbench [SCENARIO] [options]\n"
 		"scenarios: message_passing, pingpong, suite (default: the short suite of make bench),\n"
-		"           worker_pool and wakeup (not yet: they arrive with issues 6 and 5)\n"
+		"           wakeup (sleeping-consumer wake latency: kthread, kick, futex, eventfd, pipe),\n"
+		"           worker_pool (libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers)\n"
 		"  --type spsc|mpsc|mpmc  --producers N  --consumers N  --msg-size BYTES\n"
 		"  --batch N  --capacity SLOTS (per producer)  --messages N (per run)\n"
 		"  --repeat N (timed runs, default 3)  --peers LIST|all|none (default all)\n"
 		"  --cpus LIST (default: every allowed CPU)  --json  --plot FILE.png  --quiet\n"
-		"  --sample-shift K (stamp 1 message in 2^K, default 6)\n");
+		"  --sample-shift K (stamp 1 message in 2^K, default 6)\n"
+		"wakeup: --messages N (rounds per run, default 10000), --gap-us US (the producer's\n"
+		"  random gap after the consumer sleeps, default 10), --poll-mode adaptive|always\n"
+		"  (the kthread row's sn poll_mode, default always), --peers LIST of kthread,kick,\n"
+		"  futex,eventfd,pipe; the sn rows need /dev/sn and root\n"
+		"worker_pool: --workers N (default: the online CPUs, at most 64), --messages N (per\n"
+		"  run, over all submitters, default 1000000), --batch N (default 32), --msg-size,\n"
+		"  --capacity (slots per ingress lane)\n");
 	exit(st);
 }
 
@@ -706,6 +1081,7 @@ int main(int argc, char **argv)
 		{ "plot", 1, 0, 'g' }, { "cpus", 1, 0, 'u' },
 		{ "quiet", 0, 0, 'q' }, { "workers", 1, 0, 'w' },
 		{ "sample-shift", 1, 0, 'k' }, { "help", 0, 0, 'h' },
+		{ "gap-us", 1, 0, 'G' }, { "poll-mode", 1, 0, 'M' },
 		{ 0, 0, 0, 0 }
 	};
 	struct snb_cfg cfg = {
@@ -713,11 +1089,11 @@ int main(int argc, char **argv)
 		.msg_size = 16, .batch = 1, .capacity = 1024,
 		.sample_shift = 6,
 	};
-	const char *scenario = "suite";
-	int c, workers = 0;
+	const char *scenario = "suite", *peers = "all", *poll_mode = "always";
+	unsigned int gap_ns = 10000;
+	int c, workers = 0, batch_set = 0;
 
 	opt.repeat = 3;
-	use_peers("all");
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -733,17 +1109,26 @@ int main(int argc, char **argv)
 		case 'p': cfg.producers = (unsigned int)num(optarg, "--producers"); break;
 		case 'c': cfg.consumers = (unsigned int)num(optarg, "--consumers"); break;
 		case 's': cfg.msg_size = (unsigned int)num(optarg, "--msg-size"); break;
-		case 'b': cfg.batch = (unsigned int)num(optarg, "--batch"); break;
+		case 'b':
+			cfg.batch = (unsigned int)num(optarg, "--batch");
+			batch_set = 1;
+			break;
 		case 'C': cfg.capacity = (unsigned int)num(optarg, "--capacity"); break;
 		case 'n': cfg.messages = num(optarg, "--messages"); break;
 		case 'r': opt.repeat = (unsigned int)num(optarg, "--repeat"); break;
-		case 'P': use_peers(optarg); break;
+		case 'P': peers = optarg; break;
 		case 'j': opt.json = 1; break;
 		case 'g': opt.plot = optarg; break;
 		case 'u': parse_cpus(optarg); break;
 		case 'q': opt.quiet = 1; break;
 		case 'w': workers = (int)num(optarg, "--workers"); break;
 		case 'k': cfg.sample_shift = (unsigned int)atoi(optarg); break;
+		case 'G': gap_ns = (unsigned int)(atof(optarg) * 1000); break;
+		case 'M':
+			if (strcmp(optarg, "adaptive") && strcmp(optarg, "always"))
+				die("--poll-mode: adaptive or always");
+			poll_mode = optarg;
+			break;
 		case 'h': usage(0); break;
 		default: usage(2);
 		}
@@ -752,6 +1137,12 @@ int main(int argc, char **argv)
 		scenario = argv[optind++];
 	if (optind < argc)
 		usage(2);
+	if (!strcmp(scenario, "wakeup"))
+		use_wake_peers(peers);
+	else
+		use_peers(peers);
+	if (opt.plot && !strcmp(scenario, "wakeup"))
+		die("--plot draws the throughput groups: not wakeup");
 	if (cfg.msg_size < 16 || cfg.msg_size % 8 || cfg.msg_size > 4096)
 		die("--msg-size: a multiple of 8 from 16 to 4096");
 	if (cfg.batch > SNB_MAX_BATCH)
@@ -769,14 +1160,10 @@ int main(int argc, char **argv)
 	if (cfg.producers >= (1U << 16))
 		die("too many producers");
 
-	if (!strcmp(scenario, "worker_pool") || !strcmp(scenario, "wakeup")) {
-		fprintf(stderr, "snbench: %s is not measured yet: it arrives with %s\n",
-			scenario, !strcmp(scenario, "worker_pool") ?
-			"the worker pool (issue 6)" :
-			"the kernel wakeup threads (issue 5)");
-		(void)workers;
-		return 3;
-	}
+	if (opt.plot && !strcmp(scenario, "worker_pool"))
+		die("--plot draws the peers' groups: not worker_pool");
+	if (workers > SNB_MAX_THREADS)
+		die("--workers: at most 64");
 	snb_tsc_calibrate();
 	machine();
 	set_cpus(&cfg);
@@ -791,6 +1178,23 @@ int main(int argc, char **argv)
 			cfg.messages = 100000;
 		nsteps = group_steps();
 		run_group("pingpong", &cfg, 1);
+	} else if (!strcmp(scenario, "wakeup")) {
+		/* msg_size: the 16-byte stamp each wake carries */
+		cfg.msg_size = sizeof(struct snb_msg);
+		cfg.capacity = 16;	/* the sn ring's slots */
+		if (!cfg.messages)
+			cfg.messages = 10000;
+		run_wakeup(&cfg, gap_ns, poll_mode);
+	} else if (!strcmp(scenario, "worker_pool")) {
+		if (!batch_set)
+			cfg.batch = 32;
+		if (!cfg.messages)
+			cfg.messages = 1000000;
+		if (!workers)
+			workers = opt.online < 1 ? 1 :
+				  opt.online > SNB_MAX_THREADS ?
+				  SNB_MAX_THREADS : opt.online;
+		run_worker_pool(&cfg, (unsigned int)workers);
 	} else if (!strcmp(scenario, "suite")) {
 		/* the short suite: at most 2 minutes on a 2-core machine */
 		struct snb_cfg s = cfg;
@@ -815,7 +1219,7 @@ int main(int argc, char **argv)
 		run_group("pingpong", &s, 1);
 		print_targets();
 		if (!opt.json)
-			printf("\nnot yet measured: worker_pool (issue 6: the worker pool) and wakeup (issue 5: kthread wakeups)\n");
+			printf("\nnot in the suite: worker_pool (snbench worker_pool); wake latency: snbench wakeup\n");
 	} else {
 		fprintf(stderr, "snbench: unknown scenario %s\n", scenario);
 		usage(2);

@@ -356,5 +356,54 @@ SNB_INLINE void snb_pong_loop(struct snb_worker *w, snb_send_fn send,
 	static void pfx##_pong(struct snb_worker *w)			\
 	{ snb_pong_loop(w, send, recv); }
 
+/* ---- the wakeup scenario (wakeup.c) ---- */
+#define SNB_WAKE_IMPLS	5
+extern const char *const snb_wake_names[SNB_WAKE_IMPLS];
+
+struct snb_wake_cfg {
+	uint64_t rounds;		/* sleep/wake cycles per run */
+	int prod_cpu, cons_cpu;
+	int home_cpu;			/* the sn ring's (its sn/N thread) */
+	unsigned int gap_ns;		/* the producer's random gap, at most */
+	const char *poll_mode;		/* kthread row: adaptive or always */
+};
+
+struct snb_wake_run {
+	double seconds;
+	uint64_t rounds, sleeps, wakeups, kicks;
+	uint32_t *lat;			/* publish to run, TSC ticks */
+	size_t nlat;
+};
+
+/* Why row @impl cannot run here, or NULL. */
+const char *snb_wake_skip(unsigned int impl, const struct snb_wake_cfg *cfg);
+int snb_wake_run(unsigned int impl, const struct snb_wake_cfg *cfg,
+		 struct snb_wake_run *run);
+/* Puts sn.ko's poll_mode back as the first change found it. */
+void snb_wake_restore(void);
+
+/* ---- the worker_pool scenario (pool.c) ---- */
+struct snb_pool_cfg {
+	unsigned int workers;		/* the pool's, and as many submitters */
+	unsigned int msg_size, batch, capacity;
+	uint64_t messages;		/* over all submitters: messages / workers each */
+	const int *cpus;		/* workers on cpus[0..workers-1], the
+					 * submitters after them when there are
+					 * enough, else round robin */
+	unsigned int ncpus;
+};
+
+struct snb_pool_run {
+	double seconds;			/* release of the submitters to the end
+					 * of sn_pool_shutdown() */
+	uint64_t sent;			/* what the submitters sent */
+	uint64_t submitted, handled;	/* sn_pool_stats() */
+	uint64_t counted;		/* the handlers' own counts, summed */
+	int backend;			/* sn_pool_backend() */
+	int shared_cpus;		/* submitters share the workers' CPUs */
+};
+
+/* One timed run of a pool; 0, or a negative errno (said on stderr). */
+int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run);
 
 #endif /* SNBENCH_H */
