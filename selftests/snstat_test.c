@@ -32,49 +32,17 @@ snstat_multicall(int argc, char **argv, char **envp)
 }
 
 #include "kselftest_harness.h"
+#include "run_capture.h"
 
 /* Runs snstat with @args; returns its stdout (malloc'd) and exit status. */
 static char *run_snstat(const char *const *args, int *status)
 {
-	char *argv[8] = { "snstat" }, *out = NULL;
-	size_t len = 0, cap = 0;
-	int fd[2], i;
-	pid_t pid;
-	ssize_t r;
+	char *argv[8] = { "snstat" };
+	int i;
 
 	for (i = 0; args[i] && i < 6; i++)
 		argv[i + 1] = (char *)args[i];
-	if (pipe(fd))
-		return NULL;
-	pid = fork();
-	if (pid < 0)
-		return NULL;
-	if (!pid) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		setenv("SNSTAT_TEST_EXEC", "1", 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	close(fd[1]);
-	for (;;) {
-		if (len + 4096 + 1 > cap) {
-			cap = cap ? 2 * cap : 16384;
-			out = realloc(out, cap);
-			if (!out)
-				break;
-		}
-		r = read(fd[0], out + len, cap - len - 1);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd[0]);
-	if (out)
-		out[len] = 0;
-	waitpid(pid, status, 0);
-	return out;
+	return run_capture("/proc/self/exe", argv, "SNSTAT_TEST_EXEC", status);
 }
 
 /* The --json line of ring @id, or NULL. */

@@ -18,48 +18,13 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "../selftests/run_capture.h"
 
 /* ---- running a tool ---- */
 
 static char *run(const char *const *argv, int *status)
 {
-	char *out = NULL;
-	size_t len = 0, cap = 0;
-	int fd[2];
-	pid_t pid;
-	ssize_t r;
-
-	if (pipe(fd))
-		return NULL;
-	pid = fork();
-	if (pid < 0)
-		return NULL;
-	if (!pid) {
-		dup2(fd[1], 1);
-		close(fd[0]);
-		close(fd[1]);
-		execv(argv[0], (char *const *)argv);
-		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	close(fd[1]);
-	for (;;) {
-		if (len + 4097 > cap) {
-			cap = cap ? 2 * cap : 65536;
-			out = realloc(out, cap);
-			if (!out)
-				break;
-		}
-		r = read(fd[0], out + len, cap - len - 1);
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	close(fd[0]);
-	if (out)
-		out[len] = 0;
-	waitpid(pid, status, 0);
-	return out;
+	return run_capture(argv[0], (char *const *)argv, NULL, status);
 }
 
 /* $ENV, else the tool beside this binary (both live in build/). */
@@ -299,14 +264,10 @@ static const char *check_bench_json(char *out, int *measured, int *skipped,
 	return NULL;
 }
 
-/* Runs snbench with @args (NULL-terminated) plus the tiny-run options. */
-static const char *bench(const char *const *args, const char *want_impl,
-			 int *measured, int *skipped, char *why, size_t n)
+/* Fills @argv: snbench, @args (NULL-terminated), the tiny-run options. */
+static void bench_argv(const char *const *args, const char *argv[32])
 {
-	const char *argv[32];
-	char *out;
-	const char *r;
-	int i = 0, st;
+	int i = 0;
 
 	argv[i++] = tool("SNBENCH", "snbench");
 	for (; *args && i < 24; args++)
@@ -316,6 +277,18 @@ static const char *bench(const char *const *args, const char *want_impl,
 	argv[i++] = "2";
 	argv[i++] = "--quiet";
 	argv[i] = NULL;
+}
+
+/* Runs snbench with @args (NULL-terminated) plus the tiny-run options. */
+static const char *bench(const char *const *args, const char *want_impl,
+			 int *measured, int *skipped, char *why, size_t n)
+{
+	const char *argv[32];
+	char *out;
+	const char *r;
+	int st;
+
+	bench_argv(args, argv);
 	out = run(argv, &st);
 	if (!out)
 		return "cannot run snbench";
@@ -545,16 +518,9 @@ TEST(wakeup_rows)
 	const char *argv[32], *r;
 	char *out, *copy, *line, *save = NULL, why[512];
 	struct jobj o;
-	int i = 0, st, m, s;
+	int i, st, m, s;
 
-	argv[i++] = tool("SNBENCH", "snbench");
-	for (const char *const *p = a; *p; p++)
-		argv[i++] = *p;
-	argv[i++] = "--json";
-	argv[i++] = "--repeat";
-	argv[i++] = "2";
-	argv[i++] = "--quiet";
-	argv[i] = NULL;
+	bench_argv(a, argv);
 	out = run(argv, &st);
 	ASSERT_NE(NULL, out);
 	ASSERT_EQ(0, WEXITSTATUS(st));

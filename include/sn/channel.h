@@ -389,19 +389,11 @@ static inline void sn__prod_publish(struct sn_producer *p, __u32 n)
 }
 
 /*
- * Reserves up to @n consecutive positions of @p's lane for zero-copy
- * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
- * for i below the result), then sn_commit(). Returns how many (1..n),
- * -EAGAIN when the lane is full, -EINVAL when @n is 0 or a reservation is
- * outstanding.
+ * How many of @n messages the lane takes with @room free slots: -EAGAIN
+ * (and the full path taken) when none, else n capped at @room and INT_MAX.
  */
-static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
+static inline int sn__prod_take(struct sn_producer *p, __u32 n, __u32 room)
 {
-	__u32 room;
-
-	if (!n || p->resv)
-		return -EINVAL;
-	room = sn__prod_room(p);
 	if (!room) {
 		sn__prod_full(p);
 		return -EAGAIN;
@@ -410,9 +402,28 @@ static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 		n = room;
 	if (n > (__u32)0x7fffffff)
 		n = 0x7fffffff;
-	p->resv = n;
-	*pos = p->tail;
 	return (int)n;
+}
+
+/*
+ * Reserves up to @n consecutive positions of @p's lane for zero-copy
+ * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
+ * for i below the result), then sn_commit(). Returns how many (1..n),
+ * -EAGAIN when the lane is full, -EINVAL when @n is 0 or a reservation is
+ * outstanding.
+ */
+static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
+{
+	int r;
+
+	if (!n || p->resv)
+		return -EINVAL;
+	r = sn__prod_take(p, n, sn__prod_room(p));
+	if (r < 0)
+		return r;
+	p->resv = (__u32)r;
+	*pos = p->tail;
+	return r;
 }
 
 /*
@@ -452,6 +463,7 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 {
 	const unsigned char *src = (const unsigned char *)msgs;
 	__u32 room, i;
+	int r;
 
 	if (p->resv)
 		return -EINVAL;
@@ -460,14 +472,10 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 	room = sn__prod_room(p);
 	if (room < n)
 		room = sn__prod_refill(p);
-	if (!room) {
-		sn__prod_full(p);
-		return -EAGAIN;
-	}
-	if (n > room)
-		n = room;
-	if (n > (__u32)0x7fffffff)
-		n = 0x7fffffff;
+	r = sn__prod_take(p, n, room);
+	if (r < 0)
+		return r;
+	n = (__u32)r;
 	for (i = 0; i < n; i++)
 		memcpy(sn_producer_slot(p, p->tail + i),
 		       src + (__u64)i * p->slot_size, p->slot_size);

@@ -94,6 +94,24 @@ static void no_close(void *h)
 	(void)h;
 }
 
+/* A peer of this file: the handles are the queue itself, nothing to close. */
+#define SYS_IMPL(name_, skip_, create_, destroy_, shutdown_, loops_)	\
+	{								\
+		.name = name_,						\
+		.skip = skip_,						\
+		.create = create_,					\
+		.destroy = destroy_,					\
+		.prod_open = any_open,					\
+		.cons_open = any_open,					\
+		.prod_close = no_close,					\
+		.cons_close = no_close,					\
+		.shutdown = shutdown_,					\
+		.producer = loops_##_producer,				\
+		.consumer = loops_##_consumer,				\
+		.ping = loops_##_ping,					\
+		.pong = loops_##_pong,					\
+	}
+
 /* Writes of a few messages are whole (a pipe's up to PIPE_BUF, a unix
  * stream socket's one skb), so readers see whole messages except when a
  * read stops inside a large write: then the rest is read at once. */
@@ -137,35 +155,13 @@ static inline int stream_recv(void *h, void *msgs, unsigned int n)
 
 SNB_DEFINE_LOOPS(stream, stream_send, stream_recv)
 
-const struct snb_impl snb_impl_pipe = {
-	.name = "pipe",
-	.create = pipe_create,
-	.destroy = stream_destroy,
-	.prod_open = any_open,
-	.cons_open = any_open,
-	.prod_close = no_close,
-	.cons_close = no_close,
-	.shutdown = stream_shutdown,
-	.producer = stream_producer,
-	.consumer = stream_consumer,
-	.ping = stream_ping,
-	.pong = stream_pong,
-};
+const struct snb_impl snb_impl_pipe =
+	SYS_IMPL("pipe", NULL, pipe_create, stream_destroy, stream_shutdown,
+		 stream);
 
-const struct snb_impl snb_impl_socketpair = {
-	.name = "socketpair",
-	.create = sock_create,
-	.destroy = stream_destroy,
-	.prod_open = any_open,
-	.cons_open = any_open,
-	.prod_close = no_close,
-	.cons_close = no_close,
-	.shutdown = stream_shutdown,
-	.producer = stream_producer,
-	.consumer = stream_consumer,
-	.ping = stream_ping,
-	.pong = stream_pong,
-};
+const struct snb_impl snb_impl_socketpair =
+	SYS_IMPL("socketpair", NULL, sock_create, stream_destroy,
+		 stream_shutdown, stream);
 
 /* ---- a shared SPSC buffer for the notification peers ---- */
 
@@ -319,21 +315,9 @@ static inline int efd_recv(void *h, void *msgs, unsigned int n)
 
 SNB_DEFINE_LOOPS(efd, efd_send, efd_recv)
 
-const struct snb_impl snb_impl_eventfd = {
-	.name = "eventfd",
-	.skip = spsc_only,
-	.create = efd_create,
-	.destroy = efd_destroy,
-	.prod_open = any_open,
-	.cons_open = any_open,
-	.prod_close = no_close,
-	.cons_close = no_close,
-	.shutdown = efd_shutdown,
-	.producer = efd_producer,
-	.consumer = efd_consumer,
-	.ping = efd_ping,
-	.pong = efd_pong,
-};
+const struct snb_impl snb_impl_eventfd =
+	SYS_IMPL("eventfd", spsc_only, efd_create, efd_destroy, efd_shutdown,
+		 efd);
 
 /* ---- io_uring IORING_OP_MSG_RING ---- */
 
@@ -434,17 +418,6 @@ static inline int uring_recv(void *h, void *msgs, unsigned int n)
 
 SNB_DEFINE_LOOPS(uring, uring_send, uring_recv)
 
-const struct snb_impl snb_impl_uring = {
-	.name = "io_uring",
-	.skip = spsc_only,
-	.create = uring_create,
-	.destroy = uring_destroy,
-	.prod_open = any_open,
-	.cons_open = any_open,
-	.prod_close = no_close,
-	.cons_close = no_close,
-	.producer = uring_producer,
-	.consumer = uring_consumer,
-	.ping = uring_ping,
-	.pong = uring_pong,
-};
+const struct snb_impl snb_impl_uring =
+	SYS_IMPL("io_uring", spsc_only, uring_create, uring_destroy, NULL,
+		 uring);

@@ -301,6 +301,24 @@ static void print_json(const struct result *r)
 	fflush(stdout);
 }
 
+/*
+ * A table row without numbers: "skipped" framed by @pre and @post, or
+ * FAILED; the impl name padded to @width. Returns 1 when it printed one.
+ */
+static int print_unmeasured(const struct result *r, int width,
+			    const char *pre, const char *post)
+{
+	if (r->skipped) {
+		printf("  %-*s %s%s%s\n", width, r->impl, pre, r->skipped, post);
+		return 1;
+	}
+	if (r->failed) {
+		printf("  %-*s FAILED (see stderr)\n", width, r->impl);
+		return 1;
+	}
+	return 0;
+}
+
 static void print_wake_head(const struct result *r);
 static void print_wake_row(const struct result *r);
 static void print_pool_json(const struct result *r);
@@ -358,14 +376,8 @@ static void print_group(int group)
 			       "Mmsg/s", "spread", "p50 ns", "p99 ns",
 			       "p99.9 ns", "sn adv");
 		}
-		if (r->skipped) {
-			printf("  %-11s (not run: %s)\n", r->impl, r->skipped);
+		if (print_unmeasured(r, 11, "(not run: ", ")"))
 			continue;
-		}
-		if (r->failed) {
-			printf("  %-11s FAILED (see stderr)\n", r->impl);
-			continue;
-		}
 		printf("  %-11s %9.2f %6.1f%% %9.0f %9.0f %9.0f %7.2fx\n",
 		       r->impl, r->rate / 1e6,
 		       100 * (r->rate_max - r->rate_min) / r->rate, r->p50,
@@ -426,14 +438,8 @@ static void print_wake_row(const struct result *r)
 {
 	double adv = advantage(r);
 
-	if (r->skipped) {
-		printf("  %-9s skipped: %s\n", r->impl, r->skipped);
+	if (print_unmeasured(r, 9, "skipped: ", ""))
 		return;
-	}
-	if (r->failed) {
-		printf("  %-9s FAILED (see stderr)\n", r->impl);
-		return;
-	}
 	printf("  %-9s %9.0f %6.1f%% %9.0f %9.0f %9.0f %8llu %8llu %8llu ",
 	       r->impl, r->rate, 100 * (r->rate_max - r->rate_min) / r->rate,
 	       r->p50, r->p99, r->p999, (unsigned long long)r->sleeps,
