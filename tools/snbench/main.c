@@ -256,7 +256,9 @@ static double advantage(const struct result *r)
 	return r->rate > 0 ? sn->rate / r->rate : 0;
 }
 
-static void print_json(const struct result *r)
+/* The fields every JSON result line starts with (the object left open). */
+static void print_json_head(const struct result *r, const char *type,
+			    int cpu0, int cpu1)
 {
 	const struct snb_cfg *c = &r->cfg;
 
@@ -265,11 +267,17 @@ static void print_json(const struct result *r)
 	       "\"batch\":%u,\"capacity\":%u,\"messages\":%llu,"
 	       "\"repeats\":%u,\"backend\":\"%s\",\"cpus\":[%d,%d],"
 	       "\"cpu_model\":\"%s\",\"online_cpus\":%d,\"kernel\":\"%s\"",
-	       r->scenario, r->impl, type_names[c->type], c->producers,
-	       c->consumers, c->msg_size, c->batch, c->capacity,
+	       r->scenario, r->impl, type, c->producers, c->consumers,
+	       c->msg_size, c->batch, c->capacity,
 	       (unsigned long long)c->messages, r->repeats,
-	       sn_backend_name(opt.backend), c->cpus[0], c->cpus[1],
-	       opt.cpu_model, opt.online, opt.kernel);
+	       sn_backend_name(opt.backend), cpu0, cpu1, opt.cpu_model,
+	       opt.online, opt.kernel);
+}
+
+static void print_json(const struct result *r)
+{
+	print_json_head(r, type_names[r->cfg.type], r->cfg.cpus[0],
+			r->cfg.cpus[1]);
 	if (r->wake) {
 		printf(",\"gap_us\":%.3f", r->wcfg.gap_ns / 1e3);
 		if (!strcmp(r->impl, "kthread") || !strcmp(r->impl, "kick"))
@@ -802,19 +810,9 @@ static void print_pool_row(const struct result *r)
  */
 static void print_pool_json(const struct result *r)
 {
-	const struct snb_cfg *c = &r->cfg;
-
-	printf("{\"scenario\":\"%s\",\"impl\":\"%s\",\"type\":\"pool\","
-	       "\"producers\":%u,\"consumers\":%u,\"msg_size\":%u,"
-	       "\"batch\":%u,\"capacity\":%u,\"messages\":%llu,"
-	       "\"repeats\":%u,\"backend\":\"%s\",\"cpus\":[%d,%d],"
-	       "\"cpu_model\":\"%s\",\"online_cpus\":%d,\"kernel\":\"%s\","
-	       "\"workers\":%u,\"partitioner\":\"hash\","
+	print_json_head(r, "pool", opt.cpus[0], opt.cpus[1 % opt.ncpus]);
+	printf(",\"workers\":%u,\"partitioner\":\"hash\","
 	       "\"backpressure\":\"block\",\"submitters_share_cpus\":%s",
-	       r->scenario, r->impl, c->producers, c->consumers, c->msg_size,
-	       c->batch, c->capacity, (unsigned long long)c->messages,
-	       r->repeats, sn_backend_name(opt.backend), opt.cpus[0],
-	       opt.cpus[1 % opt.ncpus], opt.cpu_model, opt.online, opt.kernel,
 	       r->workers, r->shared_cpus ? "true" : "false");
 	if (r->failed) {
 		printf(",\"failed\":true}\n");
