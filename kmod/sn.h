@@ -108,6 +108,7 @@ int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane);
 /* sn_thread.c */
 int sn_threads_init(void);
 void sn_threads_exit(void);
+void sn_threads_mode_off(void);
 void sn_thread_arm(struct sn_ring *ring);
 void sn_thread_kick(struct sn_ring *ring);
 void sn_thread_disarm(struct sn_ring *ring);

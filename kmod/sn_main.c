@@ -33,6 +33,8 @@ static int sn_poll_mode_set(const char *val, const struct kernel_param *kp)
 	if (mode < 0)
 		return mode;
 	WRITE_ONCE(sn_poll_mode, mode);
+	if (mode == SN_POLL_OFF)
+		sn_threads_mode_off();
 	return 0;
 }
 

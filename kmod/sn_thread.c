@@ -48,6 +48,9 @@ struct sn_cpu {
 static DEFINE_PER_CPU(struct sn_cpu, sn_cpus);
 static DEFINE_PER_CPU(struct task_struct *, sn_thread_task);
 
+/* The per-CPU lists exist (sn_threads_init ran). */
+static bool sn_threads_ready;
+
 /* Rings looked at per pass, at most: the rest wait for the next pass. */
 #define SN_PASS_BUDGET	64
 
@@ -356,6 +359,27 @@ static struct smp_hotplug_thread sn_threads = {
 	.unpark			= sn_thread_setup,
 };
 
+/*
+ * poll_mode was set to off: stop watching every ring now, from the writer's
+ * context, rather than waiting for each thread to notice (a thread also
+ * disarms anything armed concurrently, on its next pass).
+ */
+void sn_threads_mode_off(void)
+{
+	unsigned int cpu;
+
+	/* Also called for poll_mode=off given at load, before init. */
+	if (!READ_ONCE(sn_threads_ready))
+		return;
+	for_each_possible_cpu(cpu) {
+		struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
+
+		spin_lock(&c->lock);
+		sn_disarm_all(c);
+		spin_unlock(&c->lock);
+	}
+}
+
 int sn_threads_init(void)
 {
 	unsigned int cpu;
@@ -366,6 +390,7 @@ int sn_threads_init(void)
 		spin_lock_init(&c->lock);
 		INIT_LIST_HEAD(&c->armed);
 	}
+	WRITE_ONCE(sn_threads_ready, true);
 	return smpboot_register_percpu_thread(&sn_threads);
 }
 
