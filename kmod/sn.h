@@ -15,6 +15,13 @@
 struct pid;
 struct user_struct;
 
+/* What a wakeup thread last saw of one lane (sn_thread.c). */
+struct sn_lane_seen {
+	u32 tail;
+	u32 head;
+	u32 release;			/* MPMC: the release word at tail */
+};
+
 /*
  * A ring: its pages, shared with userspace, and the kernel's own truth
  * about it. Nothing the kernel decides with is kept in the shared pages.
@@ -49,9 +56,10 @@ struct sn_ring {
 	struct list_head arm_node;	/* on that CPU's list */
 	int arm_cpu;			/* whose list, or -1 */
 	unsigned long arming;		/* bit 0: an arm in progress */
-	u32 seen_digest;		/* indices when last looked at */
 	u64 sleeper_seen_ns;		/* when a sleeper was last queued */
+	u64 arm_refused_ns;		/* over max_armed_per_user, when */
 	atomic64_t thread_wakes;
+	struct sn_lane_seen seen[];	/* per lane, under the watcher's lock */
 };
 
 /* What one ring fd may do: its role and, for a producer, its lane. */
@@ -89,12 +97,14 @@ extern unsigned int sn_max_slot_size;
 extern unsigned int sn_max_slots;
 extern unsigned int sn_max_ring_mb;
 extern unsigned int sn_max_rings_per_user;
+extern unsigned int sn_max_armed_per_user;
 
 /* sn_ring.c */
 struct sn_ring *sn_ring_create(const struct sn_create *p);
 void sn_ring_put(struct sn_ring *ring);
 u32 sn_lane_tail(const struct sn_ring *ring, u32 lane);
 u32 sn_lane_head(const struct sn_ring *ring, u32 lane);
+u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos);
 u32 sn_lane_depth(const struct sn_ring *ring, u32 lane);
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane);
 bool sn_ring_readable(const struct sn_ring *ring);
@@ -111,6 +121,7 @@ void sn_threads_exit(void);
 void sn_threads_mode_off(void);
 void sn_thread_arm(struct sn_ring *ring);
 void sn_thread_kick(struct sn_ring *ring);
+void sn_thread_rearm(struct sn_ring *ring);
 void sn_thread_disarm(struct sn_ring *ring);
 
 /* sn_proc.c */

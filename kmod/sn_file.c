@@ -93,9 +93,15 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 
 	poll_wait(file, &ring->wq, wait);
 	atomic64_inc(&ring->polls);
-	/* A caller about to sleep: have a wakeup thread watch the ring. */
+	/*
+	 * A caller about to sleep: have a wakeup thread watch the ring. An
+	 * epoll or io_uring re-poll does not wait: it only re-arms a ring
+	 * that lost its watcher while its registered sleepers wait.
+	 */
 	if (!poll_does_not_wait(wait))
 		sn_thread_arm(ring);
+	else
+		sn_thread_rearm(ring);
 	/*
 	 * [K1] Order our joining the wait queue before reading the ring. A
 	 * sleeper reaches here only after announcing itself and re-checking
@@ -233,12 +239,17 @@ static long sn_ring_kick(struct sn_ring_file *rf, unsigned long whom)
 	    (rf->role == SN_ROLE_CONSUMER && whom != SN_KICK_PRODUCERS))
 		return -EPERM;
 	atomic64_inc(&ring->kicks);
-	/* The thread went idle (why the kick came): have it watch again. */
+	/*
+	 * The thread went idle or the ring lost its watcher (why the kick
+	 * came): have one watch again.
+	 */
 	sn_thread_kick(ring);
-	if (whom & SN_KICK_CONSUMERS)
-		wake_up_interruptible_poll(&ring->wq, EPOLLIN | EPOLLRDNORM);
-	if (whom & SN_KICK_PRODUCERS)
-		wake_up_interruptible_poll(&ring->wq, EPOLLOUT | EPOLLWRNORM);
+	/*
+	 * No key: every sleeper re-polls. A kick is the kicker's word, not a
+	 * fact about the ring, and io_uring would take a keyed wake's events
+	 * as the poll result.
+	 */
+	wake_up_interruptible(&ring->wq);
 	return 0;
 }
 

@@ -74,6 +74,11 @@ module_param_named(max_rings_per_user, sn_max_rings_per_user, uint, 0644);
 MODULE_PARM_DESC(max_rings_per_user,
 		 "Most live rings per user (CAP_SYS_RESOURCE is exempt)");
 
+unsigned int sn_max_armed_per_user = 256;
+module_param_named(max_armed_per_user, sn_max_armed_per_user, uint, 0644);
+MODULE_PARM_DESC(max_armed_per_user,
+		 "Most rings of one user that one wakeup thread watches (more: publishers kick)");
+
 static long sn_dev_create(struct sn_create __user *ucreate)
 {
 	struct sn_create p;

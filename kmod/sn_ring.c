@@ -193,7 +193,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ret = sn_check_create(p);
 	if (ret)
 		return ERR_PTR(ret);
-	ring = kzalloc(sizeof(*ring), GFP_KERNEL_ACCOUNT);
+	ring = kzalloc(struct_size(ring, seen, p->lanes), GFP_KERNEL_ACCOUNT);
 	if (!ring)
 		return ERR_PTR(-ENOMEM);
 	kref_init(&ring->ref);
@@ -303,6 +303,12 @@ u32 sn_lane_depth(const struct sn_ring *ring, u32 lane)
 	return clamp_t(s32, depth, 0, ring->geo.slots);
 }
 
+/* MPMC: the release word of position @pos of @lane. */
+u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos)
+{
+	return READ_ONCE(*sn_release_word(ring, lane, pos));
+}
+
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
 {
 	u32 tail;
@@ -310,7 +316,7 @@ bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
 	if (ring->geo.type != SN_RING_MPMC)
 		return sn_lane_depth(ring, lane) < ring->geo.slots;
 	tail = sn_lane_tail(ring, lane);
-	return READ_ONCE(*sn_release_word(ring, lane, tail)) == tail;
+	return sn_lane_release(ring, lane, tail) == tail;
 }
 
 bool sn_ring_readable(const struct sn_ring *ring)

@@ -1,34 +1,72 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Per-CPU wakeup threads (sn/N): they watch the rings that sleepers armed
- * and wake a sleeper as soon as its condition holds, so a publisher needs
- * no system call. io_uring SQPOLL's protocol:
+ * and wake a sleeper as soon as its condition may hold, so a publisher
+ * needs no system call while its ring is watched.
  *
- *   thread:    after poll_idle_us without progress, set SN_KFLAG_NEED_WAKEUP
- *              on its rings; full barrier [T1]; look at every ring once more
- *              (waking whoever can run); sleep only if nothing moved.
+ * What a thread watches. Per lane, in the ring's kernel memory (never in
+ * the shared pages), the values it saw last: the tail (a consumer waits for
+ * it to move), the head (an SPSC/MPSC producer waits for it) and, for MPMC,
+ * the release word at the tail (an MPMC producer waits for it). Lanes are
+ * compared one by one, so no lane can hide another's progress. A moved tail
+ * wakes EPOLLIN sleepers if that lane holds a message; a moved head or
+ * release word (or an MPMC tail) wakes EPOLLOUT sleepers if that lane has
+ * room. Wakes take the wait queue's lock after wq_has_sleeper()'s barrier,
+ * which pairs with [K1] in sn_ring_poll(): a sleeper either is on the queue
+ * when the thread wakes it or sees what the thread saw.
+ *
+ * Rounds. A thread looks at its rings in passes of at most SN_PASS_LANES
+ * lanes (a ring is never split), moving each looked-at ring from `todo` to
+ * `done`; when `todo` is empty a round is complete and `done` becomes the
+ * next round's `todo`. Between passes the thread drops its lock and may
+ * reschedule, so no number of rings makes it hog its CPU.
+ *
+ * Going idle (adaptive mode), io_uring SQPOLL's protocol applied per ring:
+ *
+ *   thread:    after a round with no progress and poll_idle_us since the
+ *              last, a closing round: per ring, set SN_KFLAG_NEED_WAKEUP;
+ *              full barrier [T1]; look at the ring. Sleep only after a
+ *              whole closing round saw nothing move: then every ring on
+ *              this thread, including any armed during the round (armed
+ *              rings join `todo`), had its last look after its flag.
  *   publisher: store its index with release; full barrier [P1]; load the
  *              peer's waiting word and kflags; kick only if someone waits
  *              and NEED_WAKEUP is set.
  *
  * [T1] pairs with [P1]: either the thread sees the new index or the
- * publisher sees NEED_WAKEUP and kicks. A ring nobody watches has
- * NEED_WAKEUP set (from creation, and again before a thread stops watching
- * it), so no wakeup is lost in any state.
+ * publisher sees NEED_WAKEUP and kicks. The flag is cleared only by the
+ * ring's watching thread during a normal round, which keeps looking at the
+ * ring afterwards. Whenever a ring stops being watched (no sleepers for
+ * poll_idle_us, poll_mode=off, its CPU parks with no other thread) the
+ * same three steps run first: NEED_WAKEUP, full barrier [T2] (pairs with
+ * [P1]), a last look that wakes whoever can run.
  *
- * A ring is armed by poll() (sn_thread_arm) on its home CPU's thread, or
- * any online one; it is disarmed by its thread once its wait queue is
- * empty. Each thread guards its list with its own lock; ring->arm_cpu
- * changes only under the lock of the list the ring is on. Rings are read
- * only through the kernel's own mapping, with the clamped readers of
- * sn_ring.c, and each ring costs a bounded amount of work per pass, so
- * nothing userspace writes can make a thread spin forever or oops.
+ * Arming. poll() of a sleeper arms the ring on its home CPU's thread (any
+ * online one while home is offline); a kick or poll of a ring that lost its
+ * watcher while sleepers wait arms it again (epoll and io_uring register
+ * once). A ring armed away from home returns when home's thread unparks.
+ * ring->arm_cpu changes only under the lock of the list the ring joins or
+ * leaves; it is written with release after the list change and read with
+ * acquire where read unlocked, so a CPU that sees -1 also sees the ring
+ * off every list ([A1] pairs with [A2]). Moves between two threads' lists
+ * (park, return home) hold sn_move_lock, so only one path ever takes two
+ * CPU locks.
+ *
+ * Bounds, since any user may arm rings (/dev/sn is 0666): a ring costs at
+ * most SN_MAX_LANES lanes' reads per look; one user may have at most
+ * max_armed_per_user rings on one thread (more are not watched: their
+ * publishers kick); a thread is a normal SCHED_OTHER task that reschedules
+ * between passes; and home_cpu is limited to the creator's allowed CPUs.
+ * Rings are read only through the kernel's own mapping with the clamped
+ * readers of sn_ring.c: nothing userspace writes can oops a thread or make
+ * one pass unbounded.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/cpu.h>
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
 #include <linux/sched.h>
@@ -38,10 +76,13 @@
 #include "sn.h"
 
 struct sn_cpu {
-	spinlock_t lock;		/* armed, idle, online, ring->arm_cpu */
-	struct list_head armed;		/* rings this thread watches */
+	spinlock_t lock;		/* the lists, flags, ring->arm_cpu */
+	struct list_head todo;		/* rings not yet looked at this round */
+	struct list_head done;		/* rings looked at this round */
 	bool idle;			/* asleep until armed or kicked */
 	bool online;			/* thread running (not parked) */
+	bool closing;			/* this round sets NEED_WAKEUP */
+	bool moved;			/* progress seen this round */
 	u64 last_progress_ns;
 };
 
@@ -51,23 +92,18 @@ static DEFINE_PER_CPU(struct task_struct *, sn_thread_task);
 /* The per-CPU lists exist (sn_threads_init ran). */
 static bool sn_threads_ready;
 
-/* Rings looked at per pass, at most: the rest wait for the next pass. */
-#define SN_PASS_BUDGET	64
+/* Serialises moves of rings between two threads' lists. */
+static DEFINE_MUTEX(sn_move_lock);
+
+/* Lanes looked at per pass, at most (a ring is never split). */
+#define SN_PASS_LANES	512
+
+/* A refused arm is retried by kicks at most this often. */
+#define SN_REARM_NS	(10 * NSEC_PER_MSEC)
 
 static u64 sn_now_ns(void)
 {
 	return ktime_get_ns();
-}
-
-/* A digest of every index of the ring: it changes when anything moves. */
-static u32 sn_ring_digest(const struct sn_ring *ring)
-{
-	u32 lane, d = 0;
-
-	for (lane = 0; lane < ring->geo.lanes; lane++)
-		d = d * 31 + sn_lane_tail(ring, lane) * 7 +
-		    sn_lane_head(ring, lane);
-	return d;
 }
 
 static void sn_set_need_wakeup(struct sn_ring *ring)
@@ -76,125 +112,190 @@ static void sn_set_need_wakeup(struct sn_ring *ring)
 		   READ_ONCE(ring->kpage->kflags) | SN_KFLAG_NEED_WAKEUP);
 }
 
-/* Stops watching every ring of @c, which publishers kick from now on. */
-static void sn_disarm_all(struct sn_cpu *c)
+static void sn_clear_need_wakeup(struct sn_ring *ring)
 {
-	struct sn_ring *ring;
+	u32 f = READ_ONCE(ring->kpage->kflags);
 
-	while (!list_empty(&c->armed)) {
-		ring = list_first_entry(&c->armed, struct sn_ring, arm_node);
-		sn_set_need_wakeup(ring);
-		list_del_init(&ring->arm_node);
-		WRITE_ONCE(ring->arm_cpu, -1);
-	}
-}
-
-/* Wakes whoever can run now that the ring moved. Returns true if it moved. */
-static bool sn_ring_watch(struct sn_ring *ring)
-{
-	u32 d = sn_ring_digest(ring);
-
-	if (d == ring->seen_digest)
-		return false;
-	ring->seen_digest = d;
-	if (sn_ring_readable(ring)) {
-		atomic64_inc(&ring->thread_wakes);
-		wake_up_interruptible_poll(&ring->wq, EPOLLIN | EPOLLRDNORM);
-	}
-	if (sn_ring_has_room(ring)) {
-		atomic64_inc(&ring->thread_wakes);
-		wake_up_interruptible_poll(&ring->wq, EPOLLOUT | EPOLLWRNORM);
-	}
-	return true;
+	if (f & SN_KFLAG_NEED_WAKEUP)
+		WRITE_ONCE(ring->kpage->kflags, f & ~SN_KFLAG_NEED_WAKEUP);
 }
 
 /*
- * One pass over (part of) this CPU's rings; the caller holds c->lock.
- * A ring without sleepers stays watched for an idle period more, so that a
- * consumer that wakes, drains and sleeps again finds it still watched and
- * its producer never sees NEED_WAKEUP in between.
+ * Wakes @ring's sleepers: EPOLLIN sleepers with that key (readable is true
+ * for every fd that reads), EPOLLOUT sleepers without a key, so that each
+ * re-polls: room is per lane, and io_uring takes a wake's key as the poll
+ * result, so a keyed EPOLLOUT would complete another lane's producer poll.
  */
-static bool sn_thread_pass(struct sn_cpu *c, bool clear_need, u64 now,
-			   u64 idle_ns)
+static void sn_ring_wake(struct sn_ring *ring, __poll_t events)
+{
+	/* The barrier in wq_has_sleeper() pairs with [K1] in sn_ring_poll(). */
+	if (!wq_has_sleeper(&ring->wq))
+		return;
+	atomic64_inc(&ring->thread_wakes);
+	if (events & EPOLLOUT)
+		wake_up_interruptible(&ring->wq);
+	else
+		wake_up_interruptible_poll(&ring->wq, events);
+}
+
+/*
+ * Looks at every lane of @ring against what this thread saw last and wakes
+ * the side whose condition may now hold. Returns true if anything moved.
+ */
+static bool sn_ring_watch(struct sn_ring *ring)
+{
+	bool mpmc = ring->geo.type == SN_RING_MPMC, in = false, out = false;
+	u32 lane, slots = ring->geo.slots;
+	struct sn_lane_seen now, *seen;
+	bool moved = false;
+	s32 depth;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++) {
+		seen = &ring->seen[lane];
+		now.tail = sn_lane_tail(ring, lane);
+		now.head = sn_lane_head(ring, lane);
+		now.release = mpmc ? sn_lane_release(ring, lane, now.tail) : 0;
+		if (!memcmp(&now, seen, sizeof(now)))
+			continue;
+		moved = true;
+		depth = clamp_t(s32, (s32)(now.tail - now.head), 0, slots);
+		if (now.tail != seen->tail && depth > 0)
+			in = true;
+		if (mpmc ? (now.tail != seen->tail || now.release != seen->release) &&
+			   now.release == now.tail :
+		    now.head != seen->head && depth < slots)
+			out = true;
+		*seen = now;
+	}
+	if (in)
+		sn_ring_wake(ring, EPOLLIN | EPOLLRDNORM);
+	if (out)
+		sn_ring_wake(ring, EPOLLOUT | EPOLLWRNORM);
+	return moved;
+}
+
+/*
+ * @ring stops being watched: NEED_WAKEUP, a full barrier and a last look
+ * that wakes whoever can run, then off the list. Caller holds the lock of
+ * the list @ring is on.
+ */
+static void sn_ring_unwatch(struct sn_ring *ring)
+{
+	sn_set_need_wakeup(ring);
+	/* [T2] pairs with the publishers' [P1] (see the top). */
+	smp_mb();
+	sn_ring_watch(ring);
+	list_del_init(&ring->arm_node);
+	/* [A1] off the list before -1 is seen; pairs with [A2]. */
+	smp_store_release(&ring->arm_cpu, -1);
+}
+
+/* Stops watching every ring of @c, which publishers kick from now on. */
+static void sn_unwatch_all(struct sn_cpu *c)
 {
 	struct sn_ring *ring, *tmp;
-	bool progress = false;
-	int budget = SN_PASS_BUDGET;
 
-	list_for_each_entry_safe(ring, tmp, &c->armed, arm_node) {
-		if (budget-- <= 0) {
-			/* Start the next pass where this one stopped. */
-			list_rotate_to_front(&ring->arm_node, &c->armed);
-			break;
-		}
+	list_for_each_entry_safe(ring, tmp, &c->todo, arm_node)
+		sn_ring_unwatch(ring);
+	list_for_each_entry_safe(ring, tmp, &c->done, arm_node)
+		sn_ring_unwatch(ring);
+}
+
+/* Brings @c's thread out of idle; the caller holds c->lock. */
+static void sn_thread_unidle(struct sn_cpu *c)
+{
+	c->last_progress_ns = sn_now_ns();
+	c->closing = false;
+	WRITE_ONCE(c->idle, false);
+}
+
+static bool sn_cpu_has_rings(const struct sn_cpu *c)
+{
+	return !list_empty(&c->todo) || !list_empty(&c->done);
+}
+
+/*
+ * One pass: up to SN_PASS_LANES lanes of rings from @c's todo list; the
+ * caller holds c->lock. A ring without sleepers stays watched for an idle
+ * period more, so that a consumer that wakes, drains and sleeps again finds
+ * it still watched and its producer never sees NEED_WAKEUP in between.
+ */
+static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
+{
+	int budget = SN_PASS_LANES;
+	struct sn_ring *ring;
+
+	while (budget > 0 && !list_empty(&c->todo)) {
+		ring = list_first_entry(&c->todo, struct sn_ring, arm_node);
+		budget -= ring->geo.lanes;
 		/*
-		 * Unlocked check: a sleeper joins the queue before it arms
-		 * (under this lock), so one that joined after this read
-		 * re-arms the ring, and NEED_WAKEUP covers it meanwhile.
+		 * Unlocked check: a sleeper joins the queue before it arms,
+		 * so one that joined after this read finds the ring armed or
+		 * re-arms it; the last look of sn_ring_unwatch() covers the
+		 * rest.
 		 */
 		if (waitqueue_active(&ring->wq)) {
 			ring->sleeper_seen_ns = now;
 		} else if (now - ring->sleeper_seen_ns > idle_ns) {
-			/* Nobody sleeps: stop watching, producers kick again. */
-			sn_set_need_wakeup(ring);
-			list_del_init(&ring->arm_node);
-			WRITE_ONCE(ring->arm_cpu, -1);
+			sn_ring_unwatch(ring);
 			continue;
 		}
-		if (clear_need &&
-		    (READ_ONCE(ring->kpage->kflags) & SN_KFLAG_NEED_WAKEUP)) {
-			WRITE_ONCE(ring->kpage->kflags,
-				   READ_ONCE(ring->kpage->kflags) &
-				   ~SN_KFLAG_NEED_WAKEUP);
-			/* Watch from here on: read the ring after the clear. */
+		list_move_tail(&ring->arm_node, &c->done);
+		if (c->closing) {
+			sn_set_need_wakeup(ring);
+			/* [T1] pairs with the publishers' [P1] (see the top). */
 			smp_mb();
+		} else {
+			sn_clear_need_wakeup(ring);
 		}
-		progress |= sn_ring_watch(ring);
+		if (sn_ring_watch(ring))
+			c->moved = true;
 	}
-	return progress;
+}
+
+/* A round is over: decide whether the next one closes, or sleep. */
+static void sn_thread_round_end(struct sn_cpu *c, u64 now, u64 idle_ns)
+{
+	list_splice_tail_init(&c->done, &c->todo);
+	if (c->moved) {
+		c->last_progress_ns = now;
+		c->closing = false;
+	} else if (c->closing) {
+		/* Every ring had NEED_WAKEUP, [T1] and a look: nothing moved. */
+		c->closing = false;
+		WRITE_ONCE(c->idle, true);
+	} else if (READ_ONCE(sn_poll_mode) != SN_POLL_ALWAYS &&
+		   now - c->last_progress_ns > idle_ns) {
+		c->closing = true;
+	}
+	c->moved = false;
 }
 
 static int sn_thread_should_run(unsigned int cpu)
 {
 	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
 
-	return !READ_ONCE(c->idle) && !list_empty(&c->armed);
+	return !READ_ONCE(c->idle) && sn_cpu_has_rings(c);
 }
 
 static void sn_thread_fn(unsigned int cpu)
 {
 	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
 	u64 idle_ns = (u64)READ_ONCE(sn_poll_idle_us) * NSEC_PER_USEC;
-	struct sn_ring *ring;
 	u64 now;
 
 	spin_lock(&c->lock);
 	now = sn_now_ns();
 	if (READ_ONCE(sn_poll_mode) == SN_POLL_OFF) {
 		/* Switched off while watching: hand every ring back to kicks. */
-		sn_disarm_all(c);
-	} else if (sn_thread_pass(c, true, now, idle_ns)) {
-		c->last_progress_ns = now;
-	} else if (READ_ONCE(sn_poll_mode) != SN_POLL_ALWAYS &&
-		   now - c->last_progress_ns > idle_ns) {
-		list_for_each_entry(ring, &c->armed, arm_node)
-			sn_set_need_wakeup(ring);
-		/* [T1] pairs with the publishers' [P1] (see the top). */
-		smp_mb();
-		if (sn_thread_pass(c, false, now, idle_ns))
-			c->last_progress_ns = now;
-		else
-			WRITE_ONCE(c->idle, true);
+		sn_unwatch_all(c);
+	} else {
+		sn_thread_pass(c, now, idle_ns);
+		if (list_empty(&c->todo))
+			sn_thread_round_end(c, now, idle_ns);
 	}
 	spin_unlock(&c->lock);
 	cond_resched();
-}
-
-/* Wakes @cpu's thread out of idle; the caller holds c->lock. */
-static void sn_thread_unidle(struct sn_cpu *c)
-{
-	c->last_progress_ns = sn_now_ns();
-	WRITE_ONCE(c->idle, false);
 }
 
 static void sn_thread_wake(unsigned int cpu)
@@ -219,16 +320,54 @@ static int sn_pick_cpu(const struct sn_ring *ring)
 	return -1;
 }
 
+/* Rings of @uid on @c's lists; the caller holds c->lock. */
+static unsigned int sn_cpu_user_rings(const struct sn_cpu *c, kuid_t uid)
+{
+	const struct sn_ring *ring;
+	unsigned int n = 0;
+
+	list_for_each_entry(ring, &c->todo, arm_node)
+		n += uid_eq(ring->uid, uid);
+	list_for_each_entry(ring, &c->done, arm_node)
+		n += uid_eq(ring->uid, uid);
+	return n;
+}
+
+/* Puts unwatched @ring on @cpu's thread. Returns true if it did. */
+static bool sn_thread_add(struct sn_ring *ring, int cpu)
+{
+	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
+	bool added = false;
+
+	spin_lock(&c->lock);
+	if (!c->online)
+		goto out;
+	if (sn_cpu_user_rings(c, ring->uid) >=
+	    READ_ONCE(sn_max_armed_per_user)) {
+		/* Not watched: NEED_WAKEUP stays set, publishers kick. */
+		WRITE_ONCE(ring->arm_refused_ns, sn_now_ns());
+		goto out;
+	}
+	ring->sleeper_seen_ns = sn_now_ns();
+	list_add_tail(&ring->arm_node, &c->todo);
+	/* [A1] on the list before its CPU is seen; pairs with [A2]. */
+	smp_store_release(&ring->arm_cpu, cpu);
+	sn_thread_unidle(c);
+	added = true;
+out:
+	spin_unlock(&c->lock);
+	return added;
+}
+
 /* Called by poll() for a sleeper, after it joined the ring's wait queue. */
 void sn_thread_arm(struct sn_ring *ring)
 {
-	struct sn_cpu *c;
-	bool added = false;
 	int cpu;
 
 	if (READ_ONCE(sn_poll_mode) == SN_POLL_OFF)
 		return;
-	if (READ_ONCE(ring->arm_cpu) >= 0) {
+	/* [A2] pairs with [A1]. */
+	if (smp_load_acquire(&ring->arm_cpu) >= 0) {
 		sn_thread_kick(ring);
 		return;
 	}
@@ -237,37 +376,47 @@ void sn_thread_arm(struct sn_ring *ring)
 	 */
 	if (test_and_set_bit_lock(0, &ring->arming))
 		return;
-	cpu = READ_ONCE(ring->arm_cpu) < 0 ? sn_pick_cpu(ring) : -1;
-	if (cpu >= 0) {
-		c = per_cpu_ptr(&sn_cpus, cpu);
-		spin_lock(&c->lock);
-		if (c->online) {
-			ring->sleeper_seen_ns = sn_now_ns();
-			list_add_tail(&ring->arm_node, &c->armed);
-			WRITE_ONCE(ring->arm_cpu, cpu);
-			sn_thread_unidle(c);
-			added = true;
-		}
-		spin_unlock(&c->lock);
-	}
+	cpu = smp_load_acquire(&ring->arm_cpu) < 0 ? sn_pick_cpu(ring) : -1;
+	if (cpu >= 0 && !sn_thread_add(ring, cpu))
+		cpu = -1;
 	clear_bit_unlock(0, &ring->arming);
 	/* The thread may be asleep with an empty list: start it. */
-	if (added)
+	if (cpu >= 0)
 		sn_thread_wake(cpu);
+}
+
+/*
+ * A ring whose sleepers wait unwatched (it lost its watcher, or was never
+ * armed by this path): arm it again. Sleepers registered once by epoll or
+ * io_uring never call poll() to arm it themselves.
+ */
+void sn_thread_rearm(struct sn_ring *ring)
+{
+	u64 refused;
+
+	if (smp_load_acquire(&ring->arm_cpu) >= 0 ||
+	    !waitqueue_active(&ring->wq))
+		return;
+	refused = READ_ONCE(ring->arm_refused_ns);
+	if (refused && sn_now_ns() - refused < SN_REARM_NS)
+		return;
+	sn_thread_arm(ring);
 }
 
 /* Brings the thread watching @ring out of idle (a kick, a new sleeper). */
 void sn_thread_kick(struct sn_ring *ring)
 {
-	int cpu = READ_ONCE(ring->arm_cpu);
+	int cpu = smp_load_acquire(&ring->arm_cpu);
 	struct sn_cpu *c;
 	bool wake = false;
 
-	if (cpu < 0)
+	if (cpu < 0) {
+		sn_thread_rearm(ring);
 		return;
+	}
 	c = per_cpu_ptr(&sn_cpus, cpu);
 	spin_lock(&c->lock);
-	if (READ_ONCE(ring->arm_cpu) == cpu && c->idle) {
+	if (ring->arm_cpu == cpu && c->idle) {
 		sn_thread_unidle(c);
 		wake = true;
 	}
@@ -283,7 +432,7 @@ void sn_thread_disarm(struct sn_ring *ring)
 	int cpu;
 
 	for (;;) {
-		cpu = READ_ONCE(ring->arm_cpu);
+		cpu = smp_load_acquire(&ring->arm_cpu);
 		if (cpu < 0)
 			return;
 		c = per_cpu_ptr(&sn_cpus, cpu);
@@ -294,33 +443,76 @@ void sn_thread_disarm(struct sn_ring *ring)
 			spin_unlock(&c->lock);
 			return;
 		}
-		/* Moved by a CPU going down meanwhile: follow it. */
+		/* Moved by a CPU going down or up meanwhile: follow it. */
 		spin_unlock(&c->lock);
 	}
 }
 
-static void sn_thread_setup(unsigned int cpu)
+/*
+ * Moves the rings of @from's lists that @want accepts to @to's todo list;
+ * the caller holds sn_move_lock and both CPUs' locks. Whichever thread owns
+ * a ring keeps looking at it, so a ring with NEED_WAKEUP clear is watched
+ * throughout; the new thread is brought out of idle.
+ */
+static unsigned int sn_move_rings(struct sn_cpu *from, struct sn_cpu *to,
+				  int to_cpu, int home)
 {
-	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
+	struct list_head *lists[] = { &from->todo, &from->done };
+	struct sn_ring *ring, *tmp;
+	unsigned int i, n = 0;
 
-	spin_lock(&c->lock);
-	WRITE_ONCE(c->online, true);
-	spin_unlock(&c->lock);
+	for (i = 0; i < ARRAY_SIZE(lists); i++) {
+		list_for_each_entry_safe(ring, tmp, lists[i], arm_node) {
+			if (home >= 0 && ring->home_cpu != home)
+				continue;
+			list_move_tail(&ring->arm_node, &to->todo);
+			WRITE_ONCE(ring->arm_cpu, to_cpu);
+			n++;
+		}
+	}
+	if (n)
+		sn_thread_unidle(to);
+	return n;
 }
 
 /*
- * @cpu goes offline: hand its rings to another CPU's thread. They get
- * NEED_WAKEUP first, so publishers kick until the new thread watches them;
- * no wakeup is lost. CPU hotplug is serialized: only one CPU parks at a
- * time, so taking a second CPU's lock here cannot deadlock.
+ * @cpu's thread runs (module load, or the CPU came back): rings homed here
+ * and armed elsewhere meanwhile come home.
+ */
+static void sn_thread_setup(unsigned int cpu)
+{
+	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu), *o;
+	unsigned int other;
+
+	mutex_lock(&sn_move_lock);
+	spin_lock(&c->lock);
+	WRITE_ONCE(c->online, true);
+	spin_unlock(&c->lock);
+	for_each_possible_cpu(other) {
+		if (other == cpu)
+			continue;
+		o = per_cpu_ptr(&sn_cpus, other);
+		spin_lock(&o->lock);
+		spin_lock_nested(&c->lock, SINGLE_DEPTH_NESTING);
+		sn_move_rings(o, c, cpu, cpu);
+		spin_unlock(&c->lock);
+		spin_unlock(&o->lock);
+	}
+	mutex_unlock(&sn_move_lock);
+}
+
+/*
+ * @cpu goes offline: hand its rings to another CPU's thread, which keeps
+ * watching them; with no other thread, stop watching them (last look
+ * included).
  */
 static void sn_thread_park(unsigned int cpu)
 {
-	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu), *t = NULL;
-	struct sn_ring *ring;
+	struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu), *t;
 	unsigned int other;
 	int target = -1;
 
+	mutex_lock(&sn_move_lock);
 	spin_lock(&c->lock);
 	WRITE_ONCE(c->online, false);
 	for_each_online_cpu(other) {
@@ -330,22 +522,18 @@ static void sn_thread_park(unsigned int cpu)
 			break;
 		}
 	}
-	list_for_each_entry(ring, &c->armed, arm_node)
-		sn_set_need_wakeup(ring);
-	if (target >= 0 && !list_empty(&c->armed)) {
+	if (target >= 0) {
 		t = per_cpu_ptr(&sn_cpus, target);
 		spin_lock_nested(&t->lock, SINGLE_DEPTH_NESTING);
-		list_for_each_entry(ring, &c->armed, arm_node)
-			WRITE_ONCE(ring->arm_cpu, target);
-		list_splice_tail_init(&c->armed, &t->armed);
-		sn_thread_unidle(t);
+		if (!sn_move_rings(c, t, target, -1))
+			target = -1;
 		spin_unlock(&t->lock);
 	} else {
-		/* No other thread runs: nobody watches, publishers kick. */
-		sn_disarm_all(c);
+		sn_unwatch_all(c);
 	}
 	spin_unlock(&c->lock);
-	if (t)
+	mutex_unlock(&sn_move_lock);
+	if (target >= 0)
 		sn_thread_wake(target);
 }
 
@@ -362,7 +550,7 @@ static struct smp_hotplug_thread sn_threads = {
 /*
  * poll_mode was set to off: stop watching every ring now, from the writer's
  * context, rather than waiting for each thread to notice (a thread also
- * disarms anything armed concurrently, on its next pass).
+ * unwatches anything armed concurrently, on its next pass).
  */
 void sn_threads_mode_off(void)
 {
@@ -375,7 +563,7 @@ void sn_threads_mode_off(void)
 		struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
 
 		spin_lock(&c->lock);
-		sn_disarm_all(c);
+		sn_unwatch_all(c);
 		spin_unlock(&c->lock);
 	}
 }
@@ -388,7 +576,8 @@ int sn_threads_init(void)
 		struct sn_cpu *c = per_cpu_ptr(&sn_cpus, cpu);
 
 		spin_lock_init(&c->lock);
-		INIT_LIST_HEAD(&c->armed);
+		INIT_LIST_HEAD(&c->todo);
+		INIT_LIST_HEAD(&c->done);
 	}
 	WRITE_ONCE(sn_threads_ready, true);
 	return smpboot_register_percpu_thread(&sn_threads);

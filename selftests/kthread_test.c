@@ -29,55 +29,6 @@
 #include "kselftest_harness.h"
 #include "raw_ring.h"
 
-static unsigned long scaled(unsigned long n)
-{
-	const char *s = getenv("SN_TEST_SCALE");
-	unsigned long pct = s ? strtoul(s, NULL, 10) : 100;
-
-	n = n * (pct ? pct : 100) / 100;
-	return n ? n : 1;
-}
-
-static __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* Field @field (1-based) of the ring's /proc/sn/rings line, or -1. */
-static long long listing_field(__u64 id, int field)
-{
-	char line[512], *tok, *save;
-	int n = 0;
-
-	listing_line(id, line, sizeof(line));
-	for (tok = strtok_r(line, " \n", &save); tok;
-	     tok = strtok_r(NULL, " \n", &save))
-		if (++n == field)
-			return atoll(tok);
-	return -1;
-}
-
-/*
- * Waits up to 10 s for @cond, checking every millisecond: emulated guests
- * on a loaded host stall for long moments, so no fixed sleep is enough.
- */
-#define WAIT_FOR(cond)							\
-	({								\
-		__u64 _end = now_ns() + 10000000000ULL;			\
-		bool _ok;						\
-		while (!(_ok = (cond)) && now_ns() < _end)		\
-			usleep(1000);					\
-		_ok;							\
-	})
-
-#define F_KICKS		14
-#define F_ARMED_CPU	19
-#define F_THREAD_WAKES	20
-#define F_NEED_WAKEUP	21
-
 /*
  * The two sides of the sleep protocol of include/uapi/linux/sn.h over lane
  * 0 of an SPSC ring, both able to sleep. Counts what a test wants to see.

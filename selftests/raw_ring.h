@@ -15,9 +15,11 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/sn.h>
@@ -125,6 +127,13 @@ static inline _Atomic __u32 *waiting_of(struct view *v, __u32 lane)
 				 lane * v->i.off.lane_size + v->i.off.prod_waiting);
 }
 
+/* MPMC: the release word of position @pos of @lane. */
+static inline _Atomic __u32 *release_of(struct view *v, __u32 lane, __u32 pos)
+{
+	return (_Atomic __u32 *)(v->base + v->i.off.cons + v->i.off.cons_release +
+				 ((__u64)lane * v->i.slots + (pos & (v->i.slots - 1))) * 4);
+}
+
 static inline __u32 kflags_of(struct view *v)
 {
 	return atomic_load((_Atomic __u32 *)(v->base + v->i.off.kpage +
@@ -189,6 +198,57 @@ static inline void listing_line(__u64 id, char *out, size_t len)
 		}
 	}
 	fclose(f);
+}
+
+/* Message counts of stress tests, scaled by SN_TEST_SCALE percent. */
+static inline unsigned long scaled(unsigned long n)
+{
+	const char *s = getenv("SN_TEST_SCALE");
+	unsigned long pct = s ? strtoul(s, NULL, 10) : 100;
+
+	n = n * (pct ? pct : 100) / 100;
+	return n ? n : 1;
+}
+
+static inline __u64 now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * Waits up to 10 s for @cond, checking every millisecond: emulated guests
+ * on a loaded host stall for long moments, so no fixed sleep is enough.
+ */
+#define WAIT_FOR(cond)							\
+	({								\
+		__u64 _end = now_ns() + 10000000000ULL;			\
+		bool _ok;						\
+		while (!(_ok = (cond)) && now_ns() < _end)		\
+			usleep(1000);					\
+		_ok;							\
+	})
+
+/* Fields of a /proc/sn/rings line (1-based; kmod/sn_proc.c). */
+#define F_KICKS		14
+#define F_ARMED_CPU	19
+#define F_THREAD_WAKES	20
+#define F_NEED_WAKEUP	21
+
+/* Field @field (1-based) of the ring's /proc/sn/rings line, or -1. */
+static inline long long listing_field(__u64 id, int field)
+{
+	char line[512], *tok, *save;
+	int n = 0;
+
+	listing_line(id, line, sizeof(line));
+	for (tok = strtok_r(line, " \n", &save); tok;
+	     tok = strtok_r(NULL, " \n", &save))
+		if (++n == field)
+			return atoll(tok);
+	return -1;
 }
 
 static inline int listing_count(void)
