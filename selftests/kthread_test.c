@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <liburing.h>
 #include <poll.h>
+#include <sched.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -431,8 +434,13 @@ TEST_F(kthread, mode_off_while_armed)
 	pair_close(&pr);
 }
 
-static void exchange(struct __test_metadata *_metadata, const char *mode,
-		     unsigned long msgs)
+/*
+ * @msgs messages over an SPSC ring homed on @home (-1: the creator's CPU),
+ * both sides sleeping and waking by the protocol; @mode NULL keeps the
+ * current poll_mode.
+ */
+static void exchange_on(struct __test_metadata *_metadata, const char *mode,
+			unsigned long msgs, int home)
 {
 	struct pair pr;
 	pthread_t t;
@@ -440,8 +448,12 @@ static void exchange(struct __test_metadata *_metadata, const char *mode,
 	__u64 got;
 	__u64 t0 = now_ns();
 
-	ASSERT_EQ(0, set_param("poll_mode", mode));
-	ASSERT_EQ(0, pair_open(&pr, 4, -1));
+	if (mode) {
+		ASSERT_EQ(0, set_param("poll_mode", mode));
+	} else {
+		mode = "as set";
+	}
+	ASSERT_EQ(0, pair_open(&pr, 4, home));
 	pr.msgs = msgs;
 	pr.gap_seed = 42;
 	ASSERT_EQ(0, pthread_create(&t, NULL, producer, &pr));
@@ -456,6 +468,12 @@ static void exchange(struct __test_metadata *_metadata, const char *mode,
 	       listing_field(pr.v.i.id, F_THREAD_WAKES),
 	       (unsigned long long)(now_ns() - t0) / 1000000);
 	pair_close(&pr);
+}
+
+static void exchange(struct __test_metadata *_metadata, const char *mode,
+		     unsigned long msgs)
+{
+	exchange_on(_metadata, mode, msgs, -1);
 }
 
 TEST_F_TIMEOUT(kthread, no_lost_wakeup, 900)
@@ -521,6 +539,411 @@ TEST_F_TIMEOUT(kthread, hotplug_churn, 900)
 		       (unsigned long)(uintptr_t)got, pr[i].sleeps, pr[i].kicks);
 		pair_close(&pr[i]);
 	}
+}
+
+/* How many of the rings @ids CPU @cpu watches (-1: unwatched). */
+static int armed_on(const __u64 *ids, int n, int cpu)
+{
+	int armed = 0;
+
+	for (int i = 0; i < n; i++)
+		armed += listing_field(ids[i], F_ARMED_CPU) == cpu;
+	return armed;
+}
+
+/*
+ * @n SPSC rings homed on @cpu, each registered in @epfd: epoll's entry on
+ * the wait queue keeps a ring armed for as long as it stays registered.
+ */
+static int arm_rings(int *fds, __u64 *ids, int n, int cpu, int epfd)
+{
+	for (int i = 0; i < n; i++) {
+		struct sn_create p = params(SN_RING_SPSC, 8, 8, 1);
+		struct epoll_event e = { .events = EPOLLIN };
+		struct sn_info in;
+
+		p.flags = SN_CREATE_HOME_CPU;
+		p.home_cpu = cpu;
+		fds[i] = create(&p);
+		if (fds[i] < 0)
+			return fds[i];
+		if (info(fds[i], &in) || epoll_ctl(epfd, EPOLL_CTL_ADD, fds[i], &e))
+			return -errno;
+		ids[i] = in.id;
+	}
+	return 0;
+}
+
+static void close_all(int *fds, int n)
+{
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/*
+ * Over 64 and over 200 armed rings on one thread: the closing round must
+ * cover all of them, so a ring with traffic through idle transitions never
+ * loses a wakeup.
+ */
+TEST_F_TIMEOUT(kthread, many_armed_rings, 900)
+{
+	static const int counts[] = { 70, 210 };
+	static int fds[210];
+	static __u64 ids[210];
+
+	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
+	ASSERT_EQ(0, set_param("poll_idle_us", "200"));
+	for (unsigned int c = 0; c < 2; c++) {
+		int n = counts[c], epfd = epoll_create1(EPOLL_CLOEXEC);
+
+		ASSERT_LE(0, epfd);
+		ASSERT_EQ(0, arm_rings(fds, ids, n, 0, epfd));
+		EXPECT_TRUE(WAIT_FOR(armed_on(ids, n, 0) == n))
+			TH_LOG("%d of %d rings armed on CPU 0", armed_on(ids, n, 0), n);
+		exchange_on(_metadata, NULL, scaled(40000), 0);
+		close_all(fds, n);
+		close(epfd);
+	}
+}
+
+/* One user's rings on one thread are bounded; the rest work by kicks. */
+TEST_F(kthread, armed_limit_per_user)
+{
+	char old[16] = "";
+	int fds[8], epfd = epoll_create1(EPOLL_CLOEXEC);
+	__u64 ids[8];
+	FILE *f = fopen("/sys/module/sn/parameters/max_armed_per_user", "r");
+
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(old, sizeof(old), f));
+	fclose(f);
+	ASSERT_LE(0, epfd);
+	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
+	ASSERT_EQ(0, set_param("max_armed_per_user", "4"));
+	ASSERT_EQ(0, arm_rings(fds, ids, 8, 0, epfd));
+	EXPECT_TRUE(WAIT_FOR(armed_on(ids, 8, 0) == 4));
+	usleep(50000);
+	EXPECT_EQ(4, armed_on(ids, 8, 0));
+	EXPECT_EQ(4, armed_on(ids, 8, -1));
+	for (int i = 0; i < 8; i++)
+		if (listing_field(ids[i], F_ARMED_CPU) < 0)
+			EXPECT_EQ(1, listing_field(ids[i], F_NEED_WAKEUP));
+	/* A ring over the limit still carries traffic, by kicks. */
+	exchange_on(_metadata, NULL, scaled(4000), 0);
+	set_param("max_armed_per_user", old);
+	close_all(fds, 8);
+	close(epfd);
+}
+
+struct registered {
+	int fd, epfd;
+	struct view *v;
+	struct io_uring *ur;	/* else epoll */
+	atomic_int woken;
+};
+
+/* A consumer that sleeps once through epoll or io_uring. */
+static void *sleep_registered(void *arg)
+{
+	struct registered *r = arg;
+	struct epoll_event e;
+
+	atomic_fetch_add(waiters_of(r->v), 1);
+	atomic_thread_fence(memory_order_seq_cst);	/* [W1] */
+	if (r->ur) {
+		struct __kernel_timespec ts = { .tv_sec = 5 };
+		struct io_uring_cqe *cqe;
+
+		if (!io_uring_wait_cqe_timeout(r->ur, &cqe, &ts)) {
+			atomic_store(&r->woken, 1);
+			io_uring_cqe_seen(r->ur, cqe);
+		}
+	} else if (epoll_wait(r->epfd, &e, 1, 5000) == 1) {
+		atomic_store(&r->woken, 1);
+	}
+	atomic_fetch_sub(waiters_of(r->v), 1);
+	return NULL;
+}
+
+/* Publishes one message by the protocol; returns 1 if it kicked. */
+static int publish_one(struct pair *pr, __u64 m)
+{
+	if (!raw_send(&pr->v, m))
+		return -1;
+	atomic_thread_fence(memory_order_seq_cst);	/* [P1] */
+	if (atomic_load(waiters_of(&pr->v)) &&
+	    (kflags_of(&pr->v) & SN_KFLAG_NEED_WAKEUP)) {
+		ioctl(pr->fd, SN_IOC_KICK, SN_KICK_CONSUMERS);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * epoll and io_uring register once: after poll_mode off and on again their
+ * ring has no watcher; the first kick arms it again, and from then on the
+ * producer publishes without a system call.
+ */
+TEST_F(kthread, rearm_after_mode_cycle)
+{
+	for (int way = 0; way < 2; way++) {
+		struct registered r = { 0 };
+		struct epoll_event e = { .events = EPOLLIN };
+		struct io_uring ur;
+		struct pair pr;
+		pthread_t t;
+		__u64 m;
+
+		ASSERT_EQ(0, set_param("poll_mode", "always"));
+		ASSERT_EQ(0, pair_open(&pr, 8, -1));
+		r.v = &pr.v;
+		if (way) {
+			ASSERT_EQ(0, io_uring_queue_init(4, &ur, 0));
+			io_uring_prep_poll_multishot(io_uring_get_sqe(&ur), pr.fd, POLLIN);
+			ASSERT_EQ(1, io_uring_submit(&ur));
+			r.ur = &ur;
+		} else {
+			r.epfd = epoll_create1(EPOLL_CLOEXEC);
+			ASSERT_EQ(0, epoll_ctl(r.epfd, EPOLL_CTL_ADD, pr.fd, &e));
+		}
+		EXPECT_TRUE(WAIT_FOR(listing_field(pr.v.i.id, F_ARMED_CPU) >= 0));
+		ASSERT_EQ(0, set_param("poll_mode", "off"));
+		ASSERT_EQ(0, set_param("poll_mode", "always"));
+		EXPECT_EQ(-1, listing_field(pr.v.i.id, F_ARMED_CPU));
+		EXPECT_NE(0, kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP);
+		/* Sleep; the publish must kick, and the kick re-arms. */
+		ASSERT_EQ(0, pthread_create(&t, NULL, sleep_registered, &r));
+		EXPECT_TRUE(WAIT_FOR(atomic_load(waiters_of(&pr.v)) == 1));
+		usleep(20000);
+		EXPECT_EQ(1, publish_one(&pr, 1)) TH_LOG("way %d", way);
+		pthread_join(t, NULL);
+		EXPECT_EQ(1, atomic_load(&r.woken)) TH_LOG("way %d", way);
+		EXPECT_TRUE(raw_recv(&pr.v, &m));
+		EXPECT_TRUE(WAIT_FOR(listing_field(pr.v.i.id, F_ARMED_CPU) >= 0 &&
+				     !(kflags_of(&pr.v) & SN_KFLAG_NEED_WAKEUP)))
+			TH_LOG("way %d: not armed again", way);
+		/* Watched again: no kick, still woken. */
+		atomic_store(&r.woken, 0);
+		ASSERT_EQ(0, pthread_create(&t, NULL, sleep_registered, &r));
+		EXPECT_TRUE(WAIT_FOR(atomic_load(waiters_of(&pr.v)) == 1));
+		usleep(20000);
+		EXPECT_EQ(0, publish_one(&pr, 2)) TH_LOG("way %d", way);
+		pthread_join(t, NULL);
+		EXPECT_EQ(1, atomic_load(&r.woken)) TH_LOG("way %d", way);
+		if (way)
+			io_uring_queue_exit(&ur);
+		else
+			close(r.epfd);
+		pair_close(&pr);
+	}
+}
+
+struct churner {
+	atomic_bool stop;
+	unsigned long switches;
+};
+
+static void *churn_modes(void *arg)
+{
+	static const char *const modes[] = { "off", "adaptive", "always", "adaptive" };
+	struct churner *ch = arg;
+
+	while (!atomic_load(&ch->stop)) {
+		set_param("poll_mode", modes[ch->switches++ % 4]);
+		usleep(3000);
+	}
+	return NULL;
+}
+
+/* poll_mode flipping under traffic loses nothing. */
+TEST_F_TIMEOUT(kthread, mode_switch_churn, 900)
+{
+	struct churner ch = { 0 };
+	pthread_t t;
+
+	ASSERT_EQ(0, set_param("poll_idle_us", "300"));
+	ASSERT_EQ(0, pthread_create(&t, NULL, churn_modes, &ch));
+	exchange_on(_metadata, NULL, scaled(40000), -1);
+	atomic_store(&ch.stop, true);
+	pthread_join(t, NULL);
+	TH_LOG("%lu mode switches", ch.switches);
+	EXPECT_LT(10, ch.switches);
+}
+
+/* Rings armed away from home while it is offline go back when it returns. */
+TEST_F_TIMEOUT(kthread, rings_return_home, 900)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_CONF);
+	int home = (int)cpus - 1, fds[2], epfd;
+	struct pair pr;
+	pthread_t t, c;
+	void *sent, *got;
+	__u64 ids[2];
+	char path[64];
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", home);
+	if (cpus < 2 || access(path, W_OK))
+		SKIP(return, "no CPU that can go offline");
+	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
+	ASSERT_EQ(0, set_param("poll_idle_us", "2000"));
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	ASSERT_EQ(0, arm_rings(fds, ids, 2, home, epfd));
+	EXPECT_TRUE(WAIT_FOR(armed_on(ids, 2, home) == 2));
+	/* Traffic on a ring of the same home throughout. */
+	ASSERT_EQ(0, pair_open(&pr, 8, home));
+	pr.gap_seed = 11;
+	ASSERT_EQ(0, pthread_create(&t, NULL, producer, &pr));
+	ASSERT_EQ(0, pthread_create(&c, NULL, sleep_once, &pr));
+	for (int round = 0; round < 3; round++) {
+		ASSERT_EQ(0, cpu_online(home, 0));
+		EXPECT_TRUE(WAIT_FOR(armed_on(ids, 2, home) == 0 &&
+				     listing_field(ids[0], F_ARMED_CPU) >= 0 &&
+				     listing_field(ids[1], F_ARMED_CPU) >= 0))
+			TH_LOG("round %d: not moved off CPU %d", round, home);
+		usleep(20000);
+		ASSERT_EQ(0, cpu_online(home, 1));
+		EXPECT_TRUE(WAIT_FOR(armed_on(ids, 2, home) == 2))
+			TH_LOG("round %d: not back on CPU %d", round, home);
+		usleep(20000);
+	}
+	atomic_store(&pr.stop, true);
+	pthread_join(t, &sent);
+	pthread_join(c, &got);
+	EXPECT_EQ((uintptr_t)sent, (uintptr_t)got);
+	EXPECT_EQ(0, pr.wrong);
+	EXPECT_EQ(0, pr.timeouts);
+	pair_close(&pr);
+	close_all(fds, 2);
+	close(epfd);
+}
+
+/* What the attacker of unprivileged_attacker reports. */
+struct attack {
+	int home_err;		/* creating with home_cpu outside its CPUs */
+	int rings;		/* MPMC rings of 64 lanes it could create */
+	int create_err;		/* why it could create no more */
+	int armed;		/* of them watched by CPU 0's thread */
+};
+
+#define ATTACK_RINGS	64
+
+/*
+ * As user nobody, limited to CPU 0: asks for home_cpu 1, creates as many
+ * 64-lane rings homed on CPU 0 as it may, has them all watched (epoll),
+ * reports, then scribbles every tail of every lane for @ms.
+ */
+static int attacker(int report, int ms)
+{
+	static struct view v[ATTACK_RINGS];
+	struct sn_create p = params(SN_RING_MPMC, 8, 8, SN_MAX_LANES);
+	struct attack a = { 0 };
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	cpu_set_t set;
+	__u64 seed = 77, end;
+
+	CPU_ZERO(&set);
+	CPU_SET(0, &set);
+	if (epfd < 0 || setgid(65534) || setuid(65534) ||
+	    sched_setaffinity(0, sizeof(set), &set))
+		return 1;
+	p.flags = SN_CREATE_HOME_CPU;
+	p.home_cpu = 1;
+	a.home_err = create(&p);
+	if (a.home_err >= 0)
+		close(a.home_err);
+	p.home_cpu = 0;
+	for (a.rings = 0; a.rings < ATTACK_RINGS; a.rings++) {
+		struct epoll_event e = { .events = EPOLLIN };
+		int fd = create(&p);
+
+		if (fd < 0) {
+			a.create_err = fd;
+			break;
+		}
+		if (view_open(&v[a.rings], fd) ||
+		    epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &e))
+			return 2;
+	}
+	usleep(100000);
+	for (int i = 0; i < a.rings; i++)
+		a.armed += listing_field(v[i].i.id, F_ARMED_CPU) == 0;
+	if (write(report, &a, sizeof(a)) != sizeof(a))
+		return 3;
+	end = now_ns() + (__u64)ms * 1000000;
+	while (now_ns() < end)
+		for (int i = 0; i < a.rings; i++)
+			for (__u32 l = 0; l < SN_MAX_LANES; l++)
+				atomic_store(tail_of(&v[i], l), (__u32)xorshift(&seed));
+	return 0;
+}
+
+/* The pid of CPU @cpu's wakeup thread, or -1. */
+static int sn_thread_of(int cpu)
+{
+	int pids[64], n = sn_threads(pids, 64);
+	char path[64], comm[32], want[16];
+
+	snprintf(want, sizeof(want), "sn/%d\n", cpu);
+	for (int i = 0; i < n; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", pids[i]);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof(comm), f) && !strcmp(comm, want)) {
+			fclose(f);
+			return pids[i];
+		}
+		fclose(f);
+	}
+	return -1;
+}
+
+/*
+ * An unprivileged user turns the threads against others: home_cpu outside
+ * its CPUs is refused, what it may arm on one thread is bounded, and a
+ * victim's ring on the same thread keeps working while the attacker
+ * scribbles. The thread's CPU time during the attack is logged.
+ */
+TEST_F_TIMEOUT(kthread, unprivileged_attacker, 900)
+{
+	int pipefd[2], status, thread = sn_thread_of(0);
+	char old[16] = "";
+	struct attack a;
+	long t0, t1, hz = sysconf(_SC_CLK_TCK);
+	pid_t pid;
+	FILE *f = fopen("/sys/module/sn/parameters/max_armed_per_user", "r");
+
+	ASSERT_NE(NULL, f);
+	ASSERT_NE(NULL, fgets(old, sizeof(old), f));
+	fclose(f);
+	ASSERT_LT(0, thread);
+	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
+	ASSERT_EQ(0, set_param("poll_idle_us", "1000"));
+	ASSERT_EQ(0, set_param("max_armed_per_user", "8"));
+	ASSERT_EQ(0, pipe(pipefd));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0) {
+		close(pipefd[0]);
+		_exit(attacker(pipefd[1], 2000));
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(sizeof(a), read(pipefd[0], &a, sizeof(a)));
+	t0 = cpu_ticks(thread);
+	/* A victim on the same thread, meanwhile. */
+	exchange_on(_metadata, NULL, scaled(8000), 0);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	t1 = cpu_ticks(thread);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_EQ(-EINVAL, a.home_err);
+	EXPECT_LT(0, a.rings);
+	EXPECT_GE(8, a.armed);
+	TH_LOG("attacker: home_cpu 1 -> %d, %d rings of 64 lanes (then %d), %d watched; sn/0 used %ld of %ld ticks in the attack",
+	       a.home_err, a.rings, a.create_err, a.armed, t1 - t0, 2 * hz);
+	set_param("max_armed_per_user", old);
+	close(pipefd[0]);
 }
 
 TEST_F(kthread, idle_threads_use_no_cpu)
