@@ -91,11 +91,22 @@
  * A sleeper's poll() arms the ring on a per-CPU kernel thread (sn/N, the
  * ring's home CPU when online) that watches it and wakes sleepers as soon
  * as the ring moves, so the publisher makes no system call while
- * NEED_WAKEUP is clear. A thread that sees no progress for the module
- * parameter poll_idle_us sets NEED_WAKEUP, full barrier [T1] (pairs with
- * [P1]), looks once more and sleeps; the next kick brings it back. The
- * module parameter poll_mode is off (threads never watch: always kick),
- * adaptive (the default) or always (threads never idle while armed).
+ * NEED_WAKEUP is clear. The thread keeps, per lane and in kernel memory,
+ * the tail, the head and (MPMC) the release word at the tail that it saw
+ * last; a moved tail wakes EPOLLIN sleepers, a moved head or release word
+ * EPOLLOUT sleepers. A thread that sees no progress for the module
+ * parameter poll_idle_us runs a closing round: per ring, set NEED_WAKEUP,
+ * full barrier [T1] (pairs with [P1]), look once more; it sleeps only if a
+ * whole round saw nothing move, and the next kick brings it back. A ring
+ * that stops being watched for any other reason gets the same three steps.
+ * A kick or a re-poll (epoll, io_uring) of a ring that lost its watcher
+ * arms it again. The module parameter poll_mode is off (threads never
+ * watch: always kick), adaptive (the default) or always (threads never idle
+ * while armed); max_armed_per_user bounds one user's rings per thread
+ * (beyond it a ring is not watched and publishers kick).
+ *
+ * EPOLLOUT wakes and kicks carry no poll key: every sleeper re-polls, as
+ * room is per lane and io_uring takes a keyed wake's events as its result.
  *
  * Recovery of dead peers (a later ABI addition) will use the kpage's
  * lanes_live bitmap and the kernel's knowledge of which fd owns which lane.
