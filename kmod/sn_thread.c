@@ -161,10 +161,12 @@ static bool sn_ring_watch(struct sn_ring *ring)
 		depth = clamp_t(s32, (s32)(now.tail - now.head), 0, slots);
 		if (now.tail != seen->tail && depth > 0)
 			in = true;
-		if (mpmc ? (now.tail != seen->tail || now.release != seen->release) &&
-			   now.release == now.tail :
-		    now.head != seen->head && depth < slots)
-			out = true;
+		if (mpmc)
+			out |= (now.tail != seen->tail ||
+				now.release != seen->release) &&
+			       now.release == now.tail;
+		else
+			out |= now.head != seen->head && depth < slots;
 		*seen = now;
 	}
 	if (in)
@@ -376,6 +378,7 @@ void sn_thread_arm(struct sn_ring *ring)
 	 */
 	if (test_and_set_bit_lock(0, &ring->arming))
 		return;
+	/* [A2] pairs with [A1]: a ring seen unlisted is off every list. */
 	cpu = smp_load_acquire(&ring->arm_cpu) < 0 ? sn_pick_cpu(ring) : -1;
 	if (cpu >= 0 && !sn_thread_add(ring, cpu))
 		cpu = -1;
@@ -394,8 +397,11 @@ void sn_thread_rearm(struct sn_ring *ring)
 {
 	u64 refused;
 
-	if (smp_load_acquire(&ring->arm_cpu) >= 0 ||
-	    !waitqueue_active(&ring->wq))
+	/* [A2] pairs with [A1]. */
+	if (smp_load_acquire(&ring->arm_cpu) >= 0)
+		return;
+	/* Unlocked: a sleeper joining later arms the ring by its poll(). */
+	if (!waitqueue_active(&ring->wq))
 		return;
 	refused = READ_ONCE(ring->arm_refused_ns);
 	if (refused && sn_now_ns() - refused < SN_REARM_NS)
@@ -406,6 +412,7 @@ void sn_thread_rearm(struct sn_ring *ring)
 /* Brings the thread watching @ring out of idle (a kick, a new sleeper). */
 void sn_thread_kick(struct sn_ring *ring)
 {
+	/* [A2] pairs with [A1]; the CPU is checked again under its lock. */
 	int cpu = smp_load_acquire(&ring->arm_cpu);
 	struct sn_cpu *c;
 	bool wake = false;
@@ -432,6 +439,7 @@ void sn_thread_disarm(struct sn_ring *ring)
 	int cpu;
 
 	for (;;) {
+		/* [A2] pairs with [A1]: -1 means off every list. */
 		cpu = smp_load_acquire(&ring->arm_cpu);
 		if (cpu < 0)
 			return;
