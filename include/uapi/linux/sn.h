@@ -166,8 +166,12 @@ struct sn_create {
  * possible CPU in the caller's allowed CPUs (sched_setaffinity, cpusets):
  * a ring's wakeup thread runs on its home CPU, so a caller may only choose
  * a CPU it may run on itself. Without SN_CREATE_HOME_CPU the home is the
- * CPU the caller runs on. ENOMEM when RLIMIT_MEMLOCK or memory runs out,
- * EMFILE at max_rings_per_user, E2BIG for a size above a page.
+ * CPU the caller runs on. ENOMEM when RLIMIT_MEMLOCK or memory runs out
+ * (a ring larger than the machine's memory fails at once), EMFILE at
+ * max_rings_per_user, E2BIG for a size above a page. The module parameters
+ * are bounded (max_slots by SN_MAX_SLOTS, max_slot_size by
+ * SN_MAX_SLOT_SIZE, max_ring_mb by 65536): a write outside a parameter's
+ * range fails with EINVAL and keeps its value.
  */
 
 #define SN_CREATE_SIZE_VER0	64
@@ -300,7 +304,8 @@ static inline __u64 sn_align_up(__u64 x, __u64 a)
  * SN_MAX_SLOTS, slot_size a multiple of 8 up to SN_MAX_SLOT_SIZE, lanes 1 to
  * SN_MAX_LANES. Then nothing here overflows: a lane's slots take at most
  * 2^44 bytes, all lanes at most 2^50, the release words at most 2^32 bytes,
- * so map_size stays below 2^51; the __u32 offsets are below two pages.
+ * so map_size stays below 2^51; the __u32 offsets stay within the first
+ * lane page or, for cons_release, 16.5 KiB rounded up to a page.
  */
 static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
