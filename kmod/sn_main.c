@@ -60,10 +60,11 @@ MODULE_PARM_DESC(poll_mode,
  * slots * slot_size stays at most 2^44 (SN_MAX_SLOTS and SN_MAX_SLOT_SIZE,
  * the ABI's hard limits), a ring's slot memory at most 64 GiB and so its
  * whole mapping below SN_MAX_MAP_SIZE (sn_ring.c). The list walk of the
- * per-user limit and a wakeup thread's idle spin stay bounded too. A write
+ * per-user limit and a wakeup thread's idle spin (10 s at most: longer is
+ * what poll_mode=always is for) stay bounded too. A write
  * outside the range fails with EINVAL and leaves the value as it was.
  */
-#define SN_POLL_IDLE_US_CAP		USEC_PER_SEC
+#define SN_POLL_IDLE_US_CAP		(10 * USEC_PER_SEC)
 #define SN_MAX_RING_MB_CAP		65536
 #define SN_MAX_RINGS_PER_USER_CAP	65536
 
@@ -107,7 +108,7 @@ static struct sn_uint_param sn_poll_idle_us_param = {
 module_param_cb(poll_idle_us, &sn_uint_param_ops, &sn_poll_idle_us_param,
 		0644);
 MODULE_PARM_DESC(poll_idle_us,
-		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode; 0..1000000)");
+		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode; 0..10000000)");
 
 unsigned int sn_max_slot_size = 65536;
 static struct sn_uint_param sn_max_slot_size_param = {

@@ -1062,7 +1062,7 @@ static const struct {
 	{ "max_slot_size", 8, 1L << 20 },
 	{ "max_ring_mb", 1, 65536 },
 	{ "max_rings_per_user", 1, 65536 },
-	{ "poll_idle_us", 0, 1000000 },
+	{ "poll_idle_us", 0, 10000000 },
 };
 
 /*
