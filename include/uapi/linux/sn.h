@@ -300,12 +300,13 @@ static inline __u64 sn_align_up(__u64 x, __u64 a)
 /*
  * The ring layout, from its geometry and the page size. Both the kernel and
  * libsn's memfd backend call this; nothing else decides where things sit.
- * The caller has checked the geometry: slots a power of two up to
- * SN_MAX_SLOTS, slot_size a multiple of 8 up to SN_MAX_SLOT_SIZE, lanes 1 to
- * SN_MAX_LANES. Then nothing here overflows: a lane's slots take at most
- * 2^44 bytes, all lanes at most 2^50, the release words at most 2^32 bytes,
- * so map_size stays below 2^51; the __u32 offsets stay within the first
- * lane page or, for cons_release, 16.5 KiB rounded up to a page.
+ * The caller has checked the geometry: slots a power of two, slot_size a
+ * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * slot_size below 2^56
+ * (the kernel allows at most SN_MAX_SLOTS * SN_MAX_SLOT_SIZE = 2^44). Then
+ * nothing here overflows: all lanes take below 2^62 bytes, the release
+ * words below 2^40, so map_size fits a __u64 (below 2^51 for the kernel's
+ * rings); the __u32 offsets stay within the first lane page or, for
+ * cons_release, 16.25 KiB rounded up to a page.
  */
 static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
