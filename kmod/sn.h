@@ -13,6 +13,7 @@
 #include <linux/sn.h>
 
 struct pid;
+struct user_namespace;
 struct user_struct;
 
 /* What a wakeup thread last saw of one lane (sn_thread.c). */
@@ -36,13 +37,14 @@ struct sn_ring {
 	u32 numa_node;
 
 	struct page **pages;
-	unsigned int nr_pages;
+	unsigned long nr_pages;
 	char *vaddr;			/* the kernel's view of the mapping */
 	struct sn_kpage *kpage;
 
 	struct user_struct *user;	/* charged for locked_pages, or NULL */
 	unsigned long locked_pages;
 	kuid_t uid;
+	struct user_namespace *user_ns;	/* the creator's, for the listing */
 	struct pid *owner;		/* the creating process */
 
 	wait_queue_head_t wq;		/* poll sleepers of both sides */
@@ -71,7 +73,8 @@ struct sn_ring_file {
 
 /*
  * Copies a size-first ABI struct from userspace: at least @ver0 bytes (else
- * EINVAL); a longer one only if its tail is zero (else E2BIG).
+ * EINVAL); a longer one only if its tail is zero (else E2BIG), and at most
+ * a page (else E2BIG, as openat2 does), so the tail scan stays short.
  */
 static inline int sn_copy_struct_from_user(void *dst, size_t ksize,
 					   const void __user *src, size_t ver0)
@@ -82,6 +85,8 @@ static inline int sn_copy_struct_from_user(void *dst, size_t ksize,
 		return -EFAULT;
 	if (usize < ver0)
 		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
 	return copy_struct_from_user(dst, ksize, src, usize);
 }
 

@@ -128,6 +128,9 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 		return -EFAULT;
 	if (usize < SN_INFO_SIZE_VER0)
 		return -EINVAL;
+	/* As for the structs we read: clear_user() of at most a page. */
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
 	info.size = min_t(u32, usize, sizeof(info));
 	info.type = ring->geo.type;
 	info.slot_size = ring->geo.slot_size;

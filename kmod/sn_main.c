@@ -10,10 +10,12 @@
 #include <linux/build_bug.h>
 #include <linux/err.h>
 #include <linux/fs.h>
+#include <linux/kstrtox.h>
 #include <linux/miscdevice.h>
 #include <linux/module.h>
 #include <linux/moduleparam.h>
 #include <linux/string.h>
+#include <linux/time64.h>
 #include <linux/uaccess.h>
 
 #include "sn.h"
@@ -52,32 +54,104 @@ module_param_cb(poll_mode, &sn_poll_mode_ops, NULL, 0644);
 MODULE_PARM_DESC(poll_mode,
 		 "Wakeup threads: off (publishers always kick), adaptive (watch until idle), always (watch while armed)");
 
+/*
+ * The numeric parameters, each bounded in its setter so that no value root
+ * can write makes ring sizes wrap (see sn_check_create()): with these caps
+ * slots * slot_size stays at most 2^44 (SN_MAX_SLOTS and SN_MAX_SLOT_SIZE,
+ * the ABI's hard limits), a ring's slot memory at most 64 GiB and so its
+ * whole mapping below SN_MAX_MAP_SIZE (sn_ring.c). The list walk of the
+ * per-user limit and a wakeup thread's idle spin (10 s at most: longer is
+ * what poll_mode=always is for) stay bounded too. A write
+ * outside the range fails with EINVAL and leaves the value as it was.
+ */
+#define SN_POLL_IDLE_US_CAP		(10 * USEC_PER_SEC)
+#define SN_MAX_RING_MB_CAP		65536
+#define SN_MAX_RINGS_PER_USER_CAP	65536
+
+struct sn_uint_param {
+	unsigned int *val;
+	unsigned int min;
+	unsigned int max;
+};
+
+static int sn_uint_param_set(const char *val, const struct kernel_param *kp)
+{
+	const struct sn_uint_param *p = kp->arg;
+	unsigned int v;
+	int ret;
+
+	ret = kstrtouint(val, 0, &v);
+	if (ret)
+		return ret;
+	if (v < p->min || v > p->max)
+		return -EINVAL;
+	WRITE_ONCE(*p->val, v);
+	return 0;
+}
+
+static int sn_uint_param_get(char *buf, const struct kernel_param *kp)
+{
+	const struct sn_uint_param *p = kp->arg;
+
+	return sysfs_emit(buf, "%u\n", READ_ONCE(*p->val));
+}
+
+static const struct kernel_param_ops sn_uint_param_ops = {
+	.set = sn_uint_param_set,
+	.get = sn_uint_param_get,
+};
+
 unsigned int sn_poll_idle_us = 1000;
-module_param_named(poll_idle_us, sn_poll_idle_us, uint, 0644);
+static struct sn_uint_param sn_poll_idle_us_param = {
+	&sn_poll_idle_us, 0, SN_POLL_IDLE_US_CAP
+};
+module_param_cb(poll_idle_us, &sn_uint_param_ops, &sn_poll_idle_us_param,
+		0644);
 MODULE_PARM_DESC(poll_idle_us,
-		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode)");
+		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode; 0..10000000)");
 
 unsigned int sn_max_slot_size = 65536;
-module_param_named(max_slot_size, sn_max_slot_size, uint, 0644);
-MODULE_PARM_DESC(max_slot_size, "Largest slot (message) size in bytes");
+static struct sn_uint_param sn_max_slot_size_param = {
+	&sn_max_slot_size, 8, SN_MAX_SLOT_SIZE
+};
+module_param_cb(max_slot_size, &sn_uint_param_ops, &sn_max_slot_size_param,
+		0644);
+MODULE_PARM_DESC(max_slot_size,
+		 "Largest slot (message) size in bytes (8..1048576)");
 
 unsigned int sn_max_slots = 1U << 20;
-module_param_named(max_slots, sn_max_slots, uint, 0644);
-MODULE_PARM_DESC(max_slots, "Most slots per lane");
+static struct sn_uint_param sn_max_slots_param = {
+	&sn_max_slots, 1, SN_MAX_SLOTS
+};
+module_param_cb(max_slots, &sn_uint_param_ops, &sn_max_slots_param, 0644);
+MODULE_PARM_DESC(max_slots, "Most slots per lane (1..16777216)");
 
 unsigned int sn_max_ring_mb = 1024;
-module_param_named(max_ring_mb, sn_max_ring_mb, uint, 0644);
-MODULE_PARM_DESC(max_ring_mb, "Most slot memory per ring, in MiB");
+static struct sn_uint_param sn_max_ring_mb_param = {
+	&sn_max_ring_mb, 1, SN_MAX_RING_MB_CAP
+};
+module_param_cb(max_ring_mb, &sn_uint_param_ops, &sn_max_ring_mb_param,
+		0644);
+MODULE_PARM_DESC(max_ring_mb,
+		 "Most slot memory per ring, in MiB (1..65536)");
 
 unsigned int sn_max_rings_per_user = 1024;
-module_param_named(max_rings_per_user, sn_max_rings_per_user, uint, 0644);
+static struct sn_uint_param sn_max_rings_per_user_param = {
+	&sn_max_rings_per_user, 1, SN_MAX_RINGS_PER_USER_CAP
+};
+module_param_cb(max_rings_per_user, &sn_uint_param_ops,
+		&sn_max_rings_per_user_param, 0644);
 MODULE_PARM_DESC(max_rings_per_user,
-		 "Most live rings per user (CAP_SYS_RESOURCE is exempt)");
+		 "Most live rings per user (1..65536; CAP_SYS_RESOURCE is exempt)");
 
 unsigned int sn_max_armed_per_user = 256;
-module_param_named(max_armed_per_user, sn_max_armed_per_user, uint, 0644);
+static struct sn_uint_param sn_max_armed_per_user_param = {
+	&sn_max_armed_per_user, 1, SN_MAX_RINGS_PER_USER_CAP
+};
+module_param_cb(max_armed_per_user, &sn_uint_param_ops,
+		&sn_max_armed_per_user_param, 0644);
 MODULE_PARM_DESC(max_armed_per_user,
-		 "Most rings of one user that one wakeup thread watches (more: publishers kick)");
+		 "Most rings of one user that one wakeup thread watches (1..65536; more: publishers kick)");
 
 static long sn_dev_create(struct sn_create __user *ucreate)
 {

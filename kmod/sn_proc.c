@@ -14,8 +14,19 @@
  *   consumers sleepers kicks polls sent received bytes armed_cpu
  *   thread_wakes need_wakeup
  *
+ * Who sees which ring: a ring's counters and depth tell what its users do,
+ * so the listing shows a ring only to a viewer whose user namespace is the
+ * creator's or an ancestor of it, and who is either the creator's uid (as
+ * its effective uid) or has CAP_SYS_ADMIN in its own user namespace. So a
+ * user sees its own rings, a container's root those made inside the
+ * container, CAP_SYS_ADMIN in the initial namespace every ring, and no one
+ * the rings of a sibling container. The viewer is whoever opened the file,
+ * with its credentials at open, as elsewhere in procfs: an fd passed on
+ * shows no more than it showed the opener.
+ *
  * type is spsc, mpsc or mpmc; pid is the creator's in the reader's pid
- * namespace (0 if not visible); depth is the messages queued over all lanes;
+ * namespace (0 if not visible); uid is the creator's in the opener's user
+ * namespace (the overflow uid if unmapped there); depth is the messages queued over all lanes;
  * producers is the number of lanes with a producer fd; sleepers, sent and
  * received come from the ring's shared pages and are hints; kicks and polls
  * are the kernel's own counts; bytes is the ring's memory; armed_cpu is the
@@ -25,11 +36,14 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/bitops.h>
+#include <linux/capability.h>
+#include <linux/cred.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/uidgid.h>
+#include <linux/user_namespace.h>
 
 #include "sn.h"
 
@@ -38,6 +52,25 @@ static const char *const sn_type_names[] = {
 	[SN_RING_MPSC] = "mpsc",
 	[SN_RING_MPMC] = "mpmc",
 };
+
+/* Whether @ns is @ancestor or one of its descendants. */
+static bool sn_userns_within(const struct user_namespace *ns,
+			     const struct user_namespace *ancestor)
+{
+	while (ns->level > ancestor->level)
+		ns = ns->parent;
+	return ns == ancestor;
+}
+
+static bool sn_ring_visible(struct seq_file *m, const struct sn_ring *ring)
+{
+	const struct cred *cred = m->file->f_cred;
+	const bool *admin = m->private;
+
+	if (!sn_userns_within(ring->user_ns, cred->user_ns))
+		return false;
+	return *admin || uid_eq(ring->uid, cred->euid);
+}
 
 static void *sn_rings_start(struct seq_file *m, loff_t *pos)
 {
@@ -66,6 +99,8 @@ static int sn_rings_show(struct seq_file *m, void *v)
 		return 0;
 	}
 	ring = list_entry(v, struct sn_ring, node);
+	if (!sn_ring_visible(m, ring))
+		return SEQ_SKIP;
 	for (lane = 0; lane < ring->geo.lanes; lane++)
 		depth += sn_lane_depth(ring, lane);
 	sn_ring_stats(ring, &sent, &received);
@@ -94,6 +129,30 @@ static const struct seq_operations sn_rings_seq_ops = {
 	.show	= sn_rings_show,
 };
 
+/* Decides, as the opener, whether it sees every ring of its namespaces. */
+static int sn_rings_open(struct inode *inode, struct file *file)
+{
+	struct seq_file *m;
+	bool *admin;
+	int ret;
+
+	ret = seq_open_private(file, &sn_rings_seq_ops, sizeof(*admin));
+	if (ret)
+		return ret;
+	m = file->private_data;
+	admin = m->private;
+	/* noaudit: a plain user listing its own rings is not denied anything. */
+	*admin = ns_capable_noaudit(current_user_ns(), CAP_SYS_ADMIN);
+	return 0;
+}
+
+static const struct proc_ops sn_rings_proc_ops = {
+	.proc_open	= sn_rings_open,
+	.proc_read	= seq_read,
+	.proc_lseek	= seq_lseek,
+	.proc_release	= seq_release_private,
+};
+
 static struct proc_dir_entry *sn_proc_dir;
 
 int sn_proc_init(void)
@@ -101,7 +160,7 @@ int sn_proc_init(void)
 	sn_proc_dir = proc_mkdir("sn", NULL);
 	if (!sn_proc_dir)
 		return -ENOMEM;
-	if (!proc_create_seq("rings", 0444, sn_proc_dir, &sn_rings_seq_ops)) {
+	if (!proc_create("rings", 0444, sn_proc_dir, &sn_rings_proc_ops)) {
 		proc_remove(sn_proc_dir);
 		return -ENOMEM;
 	}

@@ -12,12 +12,14 @@
 #include <linux/minmax.h>
 #include <linux/mm.h>
 #include <linux/nodemask.h>
+#include <linux/overflow.h>
 #include <linux/pid.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
 #include <linux/slab.h>
 #include <linux/topology.h>
+#include <linux/user_namespace.h>
 #include <linux/vmalloc.h>
 
 #include "sn.h"
@@ -28,9 +30,17 @@ LIST_HEAD(sn_rings);
 DEFINE_MUTEX(sn_rings_lock);
 static atomic64_t sn_next_id = ATOMIC64_INIT(0);
 
+/*
+ * The largest mapping: the parameters' caps keep slot memory at most 64 GiB
+ * and so a mapping below 97 GiB (release words at most half the slots, one
+ * page per lane). This bound keeps the page array below kvmalloc's INT_MAX
+ * and the page count within vmap's unsigned int.
+ */
+#define SN_MAX_MAP_SIZE		(128ULL << 30)
+
 static int sn_check_create(const struct sn_create *p)
 {
-	u64 lane_bytes;
+	u64 lane_bytes, ring_bytes;
 	unsigned int i;
 
 	if (p->flags & ~SN_CREATE_FLAGS)
@@ -40,21 +50,28 @@ static int sn_check_create(const struct sn_create *p)
 			return -EINVAL;
 	if (p->type < SN_RING_SPSC || p->type > SN_RING_MPMC)
 		return -EINVAL;
+	/* The parameters are capped in their setters; these caps hold anyway. */
 	if (p->slot_size < 8 || p->slot_size % 8 ||
-	    p->slot_size > READ_ONCE(sn_max_slot_size))
+	    p->slot_size > min(READ_ONCE(sn_max_slot_size), SN_MAX_SLOT_SIZE))
 		return -EINVAL;
 	if (!p->slots || !is_power_of_2(p->slots) ||
-	    p->slots > READ_ONCE(sn_max_slots))
+	    p->slots > min(READ_ONCE(sn_max_slots), SN_MAX_SLOTS))
 		return -EINVAL;
 	if (!p->lanes || p->lanes > SN_MAX_LANES ||
 	    (p->type == SN_RING_SPSC && p->lanes != 1))
 		return -EINVAL;
-	/* Both factors are u32: the product fits; lanes <= 64 keeps it so. */
-	lane_bytes = (u64)p->slots * p->slot_size;
-	if (lane_bytes * p->lanes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
+	if (check_mul_overflow((u64)p->slots, (u64)p->slot_size, &lane_bytes) ||
+	    check_mul_overflow(lane_bytes, (u64)p->lanes, &ring_bytes) ||
+	    ring_bytes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
 		return -EINVAL;
+	/*
+	 * The ring's wakeup thread runs on its home CPU: a caller may only
+	 * choose a CPU it may run on itself, or it could put work on CPUs its
+	 * affinity and cpuset keep it off.
+	 */
 	if (p->flags & SN_CREATE_HOME_CPU) {
-		if (p->home_cpu >= nr_cpu_ids || !cpu_possible(p->home_cpu))
+		if (p->home_cpu >= nr_cpu_ids || !cpu_possible(p->home_cpu) ||
+		    !cpumask_test_cpu(p->home_cpu, current->cpus_ptr))
 			return -EINVAL;
 	} else if (p->home_cpu) {
 		return -EINVAL;
@@ -102,34 +119,51 @@ static void sn_unaccount(struct sn_ring *ring)
 
 static void sn_free_pages(struct sn_ring *ring)
 {
-	unsigned int i;
+	unsigned long i;
 
 	if (ring->vaddr)
 		vunmap(ring->vaddr);
 	if (!ring->pages)
 		return;
-	for (i = 0; i < ring->nr_pages; i++)
+	for (i = 0; i < ring->nr_pages; i++) {
 		if (ring->pages[i])
 			__free_page(ring->pages[i]);
+		if (!(i % 1024))
+			cond_resched();
+	}
 	kvfree(ring->pages);
 }
 
-/* Zeroed pages on the ring's node, charged to the caller's memory cgroup. */
+/*
+ * Zeroed pages on the ring's node, charged to the caller's memory cgroup.
+ * A ring may be tens of GiB (when root raised max_ring_mb and needs no
+ * RLIMIT_MEMLOCK): a ring larger than all memory fails at once, the rest
+ * fail rather than invoke the OOM killer, and the loop reschedules and
+ * stops for a fatal signal.
+ */
 static int sn_alloc_pages(struct sn_ring *ring)
 {
-	unsigned int i;
+	const gfp_t gfp = GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL |
+			  __GFP_NOWARN;
+	unsigned long i;
 
-	ring->pages = kvcalloc(ring->nr_pages, sizeof(*ring->pages),
-			       GFP_KERNEL_ACCOUNT);
+	if (ring->nr_pages > totalram_pages())
+		return -ENOMEM;
+	ring->pages = kvcalloc(ring->nr_pages, sizeof(*ring->pages), gfp);
 	if (!ring->pages)
 		return -ENOMEM;
 	for (i = 0; i < ring->nr_pages; i++) {
 		ring->pages[i] = alloc_pages_node(ring->numa_node,
-						  GFP_KERNEL_ACCOUNT |
-						  __GFP_ZERO, 0);
+						  gfp | __GFP_ZERO, 0);
 		if (!ring->pages[i])
 			return -ENOMEM;
+		if (!(i % 1024)) {
+			if (fatal_signal_pending(current))
+				return -EINTR;
+			cond_resched();
+		}
 	}
+	/* nr_pages < 2^32: SN_MAX_MAP_SIZE bounds it. */
 	ring->vaddr = vmap(ring->pages, ring->nr_pages, VM_MAP, PAGE_KERNEL);
 	if (!ring->vaddr)
 		return -ENOMEM;
@@ -145,6 +179,12 @@ static u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos)
 	return (u32 *)(ring->vaddr + off);
 }
 
+/*
+ * Everything in the shared pages but the id. Called before the ring is
+ * listed, without sn_rings_lock: the release words of a large MPMC ring
+ * number up to 2^30 and must not hold up every other user's create, close
+ * and listing.
+ */
 static void sn_ring_init_shared(struct sn_ring *ring)
 {
 	struct sn_kpage *kp = ring->kpage;
@@ -155,14 +195,18 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 	kp->slot_size = ring->geo.slot_size;
 	kp->slots = ring->geo.slots;
 	kp->lanes = ring->geo.lanes;
-	kp->id = ring->id;
 	/* No thread watches a new ring: publishers must kick sleepers. */
 	kp->kflags = SN_KFLAG_NEED_WAKEUP;
 	/* MPMC: position p of a lane may be written once release[p] == p. */
-	if (ring->geo.type == SN_RING_MPMC)
-		for (lane = 0; lane < ring->geo.lanes; lane++)
-			for (pos = 0; pos < ring->geo.slots; pos++)
-				*sn_release_word(ring, lane, pos) = pos;
+	if (ring->geo.type != SN_RING_MPMC)
+		return;
+	for (lane = 0; lane < ring->geo.lanes; lane++) {
+		for (pos = 0; pos < ring->geo.slots; pos++) {
+			*sn_release_word(ring, lane, pos) = pos;
+			if (!(pos % 65536))
+				cond_resched();
+		}
+	}
 }
 
 /* Rings of the current user; the caller holds sn_rings_lock. */
@@ -182,6 +226,8 @@ static void sn_ring_free(struct sn_ring *ring)
 	sn_free_pages(ring);
 	sn_unaccount(ring);
 	put_pid(ring->owner);
+	if (ring->user_ns)
+		put_user_ns(ring->user_ns);
 	kfree(ring);
 }
 
@@ -207,6 +253,10 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->geo.slots = p->slots;
 	ring->geo.lanes = p->lanes;
 	sn_ring_layout(&ring->geo, PAGE_SIZE, &ring->off);
+	if (ring->off.map_size > SN_MAX_MAP_SIZE) {
+		ret = -EINVAL;
+		goto err;
+	}
 	ring->nr_pages = ring->off.map_size >> PAGE_SHIFT;
 	ring->home_cpu = p->flags & SN_CREATE_HOME_CPU ? p->home_cpu :
 			 raw_smp_processor_id();
@@ -215,6 +265,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	if (ring->numa_node == NUMA_NO_NODE)
 		ring->numa_node = numa_mem_id();
 	ring->uid = current_uid();
+	ring->user_ns = get_user_ns(current_user_ns());
 	ring->owner = get_pid(task_tgid(current));
 
 	ret = sn_account(ring);
@@ -224,6 +275,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	if (ret)
 		goto err;
 	ring->kpage = (struct sn_kpage *)(ring->vaddr + ring->off.kpage);
+	sn_ring_init_shared(ring);
 
 	mutex_lock(&sn_rings_lock);
 	if (!capable(CAP_SYS_RESOURCE) &&
@@ -232,8 +284,9 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 		ret = -EMFILE;
 		goto err;
 	}
+	/* Ids in listing order; no fd exists yet to map the kpage. */
 	ring->id = atomic64_inc_return(&sn_next_id);
-	sn_ring_init_shared(ring);
+	ring->kpage->id = ring->id;
 	list_add_tail(&ring->node, &sn_rings);
 	mutex_unlock(&sn_rings_lock);
 	return ring;

@@ -2,14 +2,17 @@
 /*
  * sn.ko rings through the raw ABI (include/uapi/linux/sn.h): creation and
  * each bad parameter's errno, info, narrowing, mmap rights, sharing across
- * processes, poll/epoll/io_uring readiness, limits, the listing, churn and a
- * scribbling peer. Runs in the guests with sn.ko loaded.
+ * processes, poll/epoll/io_uring readiness, limits, the listing and who sees
+ * what in it, home_cpu within the caller's CPUs, capped struct sizes and
+ * module parameters, churn and a scribbling peer. Runs in the guests with
+ * sn.ko loaded.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -21,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -878,6 +882,514 @@ TEST(listing)
 	munmap(v.base, v.i.off.map_size);
 	listing_line(v.i.id, line, sizeof(line));
 	EXPECT_EQ(0, line[0]) TH_LOG("still listed: %s", line);
+}
+
+/* Runs @fn in a child as root; returns its exit code. */
+static int in_child(int (*fn)(void *), void *arg)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0)
+		_exit(fn(arg));
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static int create_home(int cpu, bool flag)
+{
+	struct sn_create p = params(SN_RING_SPSC, 8, 16, 1);
+
+	if (flag) {
+		p.flags = SN_CREATE_HOME_CPU;
+		p.home_cpu = cpu;
+	}
+	return create(&p);
+}
+
+/* Pinned to CPU 0, then to CPU 1: home_cpu only within the mask. */
+static int home_cpu_mask_child(void *arg)
+{
+	struct sn_info i;
+	int fd;
+
+	(void)arg;
+	if (pin_to(0))
+		return 10;
+	if (create_home(1, true) != -EINVAL)
+		return 11;
+	fd = create_home(0, true);
+	if (fd < 0)
+		return 12;
+	close(fd);
+	/* No home given: the CPU it runs on, so within the mask too. */
+	fd = create_home(0, false);
+	if (fd < 0 || info(fd, &i) || i.home_cpu != 0)
+		return 13;
+	close(fd);
+	if (pin_to(1))
+		return 14;
+	if (create_home(0, true) != -EINVAL)
+		return 15;
+	fd = create_home(1, true);
+	if (fd < 0 || info(fd, &i) || i.home_cpu != 1)
+		return 16;
+	close(fd);
+	return 0;
+}
+
+/* home_cpu outside the caller's allowed CPUs: EINVAL, for root too. */
+TEST(home_cpu_outside_mask)
+{
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		SKIP(return, "one CPU: no CPU outside the mask");
+	EXPECT_EQ(0, in_child(home_cpu_mask_child, NULL));
+	EXPECT_EQ(0, as_nobody(home_cpu_mask_child, NULL));
+}
+
+/*
+ * A size field above a page: E2BIG before the kernel scans or clears
+ * anything. The buffer is two pages, so an uncapped scan of 2 GiB would end
+ * in EFAULT instead; a size of exactly a page with a zero tail is accepted.
+ */
+TEST(struct_size_caps)
+{
+	const __u32 sizes[] = { 0x80000000U, 0xffffffffU,
+				(__u32)getpagesize() + 8 };
+	size_t pg = getpagesize();
+	char *buf = mmap(NULL, 2 * pg, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct sn_create *c = (struct sn_create *)buf;
+	struct sn_narrow *n = (struct sn_narrow *)buf;
+	struct sn_info *i = (struct sn_info *)buf;
+	int dev = dev_fd(), fd, nfd;
+
+	ASSERT_NE(MAP_FAILED, buf);
+	ASSERT_LE(0, dev);
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		memset(buf, 0, 2 * pg);
+		*c = params(SN_RING_SPSC, 8, 16, 1);
+		c->size = sizes[k];
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(dev, SN_IOC_CREATE, c)) TH_LOG("%#x", sizes[k]);
+		EXPECT_EQ(E2BIG, errno) TH_LOG("CREATE size %#x", sizes[k]);
+	}
+	memset(buf, 0, 2 * pg);
+	*c = params(SN_RING_SPSC, 8, 16, 1);
+	c->size = pg;
+	fd = ioctl(dev, SN_IOC_CREATE, c);
+	ASSERT_LE(0, fd);
+
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		memset(buf, 0, 2 * pg);
+		n->size = sizes[k];
+		n->role = SN_ROLE_PRODUCER;
+		n->lane = SN_LANE_ANY;
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(fd, SN_IOC_NARROW, n));
+		EXPECT_EQ(E2BIG, errno) TH_LOG("NARROW size %#x", sizes[k]);
+
+		/* INFO refuses before writing: the buffer keeps its bytes. */
+		memset(buf, 0xa5, 2 * pg);
+		i->size = sizes[k];
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(fd, SN_IOC_INFO, i));
+		EXPECT_EQ(E2BIG, errno) TH_LOG("INFO size %#x", sizes[k]);
+		EXPECT_EQ(sizes[k], i->size);
+		size_t written = 0;
+
+		for (size_t b = sizeof(i->size); b < 2 * pg; b++)
+			written += (unsigned char)buf[b] != 0xa5;
+		EXPECT_EQ(0, written) TH_LOG("INFO size %#x", sizes[k]);
+	}
+	memset(buf, 0, 2 * pg);
+	n->size = pg;
+	n->role = SN_ROLE_PRODUCER;
+	n->lane = SN_LANE_ANY;
+	nfd = ioctl(fd, SN_IOC_NARROW, n);
+	EXPECT_LE(0, nfd);
+	close(nfd);
+	memset(buf, 0xa5, 2 * pg);
+	i->size = pg;
+	ASSERT_EQ(0, ioctl(fd, SN_IOC_INFO, i));
+	EXPECT_EQ(sizeof(*i), i->size);
+	EXPECT_EQ(0, (unsigned char)buf[pg - 1]);
+	EXPECT_EQ(0xa5, (unsigned char)buf[pg]);
+	close(fd);
+	close(dev);
+	munmap(buf, 2 * pg);
+}
+
+/* Writes @value to parameter @name: 0 or the write's errno. */
+static int param_write_errno(const char *name, const char *value)
+{
+	char path[128];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return errno;
+	if (write(fd, value, strlen(value)) != (ssize_t)strlen(value))
+		ret = errno ? errno : EIO;
+	close(fd);
+	return ret;
+}
+
+static long param_value(const char *name)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
+	return read_long(path);
+}
+
+static const struct {
+	const char *name;
+	long min, max;
+} sn_param_range[] = {
+	{ "max_slots", 1, 1L << 24 },
+	{ "max_slot_size", 8, 1L << 20 },
+	{ "max_ring_mb", 1, 65536 },
+	{ "max_rings_per_user", 1, 65536 },
+	{ "poll_idle_us", 0, 10000000 },
+};
+
+/*
+ * Every numeric parameter refuses values outside its range (EINVAL; a
+ * number beyond 32 bits ERANGE) and keeps its value; its bounds are
+ * accepted. Each is restored.
+ */
+TEST(param_caps)
+{
+	const size_t n = sizeof(sn_param_range) / sizeof(sn_param_range[0]);
+
+	for (size_t k = 0; k < n; k++) {
+		const char *name = sn_param_range[k].name;
+		long old = param_value(name);
+		char v[32];
+
+		ASSERT_LE(0, old) TH_LOG("%s", name);
+		snprintf(v, sizeof(v), "%ld", sn_param_range[k].max + 1);
+		EXPECT_EQ(EINVAL, param_write_errno(name, v)) TH_LOG("%s=%s", name, v);
+		EXPECT_EQ(old, param_value(name)) TH_LOG("%s", name);
+		EXPECT_EQ(EINVAL, param_write_errno(name, "2147483648"))
+			TH_LOG("%s", name);
+		EXPECT_EQ(EINVAL, param_write_errno(name, "4294967295"))
+			TH_LOG("%s", name);
+		EXPECT_EQ(ERANGE, param_write_errno(name, "4294967296"))
+			TH_LOG("%s", name);
+		EXPECT_EQ(EINVAL, param_write_errno(name, "-1")) TH_LOG("%s", name);
+		EXPECT_EQ(EINVAL, param_write_errno(name, "many"))
+			TH_LOG("%s", name);
+		if (sn_param_range[k].min > 0) {
+			snprintf(v, sizeof(v), "%ld", sn_param_range[k].min - 1);
+			EXPECT_EQ(EINVAL, param_write_errno(name, v))
+				TH_LOG("%s=%s", name, v);
+		}
+		EXPECT_EQ(old, param_value(name)) TH_LOG("%s", name);
+		snprintf(v, sizeof(v), "%ld", sn_param_range[k].max);
+		EXPECT_EQ(0, param_write_errno(name, v)) TH_LOG("%s=%s", name, v);
+		EXPECT_EQ(sn_param_range[k].max, param_value(name)) TH_LOG("%s", name);
+		snprintf(v, sizeof(v), "%ld", sn_param_range[k].min);
+		EXPECT_EQ(0, param_write_errno(name, v)) TH_LOG("%s=%s", name, v);
+		EXPECT_EQ(sn_param_range[k].min, param_value(name)) TH_LOG("%s", name);
+		snprintf(v, sizeof(v), "%ld", old);
+		ASSERT_EQ(0, param_write_errno(name, v)) TH_LOG("%s", name);
+		EXPECT_EQ(old, param_value(name));
+	}
+}
+
+/*
+ * With the size parameters at their caps, the largest geometries either
+ * work or fail cleanly (EINVAL above the caps, ENOMEM beyond the guest's
+ * memory), and a large ring that does work has every lane where the layout
+ * says: the kernel's reads of the last lane and the last release word see
+ * what userspace wrote there.
+ */
+TEST(largest_geometry)
+{
+	static const char *const names[] = { "max_slots", "max_slot_size",
+					     "max_ring_mb" };
+	const struct {
+		const char *what;
+		struct sn_create p;
+		int err;	/* 0: any clean outcome */
+	} cases[] = {
+		{ "the old wrap", params(SN_RING_MPMC, 1U << 27, 1U << 31, 64),
+		  EINVAL },
+		{ "slots over the cap", params(SN_RING_SPSC, 8, 1U << 25, 1),
+		  EINVAL },
+		{ "slot_size over the cap", params(SN_RING_SPSC, 2U << 20, 1, 1),
+		  EINVAL },
+		{ "2^50 bytes", params(SN_RING_MPMC, 1U << 20, 1U << 24, 64),
+		  EINVAL },
+		{ "128 GiB", params(SN_RING_MPSC, 1U << 20, 1U << 16, 2),
+		  EINVAL },
+		{ "64 GiB", params(SN_RING_MPSC, 1U << 20, 1U << 16, 1), 0 },
+		{ "8 GiB of MPMC slots, 4 GiB release words",
+		  params(SN_RING_MPMC, 8, 1U << 24, 64), 0 },
+	};
+	long old[3];
+	struct view v;
+	int fd;
+
+	for (int k = 0; k < 3; k++) {
+		old[k] = param_value(names[k]);
+		ASSERT_LE(0, old[k]);
+	}
+	ASSERT_EQ(0, set_param("max_slots", "16777216"));
+	ASSERT_EQ(0, set_param("max_slot_size", "1048576"));
+	ASSERT_EQ(0, set_param("max_ring_mb", "65536"));
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		fd = create(&cases[k].p);
+		if (cases[k].err) {
+			EXPECT_EQ(-cases[k].err, fd) TH_LOG("%s", cases[k].what);
+		} else if (fd < 0) {
+			EXPECT_TRUE(fd == -ENOMEM || fd == -EINVAL)
+				TH_LOG("%s: %s", cases[k].what, strerror(-fd));
+		} else {
+			struct sn_info i;
+
+			EXPECT_EQ(0, info(fd, &i));
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+
+	/* 64 lanes of 2^16 slots, 32 MiB of slots: lane 63 and its words. */
+	fd = create_simple(SN_RING_MPMC, 8, 1U << 16, 64);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	{
+		struct sn_geometry g = { SN_RING_MPMC, 8, 1U << 16, 64 };
+		struct sn_offsets want;
+		__u32 *rel = (__u32 *)(v.base + v.i.off.cons +
+				       v.i.off.cons_release);
+
+		sn_ring_layout(&g, getpagesize(), &want);
+		EXPECT_EQ(0, memcmp(&want, &v.i.off, sizeof(want)));
+		for (__u32 lane = 0; lane < 64; lane += 63)
+			for (__u32 pos = 0; pos < (1U << 16); pos += 4095)
+				EXPECT_EQ(pos, rel[lane * (1U << 16) + pos]);
+		/* The kernel reads lane 63 where userspace writes it. */
+		char line[512];
+		unsigned int depth;
+		int prod = narrow(fd, SN_ROLE_PRODUCER, 63);
+
+		ASSERT_LE(0, prod);
+		atomic_store(tail_of(&v, 63), 5);
+		listing_line(v.i.id, line, sizeof(line));
+		ASSERT_EQ(1, sscanf(line, "%*u %*s %*u %*u %*u %*u %*u %u",
+				    &depth)) TH_LOG("%s", line);
+		EXPECT_EQ(5, depth);
+		EXPECT_EQ(POLLOUT, poll_mask(prod) & POLLOUT);
+		rel[63 * (1U << 16) + 5] = 0;	/* slot 5 not released */
+		EXPECT_EQ(0, poll_mask(prod) & POLLOUT);
+		rel[63 * (1U << 16) + 5] = 5;
+		EXPECT_EQ(POLLOUT, poll_mask(prod) & POLLOUT);
+		*slot_of(&v, 63, (1U << 16) - 1) = 42;
+		EXPECT_EQ(42, *slot_of(&v, 63, (1U << 16) - 1));
+		close(prod);
+	}
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+
+	for (int k = 0; k < 3; k++) {
+		char val[32];
+
+		snprintf(val, sizeof(val), "%ld", old[k]);
+		EXPECT_EQ(0, set_param(names[k], val));
+	}
+}
+
+/* Fields of ring @id's listing line: 0, or -1 if the reader does not see it. */
+static int listed(__u64 id, unsigned int *pid, unsigned int *uid)
+{
+	char line[512];
+
+	listing_line(id, line, sizeof(line));
+	if (!line[0] ||
+	    sscanf(line, "%*u %*s %u %u", pid, uid) != 2)
+		return -1;
+	return 0;
+}
+
+struct listing_ids {
+	__u64 root_id;
+	int to_parent;		/* write end: what the child reports */
+	int from_parent;	/* read end: the parent is done looking */
+};
+
+/* Made by nobody: sees its own ring (pid, uid its own), none of root's. */
+static int listing_nobody_child(void *arg)
+{
+	struct listing_ids *ids = arg;
+	unsigned int pid, uid;
+	struct sn_info i;
+	char c;
+	int fd;
+
+	fd = create_simple(SN_RING_MPSC, 8, 16, 2);
+	if (fd < 0 || info(fd, &i))
+		return 10;
+	if (listed(ids->root_id, &pid, &uid) != -1)
+		return 11;
+	if (listed(i.id, &pid, &uid) || pid != (unsigned int)getpid() ||
+	    uid != 65534)
+		return 12;
+	if (listing_count() != 1)
+		return 13;
+	if (write(ids->to_parent, &i.id, sizeof(i.id)) != sizeof(i.id) ||
+	    read(ids->from_parent, &c, 1) != 1)
+		return 14;
+	close(fd);
+	return 0;
+}
+
+/*
+ * The listing shows a ring only to its creator's uid (and root): nobody
+ * sees its own ring, not root's; root sees nobody's, with uid 65534.
+ */
+TEST(listing_per_user)
+{
+	struct listing_ids ids;
+	int up[2], down[2], fd, status;
+	unsigned int pid, uid;
+	struct sn_info i;
+	__u64 id;
+	pid_t child;
+
+	fd = create_simple(SN_RING_SPSC, 8, 16, 1);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, info(fd, &i));
+	ids.root_id = i.id;
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	ids.to_parent = up[1];
+	ids.from_parent = down[0];
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0) {
+		if (setgid(65534) || setuid(65534))
+			_exit(100);
+		_exit(listing_nobody_child(&ids));
+	}
+	close(up[1]);
+	if (read(up[0], &id, sizeof(id)) == sizeof(id)) {
+		EXPECT_EQ(0, listed(id, &pid, &uid));
+		EXPECT_EQ(child, pid);
+		EXPECT_EQ(65534, uid);
+	}
+	EXPECT_EQ(0, listed(ids.root_id, &pid, &uid));
+	EXPECT_EQ(1, write(down[1], "x", 1));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	close(up[0]);
+	close(down[0]);
+	close(down[1]);
+	close(fd);
+}
+
+static int write_file(const char *path, const char *s)
+{
+	return write_str(path, s) ? 10 : 0;
+}
+
+/*
+ * The child of listing_userns: nobody, then new user and pid namespaces
+ * (uid 65534 mapped to itself); its child, pid 1 there, makes a ring.
+ */
+static int listing_userns_child(void *arg)
+{
+	struct listing_ids *ids = arg;
+	int status;
+	pid_t gc;
+
+	if (setgid(65534) || setuid(65534))
+		return 100;
+	/* setuid made us non-dumpable: /proc/self would be root's. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		return 101;
+	if (unshare(CLONE_NEWUSER | CLONE_NEWPID))
+		return KSFT_SKIP;
+	if (write_file("/proc/self/uid_map", "65534 65534 1"))
+		return 102;
+	gc = fork();
+	if (gc < 0)
+		return 103;
+	if (gc == 0) {
+		if (getpid() != 1)
+			_exit(104);
+		_exit(listing_nobody_child(ids));
+	}
+	/* The grandchild's pid as the parent sees it, after its id. */
+	if (waitpid(gc, &status, 0) != gc || !WIFEXITED(status))
+		return 105;
+	return WEXITSTATUS(status);
+}
+
+/*
+ * In a new user namespace as a non-root uid: none of root's rings, its own
+ * ring listed with its pid in its pid namespace (1); root sees that ring
+ * with the pid in the initial namespace.
+ */
+TEST(listing_userns)
+{
+	struct listing_ids ids;
+	int up[2], down[2], fd, status;
+	unsigned int pid, uid;
+	struct sn_info i;
+	__u64 id;
+	pid_t child;
+
+	/* The debug kernel's config has neither. */
+	if (access("/proc/self/ns/user", F_OK) ||
+	    access("/proc/self/ns/pid", F_OK))
+		SKIP(return, "kernel without CONFIG_USER_NS or CONFIG_PID_NS");
+	fd = create_simple(SN_RING_SPSC, 8, 16, 1);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, info(fd, &i));
+	ids.root_id = i.id;
+	ASSERT_EQ(0, pipe(up));
+	ASSERT_EQ(0, pipe(down));
+	ids.to_parent = up[1];
+	ids.from_parent = down[0];
+	child = fork();
+	ASSERT_LE(0, child);
+	if (child == 0)
+		_exit(listing_userns_child(&ids));
+	close(up[1]);
+	if (read(up[0], &id, sizeof(id)) == sizeof(id)) {
+		EXPECT_EQ(0, listed(id, &pid, &uid));
+		/* Not pid 1 here: the grandchild's pid in our namespace. */
+		EXPECT_NE(1, pid);
+		EXPECT_NE(0, pid);
+		EXPECT_EQ(65534, uid);
+	}
+	EXPECT_EQ(1, write(down[1], "x", 1));
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == KSFT_SKIP)
+		SKIP(goto out, "unprivileged user namespaces are disabled");
+	EXPECT_EQ(0, WEXITSTATUS(status));
+out:
+	close(up[0]);
+	close(down[0]);
+	close(down[1]);
+	close(fd);
 }
 
 TEST(create_map_close_cycles)

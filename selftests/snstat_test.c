@@ -5,13 +5,15 @@
  * missing. snstat's own source is built into this binary (so the guest
  * needs no other file): run with SNSTAT_TEST_EXEC=1 in its environment, the
  * binary is snstat; the tests exec it that way through /proc/self/exe and
- * read its --json output.
+ * read its --json output. As an unprivileged user it lists that user's own
+ * rings only.
  */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -164,6 +166,56 @@ TEST_F(ring, table_and_watch)
 		lines++;
 	EXPECT_EQ(2, lines);
 	free(out);
+}
+
+/*
+ * snstat as an unprivileged user: its own ring is listed, root's is not
+ * (the listing shows a ring only to its creator's uid and to root).
+ */
+static int nobody_lists_own(unsigned long long root_id)
+{
+	static const char *const json[] = { "--json", NULL };
+	struct sn_channel_info info;
+	struct sn_channel *ch;
+	char *out;
+	int st, ret = 0;
+
+	if (setgid(65534) || setuid(65534))
+		return 10;
+	/* setuid made us non-dumpable; /proc/self stays ours. */
+	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
+		return 11;
+	if (sn_channel_create(&ch, SN_RING_SPSC, 16, 8, 1, SN_BACKEND_KERNEL))
+		return 12;
+	if (sn_channel_info(ch, &info))
+		return 13;
+	out = run_snstat(json, &st);
+	if (!out || !WIFEXITED(st) || WEXITSTATUS(st))
+		ret = 14;
+	else if (!strstr(out, "\"id\":"))
+		ret = 15;
+	else if (ring_line(out, root_id))
+		ret = 16;
+	free(out);
+	out = run_snstat(json, &st);
+	if (!ret && (!out || !ring_line(out, info.id)))
+		ret = 17;
+	free(out);
+	sn_channel_close(ch);
+	return ret;
+}
+
+TEST_F(ring, nobody_sees_own_only)
+{
+	int status;
+	pid_t pid = fork();
+
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(nobody_lists_own(self->info.id));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 /* A missing listing: exit status 2 and a message on stderr. */

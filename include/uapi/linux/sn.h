@@ -14,8 +14,10 @@
  * Documentation/userspace-api/ioctl/ioctl-number.rst). A command the module
  * does not know fails with ENOTTY. Structs passed to ioctls start with their
  * size as the caller knows it: a larger struct than the kernel knows is
- * accepted when its extra bytes are zero (else E2BIG); unknown flags and
- * non-zero reserved fields fail with EINVAL.
+ * accepted when its extra bytes are zero (else E2BIG), and never one larger
+ * than a page (E2BIG, as openat2 does: the kernel neither scans nor clears
+ * more than that); unknown flags and non-zero reserved fields fail with
+ * EINVAL.
  *
  * A ring
  * ------
@@ -127,6 +129,13 @@
 #define SN_PAD		128
 /* Producer lanes per ring. */
 #define SN_MAX_LANES	64
+/*
+ * The largest slots per lane and slot size the module accepts whatever its
+ * parameters (max_slots and max_slot_size may only be set lower): with
+ * SN_MAX_LANES they keep every size in a ring's layout far from overflow.
+ */
+#define SN_MAX_SLOTS		(1U << 24)
+#define SN_MAX_SLOT_SIZE	(1U << 20)
 /* kpage magic: "sn" ring, format 1 */
 #define SN_KPAGE_MAGIC	0x736e0001
 
@@ -159,6 +168,22 @@ struct sn_create {
 	__u32 numa_node;	/* SN_CREATE_NUMA_NODE: else 0, home's node */
 	__u64 reserved[4];	/* zero */
 };
+
+/*
+ * SN_IOC_CREATE fails with EINVAL for a bad type, a slot_size that is not a
+ * multiple of 8 or above the module parameter max_slot_size, slots not a
+ * power of two or above max_slots, lanes out of range, slot memory (slots *
+ * slot_size * lanes) above max_ring_mb, and a home_cpu that is not a
+ * possible CPU in the caller's allowed CPUs (sched_setaffinity, cpusets):
+ * a ring's wakeup thread runs on its home CPU, so a caller may only choose
+ * a CPU it may run on itself. Without SN_CREATE_HOME_CPU the home is the
+ * CPU the caller runs on. ENOMEM when RLIMIT_MEMLOCK or memory runs out
+ * (a ring larger than the machine's memory fails at once), EMFILE at
+ * max_rings_per_user, E2BIG for a size above a page. The module parameters
+ * are bounded (max_slots by SN_MAX_SLOTS, max_slot_size by
+ * SN_MAX_SLOT_SIZE, max_ring_mb by 65536): a write outside a parameter's
+ * range fails with EINVAL and keeps its value.
+ */
 
 #define SN_CREATE_SIZE_VER0	64
 
@@ -286,8 +311,13 @@ static inline __u64 sn_align_up(__u64 x, __u64 a)
 /*
  * The ring layout, from its geometry and the page size. Both the kernel and
  * libsn's memfd backend call this; nothing else decides where things sit.
- * The caller has checked the geometry (bounds, powers of two), so nothing
- * here overflows: slots * slot_size * lanes stays far below 2^64.
+ * The caller has checked the geometry: slots a power of two, slot_size a
+ * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * slot_size below 2^56
+ * (the kernel allows at most SN_MAX_SLOTS * SN_MAX_SLOT_SIZE = 2^44). Then
+ * nothing here overflows: all lanes take below 2^62 bytes, the release
+ * words below 2^40, so map_size fits a __u64 (below 2^51 for the kernel's
+ * rings); the __u32 offsets stay within the first lane page or, for
+ * cons_release, 16.25 KiB rounded up to a page.
  */
 static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
