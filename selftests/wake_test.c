@@ -359,7 +359,7 @@ static int set_state(enum state s)
 	switch (s) {
 	case S_WATCHED_ADAPTIVE:
 		return set_param("poll_mode", "adaptive") ||
-		       set_param("poll_idle_us", "10000000");
+		       set_param("poll_idle_us", "5000000");
 	case S_WATCHED_ALWAYS:
 		return set_param("poll_mode", "always");
 	case S_IDLE:
