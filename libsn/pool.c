@@ -526,7 +526,8 @@ static int sn_worker_setup(struct sn_worker *w)
 			return ret;
 	} else if (pool->cfg.state_size) {
 		/* its own block: a shared-nothing pool shares no default */
-		if (posix_memalign(&w->state, 64, pool->cfg.state_size))
+		if (posix_memalign(&w->state, SN_POOL_LINE,
+				   pool->cfg.state_size))
 			return -ENOMEM;
 		memset(w->state, 0, pool->cfg.state_size);
 		w->own_state = 1;
@@ -914,8 +915,9 @@ static void sn_pool_stop(struct sn_pool *pool)
 	/* 1. stop intake: a submitter announces itself (active, seq_cst),
 	 * then checks closing (seq_cst); we set closing, then wait out every
 	 * announced submission (a Dekker pair: one sees the other) */
-	__atomic_store_n(&pool->stopping, 1, __ATOMIC_SEQ_CST);
 	__atomic_store_n(&pool->closing, 1, __ATOMIC_SEQ_CST);
+	/* after closing: a callback that sees stopping sees intake closed */
+	__atomic_store_n(&pool->stopping, 1, __ATOMIC_SEQ_CST);
 	for (i = 0; i < pool->lanes; i++)
 		while (__atomic_load_n(&pool->subs[i]->active, __ATOMIC_SEQ_CST))
 			sched_yield();

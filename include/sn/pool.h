@@ -273,7 +273,7 @@ struct sn_pool_config {
 	__u64 max_sleep_ns;		/* an idle worker wakes (and ticks) at
 					 * least this often; 0: only for work */
 	size_t state_size;		/* without init: bytes of each worker's
-					 * own state, zeroed, 64-byte aligned,
+					 * own state, zeroed, 128-byte aligned,
 					 * freed by sn_pool_destroy(); 0: the
 					 * state is NULL */
 

@@ -65,6 +65,7 @@ struct result {
 	int pool;
 	unsigned int workers;
 	double speedup;
+	double channel_rate;		/* the SPSC channel's, same batch */
 	uint64_t submitted, handled;
 	int shared_cpus;
 };
@@ -739,30 +740,73 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 	res->rate_max = rates[opt.repeat - 1];
 }
 
+/* The pool's msg/s over the channel's, and what a message costs each. */
+static void pool_vs_channel(const struct result *ch, size_t first)
+{
+	size_t i;
+
+	if (opt.json)
+		return;
+	if (!ch || ch->failed || ch->skipped || ch->rate <= 0) {
+		printf("\npool vs SPSC channel: the channel was not measured\n");
+		return;
+	}
+	printf("\npool vs SPSC channel, same batch (%u) and message size (%u B), this run: channel %.2f Mmsg/s, %.1f ns/msg\n",
+	       ch->cfg.batch, ch->cfg.msg_size, ch->rate / 1e6,
+	       1e9 / ch->rate);
+	for (i = first; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (!r->pool || r->failed || r->rate <= 0)
+			continue;
+		printf("  %2u worker%s %6.2f Mmsg/s %7.1f ns/msg  %5.2fx the channel",
+		       r->workers, r->workers > 1 ? "s" : " ", r->rate / 1e6,
+		       1e9 / r->rate, r->rate / ch->rate);
+		if (r->workers == 1)
+			printf("  target (issue 11) >= 0.5x: %s",
+			       r->rate >= 0.5 * ch->rate ? "met" : "MISSED");
+		printf("\n");
+	}
+}
+
 static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 {
-	const struct result *one = NULL;
-	size_t first = nresults, i;
+	const struct result *one = NULL, *ch;
+	struct snb_cfg cc = *cfg;
+	size_t first, i;
 	unsigned int w;
 
 	if (cfg->messages < max)
 		die("worker_pool: --messages below --workers");
-	nsteps = 0;
+	nsteps = 1;
 	for (w = 1; w < max; w *= 2)
 		nsteps++;
 	nsteps++;
+	/* the yardstick: libsn's SPSC channel, same batch, size, CPUs */
+	cc.type = SNB_SPSC;
+	cc.producers = cc.consumers = 1;
+	measure(&snb_impl_sn, "message_passing", &cc, 0);
+	progress_done();
+	print_group(ngroups);
+	ngroups++;
+	first = nresults;
 	for (w = 1; w < max; w *= 2)
 		measure_pool(w, cfg);
 	measure_pool(max, cfg);
-	for (i = first; i < nresults; i++)
+	ch = &results[first - 1];	/* results may have moved */
+	for (i = first; i < nresults; i++) {
 		if (results[i].workers == 1 && !results[i].failed)
 			one = &results[i];
+		if (!ch->failed && !ch->skipped)
+			results[i].channel_rate = ch->rate;
+	}
 	for (i = first; i < nresults; i++)
 		if (one && !results[i].failed && one->rate > 0)
 			results[i].speedup = results[i].rate / one->rate;
 	progress_done();
 	print_group(ngroups);
 	ngroups++;
+	pool_vs_channel(ch, first);
 	if (opt.json)
 		return;
 	for (i = first; i < nresults; i++)
@@ -820,8 +864,11 @@ static void print_pool_json(const struct result *r)
 	}
 	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
 	       "\"msgs_per_sec_max\":%.0f,\"speedup\":%.4f,"
+	       "\"channel_msgs_per_sec\":%.0f,\"vs_channel\":%.4f,"
 	       "\"submitted\":%llu,\"handled\":%llu}\n",
 	       r->rate, r->rate_min, r->rate_max, r->speedup,
+	       r->channel_rate,
+	       r->channel_rate > 0 ? r->rate / r->channel_rate : 0,
 	       (unsigned long long)r->submitted,
 	       (unsigned long long)r->handled);
 	fflush(stdout);
