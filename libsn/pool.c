@@ -906,11 +906,93 @@ static int sn_pool_quiet(const struct sn_pool *pool, __u64 *done)
 	return *done == sn_pool_started_sum(pool);
 }
 
+/*
+ * What was in the pool when intake stopped (step 2): each inbound lane's
+ * tail then (rings are FIFO: once its consumer's head passed that tail,
+ * those messages were taken, and a worker finishes the handler call of
+ * what it took before it exits), and each worker's held and I/O counts.
+ */
+struct sn_lane_mark {
+	const __u32 *tail_p, *head_p;
+	__u32 tail;
+};
+
+struct sn_pool_marks {
+	struct sn_lane_mark *lane;
+	unsigned int nlanes;
+	__u64 *held, *io;		/* n */
+};
+
+static void sn_pool_marks_free(struct sn_pool_marks *m)
+{
+	free(m->lane);
+	free(m->held);
+	free(m->io);
+}
+
+static int sn_pool_marks_take(const struct sn_pool *pool,
+			      struct sn_pool_marks *m)
+{
+	unsigned int i, k, l, max = 0;
+
+	for (i = 0; i < pool->n; i++)
+		for (k = 0; k < pool->w[i]->nin; k++)
+			max += pool->w[i]->in[k]->lanes;
+	memset(m, 0, sizeof(*m));
+	m->lane = calloc(max, sizeof(*m->lane));
+	m->held = calloc(pool->n, sizeof(*m->held));
+	m->io = calloc(pool->n, sizeof(*m->io));
+	if (!m->lane || !m->held || !m->io) {
+		sn_pool_marks_free(m);
+		return -ENOMEM;
+	}
+	for (i = 0; i < pool->n; i++) {
+		const struct sn_worker *w = pool->w[i];
+
+		for (k = 0; k < w->nin; k++) {
+			const struct sn_consumer *c = w->in[k];
+
+			for (l = 0; l < c->lanes; l++) {
+				struct sn_lane_mark *lm = &m->lane[m->nlanes++];
+
+				lm->tail_p = (const __u32 *)
+					(sn__cons_lane(c, l) + c->off_tail);
+				lm->head_p = sn__cons_head_p(c, l);
+				lm->tail = __atomic_load_n(lm->tail_p,
+							   __ATOMIC_ACQUIRE);
+			}
+		}
+		m->held[i] = sn_load(&w->c.held);
+		m->io[i] = sn_load(&w->c.io_started);
+	}
+	return 0;
+}
+
+/* Everything marked is done (taken, released, completed). */
+static int sn_pool_marks_done(const struct sn_pool *pool,
+			      const struct sn_pool_marks *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->nlanes; i++)
+		if ((__s32)(__atomic_load_n(m->lane[i].head_p,
+					    __ATOMIC_ACQUIRE) -
+			    m->lane[i].tail) < 0)
+			return 0;
+	for (i = 0; i < pool->n; i++)
+		if (sn_load(&pool->w[i]->c.released) < m->held[i] ||
+		    sn_load(&pool->w[i]->c.io_done) < m->io[i])
+			return 0;
+	return 1;
+}
+
 /* Steps 1 to 4 of pool.h; no lock held (callbacks may call anything). */
 static void sn_pool_stop(struct sn_pool *pool)
 {
 	__u64 start, done, deadline, msgs, handled = 0;
+	struct sn_pool_marks marks;
 	unsigned int i;
+	int marked;
 
 	/* 1. stop intake: a submitter announces itself (active, seq_cst),
 	 * then checks closing (seq_cst); we set closing, then wait out every
@@ -922,11 +1004,16 @@ static void sn_pool_stop(struct sn_pool *pool)
 		while (__atomic_load_n(&pool->subs[i]->active, __ATOMIC_SEQ_CST))
 			sched_yield();
 	sn_pool_kick_all(pool);	/* ticks see sn_worker_stopping() */
-	/* 2. what is in the pool now: done at least reaches started now
-	 * (the workers make progress as long as callbacks return) */
+	/* 2. what is in the pool now (the workers make progress as long
+	 * as callbacks return); without memory for the marks, until the
+	 * done count at least reaches the started count of now */
 	start = sn_pool_started_sum(pool);
-	while (!sn_pool_quiet(pool, &done) && done < start)
+	marked = !sn_pool_marks_take(pool, &marks);
+	while (!sn_pool_quiet(pool, &done) &&
+	       (marked ? !sn_pool_marks_done(pool, &marks) : done < start))
 		sn_pool_nap();
+	if (marked)
+		sn_pool_marks_free(&marks);
 	/* 3. what callbacks produced since: a bounded while */
 	deadline = sn_pool_deadline(pool->cfg.drain_timeout_ns);
 	while (!sn_pool_quiet(pool, &done) && sn_pool_now() < deadline)
@@ -952,10 +1039,14 @@ SN_API int sn_pool_shutdown(struct sn_pool *pool)
 		return -EDEADLK;
 	/* the lock only decides who stops the pool; others wait for it */
 	pthread_mutex_lock(&pool->lock);
-	first = pool->shut == SN_POOL_RUNNING;
+	/* atomic: sn_pool_stats() reads it without the lock */
+	first = __atomic_load_n(&pool->shut, __ATOMIC_RELAXED) ==
+		SN_POOL_RUNNING;
 	if (first)
-		pool->shut = SN_POOL_STOPPING;
-	while (!first && pool->shut != SN_POOL_SHUT)
+		__atomic_store_n(&pool->shut, SN_POOL_STOPPING,
+				 __ATOMIC_RELAXED);
+	while (!first && __atomic_load_n(&pool->shut, __ATOMIC_RELAXED) !=
+	       SN_POOL_SHUT)
 		pthread_cond_wait(&pool->cond, &pool->lock);
 	pthread_mutex_unlock(&pool->lock);
 	if (!first)
