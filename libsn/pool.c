@@ -62,6 +62,12 @@ struct sn_msg_hdr {
 	__u32 len;
 };
 
+/* Messages of one lane a handler call reads in place. */
+struct sn_seg {
+	struct sn_consumer *c;
+	__u32 lane, pos, n;
+};
+
 /* The pool's own requests on a worker's io_uring. */
 struct sn_pool_io {
 	struct sn_io io;
@@ -98,8 +104,8 @@ struct sn_worker {
 	struct sn_consumer **in;	/* nin = n + 1 */
 	struct sn_producer **out;	/* n */
 	unsigned int nin, next_in;
-	unsigned char *buf;		/* batch * slot_size */
 	struct sn_envelope *env;	/* batch */
+	struct sn_seg *seg;		/* batch: what env points into */
 	struct io_uring ring;
 	int ring_ok;
 	struct sn_pool_io efd_io;
@@ -239,6 +245,30 @@ static void sn_pool_wake(struct sn_pool *pool, struct sn_worker *dw)
 		sn_efd_kick(dw->efd);
 }
 
+/* Copies @len bytes; small ones inline (two overlapping moves), as the
+ * per-message path would otherwise call memcpy for a few bytes. */
+static inline void sn_copy_small(unsigned char *dst, const unsigned char *src,
+				 __u32 len)
+{
+	if (len >= 8 && len <= 16) {
+		__u64 a, b;
+
+		memcpy(&a, src, 8);
+		memcpy(&b, src + len - 8, 8);
+		memcpy(dst, &a, 8);
+		memcpy(dst + len - 8, &b, 8);
+	} else if (len >= 4 && len < 8) {
+		__u32 a, b;
+
+		memcpy(&a, src, 4);
+		memcpy(&b, src + len - 4, 4);
+		memcpy(dst, &a, 4);
+		memcpy(dst + len - 4, &b, 4);
+	} else if (len) {
+		memcpy(dst, src, len);
+	}
+}
+
 static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
 		    const void *payload, __u32 len)
 {
@@ -246,8 +276,7 @@ static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
 	struct sn_msg_hdr h = { .key = key, .source = source, .len = len };
 
 	memcpy(slot, &h, sizeof(h));
-	if (len)
-		memcpy(slot + sizeof(h), payload, len);
+	sn_copy_small(slot + sizeof(h), payload, len);
 }
 
 /* ---- configuration ---- */
@@ -359,36 +388,68 @@ static void sn_worker_submit(struct sn_worker *w)
 		io_uring_submit(&w->ring);
 }
 
-/* Gathers up to batch messages from the inbound rings, round robin, and
- * hands them to the handler. Returns how many. */
-static unsigned int sn_worker_batch(struct sn_worker *w)
+/* Envelopes for the @k messages of @c's @lane from @pos, in place. */
+static void sn_worker_envs(struct sn_worker *w, const struct sn_consumer *c,
+			   __u32 lane, __u32 pos, __u32 k,
+			   struct sn_envelope *env)
 {
-	struct sn_pool *pool = w->pool;
-	unsigned int got = 0, k, i;
-	int r;
+	const unsigned char *slots = sn__cons_lane(c, lane) + c->off_slots;
+	__u32 msg_size = w->pool->msg_size, j;
 
-	for (k = 0; k < w->nin && got < pool->batch; k++) {
-		i = w->next_in;
-		w->next_in = i + 1 < w->nin ? i + 1 : 0;
-		r = sn_recv_burst(w->in[i], w->buf + (size_t)got *
-				  pool->slot_size, pool->batch - got);
-		if (r > 0)
-			got += (unsigned int)r;
-	}
-	if (!got)
-		return 0;
-	for (i = 0; i < got; i++) {
-		const unsigned char *slot = w->buf + (size_t)i * pool->slot_size;
+	for (j = 0; j < k; j++) {
+		const unsigned char *slot = slots +
+			(__u64)((pos + j) & c->mask) * c->slot_size;
 		struct sn_msg_hdr h;
 
 		memcpy(&h, slot, sizeof(h));
-		w->env[i].key = h.key;
-		w->env[i].source = h.source;
-		w->env[i].len = h.len <= pool->msg_size ? h.len : pool->msg_size;
-		w->env[i].payload = slot + sizeof(h);
+		env[j].key = h.key;
+		env[j].source = h.source;
+		env[j].len = h.len <= msg_size ? h.len : msg_size;
+		env[j].payload = slot + sizeof(h);
 	}
+}
+
+/*
+ * Gathers up to batch messages from the inbound rings (round robin over
+ * rings and lanes, FIFO per lane) and hands them to the handler where
+ * they lie: the slots are given back after it returned, so nothing is
+ * copied. The pool's rings are in-process, written only by its own
+ * producers. Returns how many.
+ */
+static unsigned int sn_worker_batch(struct sn_worker *w)
+{
+	struct sn_pool *pool = w->pool;
+	unsigned int got = 0, nseg = 0, k, l, i;
+	__u32 pos, lane, n;
+
+	for (k = 0; k < w->nin && got < pool->batch; k++) {
+		struct sn_consumer *c = w->in[w->next_in];
+
+		w->next_in = w->next_in + 1 < w->nin ? w->next_in + 1 : 0;
+		for (l = 0; l < c->lanes && got < pool->batch; l++) {
+			lane = c->next_lane;
+			c->next_lane = lane + 1 < c->lanes ? lane + 1 : 0;
+			n = sn__cons_take(c, lane, pool->batch - got, &pos);
+			if (!n)
+				continue;
+			sn_worker_envs(w, c, lane, pos, n, w->env + got);
+			w->seg[nseg].c = c;
+			w->seg[nseg].lane = lane;
+			w->seg[nseg].pos = pos;
+			w->seg[nseg].n = n;
+			nseg++;
+			got += n;
+		}
+	}
+	if (!got)
+		return 0;
 	if (pool->cfg.handle(w, w->state, w->env, got) < 0)
 		sn_count(&w->c.handler_errors, 1);
+	for (i = 0; i < nseg; i++) {
+		sn__cons_done(w->seg[i].c, w->seg[i].lane, w->seg[i].pos,
+			      w->seg[i].n);
+		sn__cons_count(w->seg[i].c, w->seg[i].n, 0);
+	}
 	sn_count(&w->c.batches, 1);
 	/* after the handler: whatever it forwarded is counted already */
 	sn_count(&w->c.handled, got);
@@ -623,7 +684,7 @@ static void sn_pool_free(struct sn_pool *pool)
 			free(w->state);
 		free(w->in);
 		free(w->out);
-		free(w->buf);
+		free(w->seg);
 		free(w->env);
 		free(w->polls);
 		free(w);
@@ -682,9 +743,9 @@ static int sn_pool_build(struct sn_pool *pool)
 		w->efd_io.w = w;
 		w->in = calloc(w->nin, sizeof(*w->in));
 		w->out = calloc(n, sizeof(*w->out));
-		w->buf = calloc(pool->batch, pool->slot_size);
+		w->seg = calloc(pool->batch, sizeof(*w->seg));
 		w->env = calloc(pool->batch, sizeof(*w->env));
-		if (!w->in || !w->out || !w->buf || !w->env)
+		if (!w->in || !w->out || !w->seg || !w->env)
 			return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {

@@ -524,8 +524,8 @@ static void *bp_opener(void *arg)
 	return NULL;
 }
 
-/* One worker held in its handler by the gate, @fill messages queued in
- * its ingress lane (of 8 slots). */
+/* One worker held in its handler by the gate (its message keeps its slot
+ * meanwhile), @fill messages queued in its ingress lane (of 8 slots). */
 static struct sn_pool *bp_start(struct __test_metadata *_metadata,
 				unsigned int backend, unsigned int policy,
 				__u64 timeout, struct sn_submitter **s,
@@ -560,12 +560,12 @@ static struct sn_pool *bp_start(struct __test_metadata *_metadata,
 	return pool;
 }
 
-/* The lane full. */
+/* The lane full: 7 queued, 1 being handled. */
 static struct sn_pool *bp_fill(struct __test_metadata *_metadata,
 			       unsigned int backend, unsigned int policy,
 			       __u64 timeout, struct sn_submitter **s)
 {
-	return bp_start(_metadata, backend, policy, timeout, s, 8);
+	return bp_start(_metadata, backend, policy, timeout, s, 7);
 }
 
 /* The lane empty. */
@@ -599,10 +599,10 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(8, st.submitted);
 		EXPECT_EQ(2, st.rejected);
-		EXPECT_EQ(9, st.handled);
-		EXPECT_EQ(9, bp_handled);
+		EXPECT_EQ(8, st.handled);
+		EXPECT_EQ(8, bp_handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
 
 		/* block: -ETIMEDOUT after the timeout */
@@ -621,7 +621,7 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(8, st.submitted);
 		EXPECT_EQ(2, st.rejected);
 		EXPECT_EQ(st.submitted, st.handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
@@ -641,9 +641,9 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(10, st.submitted);
+		EXPECT_EQ(9, st.submitted);
 		EXPECT_EQ(0, st.rejected);
-		EXPECT_EQ(10, st.handled);
+		EXPECT_EQ(9, st.handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
 	}
 }
@@ -1265,7 +1265,6 @@ static void at_probe_any(struct sn_pool *pool, int worker, int stopping)
 	route = sn_pool_route(pool, 12345);
 	AT_CHECK(route >= 0 && route < AT_WORKERS, route);
 	AT_CHECK(sn_pool_stats(pool, &st) == 0, 0);
-	AT_CHECK(st.handled <= st.submitted + st.forwarded, st.handled);
 	AT_CHECK(sn_pool_worker_stats(pool, 1, &ws) == 0, 0);
 	AT_CHECK(sn_pool_worker_stats(pool, 2, &ws) == -EINVAL, 0);
 	if (worker) {
@@ -1866,17 +1865,17 @@ TEST(submit_batch_routes_orders_and_takes_a_prefix)
 			m[j].payload = &v;
 			m[j].len = 8;
 		}
-		/* a prefix: 8 free slots, 20 messages, SN_BP_FAIL */
+		/* a prefix: 7 free slots, 20 messages, SN_BP_FAIL */
 		pool = bp_fill_empty(_metadata, flags[b], SN_BP_FAIL, 0, &s);
 		ASSERT_NE(NULL, pool);
-		EXPECT_EQ(8, sn_submit_batch(s, m, 20));
+		EXPECT_EQ(7, sn_submit_batch(s, m, 20));
 		EXPECT_EQ(-EAGAIN, sn_submit_batch(s, m, 20));
 		EXPECT_EQ(0, sn_submit_batch(s, m, 0));
 		EXPECT_EQ(-EINVAL, sn_submit_batch(s, NULL, 1));
 		__atomic_store_n(&bp_gate, 1, __ATOMIC_RELEASE);
 		/* a bad length ends the prefix there, uncounted */
 		m[3].len = 9;
-		while (sn_pool_stats(pool, &st), st.handled < 9)
+		while (sn_pool_stats(pool, &st), st.handled < 8)
 			t_sleep_ms(1);
 		EXPECT_EQ(3, sn_submit_batch(s, m, 20));
 		EXPECT_EQ(-EINVAL, sn_submit_batch(s, m + 3, 17));
@@ -1884,8 +1883,8 @@ TEST(submit_batch_routes_orders_and_takes_a_prefix)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(1 + 8 + 3, st.submitted);
-		EXPECT_EQ(12 + 20, st.rejected);
+		EXPECT_EQ(1 + 7 + 3, st.submitted);
+		EXPECT_EQ(13 + 20, st.rejected);
 		EXPECT_EQ(st.submitted, st.handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
 

@@ -254,7 +254,10 @@ struct sn_pool_config {
 					 * count */
 	unsigned int ncpus;
 	unsigned int queue_capacity;	/* slots per lane (rounded up to a
-					 * power of two); 0: 1024 */
+					 * power of two); 0: 1024. Handlers
+					 * read messages in place: a batch
+					 * keeps its slots until the handler
+					 * returns */
 	unsigned int msg_size;		/* payload bytes; 0: 48 */
 	unsigned int batch;		/* most messages per handler call;
 					 * 0: 32 */
