@@ -147,6 +147,7 @@ struct sn_pool {
 	unsigned int n, slots, slot_size, msg_size, batch, lanes;
 	unsigned int entries;
 	int backend;
+	int hash;			/* the partitioner is SN_PART_HASH */
 	struct sn_partitioner *part;
 	struct sn_channel **mesh;	/* n * n */
 	struct sn_channel **ingress;	/* n */
@@ -269,7 +270,7 @@ static inline void sn_copy_small(unsigned char *dst, const unsigned char *src,
 	}
 }
 
-static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
+static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
 		    const void *payload, __u32 len)
 {
 	unsigned char *slot = sn_producer_slot(p, pos);
@@ -277,6 +278,16 @@ static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
 
 	memcpy(slot, &h, sizeof(h));
 	sn_copy_small(slot + sizeof(h), payload, len);
+}
+
+/* The worker of @key: the hash partitioner inline (the common case on
+ * the per-message path), the others through sn_partition(). */
+static inline unsigned int sn_pool_pick(const struct sn_pool *pool,
+					__u64 key, __u64 *cursor)
+{
+	if (pool->hash)
+		return sn_reduce(sn__mix64(key), pool->n);
+	return sn_partition(pool->part, key, cursor);
 }
 
 /* ---- configuration ---- */
@@ -906,6 +917,7 @@ SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg
 		pool->entries <<= 1;
 	pool->backend = (int)cfg->backend;
 	ret = sn_partitioner_create(&pool->part, &cfg->partitioner, pool->n);
+	pool->hash = cfg->partitioner.kind == SN_PART_HASH;
 	if (!ret) {
 		if (cfg->affinity && cfg->cpus)
 			pool->cfg.cpus = cfg->cpus;	/* for sn_pool_cpus */
@@ -1408,7 +1420,7 @@ SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 {
 	if (!s)
 		return -EINVAL;
-	return sn_submit_to(s, sn_partition(s->pool->part, key, &s->rr), key,
+	return sn_submit_to(s, sn_pool_pick(s->pool, key, &s->rr), key,
 			    payload, len);
 }
 
@@ -1499,8 +1511,7 @@ SN_API int sn_submit_batch(struct sn_submitter *s,
 				bad = 1;
 				break;
 			}
-			dst[j] = (__u16)sn_partition(pool->part, m[j].key,
-						      &s->rr);
+			dst[j] = (__u16)sn_pool_pick(pool, m[j].key, &s->rr);
 		}
 		k = j;
 		/* send the chunk as room allows, waiting as sn_submit() */
@@ -1584,7 +1595,7 @@ SN_API int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
 {
 	if (!w)
 		return -EINVAL;
-	return sn_worker_send(w, sn_partition(w->pool->part, key, &w->rr), key,
+	return sn_worker_send(w, sn_pool_pick(w->pool, key, &w->rr), key,
 			      payload, len);
 }
 
