@@ -47,6 +47,8 @@
 
 #define SN_POOL_MAX_WORKERS	128U
 #define SN_POOL_IDLE_SPINS	64
+#define SN_POOL_IDLE_YIELDS	256	/* then yields, as sn_producer_wait()
+					 * does: the CPU may be shared */
 #define SN_POOL_LINE		128
 #define SN_POOL_HELD_NS		1000000ULL	/* 1 ms */
 #define SN_POOL_POLL_NS		50000L		/* shutdown's and open's poll */
@@ -642,6 +644,10 @@ static void *sn_worker_main(void *arg)
 		}
 		if (++spins < SN_POOL_IDLE_SPINS) {
 			sn_pool_relax();
+			continue;
+		}
+		if (spins < SN_POOL_IDLE_SPINS + SN_POOL_IDLE_YIELDS) {
+			sched_yield();
 			continue;
 		}
 		spins = 0;
