@@ -272,8 +272,8 @@ static inline void sn_copy_small(unsigned char *dst, const unsigned char *src,
 	}
 }
 
-static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
-		    const void *payload, __u32 len)
+static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key,
+			   __u32 source, const void *payload, __u32 len)
 {
 	unsigned char *slot = sn_producer_slot(p, pos);
 	struct sn_msg_hdr h = { .key = key, .source = source, .len = len };
@@ -987,9 +987,10 @@ static int sn_pool_quiet(const struct sn_pool *pool, __u64 *done)
 
 /*
  * What was in the pool when intake stopped (step 2): each inbound lane's
- * tail then (rings are FIFO: once its consumer's head passed that tail,
- * those messages were taken, and a worker finishes the handler call of
- * what it took before it exits), and each worker's held and I/O counts.
+ * tail then (rings are FIFO, and a worker moves a lane's head past a
+ * message only after its handler returned: once the head passed that
+ * tail, those messages were handled), and each worker's held and I/O
+ * counts.
  */
 struct sn_lane_mark {
 	const __u32 *tail_p, *head_p;

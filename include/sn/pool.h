@@ -16,14 +16,15 @@
  *            channel, used by one thread at a time. There are
  *            max_submitters lanes; their producer handles are opened with
  *            the pool, so opening and closing a submitter makes no system
- *            call.
+ *            call unless an open waits (sn_submitter_open()).
  *
  * Every message carries an envelope: its source (a worker index or
  * SN_SOURCE_EXTERNAL), a 64-bit key and up to msg_size payload bytes. A
  * worker handles messages in batches: it gathers up to `batch` messages
  * from its inbound channels (round robin over them, FIFO per lane), calls
- * the handler once with their envelopes, then calls the tick callback;
- * tick runs on every loop iteration, with or without messages.
+ * the handler once with their envelopes (pointing into the rings, no copy),
+ * then calls the tick callback; tick runs on every loop iteration, with or
+ * without messages.
  *
  * Order: messages of one submitter (or one worker) to one worker are
  * handled in the order sent. Messages of one key go to one worker (every
@@ -35,10 +36,11 @@
  * (A thread that keeps two submitters open at once has order per
  * submitter.)
  *
- * Idle workers burn no CPU. Each worker has its own io_uring instance; one
- * with nothing to do announces that it sleeps, issues a full barrier,
- * checks every inbound ring once more and only then waits in
- * io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
+ * Idle workers burn no CPU: one with nothing to do spins briefly, then
+ * yields the CPU a while (as sn_producer_wait()), then sleeps. Each worker
+ * has its own io_uring instance; one about to sleep announces it, issues
+ * a full barrier, checks every inbound ring once more and only then waits
+ * in io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
  *
  *   kernel backend  the worker keeps a multishot poll (IORING_POLL_ADD_MULTI)
  *                   on the consumer fd of each inbound ring; its announcement
@@ -61,21 +63,23 @@
  *
  * Shutdown (sn_pool_shutdown()) holds no lock while it waits, so every
  * function documented as callable from a worker works during it:
- *   1. intake stops: sn_submit*() and sn_submitter_open() fail with
- *      -ESHUTDOWN once every submission in progress has finished, and
+ *   1. intake stops: from then on sn_submit*() and sn_submitter_open()
+ *      fail with -ESHUTDOWN (a submit waiting for room too); shutdown
+ *      waits for the submissions in progress to finish; then
  *      sn_worker_stopping() turns true;
- *   2. the workers go on until everything that was in the pool when
- *      intake stopped (queued or being handled, held (sn_worker_hold()),
- *      I/O in flight) is done, however long that takes;
+ *   2. the workers go on, however long that takes, until every message
+ *      queued at that moment is handled, and each worker has released
+ *      (sn_worker_release()) and completed (I/O) as many items as it had
+ *      held and started by then;
  *   3. then they go on for at most drain_timeout_ns more, until the pool
  *      is quiescent: what callbacks sent meanwhile is handled too;
  *   4. the workers finish the loop iteration they are in (a send from then
  *      on fails with -ESHUTDOWN), call fini and exit; the pool joins them.
- * So shutdown returns in bounded time whatever callbacks do after
- * sn_worker_stopping() turned true, as long as each callback returns.
- * Counts add up: submitted + forwarded == handled + dropped, where dropped
- * is what step 4 left in the rings: 0 unless callbacks kept producing past
- * drain_timeout_ns (or beyond step 3 with SN_NO_WAIT).
+ * So shutdown returns in bounded time whatever callbacks produce after
+ * sn_worker_stopping() turned true, as long as each callback returns and
+ * what was held before is released. Counts add up: submitted + forwarded
+ * == handled + dropped, where dropped is what step 4 left in the rings: 0
+ * when the pool became quiescent within step 3.
  *
  * Threads: each function's comment says from which threads it may be
  * called. "Any thread" includes the pool's workers (handlers, ticks, I/O
@@ -395,10 +399,10 @@ void *sn_pool_worker_state(const struct sn_pool *pool, unsigned int i);
  * Opens a submitter: one lane of every worker's ingress channel, used by
  * one thread at a time. A thread gets back the lanes it closed while they
  * still hold its messages (see Order at the top); lanes another thread
- * closed that way are given out once drained, after waiting up to
- * block_timeout_ns for that (from a worker: no wait). Errors: -ENOSPC
- * (every lane open, or still reserved), -ESHUTDOWN (intake stopped),
- * -EINVAL. Any thread.
+ * closed that way are given out once drained, waiting for that as a
+ * submit waits for room (backpressure, block_timeout_ns; never on a
+ * worker of this pool). Errors: -ENOSPC (every lane open, or still
+ * reserved), -ESHUTDOWN (intake stopped), -EINVAL. Any thread.
  */
 int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out);
 
@@ -414,7 +418,7 @@ int sn_submitter_close(struct sn_submitter *s);
  * wait for itself): -EAGAIN there. Returns 0, or counts a rejection and
  * returns -EAGAIN (full, SN_BP_FAIL or no wait), -ETIMEDOUT (SN_BP_BLOCK),
  * -ESHUTDOWN (intake stopped); -EINVAL (@len, @payload) is not counted.
- * The thread using @s, any thread.
+ * From the thread using @s (any thread, a worker included).
  */
 int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 	      __u32 len);
@@ -425,13 +429,13 @@ int sn_submit_to(struct sn_submitter *s, unsigned int worker, __u64 key,
 
 /*
  * Submits @n messages in one call: each to the worker its key routes to
- * (as sn_submit()), with one publish (and at most one wakeup) per worker's
- * lane for as many as fit. Takes a prefix, in order: returns n, or how
- * many were taken (1..n-1) when the next one was refused, or a negative
- * errno (as sn_submit()) when the first was; it waits as sn_submit()
- * does. Refused messages count as rejected, each one. A message with a
- * bad length ends the prefix there (-EINVAL when first, not counted).
- * The thread using @s, any thread.
+ * (as sn_submit()), routed in chunks of up to 64 messages with one publish
+ * (and at most one wakeup) per worker's lane per chunk. Takes a prefix, in
+ * order: returns n, or how many were taken (1..n-1) when the next one was
+ * refused, or a negative errno (as sn_submit()) when the first was; it
+ * waits as sn_submit() does. Refused messages count as rejected, each one.
+ * A message with a bad length ends the prefix there (-EINVAL when first,
+ * not counted). From the thread using @s (any thread, a worker included).
  */
 int sn_submit_batch(struct sn_submitter *s, const struct sn_pool_msg *msgs,
 		    unsigned int n);
@@ -467,7 +471,8 @@ int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
  * timer's pending job): sn_worker_hold() when it takes n items on, then
  * sn_worker_release() once they are done (after the sends they cause).
  * Shutdown counts held items as work in progress and keeps the worker
- * running (ticking) until they are released (steps 2 and 3); a worker
+ * running (ticking) until they are released (step 2; step 3 for at most
+ * drain_timeout_ns); a worker
  * holding items sleeps 1 ms at most, so its tick retries them.
  */
 void sn_worker_hold(struct sn_worker *w, unsigned int n);

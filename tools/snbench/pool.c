@@ -2,12 +2,13 @@
 /*
  * snbench worker_pool: libsn's worker pool (include/sn/pool.h), throughput
  * for one pool size. A pool of w pinned workers (hash partitioner, block
- * backpressure), one submitter thread per worker, each submitting
- * messages / w keyed messages in sn_submit_batch() calls of --batch
- * messages. The keys are picked so that every submitter sends the same
- * number of messages to every worker (each worker gets an even share); the handler counts messages and sums their
- * payload sequence numbers in the worker's own state (state_size: no
- * shared atomics), read after shutdown with sn_pool_worker_state().
+ * backpressure), one submitter thread per worker, each submitting messages
+ * / w keyed messages in sn_submit_batch() calls of --batch messages. The
+ * keys are picked so that every submitter sends the same number of
+ * messages to every worker (each worker gets an even share); the handler
+ * counts messages and sums their payload sequence numbers in the worker's
+ * own state (state_size: no shared atomics), read after shutdown with
+ * sn_pool_worker_state().
  *
  * The clock runs from releasing the submitters to sn_pool_shutdown()
  * returning, i.e. until every message was handled. Pool creation, thread
