@@ -1460,6 +1460,37 @@ static unsigned int sn_batch_fit(struct sn_submitter *s, const __u16 *dst,
 	return j;
 }
 
+/*
+ * One pass for the common case: counts the @k routed messages per lane
+ * and returns k when each lane has room for its count; else 0 with the
+ * counts cleared (sn_batch_fit() then takes the prefix that fits).
+ */
+static unsigned int sn_batch_fit_all(struct sn_submitter *s,
+				     const __u16 *dst, unsigned int k,
+				     unsigned int *nused)
+{
+	unsigned int j, nu = 0, ok = 1;
+
+	for (j = 0; j < k; j++)
+		if (!s->cnt[dst[j]]++)
+			s->used[nu++] = dst[j];
+	for (j = 0; j < nu; j++) {
+		unsigned int d = s->used[j];
+		struct sn_producer *p = s->p[d];
+
+		if (s->cnt[d] > sn__prod_room(p) &&
+		    s->cnt[d] > sn__prod_refill(p))
+			ok = 0;
+	}
+	if (!ok) {
+		for (j = 0; j < nu; j++)
+			s->cnt[s->used[j]] = 0;
+		return 0;
+	}
+	*nused = nu;
+	return k;
+}
+
 /* Writes the first @k routed messages and publishes each lane once. */
 static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 			  const __u16 *dst, unsigned int k, unsigned int nused)
@@ -1468,6 +1499,23 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 	unsigned int j;
 	__u32 pos = 0;
 
+	if (nused == 1) {
+		/* one lane (one worker, or key-affine batches): the position
+		 * in a register, not through s->room[] */
+		unsigned int d = s->used[0];
+		struct sn_producer *p = s->p[d];
+
+		if (sn_reserve(p, k, &pos) <= 0)
+			return;	/* not reached: room was checked */
+		for (j = 0; j < k; j++)
+			sn_fill(p, pos + j, m[j].key, SN_SOURCE_EXTERNAL,
+				m[j].payload, m[j].len);
+		sn_count(&s->submitted, k);
+		sn_commit(p, k);
+		sn_pool_wake(pool, pool->w[d]);
+		s->cnt[d] = 0;
+		return;
+	}
 	for (j = 0; j < nused; j++) {
 		unsigned int d = s->used[j];
 
@@ -1521,7 +1569,14 @@ SN_API int sn_submit_batch(struct sn_submitter *s,
 			dst[j] = (__u16)sn_pool_pick(pool, m[j].key, &s->rr);
 		}
 		k = j;
-		/* send the chunk as room allows, waiting as sn_submit() */
+		/* the common case: every lane has room for its share */
+		fit = sn_batch_fit_all(s, dst, k, &nused);
+		if (fit) {
+			sn_batch_send(s, m, dst, fit, nused);
+			done += fit;
+			continue;
+		}
+		/* else the chunk as room allows, waiting as sn_submit() */
 		for (j = 0; j < k && !ret;) {
 			fit = sn_batch_fit(s, dst + j, k - j, &nused);
 			if (fit) {

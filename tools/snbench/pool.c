@@ -26,7 +26,8 @@
 
 #include "snbench.h"
 
-#define POOL_KEYS	64		/* distinct keys per worker */
+#define POOL_KEYS	64		/* distinct keys per worker (a power
+					 * of two) */
 #define POOL_TIMEOUT_NS	(10ULL * 1000000000ULL)	/* a blocked submit */
 
 /* One worker's counts: its own state block, touched by it alone. */
@@ -73,35 +74,44 @@ static void *pool_submitter(void *arg)
 {
 	struct pool_sub *sb = arg;
 	struct pool_shared *sh = sb->sh;
-	unsigned int w = sh->workers, b = sh->batch, k;
+	unsigned int w = sh->workers, b = sh->batch, k, r0;
 	struct sn_pool_msg *m = calloc(b, sizeof(*m));
-	unsigned char *buf = aligned_alloc(64, (size_t)b * 4096);
-	uint64_t i;
+	/* the payloads side by side, as a channel producer's messages */
+	size_t stride = (sh->msg_size + 7) & ~(size_t)7;
+	size_t bytes = ((size_t)b * stride + 63) & ~(size_t)63;
+	unsigned char *buf = aligned_alloc(64, bytes);
+	uint64_t i, q;
 
 	if (!m || !buf)
 		sb->err = -ENOMEM;
 	else
-		memset(buf, 0, (size_t)b * 4096);
+		memset(buf, 0, bytes);
 	if (sb->cpu >= 0 && snb_pin(sb->cpu))
 		sb->err = -EINVAL;
 	atomic_fetch_add(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->go, memory_order_acquire))
 		snb_relax();
-	/* batches of --batch messages, one sn_submit_batch() each */
-	for (i = 0; !sb->err && i < sb->count; i += k) {
+	/* batches of --batch messages, one sn_submit_batch() each; message
+	 * seq goes to worker (seq + id) % w with key (seq / w) % POOL_KEYS
+	 * of that worker's, counted without divisions (every submitter
+	 * spreads evenly) */
+	for (i = 0, q = 0, r0 = 0; !sb->err && i < sb->count; i += k) {
 		int r;
 
 		for (k = 0; k < b && i + k < sb->count; k++) {
 			uint64_t seq = i + k;
-			/* worker (seq + id) % w: every submitter spreads
-			 * evenly */
-			unsigned int dest = (unsigned int)((seq + sb->id) % w);
+			unsigned int dest = r0 + sb->id < w ? r0 + sb->id :
+					    r0 + sb->id - w;
 
-			memcpy(buf + (size_t)k * 4096, &seq, sizeof(seq));
+			memcpy(buf + (size_t)k * stride, &seq, sizeof(seq));
 			m[k].key = sh->keys[(size_t)dest * POOL_KEYS +
-					    (seq / w) % POOL_KEYS];
-			m[k].payload = buf + (size_t)k * 4096;
+					    (q & (POOL_KEYS - 1))];
+			m[k].payload = buf + (size_t)k * stride;
 			m[k].len = sh->msg_size;
+			if (++r0 == w) {
+				r0 = 0;
+				q++;
+			}
 		}
 		r = sn_submit_batch(sb->s, m, k);
 		if (r != (int)k)
