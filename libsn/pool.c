@@ -302,6 +302,7 @@ SN_API void sn_pool_config_init(struct sn_pool_config *cfg)
 	cfg->backpressure = SN_BP_BLOCK;
 	cfg->block_timeout_ns = SN_POOL_BLOCK_TIMEOUT_NS;
 	cfg->drain_timeout_ns = SN_POOL_DRAIN_TIMEOUT_NS;
+	cfg->max_sleep_ns = SN_WAIT_FOREVER;
 }
 
 static unsigned int sn_pow2_up(unsigned int x)
@@ -547,13 +548,13 @@ static void sn_worker_sleep(struct sn_worker *w)
 	SN__FULL_BARRIER();
 	/* work held for later (sn_worker_hold()) is retried from tick: a
 	 * worker holding some sleeps SN_POOL_HELD_NS at most */
-	nap = pool->cfg.max_sleep_ns;
-	if (w->c.held != w->c.released && (!nap || nap > SN_POOL_HELD_NS))
+	nap = pool->cfg.max_sleep_ns;	/* SN_NO_WAIT never gets here */
+	if (w->c.held != w->c.released && nap > SN_POOL_HELD_NS)
 		nap = SN_POOL_HELD_NS;
 	if (!sn_worker_ready(w) && !io_uring_cq_ready(&w->ring) &&
 	    !__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
 		sn_count(&w->c.idle_waits, 1);
-		if (nap) {
+		if (nap != SN_WAIT_FOREVER) {
 			ts.tv_sec = (long long)(nap / 1000000000ULL);
 			ts.tv_nsec = (long long)(nap % 1000000000ULL);
 			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
@@ -646,7 +647,9 @@ static void *sn_worker_main(void *arg)
 			sn_pool_relax();
 			continue;
 		}
-		if (spins < SN_POOL_IDLE_SPINS + SN_POOL_IDLE_YIELDS) {
+		/* max_sleep_ns SN_NO_WAIT: a polling worker, never asleep */
+		if (spins < SN_POOL_IDLE_SPINS + SN_POOL_IDLE_YIELDS ||
+		    pool->cfg.max_sleep_ns == SN_NO_WAIT) {
 			sched_yield();
 			continue;
 		}

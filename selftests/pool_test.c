@@ -2042,6 +2042,49 @@ TEST(defaults_own_state_block_and_one_timeout_convention)
 	}
 }
 
+/* max_sleep_ns, the channels' convention too: a period, forever, never. */
+TEST(max_sleep_follows_the_timeout_convention)
+{
+	static const __u64 sleeps[] = { 20 * MS, SN_WAIT_FOREVER, SN_NO_WAIT };
+	struct sn_worker_stats a, b;
+	struct sn_pool_config cfg;
+	struct sn_pool *pool;
+	unsigned int i;
+
+	sn_pool_config_init(&cfg);
+	EXPECT_EQ(SN_WAIT_FOREVER, cfg.max_sleep_ns);
+	for (i = 0; i < 3; i++) {
+		sn_pool_config_init(&cfg);
+		cfg.workers = 1;
+		cfg.msg_size = 8;
+		cfg.handle = nop_handle;
+		cfg.max_sleep_ns = sleeps[i];
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		t_sleep_ms(100);
+		ASSERT_EQ(0, sn_pool_worker_stats(pool, 0, &a));
+		t_sleep_ms(500);
+		ASSERT_EQ(0, sn_pool_worker_stats(pool, 0, &b));
+		TH_LOG("max_sleep_ns %llu: %llu ticks, %llu idle waits in 500 ms",
+		       (unsigned long long)sleeps[i],
+		       (unsigned long long)(b.ticks - a.ticks),
+		       (unsigned long long)(b.idle_waits - a.idle_waits));
+		if (i == 0) {
+			/* wakes to tick about every 20 ms (fewer on a
+			 * busy machine: it yields a while before a sleep) */
+			EXPECT_LE(2, b.idle_waits - a.idle_waits);
+			EXPECT_GE(60, b.idle_waits - a.idle_waits);
+		} else if (i == 1) {
+			/* sleeps until there is work */
+			EXPECT_GE(2, b.idle_waits - a.idle_waits);
+		} else {
+			/* never sleeps, keeps ticking */
+			EXPECT_EQ(0, b.idle_waits);
+			EXPECT_LT(10, b.ticks - a.ticks);
+		}
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
 /* ---- the example ---- */
 
 TEST(example_wordcount)

@@ -277,8 +277,11 @@ struct sn_pool_config {
 	unsigned int backend;		/* SN_BACKEND_* for the channels;
 					 * 0: automatic (sn/channel.h) */
 	unsigned int uring_entries;	/* each worker's io_uring SQ; 0: 64 */
-	__u64 max_sleep_ns;		/* an idle worker wakes (and ticks) at
-					 * least this often; 0: only for work */
+	__u64 max_sleep_ns;		/* the longest an idle worker sleeps
+					 * before it ticks again; default
+					 * SN_WAIT_FOREVER (until work);
+					 * SN_NO_WAIT: it never sleeps (polls,
+					 * yielding the CPU) */
 	size_t state_size;		/* without init: bytes of each worker's
 					 * own state, zeroed, 128-byte aligned,
 					 * freed by sn_pool_destroy(); 0: the
@@ -304,9 +307,10 @@ struct sn_pool_config {
 
 /*
  * Fills @cfg with the defaults: SN_BP_BLOCK with SN_POOL_BLOCK_TIMEOUT_NS,
- * SN_POOL_DRAIN_TIMEOUT_NS, every other field 0 (see the fields). Start
- * from it: a field set otherwise means what its value says (a zeroed
- * config has SN_BP_FAIL and a drain timeout of SN_NO_WAIT). Any thread.
+ * SN_POOL_DRAIN_TIMEOUT_NS, max_sleep_ns SN_WAIT_FOREVER, every other
+ * field 0 (see the fields). Start from it: a field set otherwise means
+ * what its value says (a zeroed config has SN_BP_FAIL, a drain timeout of
+ * SN_NO_WAIT and workers that never sleep). Any thread.
  */
 void sn_pool_config_init(struct sn_pool_config *cfg);
 
