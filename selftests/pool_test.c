@@ -1188,6 +1188,12 @@ struct at_shared {
 
 static struct at_shared *AT;
 
+/* A worker's state: its I/O and a submitter of its own, open throughout. */
+struct at_wstate {
+	struct sn_io io;
+	struct sn_submitter *own;
+};
+
 static void at_fail(const char *what, long v, int line)
 {
 	if (__atomic_fetch_add(&AT->errors, 1, __ATOMIC_RELAXED) == 0)
@@ -1247,7 +1253,8 @@ static void at_nested(void)
 }
 
 /* Every "any thread" function; @worker: called from a worker of AT. */
-static void at_probe_any(struct sn_pool *pool, int worker, int stopping)
+static void at_probe_any(struct sn_pool *pool, int worker, int stopping,
+			 struct sn_submitter *own)
 {
 	struct sn_pool_config cfg;
 	struct sn_pool_stats st;
@@ -1274,6 +1281,17 @@ static void at_probe_any(struct sn_pool *pool, int worker, int stopping)
 		AT_CHECK(sn_pool_shutdown(pool) == -EDEADLK, 0);
 		AT_CHECK(sn_pool_destroy(pool) == -EDEADLK, 0);
 	}
+	m[0].key = 1;
+	m[1].key = 2;
+	m[2].key = 3;
+	m[0].payload = m[1].payload = m[2].payload = &v;
+	m[0].len = m[1].len = m[2].len = 8;
+	if (stopping) {
+		/* intake stopped: a submitter opened before refuses all */
+		AT_CHECK(sn_submit(own, v, &v, 8) == -ESHUTDOWN, 0);
+		AT_CHECK(sn_submit_to(own, 0, v, &v, 8) == -ESHUTDOWN, 0);
+		AT_CHECK(sn_submit_batch(own, m, 3) == -ESHUTDOWN, 0);
+	}
 	r = sn_submitter_open(pool, &s);
 	/* stopping may turn true meanwhile, never back */
 	AT_CHECK(r == -ESHUTDOWN || (!stopping && r == 0), r);
@@ -1284,11 +1302,6 @@ static void at_probe_any(struct sn_pool *pool, int worker, int stopping)
 	AT_CHECK(r == 0 || (worker && r == -EAGAIN) || r == -ESHUTDOWN, r);
 	r = sn_submit_to(s, 1, v, &v, 8);
 	AT_CHECK(r == 0 || (worker && r == -EAGAIN) || r == -ESHUTDOWN, r);
-	m[0].key = 1;
-	m[1].key = 2;
-	m[2].key = 3;
-	m[0].payload = m[1].payload = m[2].payload = &v;
-	m[0].len = m[1].len = m[2].len = 8;
 	r = sn_submit_batch(s, m, 3);
 	AT_CHECK((r >= 0 && r <= 3) || (worker && r == -EAGAIN) ||
 		 r == -ESHUTDOWN, r);
@@ -1301,14 +1314,15 @@ static void at_probe_worker(struct sn_worker *w, int tick)
 	struct sn_pool *pool = sn_worker_pool(w);
 	unsigned int me = sn_worker_id(w);
 	int stopping = sn_worker_stopping(w), r;
-	struct sn_io *io = sn_worker_state(w);
+	struct at_wstate *ws = sn_worker_state(w);
+	struct sn_io *io = &ws->io;
 	struct io_uring_sqe *sqe;
 	__u64 v = 2;
 
 	AT_CHECK(pool == __atomic_load_n(&AT->init_pool, __ATOMIC_RELAXED), 0);
 	AT_CHECK(me < AT_WORKERS, me);
 	AT_CHECK(sn_worker_arg(w) == AT, 0);
-	AT_CHECK(io != NULL, 0);
+	AT_CHECK(ws != NULL, 0);
 	AT_CHECK(sn_worker_uring(w) != NULL, 0);
 	/* forwards: only from handlers while running, so this ends */
 	if (!tick && !stopping) {
@@ -1327,7 +1341,7 @@ static void at_probe_worker(struct sn_worker *w, int tick)
 		if (sqe)
 			io_uring_prep_nop(sqe);
 	}
-	at_probe_any(pool, 1, stopping);
+	at_probe_any(pool, 1, stopping, ws->own);
 	__atomic_fetch_add(&AT->probes[tick][stopping], 1, __ATOMIC_RELAXED);
 	if (!__atomic_exchange_n(&AT->nested_done[tick], 1, __ATOMIC_RELAXED))
 		at_nested();
@@ -1339,14 +1353,23 @@ static int at_init(struct sn_worker *w, void *arg, void **state)
 	AT_CHECK(arg == AT, 0);
 	/* AT->pool is set only once sn_pool_create() returned */
 	__atomic_store_n(&AT->init_pool, sn_worker_pool(w), __ATOMIC_RELAXED);
-	*state = calloc(1, sizeof(struct sn_io));
-	return *state ? 0 : -ENOMEM;
+	struct at_wstate *ws = calloc(1, sizeof(*ws));
+
+	if (!ws || sn_submitter_open(sn_worker_pool(w), &ws->own)) {
+		free(ws);
+		return -ENOMEM;
+	}
+	*state = ws;
+	return 0;
 }
 
 static void at_fini(struct sn_worker *w, void *state)
 {
+	struct at_wstate *ws = state;
+
 	(void)w;
-	free(state);
+	AT_CHECK(sn_submitter_close(ws->own) == 0, 0);
+	free(ws);
 }
 
 static int at_handle(struct sn_worker *w, void *state,
@@ -1389,10 +1412,11 @@ static void *at_outside(void *arg)
 	while (!__atomic_load_n(&AT->stop_seen, __ATOMIC_ACQUIRE))
 		t_sleep_ms(1);
 	/* shutdown is in step 3 now (the tick holds an item) */
-	at_probe_any(AT->pool, 0, 1);
+	at_probe_any(AT->pool, 0, 1, s);
 	AT_CHECK(sn_pool_worker_state(AT->pool, 0) == NULL, 0);
 	AT_CHECK(sn_submit(s, v, &v, 8) == -ESHUTDOWN, 0);
 	AT_CHECK(sn_submitter_close(s) == 0, 0);
+	at_nested();	/* another pool, created and destroyed meanwhile */
 	/* a second shutdown waits for the first to finish */
 	AT_CHECK(sn_pool_shutdown(AT->pool) == 0, 0);
 	AT_CHECK(sn_pool_worker_state(AT->pool, 0) != NULL, 0);
@@ -1429,7 +1453,7 @@ TEST(every_function_from_handler_tick_outside_and_during_shutdown)
 		ASSERT_EQ(0, sn_submitter_open(AT->pool, &s));
 		ASSERT_EQ(0, sn_submitter_open(AT->pool, &late));
 		/* outside, running */
-		at_probe_any(AT->pool, 0, 0);
+		at_probe_any(AT->pool, 0, 0, NULL);
 		for (i = 0; i < 200; i++)
 			EXPECT_EQ(0, sn_submit(s, i, &v, 8));
 		while (!__atomic_load_n(&AT->probes[0][0], __ATOMIC_RELAXED) ||
