@@ -812,7 +812,9 @@ static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 	cc.producers = cc.consumers = 1;
 	measure(&snb_impl_sn, "message_passing", &cc, 0);
 	progress_done();
-	print_group(ngroups);
+	/* JSON: the channel's rate is in each pool row, one row per size */
+	if (!opt.json)
+		print_group(ngroups);
 	ngroups++;
 	first = nresults;
 	for (w = 1; w < max; w *= 2)
