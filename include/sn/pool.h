@@ -37,7 +37,8 @@
  * submitter.)
  *
  * Idle workers burn no CPU: one with nothing to do spins briefly, then
- * yields the CPU a while (as sn_producer_wait()), then sleeps. Each worker
+ * yields the CPU a while (as sn_producer_wait()), then sleeps (unless
+ * max_sleep_ns is SN_NO_WAIT: then it polls, yielding). Each worker
  * has its own io_uring instance; one about to sleep announces it, issues
  * a full barrier, checks every inbound ring once more and only then waits
  * in io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
@@ -64,9 +65,10 @@
  * Shutdown (sn_pool_shutdown()) holds no lock while it waits, so every
  * function documented as callable from a worker works during it:
  *   1. intake stops: from then on sn_submit*() and sn_submitter_open()
- *      fail with -ESHUTDOWN (a submit waiting for room too); shutdown
- *      waits for the submissions in progress to finish; then
- *      sn_worker_stopping() turns true;
+ *      fail with -ESHUTDOWN (a submit waiting for room too) and
+ *      sn_worker_stopping() is true (a callback that sees it true sees
+ *      intake stopped); shutdown waits for the submissions in progress
+ *      to finish;
  *   2. the workers go on, however long that takes, until every message
  *      queued at that moment is handled, and each worker has released
  *      (sn_worker_release()) and completed (I/O) as many items as it had
