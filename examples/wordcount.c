@@ -5,9 +5,10 @@
  * The main thread reads the file and submits every word (lowercased
  * letters and digits, at most 47 bytes) keyed by its hash, so each word
  * always reaches the same worker; each worker counts its words in a table
- * of its own (no locks, nothing shared) and hands the table over in its
- * fini callback; main merges them (the workers' words are disjoint) and
- * prints the most frequent.
+ * of its own (state_size: the pool gives every worker its own zeroed
+ * state, no locks, nothing shared). After shutdown main collects each
+ * worker's table with sn_pool_worker_state(), merges them (the workers'
+ * words are disjoint) and prints the most frequent.
  *
  *   wordcount [-w WORKERS] [-n TOP] FILE
  *
@@ -35,8 +36,6 @@ struct table {
 	struct entry *e;
 	size_t size, used;
 };
-
-static struct table *results[128];
 
 static __u64 hash_word(const char *w, size_t len)
 {
@@ -84,14 +83,6 @@ static int table_add(struct table *t, const char *w, size_t len, __u64 h)
 	return 0;
 }
 
-static int wc_init(struct sn_worker *w, void *arg, void **state)
-{
-	(void)w;
-	(void)arg;
-	*state = calloc(1, sizeof(struct table));
-	return *state ? 0 : -ENOMEM;
-}
-
 static int wc_handle(struct sn_worker *w, void *state,
 		     const struct sn_envelope *env, unsigned int n)
 {
@@ -102,11 +93,6 @@ static int wc_handle(struct sn_worker *w, void *state,
 		if (table_add(state, env[i].payload, env[i].len, env[i].key))
 			return -ENOMEM;
 	return 0;
-}
-
-static void wc_fini(struct sn_worker *w, void *state)
-{
-	results[sn_worker_id(w)] = state;	/* read by main after the join */
 }
 
 static int by_count(const void *a, const void *b)
@@ -151,11 +137,10 @@ int main(int argc, char **argv)
 	sn_pool_config_init(&cfg);
 	cfg.workers = workers;			/* 0: one per online CPU */
 	cfg.msg_size = WORD_MAX + 1;
-	cfg.backpressure = SN_BP_BLOCK;		/* wait for room, forever */
+	cfg.block_timeout_ns = SN_WAIT_FOREVER;	/* wait for room, forever */
 	cfg.partitioner.kind = SN_PART_JUMP;
-	cfg.init = wc_init;
+	cfg.state_size = sizeof(struct table);	/* each worker's own table */
 	cfg.handle = wc_handle;
-	cfg.fini = wc_fini;
 	ret = sn_pool_create(&pool, &cfg);
 	if (!ret)
 		ret = sn_submitter_open(pool, &sub);
@@ -186,19 +171,20 @@ int main(int argc, char **argv)
 	sn_pool_stats(pool, &st);
 
 	for (k = 0; k < sn_pool_workers(pool); k++)
-		distinct += results[k]->used;
+		distinct += ((struct table *)sn_pool_worker_state(pool, k))->used;
 	all = calloc(distinct + 1, sizeof(*all));
 	if (!all)
 		return 1;
 	distinct = 0;
 	for (k = 0; k < sn_pool_workers(pool); k++) {
-		for (i = 0; i < results[k]->size; i++)
-			if (results[k]->e[i].count) {
-				all[distinct++] = results[k]->e[i];
-				total += results[k]->e[i].count;
+		struct table *t = sn_pool_worker_state(pool, k);
+
+		for (i = 0; i < t->size; i++)
+			if (t->e[i].count) {
+				all[distinct++] = t->e[i];
+				total += t->e[i].count;
 			}
-		free(results[k]->e);
-		free(results[k]);
+		free(t->e);	/* the table itself is the pool's */
 	}
 	sn_pool_destroy(pool);
 	qsort(all, distinct, sizeof(*all), by_count);

@@ -10,6 +10,17 @@
 /* libsn builds with -fvisibility=hidden; only SN_API symbols are exported. */
 #define SN_API __attribute__((visibility("default")))
 
+/* splitmix64's finaliser (sn_mix64()), inline for the pool's hot path. */
+static inline __u64 sn__mix64(__u64 x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	return x;
+}
+
 /* Memfd backend: the sleep words' wake sequence (upper 16 bits) and the
  * count or flag (lower 16 bits); see include/sn/channel.h. */
 #define SN_MEMFD_WAKE_SEQ	0x10000U

@@ -36,12 +36,7 @@ struct sn_partitioner {
 
 SN_API __u64 sn_mix64(__u64 x)
 {
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ULL;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	return x;
+	return sn__mix64(x);
 }
 
 SN_API __u32 sn_jump_hash(__u64 key, __u32 n)
@@ -153,7 +148,7 @@ SN_API unsigned int sn_partition(const struct sn_partitioner *p, __u64 key,
 {
 	switch (p->kind) {
 	case SN_PART_HASH:
-		return sn_reduce(sn_mix64(key), p->n);
+		return sn_reduce(sn__mix64(key), p->n);
 	case SN_PART_RING:
 		return sn_ring_lookup(p, sn_mix64(key));
 	case SN_PART_JUMP:

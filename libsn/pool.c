@@ -3,21 +3,29 @@
  * The shared-nothing worker pool (include/sn/pool.h).
  *
  * Channels: mesh[i * n + j] is the SPSC channel from worker i to worker j;
- * ingress[j] the MPSC channel of worker j, one lane per open submitter.
+ * ingress[j] the MPSC channel of worker j, one lane per submitter slot.
  * Worker j's inbound consumers are in[0..n-1] (the mesh column j) and
  * in[n] (its ingress). Every channel is created and every handle opened by
- * sn_pool_create() before the threads start.
+ * sn_pool_create() before the threads start: the max_submitters submitter
+ * slots own their producer handles for the pool's life, so a submitter
+ * opened again continues its lanes (the per-thread order of pool.h).
  *
- * Counters: each worker and each submitter writes only its own counters,
- * on its own cache lines (atomic stores, read by anyone with atomic
- * loads). Shutdown detects quiescence from them with the counting
+ * Locks: pool->lock guards only start-up and the shutdown state; no
+ * function holds it while it waits for workers, and workers take it only
+ * before their first message. Everything else is per-thread counters and
+ * atomic flags.
+ *
+ * Counters: each worker and each submitter slot writes only its own
+ * counters, on its own cache lines (atomic stores, read by anyone with
+ * atomic loads). Shutdown detects quiescence from them with the counting
  * argument of termination detection: it reads every "done" counter
- * (handled, I/O completed) first and every "started" counter (submitted,
- * forwarded, I/O started) after; a message is counted started before it
- * is published and handled after its handler returned (release stores,
- * acquire loads), so done_read <= done(T) <= started(T) <= started_read at
- * the moment T between the two reads, and equality means that at T every
- * message had been handled and no handler or I/O was in progress.
+ * (handled, I/O completed, released) first and every "started" counter
+ * (submitted, forwarded, I/O started, held) after; a message is counted
+ * started before it is published and handled after its handler returned
+ * (release stores, acquire loads), so done_read <= done(T) <= started(T)
+ * <= started_read at the moment T between the two reads, and equality
+ * means that at T every message had been handled and no handler or I/O
+ * was in progress.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -39,14 +47,27 @@
 
 #define SN_POOL_MAX_WORKERS	128U
 #define SN_POOL_IDLE_SPINS	64
+#define SN_POOL_IDLE_YIELDS	256	/* then yields, as sn_producer_wait()
+					 * does: the CPU may be shared */
 #define SN_POOL_LINE		128
 #define SN_POOL_HELD_NS		1000000ULL	/* 1 ms */
+#define SN_POOL_POLL_NS		50000L		/* shutdown's and open's poll */
+#define SN_POOL_WAIT_SLICE	1000000ULL	/* a blocked submit re-checks
+						 * intake this often */
+#define SN_POOL_CHUNK		64U		/* sn_submit_batch() routes
+						 * this many at a time */
 
 /* What precedes the payload in every slot. */
 struct sn_msg_hdr {
 	__u64 key;
 	__u32 source;
 	__u32 len;
+};
+
+/* Messages of one lane a handler call reads in place. */
+struct sn_seg {
+	struct sn_consumer *c;
+	__u32 lane, pos, n;
 };
 
 /* The pool's own requests on a worker's io_uring. */
@@ -80,12 +101,13 @@ struct sn_worker {
 	int started;		/* pthread_create succeeded */
 	int efd;		/* the worker's eventfd */
 	void *state;
+	int own_state;		/* state is the pool's state_size block */
 	int init_done;		/* init succeeded: fini is due */
 	struct sn_consumer **in;	/* nin = n + 1 */
 	struct sn_producer **out;	/* n */
 	unsigned int nin, next_in;
-	unsigned char *buf;		/* batch * slot_size */
 	struct sn_envelope *env;	/* batch */
+	struct sn_seg *seg;		/* batch: what env points into */
 	struct io_uring ring;
 	int ring_ok;
 	struct sn_pool_io efd_io;
@@ -100,16 +122,26 @@ struct sn_worker {
 	__u32 sleeping __attribute__((aligned(SN_POOL_LINE)));
 } __attribute__((aligned(SN_POOL_LINE)));
 
+/*
+ * A submitter slot: one lane of every ingress channel, for the pool's
+ * life. The thread that holds it (state 1) is its only writer; the
+ * acquire/release of state hands the private producer fields over.
+ */
 struct sn_submitter {
 	struct sn_pool *pool;
-	struct sn_producer **p;		/* one lane of each ingress */
+	struct sn_producer **p;		/* n: one lane of each ingress */
+	__u32 *cnt, *room;		/* n: sn_submit_batch()'s scratch */
+	unsigned int *used;		/* n */
 	__u64 rr;
-	struct sn_submitter *next, *prev;
-	/* written by the submitting thread; read by shutdown and stats */
-	__u32 active __attribute__((aligned(SN_POOL_LINE)));
+	/* read by shutdown, stats and openers */
+	__u32 state __attribute__((aligned(SN_POOL_LINE)));	/* 1: open */
+	__u32 active;			/* a submission in progress */
+	uintptr_t owner;		/* the thread that opened it last */
 	__u64 submitted;
 	__u64 rejected;
 } __attribute__((aligned(SN_POOL_LINE)));
+
+enum { SN_POOL_RUNNING, SN_POOL_STOPPING, SN_POOL_SHUT };
 
 struct sn_pool {
 	struct sn_pool_config cfg;
@@ -117,26 +149,35 @@ struct sn_pool {
 	unsigned int n, slots, slot_size, msg_size, batch, lanes;
 	unsigned int entries;
 	int backend;
+	int hash;			/* the partitioner is SN_PART_HASH */
 	struct sn_partitioner *part;
 	struct sn_channel **mesh;	/* n * n */
 	struct sn_channel **ingress;	/* n */
 	struct sn_worker **w;
+	struct sn_submitter **subs;	/* lanes */
 
-	pthread_mutex_t lock;		/* submitters, shutdown, start-up */
+	pthread_mutex_t lock;		/* start-up, the shutdown state */
 	pthread_cond_t cond;
 	unsigned int ready;		/* workers past their init */
 	int start_err;
-	struct sn_submitter *subs;
-	unsigned int nsubs;
-	__u64 closed_submitted, closed_rejected;
-	int shut;			/* shutdown completed */
-	__u64 dropped;
+	int shut;			/* SN_POOL_*: written under lock */
+	__u64 dropped;			/* set before shut turns SHUT */
 
 	/* flags read by every thread, written once */
 	int closing __attribute__((aligned(SN_POOL_LINE)));	/* intake */
 	int stopping;			/* shutdown began */
 	int done;			/* workers leave their loop */
 };
+
+/* The worker running on this thread (NULL on other threads). */
+static __thread struct sn_worker *sn_self;
+/* Its address names this thread for the submitter slots' owner. */
+static __thread char sn_thread_tag;
+
+static int sn_on_worker(const struct sn_pool *pool)
+{
+	return sn_self && sn_self->pool == pool;
+}
 
 static inline void sn_pool_relax(void)
 {
@@ -156,6 +197,29 @@ static void sn_count(__u64 *ctr, __u64 add)
 static __u64 sn_load(const __u64 *ctr)
 {
 	return __atomic_load_n(ctr, __ATOMIC_ACQUIRE);
+}
+
+static __u64 sn_pool_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* now + @timeout, saturated: SN_WAIT_FOREVER and huge ones never end. */
+static __u64 sn_pool_deadline(__u64 timeout)
+{
+	__u64 now = sn_pool_now();
+
+	return timeout > ~0ULL - now ? ~0ULL : now + timeout;
+}
+
+static void sn_pool_nap(void)
+{
+	struct timespec ts = { 0, SN_POOL_POLL_NS };
+
+	nanosleep(&ts, NULL);
 }
 
 static void sn_efd_kick(int efd)
@@ -184,23 +248,61 @@ static void sn_pool_wake(struct sn_pool *pool, struct sn_worker *dw)
 		sn_efd_kick(dw->efd);
 }
 
-static void sn_fill(struct sn_producer *p, __u32 pos, __u64 key, __u32 source,
-		    const void *payload, __u32 len)
+/* Copies @len bytes; small ones inline (two overlapping moves), as the
+ * per-message path would otherwise call memcpy for a few bytes. */
+static inline void sn_copy_small(unsigned char *dst, const unsigned char *src,
+				 __u32 len)
+{
+	if (len >= 8 && len <= 16) {
+		__u64 a, b;
+
+		memcpy(&a, src, 8);
+		memcpy(&b, src + len - 8, 8);
+		memcpy(dst, &a, 8);
+		memcpy(dst + len - 8, &b, 8);
+	} else if (len >= 4 && len < 8) {
+		__u32 a, b;
+
+		memcpy(&a, src, 4);
+		memcpy(&b, src + len - 4, 4);
+		memcpy(dst, &a, 4);
+		memcpy(dst + len - 4, &b, 4);
+	} else if (len) {
+		memcpy(dst, src, len);
+	}
+}
+
+static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key,
+			   __u32 source, const void *payload, __u32 len)
 {
 	unsigned char *slot = sn_producer_slot(p, pos);
 	struct sn_msg_hdr h = { .key = key, .source = source, .len = len };
 
 	memcpy(slot, &h, sizeof(h));
-	if (len)
-		memcpy(slot + sizeof(h), payload, len);
+	sn_copy_small(slot + sizeof(h), payload, len);
+}
+
+/* The worker of @key: the hash partitioner inline (the common case on
+ * the per-message path), the others through sn_partition(). */
+static inline unsigned int sn_pool_pick(const struct sn_pool *pool,
+					__u64 key, __u64 *cursor)
+{
+	if (pool->hash)
+		return sn_reduce(sn__mix64(key), pool->n);
+	return sn_partition(pool->part, key, cursor);
 }
 
 /* ---- configuration ---- */
 
 SN_API void sn_pool_config_init(struct sn_pool_config *cfg)
 {
-	if (cfg)
-		memset(cfg, 0, sizeof(*cfg));
+	if (!cfg)
+		return;
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->backpressure = SN_BP_BLOCK;
+	cfg->block_timeout_ns = SN_POOL_BLOCK_TIMEOUT_NS;
+	cfg->drain_timeout_ns = SN_POOL_DRAIN_TIMEOUT_NS;
+	cfg->max_sleep_ns = SN_WAIT_FOREVER;
 }
 
 static unsigned int sn_pow2_up(unsigned int x)
@@ -300,36 +402,68 @@ static void sn_worker_submit(struct sn_worker *w)
 		io_uring_submit(&w->ring);
 }
 
-/* Gathers up to batch messages from the inbound rings, round robin, and
- * hands them to the handler. Returns how many. */
-static unsigned int sn_worker_batch(struct sn_worker *w)
+/* Envelopes for the @k messages of @c's @lane from @pos, in place. */
+static void sn_worker_envs(struct sn_worker *w, const struct sn_consumer *c,
+			   __u32 lane, __u32 pos, __u32 k,
+			   struct sn_envelope *env)
 {
-	struct sn_pool *pool = w->pool;
-	unsigned int got = 0, k, i;
-	int r;
+	const unsigned char *slots = sn__cons_lane(c, lane) + c->off_slots;
+	__u32 msg_size = w->pool->msg_size, j;
 
-	for (k = 0; k < w->nin && got < pool->batch; k++) {
-		i = w->next_in;
-		w->next_in = i + 1 < w->nin ? i + 1 : 0;
-		r = sn_recv_burst(w->in[i], w->buf + (size_t)got *
-				  pool->slot_size, pool->batch - got);
-		if (r > 0)
-			got += (unsigned int)r;
-	}
-	if (!got)
-		return 0;
-	for (i = 0; i < got; i++) {
-		const unsigned char *slot = w->buf + (size_t)i * pool->slot_size;
+	for (j = 0; j < k; j++) {
+		const unsigned char *slot = slots +
+			(__u64)((pos + j) & c->mask) * c->slot_size;
 		struct sn_msg_hdr h;
 
 		memcpy(&h, slot, sizeof(h));
-		w->env[i].key = h.key;
-		w->env[i].source = h.source;
-		w->env[i].len = h.len <= pool->msg_size ? h.len : pool->msg_size;
-		w->env[i].payload = slot + sizeof(h);
+		env[j].key = h.key;
+		env[j].source = h.source;
+		env[j].len = h.len <= msg_size ? h.len : msg_size;
+		env[j].payload = slot + sizeof(h);
 	}
+}
+
+/*
+ * Gathers up to batch messages from the inbound rings (round robin over
+ * rings and lanes, FIFO per lane) and hands them to the handler where
+ * they lie: the slots are given back after it returned, so nothing is
+ * copied. The pool's rings are in-process, written only by its own
+ * producers. Returns how many.
+ */
+static unsigned int sn_worker_batch(struct sn_worker *w)
+{
+	struct sn_pool *pool = w->pool;
+	unsigned int got = 0, nseg = 0, k, l, i;
+	__u32 pos, lane, n;
+
+	for (k = 0; k < w->nin && got < pool->batch; k++) {
+		struct sn_consumer *c = w->in[w->next_in];
+
+		w->next_in = w->next_in + 1 < w->nin ? w->next_in + 1 : 0;
+		for (l = 0; l < c->lanes && got < pool->batch; l++) {
+			lane = c->next_lane;
+			c->next_lane = lane + 1 < c->lanes ? lane + 1 : 0;
+			n = sn__cons_take(c, lane, pool->batch - got, &pos);
+			if (!n)
+				continue;
+			sn_worker_envs(w, c, lane, pos, n, w->env + got);
+			w->seg[nseg].c = c;
+			w->seg[nseg].lane = lane;
+			w->seg[nseg].pos = pos;
+			w->seg[nseg].n = n;
+			nseg++;
+			got += n;
+		}
+	}
+	if (!got)
+		return 0;
 	if (pool->cfg.handle(w, w->state, w->env, got) < 0)
 		sn_count(&w->c.handler_errors, 1);
+	for (i = 0; i < nseg; i++) {
+		sn__cons_done(w->seg[i].c, w->seg[i].lane, w->seg[i].pos,
+			      w->seg[i].n);
+		sn__cons_count(w->seg[i].c, w->seg[i].n, 0);
+	}
 	sn_count(&w->c.batches, 1);
 	/* after the handler: whatever it forwarded is counted already */
 	sn_count(&w->c.handled, got);
@@ -414,13 +548,13 @@ static void sn_worker_sleep(struct sn_worker *w)
 	SN__FULL_BARRIER();
 	/* work held for later (sn_worker_hold()) is retried from tick: a
 	 * worker holding some sleeps SN_POOL_HELD_NS at most */
-	nap = pool->cfg.max_sleep_ns;
-	if (w->c.held != w->c.released && (!nap || nap > SN_POOL_HELD_NS))
+	nap = pool->cfg.max_sleep_ns;	/* SN_NO_WAIT never gets here */
+	if (w->c.held != w->c.released && nap > SN_POOL_HELD_NS)
 		nap = SN_POOL_HELD_NS;
 	if (!sn_worker_ready(w) && !io_uring_cq_ready(&w->ring) &&
 	    !__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
 		sn_count(&w->c.idle_waits, 1);
-		if (nap) {
+		if (nap != SN_WAIT_FOREVER) {
 			ts.tv_sec = (long long)(nap / 1000000000ULL);
 			ts.tv_nsec = (long long)(nap % 1000000000ULL);
 			io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1,
@@ -465,8 +599,13 @@ static int sn_worker_setup(struct sn_worker *w)
 		ret = pool->cfg.init(w, pool->cfg.arg, &w->state);
 		if (ret)
 			return ret;
-	} else {
-		w->state = pool->cfg.arg;
+	} else if (pool->cfg.state_size) {
+		/* its own block: a shared-nothing pool shares no default */
+		if (posix_memalign(&w->state, SN_POOL_LINE,
+				   pool->cfg.state_size))
+			return -ENOMEM;
+		memset(w->state, 0, pool->cfg.state_size);
+		w->own_state = 1;
 	}
 	w->init_done = 1;
 	return 0;
@@ -477,8 +616,10 @@ static void *sn_worker_main(void *arg)
 	struct sn_worker *w = arg;
 	struct sn_pool *pool = w->pool;
 	unsigned int got, spins = 0;
-	int ret = sn_worker_setup(w);
+	int ret;
 
+	sn_self = w;
+	ret = sn_worker_setup(w);
 	pthread_mutex_lock(&pool->lock);
 	if (ret && !pool->start_err)
 		pool->start_err = ret;
@@ -488,7 +629,9 @@ static void *sn_worker_main(void *arg)
 	if (ret)
 		goto out;
 
-	for (;;) {
+	/* done is checked on every iteration, busy or not: shutdown step 4
+	 * must not wait for rings that callbacks keep filling */
+	while (!__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
 		got = sn_worker_batch(w);
 		if (w->io_inflight || io_uring_cq_ready(&w->ring))
 			sn_worker_reap(w);
@@ -500,10 +643,14 @@ static void *sn_worker_main(void *arg)
 			spins = 0;
 			continue;
 		}
-		if (__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE))
-			break;
 		if (++spins < SN_POOL_IDLE_SPINS) {
 			sn_pool_relax();
+			continue;
+		}
+		/* max_sleep_ns SN_NO_WAIT: a polling worker, never asleep */
+		if (spins < SN_POOL_IDLE_SPINS + SN_POOL_IDLE_YIELDS ||
+		    pool->cfg.max_sleep_ns == SN_NO_WAIT) {
+			sched_yield();
 			continue;
 		}
 		spins = 0;
@@ -516,15 +663,32 @@ out:
 		io_uring_queue_exit(&w->ring);
 		w->ring_ok = 0;
 	}
+	sn_self = NULL;
 	return NULL;
 }
 
 /* ---- pool life ---- */
 
+static void sn_submitter_free(struct sn_pool *pool, struct sn_submitter *s)
+{
+	unsigned int i;
+
+	for (i = 0; s->p && i < pool->n; i++)
+		sn_producer_close(s->p[i]);
+	free(s->p);
+	free(s->cnt);
+	free(s->room);
+	free(s->used);
+	free(s);
+}
+
 static void sn_pool_free(struct sn_pool *pool)
 {
 	unsigned int i, j, n = pool->n;
 
+	for (i = 0; pool->subs && i < pool->lanes; i++)
+		if (pool->subs[i])
+			sn_submitter_free(pool, pool->subs[i]);
 	for (i = 0; pool->w && i < n; i++) {
 		struct sn_worker *w = pool->w[i];
 
@@ -536,9 +700,11 @@ static void sn_pool_free(struct sn_pool *pool)
 			sn_producer_close(w->out[j]);
 		if (w->efd >= 0)
 			close(w->efd);
+		if (w->own_state)
+			free(w->state);
 		free(w->in);
 		free(w->out);
-		free(w->buf);
+		free(w->seg);
 		free(w->env);
 		free(w->polls);
 		free(w);
@@ -547,6 +713,7 @@ static void sn_pool_free(struct sn_pool *pool)
 		sn_channel_close(pool->mesh[i]);
 	for (i = 0; pool->ingress && i < n; i++)
 		sn_channel_close(pool->ingress[i]);
+	free(pool->subs);
 	free(pool->mesh);
 	free(pool->ingress);
 	free(pool->w);
@@ -596,9 +763,9 @@ static int sn_pool_build(struct sn_pool *pool)
 		w->efd_io.w = w;
 		w->in = calloc(w->nin, sizeof(*w->in));
 		w->out = calloc(n, sizeof(*w->out));
-		w->buf = calloc(pool->batch, pool->slot_size);
+		w->seg = calloc(pool->batch, sizeof(*w->seg));
 		w->env = calloc(pool->batch, sizeof(*w->env));
-		if (!w->in || !w->out || !w->buf || !w->env)
+		if (!w->in || !w->out || !w->seg || !w->env)
 			return -ENOMEM;
 	}
 	for (i = 0; i < n; i++) {
@@ -620,6 +787,30 @@ static int sn_pool_build(struct sn_pool *pool)
 					       &pool->w[i]->in[n]);
 		if (ret)
 			return ret;
+	}
+	/* the submitter slots, each with its lanes for the pool's life */
+	pool->subs = calloc(pool->lanes, sizeof(*pool->subs));
+	if (!pool->subs)
+		return -ENOMEM;
+	for (i = 0; i < pool->lanes; i++) {
+		struct sn_submitter *s;
+
+		if (posix_memalign((void **)&s, SN_POOL_LINE, sizeof(*s)))
+			return -ENOMEM;
+		memset(s, 0, sizeof(*s));
+		pool->subs[i] = s;
+		s->pool = pool;
+		s->p = calloc(n, sizeof(*s->p));
+		s->cnt = calloc(n, sizeof(*s->cnt));
+		s->room = calloc(n, sizeof(*s->room));
+		s->used = calloc(n, sizeof(*s->used));
+		if (!s->p || !s->cnt || !s->room || !s->used)
+			return -ENOMEM;
+		for (j = 0; j < n; j++) {
+			ret = sn_producer_open(pool->ingress[j], &s->p[j]);
+			if (ret)
+				return ret;
+		}
 	}
 	if (pool->backend == SN_BACKEND_KERNEL) {
 		for (i = 0; i < n; i++) {
@@ -735,6 +926,7 @@ SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg
 		pool->entries <<= 1;
 	pool->backend = (int)cfg->backend;
 	ret = sn_partitioner_create(&pool->part, &cfg->partitioner, pool->n);
+	pool->hash = cfg->partitioner.kind == SN_PART_HASH;
 	if (!ret) {
 		if (cfg->affinity && cfg->cpus)
 			pool->cfg.cpus = cfg->cpus;	/* for sn_pool_cpus */
@@ -767,15 +959,21 @@ static __u64 sn_pool_done_sum(const struct sn_pool *pool)
 	return s;
 }
 
-/* The caller holds pool->lock (the submitter list). */
-static __u64 sn_pool_started_sum(const struct sn_pool *pool)
+static __u64 sn_pool_submitted(const struct sn_pool *pool)
 {
-	const struct sn_submitter *s;
-	__u64 sum = pool->closed_submitted;
+	__u64 sum = 0;
 	unsigned int i;
 
-	for (s = pool->subs; s; s = s->next)
-		sum += sn_load(&s->submitted);
+	for (i = 0; i < pool->lanes; i++)
+		sum += sn_load(&pool->subs[i]->submitted);
+	return sum;
+}
+
+static __u64 sn_pool_started_sum(const struct sn_pool *pool)
+{
+	__u64 sum = sn_pool_submitted(pool);
+	unsigned int i;
+
 	for (i = 0; i < pool->n; i++)
 		sum += sn_load(&pool->w[i]->c.forwarded) +
 		       sn_load(&pool->w[i]->c.io_started) +
@@ -783,72 +981,179 @@ static __u64 sn_pool_started_sum(const struct sn_pool *pool)
 	return sum;
 }
 
-static int sn_pool_on_worker(const struct sn_pool *pool)
+/* Quiescent (see the top); *@done gets the done sum read. */
+static int sn_pool_quiet(const struct sn_pool *pool, __u64 *done)
 {
-	pthread_t self = pthread_self();
-	unsigned int i;
+	*done = sn_pool_done_sum(pool);
+	return *done == sn_pool_started_sum(pool);
+}
+
+/*
+ * What was in the pool when intake stopped (step 2): each inbound lane's
+ * tail then (rings are FIFO, and a worker moves a lane's head past a
+ * message only after its handler returned: once the head passed that
+ * tail, those messages were handled), and each worker's held and I/O
+ * counts.
+ */
+struct sn_lane_mark {
+	const __u32 *tail_p, *head_p;
+	__u32 tail;
+};
+
+struct sn_pool_marks {
+	struct sn_lane_mark *lane;
+	unsigned int nlanes;
+	__u64 *held, *io;		/* n */
+};
+
+static void sn_pool_marks_free(struct sn_pool_marks *m)
+{
+	free(m->lane);
+	free(m->held);
+	free(m->io);
+}
+
+static int sn_pool_marks_take(const struct sn_pool *pool,
+			      struct sn_pool_marks *m)
+{
+	unsigned int i, k, l, max = 0;
 
 	for (i = 0; i < pool->n; i++)
-		if (pool->w[i]->started &&
-		    pthread_equal(self, pool->w[i]->thread))
-			return 1;
+		for (k = 0; k < pool->w[i]->nin; k++)
+			max += pool->w[i]->in[k]->lanes;
+	memset(m, 0, sizeof(*m));
+	m->lane = calloc(max, sizeof(*m->lane));
+	m->held = calloc(pool->n, sizeof(*m->held));
+	m->io = calloc(pool->n, sizeof(*m->io));
+	if (!m->lane || !m->held || !m->io) {
+		sn_pool_marks_free(m);
+		return -ENOMEM;
+	}
+	for (i = 0; i < pool->n; i++) {
+		const struct sn_worker *w = pool->w[i];
+
+		for (k = 0; k < w->nin; k++) {
+			const struct sn_consumer *c = w->in[k];
+
+			for (l = 0; l < c->lanes; l++) {
+				struct sn_lane_mark *lm = &m->lane[m->nlanes++];
+
+				lm->tail_p = (const __u32 *)
+					(sn__cons_lane(c, l) + c->off_tail);
+				lm->head_p = sn__cons_head_p(c, l);
+				lm->tail = __atomic_load_n(lm->tail_p,
+							   __ATOMIC_ACQUIRE);
+			}
+		}
+		m->held[i] = sn_load(&w->c.held);
+		m->io[i] = sn_load(&w->c.io_started);
+	}
 	return 0;
+}
+
+/* Everything marked is done (taken, released, completed). */
+static int sn_pool_marks_done(const struct sn_pool *pool,
+			      const struct sn_pool_marks *m)
+{
+	unsigned int i;
+
+	for (i = 0; i < m->nlanes; i++)
+		if ((__s32)(__atomic_load_n(m->lane[i].head_p,
+					    __ATOMIC_ACQUIRE) -
+			    m->lane[i].tail) < 0)
+			return 0;
+	for (i = 0; i < pool->n; i++)
+		if (sn_load(&pool->w[i]->c.released) < m->held[i] ||
+		    sn_load(&pool->w[i]->c.io_done) < m->io[i])
+			return 0;
+	return 1;
+}
+
+/* Steps 1 to 4 of pool.h; no lock held (callbacks may call anything). */
+static void sn_pool_stop(struct sn_pool *pool)
+{
+	__u64 start, done, deadline, msgs, handled = 0;
+	struct sn_pool_marks marks;
+	unsigned int i;
+	int marked;
+
+	/* 1. stop intake: a submitter announces itself (active, seq_cst),
+	 * then checks closing (seq_cst); we set closing, then wait out every
+	 * announced submission (a Dekker pair: one sees the other) */
+	__atomic_store_n(&pool->closing, 1, __ATOMIC_SEQ_CST);
+	/* after closing: a callback that sees stopping sees intake closed */
+	__atomic_store_n(&pool->stopping, 1, __ATOMIC_SEQ_CST);
+	for (i = 0; i < pool->lanes; i++)
+		while (__atomic_load_n(&pool->subs[i]->active, __ATOMIC_SEQ_CST))
+			sched_yield();
+	sn_pool_kick_all(pool);	/* ticks see sn_worker_stopping() */
+	/* 2. what is in the pool now (the workers make progress as long
+	 * as callbacks return); without memory for the marks, until the
+	 * done count at least reaches the started count of now */
+	start = sn_pool_started_sum(pool);
+	marked = !sn_pool_marks_take(pool, &marks);
+	while (!sn_pool_quiet(pool, &done) &&
+	       (marked ? !sn_pool_marks_done(pool, &marks) : done < start))
+		sn_pool_nap();
+	if (marked)
+		sn_pool_marks_free(&marks);
+	/* 3. what callbacks produced since: a bounded while */
+	deadline = sn_pool_deadline(pool->cfg.drain_timeout_ns);
+	while (!sn_pool_quiet(pool, &done) && sn_pool_now() < deadline)
+		sn_pool_nap();
+	/* 4. stop and join; what is left in the rings is dropped */
+	sn_pool_join(pool);
+	msgs = sn_pool_submitted(pool);
+	for (i = 0; i < pool->n; i++) {
+		msgs += sn_load(&pool->w[i]->c.forwarded);
+		handled += sn_load(&pool->w[i]->c.handled);
+	}
+	__atomic_store_n(&pool->dropped, msgs > handled ? msgs - handled : 0,
+			 __ATOMIC_RELEASE);
 }
 
 SN_API int sn_pool_shutdown(struct sn_pool *pool)
 {
-	struct timespec nap = { 0, 200000 };
-	struct sn_submitter *s;
-	__u64 done, started;
+	int first;
 
 	if (!pool)
 		return -EINVAL;
-	if (sn_pool_on_worker(pool))
+	if (sn_on_worker(pool))
 		return -EDEADLK;
+	/* the lock only decides who stops the pool; others wait for it */
 	pthread_mutex_lock(&pool->lock);
-	if (pool->shut) {
-		pthread_mutex_unlock(&pool->lock);
+	/* atomic: sn_pool_stats() reads it without the lock */
+	first = __atomic_load_n(&pool->shut, __ATOMIC_RELAXED) ==
+		SN_POOL_RUNNING;
+	if (first)
+		__atomic_store_n(&pool->shut, SN_POOL_STOPPING,
+				 __ATOMIC_RELAXED);
+	while (!first && __atomic_load_n(&pool->shut, __ATOMIC_RELAXED) !=
+	       SN_POOL_SHUT)
+		pthread_cond_wait(&pool->cond, &pool->lock);
+	pthread_mutex_unlock(&pool->lock);
+	if (!first)
 		return 0;
-	}
-	/* 1. stop intake: a submitter announces itself (active), full
-	 * barrier, then checks closing; we set closing, full barrier, and
-	 * wait out every announced submission */
-	__atomic_store_n(&pool->stopping, 1, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&pool->closing, 1, __ATOMIC_SEQ_CST);
-	SN__FULL_BARRIER();
-	for (s = pool->subs; s; s = s->next)
-		while (__atomic_load_n(&s->active, __ATOMIC_ACQUIRE))
-			sched_yield();
-	sn_pool_kick_all(pool);	/* ticks see sn_worker_stopping() */
-	/* 2. drain: the workers run until the counts meet */
-	for (;;) {
-		done = sn_pool_done_sum(pool);
-		started = sn_pool_started_sum(pool);
-		if (done == started)
-			break;
-		nanosleep(&nap, NULL);
-	}
-	/* 3. stop and join; what came after the check is dropped */
-	sn_pool_join(pool);
-	done = sn_pool_done_sum(pool);
-	started = sn_pool_started_sum(pool);
-	pool->dropped = started > done ? started - done : 0;
-	pool->shut = 1;
+	sn_pool_stop(pool);
+	pthread_mutex_lock(&pool->lock);
+	__atomic_store_n(&pool->shut, SN_POOL_SHUT, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&pool->cond);
 	pthread_mutex_unlock(&pool->lock);
 	return 0;
 }
 
 SN_API int sn_pool_destroy(struct sn_pool *pool)
 {
+	unsigned int i;
 	int ret;
 
 	if (!pool)
 		return 0;
-	pthread_mutex_lock(&pool->lock);
-	ret = pool->subs ? -EBUSY : 0;
-	pthread_mutex_unlock(&pool->lock);
-	if (ret)
-		return ret;
+	if (sn_on_worker(pool))
+		return -EDEADLK;
+	for (i = 0; i < pool->lanes; i++)
+		if (__atomic_load_n(&pool->subs[i]->state, __ATOMIC_ACQUIRE))
+			return -EBUSY;
 	ret = sn_pool_shutdown(pool);
 	if (ret)
 		return ret;
@@ -880,32 +1185,32 @@ SN_API int sn_pool_route(const struct sn_pool *pool, __u64 key)
 	return (int)sn_partition(pool->part, key, NULL);
 }
 
+static int sn_pool_is_shut(const struct sn_pool *pool)
+{
+	return __atomic_load_n(&pool->shut, __ATOMIC_ACQUIRE) == SN_POOL_SHUT;
+}
+
 SN_API int sn_pool_stats(const struct sn_pool *pool, struct sn_pool_stats *st)
 {
-	struct sn_pool *p = (struct sn_pool *)pool;
-	const struct sn_submitter *s;
 	unsigned int i;
 
 	if (!pool || !st)
 		return -EINVAL;
 	memset(st, 0, sizeof(*st));
-	pthread_mutex_lock(&p->lock);
-	st->submitted = p->closed_submitted;
-	st->rejected = p->closed_rejected;
-	for (s = p->subs; s; s = s->next) {
-		st->submitted += sn_load(&s->submitted);
-		st->rejected += sn_load(&s->rejected);
+	for (i = 0; i < pool->lanes; i++) {
+		st->submitted += sn_load(&pool->subs[i]->submitted);
+		st->rejected += sn_load(&pool->subs[i]->rejected);
 	}
-	st->dropped = p->dropped;
-	pthread_mutex_unlock(&p->lock);
-	for (i = 0; i < p->n; i++) {
-		const struct sn_worker_counts *c = &p->w[i]->c;
+	for (i = 0; i < pool->n; i++) {
+		const struct sn_worker_counts *c = &pool->w[i]->c;
 
 		st->forwarded += sn_load(&c->forwarded);
 		st->forward_rejected += sn_load(&c->forward_rejected);
 		st->handled += sn_load(&c->handled);
 		st->io_completions += sn_load(&c->io_completions);
 	}
+	if (sn_pool_is_shut(pool))
+		st->dropped = sn_load(&pool->dropped);
 	return 0;
 }
 
@@ -936,82 +1241,158 @@ SN_API int sn_pool_worker_stats(const struct sn_pool *pool, unsigned int i,
 	return 0;
 }
 
+SN_API void *sn_pool_worker_state(const struct sn_pool *pool, unsigned int i)
+{
+	/* after the join: the worker's writes happen before it */
+	if (!pool || i >= pool->n || !sn_pool_is_shut(pool))
+		return NULL;
+	return pool->w[i]->state;
+}
+
 /* ---- submitters ---- */
+
+/* Every lane of @s was read by its worker: no message of it is queued. */
+static int sn_submitter_drained(const struct sn_submitter *s)
+{
+	const struct sn_pool *pool = s->pool;
+	unsigned int i;
+
+	for (i = 0; i < pool->n; i++) {
+		const struct sn_producer *p = s->p[i];
+		const struct sn_consumer *c = pool->w[i]->in[pool->n];
+
+		if (__atomic_load_n(p->tail_p, __ATOMIC_ACQUIRE) !=
+		    __atomic_load_n(sn__cons_head_p(c, p->lane),
+				    __ATOMIC_ACQUIRE))
+			return 0;
+	}
+	return 1;
+}
+
+static int sn_submitter_claim(struct sn_submitter *s)
+{
+	__u32 free_state = 0;
+
+	/* acquire: the last holder's producer fields are ours now */
+	return __atomic_compare_exchange_n(&s->state, &free_state, 1, 0,
+					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+/*
+ * Claims a slot for thread @me: its own first (it continues its lanes),
+ * then one that is drained or was never used. 0 with *@out set, -ENOSPC
+ * when none is free, -EAGAIN when the free ones still hold messages of
+ * the threads that closed them.
+ */
+static int sn_submitter_pick(struct sn_pool *pool, uintptr_t me,
+			     struct sn_submitter **out)
+{
+	unsigned int i, pass;
+	int any = 0;
+
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i < pool->lanes; i++) {
+			struct sn_submitter *s = pool->subs[i];
+			uintptr_t owner;
+
+			if (__atomic_load_n(&s->state, __ATOMIC_ACQUIRE))
+				continue;
+			any = 1;
+			owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+			if (pass == 0 ? owner != me :
+			    owner && !sn_submitter_drained(s))
+				continue;
+			if (sn_submitter_claim(s)) {
+				*out = s;
+				return 0;
+			}
+		}
+	return any ? -EAGAIN : -ENOSPC;
+}
 
 SN_API int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out)
 {
-	struct sn_submitter *s;
-	unsigned int i;
-	int ret = 0;
+	uintptr_t me = (uintptr_t)&sn_thread_tag;
+	__u64 deadline = 0;
+	int ret, wait;
 
 	if (!pool || !out)
 		return -EINVAL;
-	if (posix_memalign((void **)&s, SN_POOL_LINE, sizeof(*s)))
-		return -ENOMEM;
-	memset(s, 0, sizeof(*s));
-	s->pool = pool;
-	s->p = calloc(pool->n, sizeof(*s->p));
-	if (!s->p) {
-		free(s);
-		return -ENOMEM;
+	/* waits only as a submit would (backpressure), never on a worker */
+	wait = pool->cfg.backpressure == SN_BP_BLOCK &&
+	       pool->cfg.block_timeout_ns && !sn_on_worker(pool);
+	for (;;) {
+		if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE))
+			return -ESHUTDOWN;
+		ret = sn_submitter_pick(pool, me, out);
+		if (ret != -EAGAIN)
+			break;
+		if (!deadline)
+			deadline = sn_pool_deadline(pool->cfg.block_timeout_ns);
+		if (!wait || sn_pool_now() >= deadline)
+			return -ENOSPC;
+		sn_pool_nap();
 	}
-	pthread_mutex_lock(&pool->lock);
-	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE))
-		ret = -ESHUTDOWN;
-	else if (pool->nsubs >= pool->lanes)
-		ret = -ENOSPC;
-	for (i = 0; !ret && i < pool->n; i++)
-		ret = sn_producer_open(pool->ingress[i], &s->p[i]);
-	if (ret) {
-		for (i = 0; i < pool->n; i++)
-			sn_producer_close(s->p[i]);
-		pthread_mutex_unlock(&pool->lock);
-		free(s->p);
-		free(s);
+	if (ret)
 		return ret;
-	}
-	s->next = pool->subs;
-	if (pool->subs)
-		pool->subs->prev = s;
-	pool->subs = s;
-	pool->nsubs++;
-	pthread_mutex_unlock(&pool->lock);
-	*out = s;
+	__atomic_store_n(&(*out)->owner, me, __ATOMIC_RELEASE);
 	return 0;
 }
 
 SN_API int sn_submitter_close(struct sn_submitter *s)
 {
-	struct sn_pool *pool;
-	unsigned int i;
-
 	if (!s)
 		return 0;
-	pool = s->pool;
-	pthread_mutex_lock(&pool->lock);
-	for (i = 0; i < pool->n; i++)
-		sn_producer_close(s->p[i]);
-	pool->closed_submitted += sn_load(&s->submitted);
-	pool->closed_rejected += sn_load(&s->rejected);
-	if (s->prev)
-		s->prev->next = s->next;
-	else
-		pool->subs = s->next;
-	if (s->next)
-		s->next->prev = s->prev;
-	pool->nsubs--;
-	pthread_mutex_unlock(&pool->lock);
-	free(s->p);
-	free(s);
+	/* release: hands the producer fields to the next holder; the lanes
+	 * stay the owner's while they hold its messages (pick) */
+	__atomic_store_n(&s->state, 0, __ATOMIC_RELEASE);
 	return 0;
 }
 
-static __u64 sn_pool_now(void)
+/* Announces a submission, then checks intake (see sn_pool_stop). */
+static int sn_submit_begin(struct sn_submitter *s)
 {
-	struct timespec ts;
+	__atomic_store_n(&s->active, 1, __ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&s->pool->closing, __ATOMIC_SEQ_CST))
+		return -ESHUTDOWN;
+	return 0;
+}
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+static int sn_submit_end(struct sn_submitter *s, __u64 rejected, int ret)
+{
+	if (rejected)
+		sn_count(&s->rejected, rejected);
+	__atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
+	return ret;
+}
+
+/*
+ * @p is full: waits for room as backpressure says, in slices that re-check
+ * intake. 0: try again; else why the message is refused.
+ */
+static int sn_submit_wait(struct sn_submitter *s, struct sn_producer *p,
+			  __u64 *deadline)
+{
+	struct sn_pool *pool = s->pool;
+	__u64 now, slice;
+	int r;
+
+	if (pool->cfg.backpressure != SN_BP_BLOCK ||
+	    !pool->cfg.block_timeout_ns || sn_on_worker(pool))
+		return -EAGAIN;
+	if (!*deadline)
+		*deadline = sn_pool_deadline(pool->cfg.block_timeout_ns);
+	now = sn_pool_now();
+	if (now >= *deadline)
+		return -ETIMEDOUT;
+	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
+	slice = *deadline - now < SN_POOL_WAIT_SLICE ? *deadline - now :
+		SN_POOL_WAIT_SLICE;
+	r = sn_producer_wait(p, slice);
+	if (r < 0 && r != -EINTR && r != -ETIMEDOUT)
+		return r;
+	return 0;
 }
 
 SN_API int sn_submit_to(struct sn_submitter *s, unsigned int worker,
@@ -1019,7 +1400,7 @@ SN_API int sn_submit_to(struct sn_submitter *s, unsigned int worker,
 {
 	struct sn_pool *pool;
 	struct sn_producer *p;
-	__u64 deadline = ~0ULL, now;
+	__u64 deadline = 0;
 	__u32 pos;
 	int ret;
 
@@ -1028,42 +1409,20 @@ SN_API int sn_submit_to(struct sn_submitter *s, unsigned int worker,
 		return -EINVAL;
 	pool = s->pool;
 	p = s->p[worker];
-	/* announce, full barrier, check intake (see sn_pool_shutdown) */
-	__atomic_store_n(&s->active, 1, __ATOMIC_SEQ_CST);
-	SN__FULL_BARRIER();
-	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE)) {
-		ret = -ESHUTDOWN;
-		goto reject;
-	}
-	if (pool->cfg.backpressure == SN_BP_BLOCK && pool->cfg.block_timeout_ns &&
-	    pool->cfg.block_timeout_ns < ~0ULL / 2)
-		deadline = sn_pool_now() + pool->cfg.block_timeout_ns;
-	while ((ret = sn_reserve(p, 1, &pos)) < 0) {
-		if (ret != -EAGAIN)
-			goto reject;
-		if (pool->cfg.backpressure == SN_BP_FAIL)
-			goto reject;
-		now = sn_pool_now();
-		if (now >= deadline) {
-			ret = -ETIMEDOUT;
-			goto reject;
-		}
-		ret = sn_producer_wait(p, deadline == ~0ULL ? SN_WAIT_FOREVER :
-				       deadline - now);
-		if (ret < 0 && ret != -EINTR && ret != -ETIMEDOUT)
-			goto reject;
+	ret = sn_submit_begin(s);
+	if (ret)
+		return sn_submit_end(s, 1, ret);
+	while (sn_reserve(p, 1, &pos) < 0) {
+		ret = sn_submit_wait(s, p, &deadline);
+		if (ret)
+			return sn_submit_end(s, 1, ret);
 	}
 	sn_fill(p, pos, key, SN_SOURCE_EXTERNAL, payload, len);
 	/* counted before it is published (see the top) */
 	sn_count(&s->submitted, 1);
 	sn_commit(p, 1);
 	sn_pool_wake(pool, pool->w[worker]);
-	__atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
-	return 0;
-reject:
-	sn_count(&s->rejected, 1);
-	__atomic_store_n(&s->active, 0, __ATOMIC_RELEASE);
-	return ret;
+	return sn_submit_end(s, 0, 0);
 }
 
 SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
@@ -1071,8 +1430,175 @@ SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 {
 	if (!s)
 		return -EINVAL;
-	return sn_submit_to(s, sn_partition(s->pool->part, key, &s->rr), key,
+	return sn_submit_to(s, sn_pool_pick(s->pool, key, &s->rr), key,
 			    payload, len);
+}
+
+/*
+ * How many of the @k routed messages fit, from the front, in the room of
+ * their lanes; s->cnt[] gets the count per destination (listed in
+ * s->used[0..*nused)).
+ */
+static unsigned int sn_batch_fit(struct sn_submitter *s, const __u16 *dst,
+				 unsigned int k, unsigned int *nused)
+{
+	unsigned int j, nu = 0;
+
+	for (j = 0; j < k; j++) {
+		unsigned int d = dst[j];
+		struct sn_producer *p = s->p[d];
+
+		if (!s->cnt[d]) {
+			s->used[nu++] = d;
+			s->room[d] = sn__prod_room(p);
+		}
+		if (s->cnt[d] == s->room[d]) {
+			s->room[d] = sn__prod_refill(p);
+			if (s->cnt[d] >= s->room[d])
+				break;
+		}
+		s->cnt[d]++;
+	}
+	*nused = nu;
+	return j;
+}
+
+/*
+ * One pass for the common case: counts the @k routed messages per lane
+ * and returns k when each lane has room for its count; else 0 with the
+ * counts cleared (sn_batch_fit() then takes the prefix that fits).
+ */
+static unsigned int sn_batch_fit_all(struct sn_submitter *s,
+				     const __u16 *dst, unsigned int k,
+				     unsigned int *nused)
+{
+	unsigned int j, nu = 0, ok = 1;
+
+	for (j = 0; j < k; j++)
+		if (!s->cnt[dst[j]]++)
+			s->used[nu++] = dst[j];
+	for (j = 0; j < nu; j++) {
+		unsigned int d = s->used[j];
+		struct sn_producer *p = s->p[d];
+
+		if (s->cnt[d] > sn__prod_room(p) &&
+		    s->cnt[d] > sn__prod_refill(p))
+			ok = 0;
+	}
+	if (!ok) {
+		for (j = 0; j < nu; j++)
+			s->cnt[s->used[j]] = 0;
+		return 0;
+	}
+	*nused = nu;
+	return k;
+}
+
+/* Writes the first @k routed messages and publishes each lane once. */
+static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
+			  const __u16 *dst, unsigned int k, unsigned int nused)
+{
+	struct sn_pool *pool = s->pool;
+	unsigned int j;
+	__u32 pos = 0;
+
+	if (nused == 1) {
+		/* one lane (one worker, or key-affine batches): the position
+		 * in a register, not through s->room[] */
+		unsigned int d = s->used[0];
+		struct sn_producer *p = s->p[d];
+
+		if (sn_reserve(p, k, &pos) <= 0)
+			return;	/* not reached: room was checked */
+		for (j = 0; j < k; j++)
+			sn_fill(p, pos + j, m[j].key, SN_SOURCE_EXTERNAL,
+				m[j].payload, m[j].len);
+		sn_count(&s->submitted, k);
+		sn_commit(p, k);
+		sn_pool_wake(pool, pool->w[d]);
+		s->cnt[d] = 0;
+		return;
+	}
+	for (j = 0; j < nused; j++) {
+		unsigned int d = s->used[j];
+
+		/* room was checked: this takes exactly cnt[d] */
+		if (s->cnt[d] && sn_reserve(s->p[d], s->cnt[d], &pos) > 0)
+			s->room[d] = pos;	/* the next position to fill */
+	}
+	for (j = 0; j < k; j++) {
+		unsigned int d = dst[j];
+
+		sn_fill(s->p[d], s->room[d]++, m[j].key, SN_SOURCE_EXTERNAL,
+			m[j].payload, m[j].len);
+	}
+	sn_count(&s->submitted, k);
+	for (j = 0; j < nused; j++) {
+		unsigned int d = s->used[j];
+
+		if (s->cnt[d]) {
+			sn_commit(s->p[d], s->cnt[d]);
+			sn_pool_wake(pool, pool->w[d]);
+		}
+		s->cnt[d] = 0;
+	}
+}
+
+SN_API int sn_submit_batch(struct sn_submitter *s,
+			   const struct sn_pool_msg *msgs, unsigned int n)
+{
+	__u16 dst[SN_POOL_CHUNK];
+	struct sn_pool *pool;
+	unsigned int done = 0, k, j, fit, nused;
+	__u64 deadline = 0;
+	int ret, bad = 0;
+
+	if (!s || (n && !msgs))
+		return -EINVAL;
+	if (!n)
+		return 0;
+	pool = s->pool;
+	ret = sn_submit_begin(s);
+	while (!ret && done < n && !bad) {
+		const struct sn_pool_msg *m = msgs + done;
+
+		k = n - done < SN_POOL_CHUNK ? n - done : SN_POOL_CHUNK;
+		for (j = 0; j < k; j++) {
+			if (m[j].len > pool->msg_size ||
+			    (m[j].len && !m[j].payload)) {
+				bad = 1;
+				break;
+			}
+			dst[j] = (__u16)sn_pool_pick(pool, m[j].key, &s->rr);
+		}
+		k = j;
+		/* the common case: every lane has room for its share */
+		fit = sn_batch_fit_all(s, dst, k, &nused);
+		if (fit) {
+			sn_batch_send(s, m, dst, fit, nused);
+			done += fit;
+			continue;
+		}
+		/* else the chunk as room allows, waiting as sn_submit() */
+		for (j = 0; j < k && !ret;) {
+			fit = sn_batch_fit(s, dst + j, k - j, &nused);
+			if (fit) {
+				sn_batch_send(s, m + j, dst + j, fit, nused);
+				j += fit;
+				done += fit;
+				deadline = 0;
+				continue;
+			}
+			for (fit = 0; fit < nused; fit++)
+				s->cnt[s->used[fit]] = 0;
+			ret = sn_submit_wait(s, s->p[dst[j]], &deadline);
+		}
+	}
+	if (ret)
+		return sn_submit_end(s, n - done, done ? (int)done : ret);
+	if (bad && !done)
+		return sn_submit_end(s, 0, -EINVAL);
+	return sn_submit_end(s, 0, (int)done);
 }
 
 /* ---- inside a worker ---- */
@@ -1090,6 +1616,11 @@ SN_API struct sn_pool *sn_worker_pool(const struct sn_worker *w)
 SN_API void *sn_worker_state(const struct sn_worker *w)
 {
 	return w->state;
+}
+
+SN_API void *sn_worker_arg(const struct sn_worker *w)
+{
+	return w->pool->cfg.arg;
 }
 
 SN_API int sn_worker_stopping(const struct sn_worker *w)
@@ -1129,7 +1660,7 @@ SN_API int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
 {
 	if (!w)
 		return -EINVAL;
-	return sn_worker_send(w, sn_partition(w->pool->part, key, &w->rr), key,
+	return sn_worker_send(w, sn_pool_pick(w->pool, key, &w->rr), key,
 			      payload, len);
 }
 

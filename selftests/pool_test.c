@@ -4,7 +4,10 @@
  * movement on n -> n + 1), exactly-once and per-key FIFO delivery from
  * several submitting threads through ingress and mesh, both backpressure
  * policies, draining shutdown, affinity, idle CPU, a handler's own file
- * I/O on its worker's io_uring, and the examples/wordcount program.
+ * I/O on its worker's io_uring, every pool function from handlers, ticks
+ * and outside threads during shutdown too, a shutdown that returns while
+ * callbacks keep producing, per-key order across submitter reopens, batch
+ * submission, the defaults, and the examples/wordcount program.
  * Memfd backend everywhere, the kernel backend too where /dev/sn exists.
  * SN_TEST_SCALE=N runs N% of the messages.
  */
@@ -521,10 +524,12 @@ static void *bp_opener(void *arg)
 	return NULL;
 }
 
-/* One worker held in its handler by the gate, its ingress lane full. */
-static struct sn_pool *bp_fill(struct __test_metadata *_metadata,
-			       unsigned int backend, unsigned int policy,
-			       __u64 timeout, struct sn_submitter **s)
+/* One worker held in its handler by the gate (its message keeps its slot
+ * meanwhile), @fill messages queued in its ingress lane (of 8 slots). */
+static struct sn_pool *bp_start(struct __test_metadata *_metadata,
+				unsigned int backend, unsigned int policy,
+				__u64 timeout, struct sn_submitter **s,
+				int fill)
 {
 	struct sn_pool_config cfg;
 	struct sn_pool *pool;
@@ -550,9 +555,25 @@ static struct sn_pool *bp_fill(struct __test_metadata *_metadata,
 	EXPECT_EQ(0, sn_submit(*s, v, &v, 8));
 	while (!__atomic_load_n(&bp_in_handler, __ATOMIC_ACQUIRE))
 		t_sleep_ms(1);
-	for (i = 0; i < 8; i++)
+	for (i = 0; i < fill; i++)
 		EXPECT_EQ(0, sn_submit(*s, v, &v, 8));
 	return pool;
+}
+
+/* The lane full: 7 queued, 1 being handled. */
+static struct sn_pool *bp_fill(struct __test_metadata *_metadata,
+			       unsigned int backend, unsigned int policy,
+			       __u64 timeout, struct sn_submitter **s)
+{
+	return bp_start(_metadata, backend, policy, timeout, s, 7);
+}
+
+/* The lane empty. */
+static struct sn_pool *bp_fill_empty(struct __test_metadata *_metadata,
+				     unsigned int backend, unsigned int policy,
+				     __u64 timeout, struct sn_submitter **s)
+{
+	return bp_start(_metadata, backend, policy, timeout, s, 0);
 }
 
 TEST(backpressure_fail_and_block)
@@ -578,10 +599,10 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(8, st.submitted);
 		EXPECT_EQ(2, st.rejected);
-		EXPECT_EQ(9, st.handled);
-		EXPECT_EQ(9, bp_handled);
+		EXPECT_EQ(8, st.handled);
+		EXPECT_EQ(8, bp_handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
 
 		/* block: -ETIMEDOUT after the timeout */
@@ -600,7 +621,7 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(9, st.submitted);
+		EXPECT_EQ(8, st.submitted);
 		EXPECT_EQ(2, st.rejected);
 		EXPECT_EQ(st.submitted, st.handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
@@ -620,9 +641,9 @@ TEST(backpressure_fail_and_block)
 		EXPECT_EQ(0, sn_submitter_close(s));
 		EXPECT_EQ(0, sn_pool_shutdown(pool));
 		EXPECT_EQ(0, sn_pool_stats(pool, &st));
-		EXPECT_EQ(10, st.submitted);
+		EXPECT_EQ(9, st.submitted);
 		EXPECT_EQ(0, st.rejected);
-		EXPECT_EQ(10, st.handled);
+		EXPECT_EQ(9, st.handled);
 		EXPECT_EQ(0, sn_pool_destroy(pool));
 	}
 }
@@ -1141,6 +1162,951 @@ TEST(config_contract)
 	EXPECT_EQ(0, sn_submitter_close(s[1]));
 	EXPECT_EQ(0, sn_pool_destroy(pool));
 	EXPECT_EQ(0, sn_pool_destroy(NULL));
+}
+
+/* ---- every function from every thread, during shutdown too ---- */
+
+/*
+ * The probe: every pool function a worker may call, with what pool.h says
+ * it returns there. Handlers, ticks (running and stopping) and an outside
+ * thread during sn_pool_shutdown() run it; the counts prove each ran.
+ */
+#define AT_WORKERS	2
+
+struct at_shared {
+	struct sn_pool *pool;
+	struct sn_pool *init_pool;	/* sn_worker_pool() seen by init */
+	unsigned int backend;
+	__u64 probes[2][2];		/* [handler, tick][running, stopping] */
+	int nested_done[2];		/* a pool created from a handler, tick */
+	__u64 held_since;		/* the stopping tick's hold (ns) */
+	int holding;
+	int stop_seen;
+	__u64 errors;
+	char why[160];
+};
+
+static struct at_shared *AT;
+
+/* A worker's state: its I/O and a submitter of its own, open throughout. */
+struct at_wstate {
+	struct sn_io io;
+	struct sn_submitter *own;
+};
+
+static void at_fail(const char *what, long v, int line)
+{
+	if (__atomic_fetch_add(&AT->errors, 1, __ATOMIC_RELAXED) == 0)
+		snprintf(AT->why, sizeof(AT->why), "line %d: %s (%ld)", line,
+			 what, v);
+}
+
+#define AT_CHECK(cond, v) do {						\
+		if (!(cond))						\
+			at_fail(#cond, (long)(v), __LINE__);		\
+	} while (0)
+
+static void at_nop_done(struct sn_worker *w, struct sn_io *io, int res,
+			unsigned int flags)
+{
+	(void)w;
+	(void)io;
+	(void)flags;
+	AT_CHECK(res == 0, res);
+}
+
+static void at_nested_locked(void)
+{
+	struct sn_pool_config cfg;
+	struct sn_submitter *s;
+	struct sn_pool *p;
+	__u64 v = 7;
+	int r;
+
+	sn_pool_config_init(&cfg);
+	cfg.workers = 1;
+	cfg.msg_size = 8;
+	cfg.backend = AT->backend;
+	cfg.handle = nop_handle;
+	r = sn_pool_create(&p, &cfg);
+	AT_CHECK(r == 0, r);
+	if (r)
+		return;
+	AT_CHECK(sn_submitter_open(p, &s) == 0, 0);
+	AT_CHECK(sn_submit(s, v, &v, 8) == 0, 0);
+	AT_CHECK(sn_submitter_close(s) == 0, 0);
+	AT_CHECK(sn_pool_destroy(p) == 0, 0);
+}
+
+/*
+ * A pool created and destroyed from inside a worker. One at a time: the
+ * io_uring rings are mapped by raw system calls TSan does not see, so a
+ * ring mapped where a concurrently destroyed one was would look racy.
+ */
+static pthread_mutex_t at_nested_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void at_nested(void)
+{
+	pthread_mutex_lock(&at_nested_lock);
+	at_nested_locked();
+	pthread_mutex_unlock(&at_nested_lock);
+}
+
+/* Every "any thread" function; @worker: called from a worker of AT. */
+static void at_probe_any(struct sn_pool *pool, int worker, int stopping,
+			 struct sn_submitter *own)
+{
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_worker_stats ws;
+	struct sn_submitter *s = NULL;
+	struct sn_pool_msg m[3];
+	__u64 v = 1;
+	int r, route;
+
+	sn_pool_config_init(&cfg);
+	AT_CHECK(cfg.backpressure == SN_BP_BLOCK, cfg.backpressure);
+	AT_CHECK(sn_pool_workers(pool) == AT_WORKERS, 0);
+	AT_CHECK(sn_pool_backend(pool) == (int)AT->backend, 0);
+	AT_CHECK(sn_pool_worker_cpu(pool, 1) == -1, 0);
+	route = sn_pool_route(pool, 12345);
+	AT_CHECK(route >= 0 && route < AT_WORKERS, route);
+	AT_CHECK(sn_pool_stats(pool, &st) == 0, 0);
+	AT_CHECK(sn_pool_worker_stats(pool, 1, &ws) == 0, 0);
+	AT_CHECK(sn_pool_worker_stats(pool, 2, &ws) == -EINVAL, 0);
+	if (worker) {
+		/* shutdown is not done while a worker runs */
+		AT_CHECK(sn_pool_worker_state(pool, 0) == NULL, 0);
+		AT_CHECK(st.dropped == 0, st.dropped);
+		AT_CHECK(sn_pool_shutdown(pool) == -EDEADLK, 0);
+		AT_CHECK(sn_pool_destroy(pool) == -EDEADLK, 0);
+	}
+	m[0].key = 1;
+	m[1].key = 2;
+	m[2].key = 3;
+	m[0].payload = m[1].payload = m[2].payload = &v;
+	m[0].len = m[1].len = m[2].len = 8;
+	if (stopping) {
+		/* intake stopped: a submitter opened before refuses all */
+		AT_CHECK(sn_submit(own, v, &v, 8) == -ESHUTDOWN, 0);
+		AT_CHECK(sn_submit_to(own, 0, v, &v, 8) == -ESHUTDOWN, 0);
+		AT_CHECK(sn_submit_batch(own, m, 3) == -ESHUTDOWN, 0);
+	}
+	r = sn_submitter_open(pool, &s);
+	/* stopping may turn true meanwhile, never back */
+	AT_CHECK(r == -ESHUTDOWN || (!stopping && r == 0), r);
+	if (r)
+		return;
+	/* a worker never waits for room: 0 or -EAGAIN, never -ETIMEDOUT */
+	r = sn_submit(s, v, &v, 8);
+	AT_CHECK(r == 0 || (worker && r == -EAGAIN) || r == -ESHUTDOWN, r);
+	r = sn_submit_to(s, 1, v, &v, 8);
+	AT_CHECK(r == 0 || (worker && r == -EAGAIN) || r == -ESHUTDOWN, r);
+	r = sn_submit_batch(s, m, 3);
+	AT_CHECK((r >= 0 && r <= 3) || (worker && r == -EAGAIN) ||
+		 r == -ESHUTDOWN, r);
+	AT_CHECK(sn_submitter_close(s) == 0, 0);
+}
+
+/* The worker-only functions, from a handler or tick of worker @w. */
+static void at_probe_worker(struct sn_worker *w, int tick)
+{
+	struct sn_pool *pool = sn_worker_pool(w);
+	unsigned int me = sn_worker_id(w);
+	int stopping = sn_worker_stopping(w), r;
+	struct at_wstate *ws = sn_worker_state(w);
+	struct sn_io *io = &ws->io;
+	struct io_uring_sqe *sqe;
+	__u64 v = 2;
+
+	AT_CHECK(pool == __atomic_load_n(&AT->init_pool, __ATOMIC_RELAXED), 0);
+	AT_CHECK(me < AT_WORKERS, me);
+	AT_CHECK(sn_worker_arg(w) == AT, 0);
+	AT_CHECK(ws != NULL, 0);
+	AT_CHECK(sn_worker_uring(w) != NULL, 0);
+	/* forwards: only from handlers while running, so this ends */
+	if (!tick && !stopping) {
+		r = sn_worker_send(w, 1 - me, 1ULL << 40, &v, 8);
+		AT_CHECK(r == 0 || r == -EAGAIN, r);
+		r = sn_worker_route(w, 1ULL << 41, &v, 8);
+		AT_CHECK(r == 0 || r == -EAGAIN, r);
+	}
+	AT_CHECK(sn_worker_send(w, 9, 0, &v, 8) == -EINVAL, 0);
+	sn_worker_hold(w, 2);
+	sn_worker_release(w, 2);
+	if (!io->done) {
+		io->done = at_nop_done;
+		sqe = sn_worker_sqe(w, io);
+		AT_CHECK(sqe != NULL, 0);
+		if (sqe)
+			io_uring_prep_nop(sqe);
+	}
+	at_probe_any(pool, 1, stopping, ws->own);
+	__atomic_fetch_add(&AT->probes[tick][stopping], 1, __ATOMIC_RELAXED);
+	if (!__atomic_exchange_n(&AT->nested_done[tick], 1, __ATOMIC_RELAXED))
+		at_nested();
+}
+
+static int at_init(struct sn_worker *w, void *arg, void **state)
+{
+	(void)w;
+	AT_CHECK(arg == AT, 0);
+	/* AT->pool is set only once sn_pool_create() returned */
+	__atomic_store_n(&AT->init_pool, sn_worker_pool(w), __ATOMIC_RELAXED);
+	struct at_wstate *ws = calloc(1, sizeof(*ws));
+
+	if (!ws || sn_submitter_open(sn_worker_pool(w), &ws->own)) {
+		free(ws);
+		return -ENOMEM;
+	}
+	*state = ws;
+	return 0;
+}
+
+static void at_fini(struct sn_worker *w, void *state)
+{
+	struct at_wstate *ws = state;
+
+	(void)w;
+	AT_CHECK(sn_submitter_close(ws->own) == 0, 0);
+	free(ws);
+}
+
+static int at_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	(void)state;
+	(void)env;
+	(void)n;
+	at_probe_worker(w, 0);
+	return 0;
+}
+
+static void at_tick(struct sn_worker *w, void *state)
+{
+	(void)state;
+	if (sn_worker_stopping(w) && sn_worker_id(w) == 0) {
+		/* keep shutdown busy a while (step 3) for the outside probe */
+		if (!AT->holding && !AT->held_since) {
+			sn_worker_hold(w, 1);
+			AT->holding = 1;
+			AT->held_since = t_now();
+			__atomic_store_n(&AT->stop_seen, 1, __ATOMIC_RELEASE);
+		} else if (AT->holding && t_now() - AT->held_since > 300 * MS) {
+			sn_worker_release(w, 1);
+			AT->holding = 0;
+		}
+	}
+	/* every 64th tick: ticks are many */
+	if (sn_worker_stopping(w) ||
+	    !(__atomic_load_n(&AT->probes[1][0], __ATOMIC_RELAXED) & 63) ||
+	    (t_now() & 63) == 0)
+		at_probe_worker(w, 1);
+}
+
+static void *at_outside(void *arg)
+{
+	struct sn_submitter *s = arg;
+	__u64 v = 3;
+
+	while (!__atomic_load_n(&AT->stop_seen, __ATOMIC_ACQUIRE))
+		t_sleep_ms(1);
+	/* shutdown is in step 3 now (the tick holds an item) */
+	at_probe_any(AT->pool, 0, 1, s);
+	AT_CHECK(sn_pool_worker_state(AT->pool, 0) == NULL, 0);
+	AT_CHECK(sn_submit(s, v, &v, 8) == -ESHUTDOWN, 0);
+	AT_CHECK(sn_submitter_close(s) == 0, 0);
+	at_nested();	/* another pool, created and destroyed meanwhile */
+	/* a second shutdown waits for the first to finish */
+	AT_CHECK(sn_pool_shutdown(AT->pool) == 0, 0);
+	AT_CHECK(sn_pool_worker_state(AT->pool, 0) != NULL, 0);
+	return NULL;
+}
+
+TEST(every_function_from_handler_tick_outside_and_during_shutdown)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_submitter *s, *late;
+	pthread_t th;
+	__u64 v = 0, i, t0, el;
+
+	for (b = 0; b < nb; b++) {
+		AT = calloc(1, sizeof(*AT));
+		ASSERT_NE(NULL, AT);
+		AT->backend = flags[b];
+		sn_pool_config_init(&cfg);
+		cfg.workers = AT_WORKERS;
+		cfg.msg_size = 8;
+		cfg.queue_capacity = 64;
+		cfg.max_submitters = 8;
+		cfg.backend = flags[b];
+		cfg.init = at_init;
+		cfg.fini = at_fini;
+		cfg.handle = at_handle;
+		cfg.tick = at_tick;
+		cfg.arg = AT;
+		ASSERT_EQ(0, sn_pool_create(&AT->pool, &cfg));
+		EXPECT_EQ(AT->pool, AT->init_pool);
+		ASSERT_EQ(0, sn_submitter_open(AT->pool, &s));
+		ASSERT_EQ(0, sn_submitter_open(AT->pool, &late));
+		/* outside, running */
+		at_probe_any(AT->pool, 0, 0, NULL);
+		for (i = 0; i < 200; i++)
+			EXPECT_EQ(0, sn_submit(s, i, &v, 8));
+		while (!__atomic_load_n(&AT->probes[0][0], __ATOMIC_RELAXED) ||
+		       !__atomic_load_n(&AT->nested_done[1], __ATOMIC_RELAXED))
+			t_sleep_ms(1);
+		t_sleep_ms(20);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		pthread_create(&th, NULL, at_outside, late);
+		t0 = t_now();
+		ASSERT_EQ(0, sn_pool_shutdown(AT->pool));
+		el = t_now() - t0;
+		pthread_join(th, NULL);
+		ASSERT_EQ(0, sn_pool_stats(AT->pool, &st));
+		TH_LOG("%s: probes handler %llu/%llu tick %llu/%llu (running/stopping), shutdown %llu ms, submitted %llu forwarded %llu handled %llu dropped %llu rejected %llu",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)AT->probes[0][0],
+		       (unsigned long long)AT->probes[0][1],
+		       (unsigned long long)AT->probes[1][0],
+		       (unsigned long long)AT->probes[1][1],
+		       (unsigned long long)(el / MS),
+		       (unsigned long long)st.submitted,
+		       (unsigned long long)st.forwarded,
+		       (unsigned long long)st.handled,
+		       (unsigned long long)st.dropped,
+		       (unsigned long long)st.rejected);
+		EXPECT_EQ(0, AT->errors) TH_LOG("%s", AT->why);
+		EXPECT_LT(0, AT->probes[0][0]);
+		EXPECT_LT(0, AT->probes[1][0]);
+		EXPECT_LT(0, AT->probes[1][1]);
+		EXPECT_EQ(0, AT->holding);	/* released before step 4 */
+		EXPECT_EQ(st.submitted + st.forwarded, st.handled + st.dropped);
+		EXPECT_EQ(0, st.dropped);
+		for (i = 0; i < AT_WORKERS; i++)
+			EXPECT_NE(NULL, sn_pool_worker_state(AT->pool,
+							     (unsigned int)i));
+		EXPECT_EQ(NULL, sn_pool_worker_state(AT->pool, AT_WORKERS));
+		EXPECT_EQ(0, sn_pool_destroy(AT->pool));
+		free(AT);
+	}
+}
+
+/* ---- shutdown returns in bounded time whatever callbacks do ---- */
+
+#define LV_BOUND_MS	8000ULL		/* drain timeout + generous slack */
+
+struct lv_state {
+	struct sn_submitter *s;		/* a worker's own submitter */
+	int sent_after_stop;
+};
+
+static int lv_mode;			/* 0: produce forever; 1: once */
+static __u64 lv_after_stop;
+
+static int lv_init(struct sn_worker *w, void *arg, void **state)
+{
+	struct lv_state *st = calloc(1, sizeof(*st));
+
+	(void)arg;
+	if (!st)
+		return -ENOMEM;
+	/* a submitter opened from a worker, used from its callbacks */
+	if (sn_submitter_open(sn_worker_pool(w), &st->s)) {
+		free(st);
+		return -ENOSPC;
+	}
+	*state = st;
+	return 0;
+}
+
+static void lv_fini(struct sn_worker *w, void *state)
+{
+	struct lv_state *st = state;
+
+	(void)w;
+	sn_submitter_close(st->s);
+	free(st);
+}
+
+/* Calls every pool function callable from here, then produces. */
+static void lv_everything(struct sn_worker *w, struct lv_state *st)
+{
+	struct sn_pool *pool = sn_worker_pool(w);
+	struct sn_pool_stats ps;
+	struct sn_worker_stats ws;
+	struct sn_submitter *s2;
+	struct sn_pool_msg m = { .key = 5, .len = 0 };
+	__u64 v = 9;
+
+	sn_pool_stats(pool, &ps);
+	sn_pool_worker_stats(pool, sn_worker_id(w), &ws);
+	sn_pool_route(pool, v);
+	sn_pool_workers(pool);
+	sn_pool_backend(pool);
+	sn_pool_worker_cpu(pool, 0);
+	sn_pool_worker_state(pool, 0);
+	sn_pool_shutdown(pool);		/* -EDEADLK */
+	sn_pool_destroy(pool);		/* -EDEADLK */
+	if (!sn_submitter_open(pool, &s2))
+		sn_submitter_close(s2);
+	sn_submit(st->s, v, &v, 8);
+	sn_submit_to(st->s, 0, v, &v, 8);
+	sn_submit_batch(st->s, &m, 1);
+	sn_worker_hold(w, 1);
+	sn_worker_release(w, 1);
+}
+
+static int lv_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	unsigned int i, nw = sn_pool_workers(sn_worker_pool(w));
+	__u64 v = 1;
+
+	lv_everything(w, state);
+	/* mode 0: every message goes on to the next worker, forever */
+	for (i = 0; lv_mode == 0 && i < n; i++)
+		sn_worker_send(w, (sn_worker_id(w) + 1) % nw, env[i].key, &v,
+			       8);
+	return 0;
+}
+
+static void lv_tick(struct sn_worker *w, void *state)
+{
+	struct lv_state *st = state;
+	__u64 v = 2;
+
+	if (!sn_worker_stopping(w))
+		return;
+	lv_everything(w, st);
+	if (lv_mode == 0) {
+		/* forwards on every iteration after stopping */
+		if (!sn_worker_route(w, v++, &v, 8))
+			__atomic_fetch_add(&lv_after_stop, 1,
+					   __ATOMIC_RELAXED);
+	} else if (!st->sent_after_stop) {
+		/* sends once after stopping */
+		st->sent_after_stop = 1;
+		if (!sn_worker_send(w, 0, 77, &v, 8))
+			__atomic_fetch_add(&lv_after_stop, 1,
+					   __ATOMIC_RELAXED);
+	}
+}
+
+TEST(shutdown_liveness_callbacks_keep_producing)
+{
+	static const __u64 drains[] = { 50 * MS, SN_POOL_DRAIN_TIMEOUT_NS,
+					SN_NO_WAIT };
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, mode;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	unsigned int d;
+	__u64 v = 0, i, t0, el;
+
+	for (b = 0; b < nb; b++)
+		for (mode = 0; mode < 2; mode++)
+			for (d = 0; d < 3; d++) {
+				lv_mode = mode;
+				lv_after_stop = 0;
+				sn_pool_config_init(&cfg);
+				cfg.workers = 2;
+				cfg.msg_size = 8;
+				cfg.queue_capacity = 64;
+				cfg.backend = flags[b];
+				cfg.drain_timeout_ns = drains[d];
+				cfg.init = lv_init;
+				cfg.fini = lv_fini;
+				cfg.handle = lv_handle;
+				cfg.tick = lv_tick;
+				ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+				ASSERT_EQ(0, sn_submitter_open(pool, &s));
+				for (i = 0; i < 100; i++)
+					EXPECT_EQ(0, sn_submit(s, i, &v, 8));
+				EXPECT_EQ(0, sn_submitter_close(s));
+				t0 = t_now();
+				ASSERT_EQ(0, sn_pool_shutdown(pool));
+				el = t_now() - t0;
+				ASSERT_EQ(0, sn_pool_stats(pool, &st));
+				TH_LOG("%s %s, drain %llu ms: shutdown %llu ms, %llu sent after stopping, submitted %llu forwarded %llu handled %llu dropped %llu",
+				       sn_backend_name((int)flags[b]),
+				       mode ? "send once" : "forever",
+				       (unsigned long long)(drains[d] / MS),
+				       (unsigned long long)(el / MS),
+				       (unsigned long long)lv_after_stop,
+				       (unsigned long long)st.submitted,
+				       (unsigned long long)st.forwarded,
+				       (unsigned long long)st.handled,
+				       (unsigned long long)st.dropped);
+				EXPECT_LT(el, drains[d] + LV_BOUND_MS * MS);
+				if (drains[d] != SN_NO_WAIT)
+					EXPECT_LT(0, lv_after_stop);
+				EXPECT_EQ(st.submitted + st.forwarded,
+					  st.handled + st.dropped);
+				/* what was in the pool at the stop is
+				 * handled: the 100 messages and their kin */
+				EXPECT_LE(100, st.handled);
+				/* one send after stopping, with a drain
+				 * timeout to handle it: nothing dropped */
+				if (mode == 1 && drains[d] != SN_NO_WAIT)
+					EXPECT_EQ(0, st.dropped);
+				EXPECT_EQ(0, sn_pool_destroy(pool));
+			}
+}
+
+/* ---- per-key order per thread across close and reopen ---- */
+
+#define RO_THREADS	3
+#define RO_KEYS		16
+
+static struct sn_pool *ro_pool;
+static __u64 ro_next[RO_THREADS][RO_KEYS];	/* handler: next expected */
+static __u64 ro_bad, ro_msgs, ro_reopens, ro_errors;
+
+static int ro_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	unsigned int i;
+	__u64 t0 = t_now();
+
+	(void)w;
+	(void)state;
+	for (i = 0; i < n; i++) {
+		__u64 seq, t = env[i].key >> 32, k = env[i].key & 0xffff;
+
+		memcpy(&seq, env[i].payload, sizeof(seq));
+		if (t >= RO_THREADS || k >= RO_KEYS) {
+			ro_errors++;
+			continue;
+		}
+		/* a key's messages are handled by one worker: no race */
+		if (seq != ro_next[t][k])
+			__atomic_fetch_add(&ro_bad, 1, __ATOMIC_RELAXED);
+		ro_next[t][k] = seq + 1;
+	}
+	/* slow enough that lanes hold messages when submitters close */
+	while (t_now() - t0 < 300ULL * n)
+		;
+	return 0;
+}
+
+static void *ro_thread(void *arg)
+{
+	unsigned int t = (unsigned int)(unsigned long)arg, burst;
+	__u64 seq[RO_KEYS] = { 0 }, sent = 0, rnd = t + 1;
+	struct sn_submitter *s;
+
+	while (sent < ro_msgs) {
+		if (sn_submitter_open(ro_pool, &s)) {
+			__atomic_fetch_add(&ro_errors, 1, __ATOMIC_RELAXED);
+			return NULL;
+		}
+		rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+		for (burst = 1 + (unsigned int)(rnd >> 58);
+		     burst && sent < ro_msgs; burst--, sent++) {
+			unsigned int k = (unsigned int)(sent % RO_KEYS);
+			__u64 key = ((__u64)t << 32) | k;
+
+			if (sn_submit(s, key, &seq[k], 8)) {
+				__atomic_fetch_add(&ro_errors, 1,
+						   __ATOMIC_RELAXED);
+				break;
+			}
+			seq[k]++;
+		}
+		sn_submitter_close(s);
+		__atomic_fetch_add(&ro_reopens, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+TEST(key_order_per_thread_across_submitter_reopen)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	pthread_t th[RO_THREADS];
+	unsigned long t;
+
+	for (b = 0; b < nb; b++) {
+		memset(ro_next, 0, sizeof(ro_next));
+		ro_bad = ro_reopens = ro_errors = 0;
+		/* 400 000 messages at full scale, as the report */
+		ro_msgs = t_scaled(400000) / RO_THREADS;
+		sn_pool_config_init(&cfg);
+		cfg.workers = 2;
+		cfg.msg_size = 8;
+		cfg.queue_capacity = 256;
+		/* one spare lane: a reopen could take another thread's */
+		cfg.max_submitters = RO_THREADS + 1;
+		cfg.backend = flags[b];
+		cfg.handle = ro_handle;
+		ASSERT_EQ(0, sn_pool_create(&ro_pool, &cfg));
+		for (t = 0; t < RO_THREADS; t++)
+			pthread_create(&th[t], NULL, ro_thread, (void *)t);
+		for (t = 0; t < RO_THREADS; t++)
+			pthread_join(th[t], NULL);
+		ASSERT_EQ(0, sn_pool_shutdown(ro_pool));
+		ASSERT_EQ(0, sn_pool_stats(ro_pool, &st));
+		TH_LOG("%s: %llu messages, %llu submitter reopens, %llu out of key order",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)st.handled,
+		       (unsigned long long)ro_reopens,
+		       (unsigned long long)ro_bad);
+		EXPECT_EQ(0, ro_errors);
+		EXPECT_EQ(0, ro_bad);
+		EXPECT_EQ(RO_THREADS * ro_msgs, st.handled);
+		EXPECT_EQ(st.submitted, st.handled);
+		EXPECT_EQ(0, sn_pool_destroy(ro_pool));
+	}
+}
+
+/* ---- batch submission ---- */
+
+#define BA_THREADS	2
+#define BA_KEYS		32
+
+static struct sn_pool *ba_pool;
+static __u64 ba_next[BA_THREADS][BA_KEYS], ba_bad, ba_msgs, ba_calls;
+static unsigned char *ba_seen;
+
+static int ba_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	unsigned int i;
+
+	(void)state;
+	for (i = 0; i < n; i++) {
+		__u64 seq, t = env[i].key >> 32, k = env[i].key & 0xffff;
+
+		memcpy(&seq, env[i].payload, sizeof(seq));
+		if (t >= BA_THREADS || k >= BA_KEYS || seq >= ba_msgs ||
+		    env[i].len != 8 ||
+		    sn_pool_route(sn_worker_pool(w), env[i].key) !=
+		    (int)sn_worker_id(w)) {
+			__atomic_fetch_add(&ba_bad, 1, __ATOMIC_RELAXED);
+			continue;
+		}
+		if (seq < ba_next[t][k])
+			__atomic_fetch_add(&ba_bad, 1, __ATOMIC_RELAXED);
+		ba_next[t][k] = seq + 1;
+		if (__atomic_fetch_add(&ba_seen[t * ba_msgs + seq], 1,
+				       __ATOMIC_RELAXED))
+			__atomic_fetch_add(&ba_bad, 1, __ATOMIC_RELAXED);
+	}
+	return 0;
+}
+
+static void *ba_thread(void *arg)
+{
+	unsigned int t = (unsigned int)(unsigned long)arg, k, j;
+	struct sn_pool_msg m[200];
+	__u64 seqs[200], sent = 0;
+	struct sn_submitter *s;
+	int r;
+
+	if (sn_submitter_open(ba_pool, &s)) {
+		__atomic_fetch_add(&ba_bad, 1, __ATOMIC_RELAXED);
+		return NULL;
+	}
+	/* batch sizes 1..200: below, at and across the routing chunk */
+	for (k = 1; sent < ba_msgs; k = k % 200 + 1) {
+		for (j = 0; j < k && sent + j < ba_msgs; j++) {
+			seqs[j] = sent + j;
+			m[j].key = ((__u64)t << 32) | (seqs[j] % BA_KEYS);
+			m[j].payload = &seqs[j];
+			m[j].len = 8;
+		}
+		r = sn_submit_batch(s, m, j);
+		if (r != (int)j) {
+			__atomic_fetch_add(&ba_bad, 1, __ATOMIC_RELAXED);
+			break;
+		}
+		sent += j;
+		__atomic_fetch_add(&ba_calls, 1, __ATOMIC_RELAXED);
+	}
+	sn_submitter_close(s);
+	return NULL;
+}
+
+TEST(submit_batch_routes_orders_and_takes_a_prefix)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+	struct sn_pool_config cfg;
+	struct sn_pool_stats st;
+	struct sn_submitter *s;
+	struct sn_pool_msg m[20];
+	pthread_t th[BA_THREADS], op;
+	struct sn_pool *pool;
+	__u64 v = 5, j;
+	unsigned long t;
+
+	for (b = 0; b < nb; b++) {
+		/* routing, per-key order, exactly once, from two threads */
+		memset(ba_next, 0, sizeof(ba_next));
+		ba_bad = ba_calls = 0;
+		ba_msgs = t_scaled(200000);
+		ba_seen = calloc(BA_THREADS, ba_msgs);
+		ASSERT_NE(NULL, ba_seen);
+		sn_pool_config_init(&cfg);
+		cfg.workers = 3;
+		cfg.msg_size = 8;
+		cfg.queue_capacity = 64;	/* batches wait for room */
+		cfg.backend = flags[b];
+		cfg.handle = ba_handle;
+		ASSERT_EQ(0, sn_pool_create(&ba_pool, &cfg));
+		for (t = 0; t < BA_THREADS; t++)
+			pthread_create(&th[t], NULL, ba_thread, (void *)t);
+		for (t = 0; t < BA_THREADS; t++)
+			pthread_join(th[t], NULL);
+		ASSERT_EQ(0, sn_pool_shutdown(ba_pool));
+		ASSERT_EQ(0, sn_pool_stats(ba_pool, &st));
+		TH_LOG("%s: %llu messages in %llu batches",
+		       sn_backend_name((int)flags[b]),
+		       (unsigned long long)st.handled,
+		       (unsigned long long)ba_calls);
+		EXPECT_EQ(0, ba_bad);
+		EXPECT_EQ(BA_THREADS * ba_msgs, st.submitted);
+		EXPECT_EQ(st.submitted, st.handled);
+		EXPECT_EQ(0, st.rejected);
+		for (j = 0; j < BA_THREADS * ba_msgs; j++)
+			if (ba_seen[j] != 1) {
+				EXPECT_EQ(1, ba_seen[j]);
+				break;
+			}
+		EXPECT_EQ(0, sn_pool_destroy(ba_pool));
+		free(ba_seen);
+
+		for (j = 0; j < 20; j++) {
+			m[j].key = j;
+			m[j].payload = &v;
+			m[j].len = 8;
+		}
+		/* a prefix: 7 free slots, 20 messages, SN_BP_FAIL */
+		pool = bp_fill_empty(_metadata, flags[b], SN_BP_FAIL, 0, &s);
+		ASSERT_NE(NULL, pool);
+		EXPECT_EQ(7, sn_submit_batch(s, m, 20));
+		EXPECT_EQ(-EAGAIN, sn_submit_batch(s, m, 20));
+		EXPECT_EQ(0, sn_submit_batch(s, m, 0));
+		EXPECT_EQ(-EINVAL, sn_submit_batch(s, NULL, 1));
+		__atomic_store_n(&bp_gate, 1, __ATOMIC_RELEASE);
+		/* a bad length ends the prefix there, uncounted */
+		m[3].len = 9;
+		while (sn_pool_stats(pool, &st), st.handled < 8)
+			t_sleep_ms(1);
+		EXPECT_EQ(3, sn_submit_batch(s, m, 20));
+		EXPECT_EQ(-EINVAL, sn_submit_batch(s, m + 3, 17));
+		m[3].len = 8;
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		EXPECT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(1 + 7 + 3, st.submitted);
+		EXPECT_EQ(13 + 20, st.rejected);
+		EXPECT_EQ(st.submitted, st.handled);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		/* the default (block): a batch larger than the lane waits
+		 * for room and is taken whole */
+		pool = bp_fill_empty(_metadata, flags[b], SN_BP_BLOCK,
+				     SN_POOL_BLOCK_TIMEOUT_NS, &s);
+		ASSERT_NE(NULL, pool);
+		pthread_create(&op, NULL, bp_opener, (void *)50UL);
+		EXPECT_EQ(20, sn_submit_batch(s, m, 20));
+		pthread_join(op, NULL);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		/* after shutdown: -ESHUTDOWN, every message counted */
+		EXPECT_EQ(0, sn_pool_stats(pool, &st));
+		EXPECT_EQ(21, st.submitted);
+		EXPECT_EQ(21, st.handled);
+		EXPECT_EQ(0, st.rejected);
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
+/* ---- defaults ---- */
+
+struct df_state {
+	__u64 handled;
+	__u64 first;		/* what the block held at the first message */
+	void *self;
+};
+
+static void *df_states[4];
+
+static int df_handle(struct sn_worker *w, void *state,
+		     const struct sn_envelope *env, unsigned int n)
+{
+	struct df_state *st = state;
+
+	(void)env;
+	if (!st->self) {
+		st->first = st->handled | (__u64)(uintptr_t)st->self;
+		st->self = st;
+		df_states[sn_worker_id(w)] = st;
+	}
+	if (sn_worker_arg(w) == state)
+		st->first |= 1ULL << 63;	/* arg is never the state */
+	st->handled += n;
+	return 0;
+}
+
+static int df_null_handle(struct sn_worker *w, void *state,
+			  const struct sn_envelope *env, unsigned int n)
+{
+	(void)env;
+	(void)n;
+	if (state)
+		df_states[sn_worker_id(w)] = state;
+	return 0;
+}
+
+TEST(defaults_own_state_block_and_one_timeout_convention)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, arg;
+	struct sn_pool_config cfg;
+	struct sn_submitter *s;
+	struct sn_pool *pool;
+	pthread_t th;
+	__u64 v = 0, t0, el, total;
+	unsigned int i;
+
+	sn_pool_config_init(&cfg);
+	EXPECT_EQ(SN_BP_BLOCK, cfg.backpressure);
+	EXPECT_EQ(SN_POOL_BLOCK_TIMEOUT_NS, cfg.block_timeout_ns);
+	EXPECT_EQ(SN_POOL_DRAIN_TIMEOUT_NS, cfg.drain_timeout_ns);
+	EXPECT_EQ(NULL, cfg.init);
+	EXPECT_EQ(0, cfg.state_size);
+	for (b = 0; b < nb; b++) {
+		/* init NULL: each worker its own zeroed block */
+		memset(df_states, 0, sizeof(df_states));
+		sn_pool_config_init(&cfg);
+		cfg.workers = 3;
+		cfg.msg_size = 8;
+		cfg.backend = flags[b];
+		cfg.state_size = sizeof(struct df_state);
+		cfg.handle = df_handle;
+		cfg.arg = &arg;
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		ASSERT_EQ(0, sn_submitter_open(pool, &s));
+		for (i = 0; i < 3 * 50; i++)
+			EXPECT_EQ(0, sn_submit_to(s, i % 3, i, &v, 8));
+		EXPECT_EQ(NULL, sn_pool_worker_state(pool, 0));
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_shutdown(pool));
+		total = 0;
+		for (i = 0; i < 3; i++) {
+			struct df_state *st = sn_pool_worker_state(pool, i);
+
+			ASSERT_NE(NULL, st);
+			EXPECT_EQ(df_states[i], st);
+			EXPECT_EQ(0, (uintptr_t)st % 128);
+			EXPECT_EQ(0, st->first);	/* zeroed, own */
+			EXPECT_EQ(50, st->handled);
+			total += st->handled;
+			if (i)
+				EXPECT_NE(df_states[i - 1], st);
+		}
+		EXPECT_EQ(150, total);
+		EXPECT_EQ(NULL, sn_pool_worker_state(pool, 3));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		/* no init, no state_size: NULL state, never arg */
+		memset(df_states, 0, sizeof(df_states));
+		cfg.state_size = 0;
+		cfg.handle = df_null_handle;
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		ASSERT_EQ(0, sn_submitter_open(pool, &s));
+		for (i = 0; i < 3; i++)
+			EXPECT_EQ(0, sn_submit_to(s, i, i, &v, 8));
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+		for (i = 0; i < 3; i++)
+			EXPECT_EQ(NULL, df_states[i]);
+
+		/* the default blocks for room (lane full, worker busy) */
+		pool = bp_fill(_metadata, flags[b], SN_BP_BLOCK,
+			       SN_POOL_BLOCK_TIMEOUT_NS, &s);
+		ASSERT_NE(NULL, pool);
+		pthread_create(&th, NULL, bp_opener, (void *)100UL);
+		t0 = t_now();
+		EXPECT_EQ(0, sn_submit(s, v, &v, 8));
+		el = t_now() - t0;
+		pthread_join(th, NULL);
+		EXPECT_GE(el, 80 * MS);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		/* SN_NO_WAIT: as the channels, does not wait: -EAGAIN */
+		pool = bp_fill(_metadata, flags[b], SN_BP_BLOCK, SN_NO_WAIT,
+			       &s);
+		ASSERT_NE(NULL, pool);
+		EXPECT_EQ(-EAGAIN, sn_submit(s, v, &v, 8));
+		__atomic_store_n(&bp_gate, 1, __ATOMIC_RELEASE);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+
+		/* SN_WAIT_FOREVER: waits as long as it takes */
+		pool = bp_fill(_metadata, flags[b], SN_BP_BLOCK,
+			       SN_WAIT_FOREVER, &s);
+		ASSERT_NE(NULL, pool);
+		pthread_create(&th, NULL, bp_opener, (void *)100UL);
+		EXPECT_EQ(0, sn_submit(s, v, &v, 8));
+		pthread_join(th, NULL);
+		EXPECT_EQ(0, sn_submitter_close(s));
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
+}
+
+/* max_sleep_ns, the channels' convention too: a period, forever, never. */
+TEST(max_sleep_follows_the_timeout_convention)
+{
+	static const __u64 sleeps[] = { 20 * MS, SN_WAIT_FOREVER, SN_NO_WAIT };
+	struct sn_worker_stats a, b;
+	struct sn_pool_config cfg;
+	struct sn_pool *pool;
+	unsigned int i;
+
+	sn_pool_config_init(&cfg);
+	EXPECT_EQ(SN_WAIT_FOREVER, cfg.max_sleep_ns);
+	for (i = 0; i < 3; i++) {
+		sn_pool_config_init(&cfg);
+		cfg.workers = 1;
+		cfg.msg_size = 8;
+		cfg.handle = nop_handle;
+		cfg.max_sleep_ns = sleeps[i];
+		ASSERT_EQ(0, sn_pool_create(&pool, &cfg));
+		t_sleep_ms(100);
+		ASSERT_EQ(0, sn_pool_worker_stats(pool, 0, &a));
+		t_sleep_ms(500);
+		ASSERT_EQ(0, sn_pool_worker_stats(pool, 0, &b));
+		TH_LOG("max_sleep_ns %llu: %llu ticks, %llu idle waits in 500 ms",
+		       (unsigned long long)sleeps[i],
+		       (unsigned long long)(b.ticks - a.ticks),
+		       (unsigned long long)(b.idle_waits - a.idle_waits));
+		if (i == 0) {
+			/* wakes to tick about every 20 ms (fewer on a
+			 * busy machine: it yields a while before a sleep) */
+			EXPECT_LE(2, b.idle_waits - a.idle_waits);
+			EXPECT_GE(60, b.idle_waits - a.idle_waits);
+		} else if (i == 1) {
+			/* sleeps until there is work */
+			EXPECT_GE(2, b.idle_waits - a.idle_waits);
+		} else {
+			/* never sleeps, keeps ticking */
+			EXPECT_EQ(0, b.idle_waits);
+			EXPECT_LT(10, b.ticks - a.ticks);
+		}
+		EXPECT_EQ(0, sn_pool_destroy(pool));
+	}
 }
 
 /* ---- the example ---- */

@@ -10,28 +10,38 @@
  *   mesh     an N x N grid of SPSC channels (Seastar's design): worker i
  *            sends to worker j through channel [i][j], of which it is the
  *            one producer and j the one consumer (i == j included).
- *   ingress  one MPSC channel per worker for threads outside the pool. A
- *            libsn MPSC lane belongs to one producer handle, so outside
- *            threads submit through an explicit struct sn_submitter
- *            (sn_submitter_open()): it holds one producer handle, one lane,
- *            of every worker's ingress channel, and is used by one thread
- *            at a time. There are at most max_submitters open at once.
+ *   ingress  one MPSC channel per worker for threads outside the pool.
+ *            Outside threads submit through a struct sn_submitter
+ *            (sn_submitter_open()): one lane of every worker's ingress
+ *            channel, used by one thread at a time. There are
+ *            max_submitters lanes; their producer handles are opened with
+ *            the pool, so opening and closing a submitter makes no system
+ *            call unless an open waits (sn_submitter_open()).
  *
  * Every message carries an envelope: its source (a worker index or
  * SN_SOURCE_EXTERNAL), a 64-bit key and up to msg_size payload bytes. A
  * worker handles messages in batches: it gathers up to `batch` messages
  * from its inbound channels (round robin over them, FIFO per lane), calls
- * the handler once with their envelopes, then calls the tick callback;
- * tick runs on every loop iteration, with or without messages.
+ * the handler once with their envelopes (pointing into the rings, no copy),
+ * then calls the tick callback; tick runs on every loop iteration, with or
+ * without messages.
  *
- * Order: messages of one submitter (or one worker) to one worker arrive in
- * the order sent. Messages of one key go to one worker (every partitioner
- * but round robin), so a key submitted from one thread is handled in order.
+ * Order: messages of one submitter (or one worker) to one worker are
+ * handled in the order sent. Messages of one key go to one worker (every
+ * partitioner but round robin), so the messages of one key that one thread
+ * submits are handled in the order submitted, also when the thread closes
+ * its submitter and opens another in between: a closed submitter whose
+ * lanes still hold messages stays reserved to the thread that closed it,
+ * whose next sn_submitter_open() gets it back, until its lanes drained.
+ * (A thread that keeps two submitters open at once has order per
+ * submitter.)
  *
- * Idle workers burn no CPU. Each worker has its own io_uring instance; one
- * with nothing to do announces that it sleeps, issues a full barrier,
- * checks every inbound ring once more and only then waits in
- * io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
+ * Idle workers burn no CPU: one with nothing to do spins briefly, then
+ * yields the CPU a while (as sn_producer_wait()), then sleeps (unless
+ * max_sleep_ns is SN_NO_WAIT: then it polls, yielding). Each worker
+ * has its own io_uring instance; one about to sleep announces it, issues
+ * a full barrier, checks every inbound ring once more and only then waits
+ * in io_uring_submit_and_wait() (the protocol of include/uapi/linux/sn.h):
  *
  *   kernel backend  the worker keeps a multishot poll (IORING_POLL_ADD_MULTI)
  *                   on the consumer fd of each inbound ring; its announcement
@@ -52,16 +62,33 @@
  * messages and I/O: every SQE on that ring carries a struct sn_io * as its
  * user_data and the pool calls its done() callback for each completion.
  *
- * Shutdown (sn_pool_shutdown()): intake stops (sn_submit() fails with
- * -ESHUTDOWN and counts a rejection, after every submission in progress
- * has finished), the workers keep handling until the pool is quiescent
- * (everything submitted, forwarded, held (sn_worker_hold()) or started as
- * I/O has been handled, released or completed, detected from per-worker counters without any shared hot
- * counter), then every worker calls fini and exits, and the pool joins
- * them. Counts add up: submitted + forwarded == handled + dropped, and
- * dropped is 0 unless a tick (or I/O callback) keeps producing work after
- * sn_worker_stopping() turned true (what it sends after the final check is
- * left in the rings and counted as dropped).
+ * Shutdown (sn_pool_shutdown()) holds no lock while it waits, so every
+ * function documented as callable from a worker works during it:
+ *   1. intake stops: from then on sn_submit*() and sn_submitter_open()
+ *      fail with -ESHUTDOWN (a submit waiting for room too) and
+ *      sn_worker_stopping() is true (a callback that sees it true sees
+ *      intake stopped); shutdown waits for the submissions in progress
+ *      to finish;
+ *   2. the workers go on, however long that takes, until every message
+ *      queued at that moment is handled, and each worker has released
+ *      (sn_worker_release()) and completed (I/O) as many items as it had
+ *      held and started by then;
+ *   3. then they go on for at most drain_timeout_ns more, until the pool
+ *      is quiescent: what callbacks sent meanwhile is handled too;
+ *   4. the workers finish the loop iteration they are in (a send from then
+ *      on fails with -ESHUTDOWN), call fini and exit; the pool joins them.
+ * So shutdown returns in bounded time whatever callbacks produce after
+ * sn_worker_stopping() turned true, as long as each callback returns and
+ * what was held before is released. Counts add up: submitted + forwarded
+ * == handled + dropped, where dropped is what step 4 left in the rings: 0
+ * when the pool became quiescent within step 3.
+ *
+ * Threads: each function's comment says from which threads it may be
+ * called. "Any thread" includes the pool's workers (handlers, ticks, I/O
+ * callbacks, init, fini) and holds during sn_pool_shutdown() too.
+ *
+ * Timeouts follow the channels' convention (sn/channel.h): nanoseconds,
+ * SN_NO_WAIT (0) does not wait, SN_WAIT_FOREVER waits without limit.
  *
  * Every function returns a negative errno on failure unless documented
  * otherwise.
@@ -69,7 +96,11 @@
 #ifndef SN_POOL_H
 #define SN_POOL_H
 
+#include <stddef.h>
+
 #include <linux/types.h>
+
+#include <sn/channel.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -188,6 +219,14 @@ struct sn_envelope {
 	const void *payload;	/* 8-byte aligned */
 };
 
+/* One message of sn_submit_batch(). */
+struct sn_pool_msg {
+	__u64 key;
+	const void *payload;	/* len bytes (NULL when len is 0) */
+	__u32 len;		/* <= msg_size */
+	__u32 pad;
+};
+
 /*
  * An I/O of a worker's io_uring: set done, embed it in your own struct
  * (container_of) and get the SQE with sn_worker_sqe(). done() runs on the
@@ -201,10 +240,16 @@ struct sn_io {
 
 /* ---- Pool configuration ---- */
 
+/* What a submit does when the worker's ingress lane is full. */
 enum sn_backpressure {
-	SN_BP_FAIL = 0,		/* a full ingress lane: -EAGAIN at once */
-	SN_BP_BLOCK = 1,	/* wait up to block_timeout_ns: -ETIMEDOUT */
+	SN_BP_FAIL = 0,		/* -EAGAIN at once */
+	SN_BP_BLOCK = 1,	/* wait up to block_timeout_ns for room:
+				 * -ETIMEDOUT (SN_NO_WAIT: -EAGAIN at once) */
 };
+
+/* The defaults sn_pool_config_init() sets. */
+#define SN_POOL_BLOCK_TIMEOUT_NS	(10ULL * 1000000000ULL)	/* 10 s */
+#define SN_POOL_DRAIN_TIMEOUT_NS	(1000000000ULL)		/* 1 s */
 
 struct sn_pool_config {
 	unsigned int workers;		/* 0: the online CPUs */
@@ -215,25 +260,42 @@ struct sn_pool_config {
 					 * count */
 	unsigned int ncpus;
 	unsigned int queue_capacity;	/* slots per lane (rounded up to a
-					 * power of two); 0: 1024 */
+					 * power of two); 0: 1024. Handlers
+					 * read messages in place: a batch
+					 * keeps its slots until the handler
+					 * returns */
 	unsigned int msg_size;		/* payload bytes; 0: 48 */
 	unsigned int batch;		/* most messages per handler call;
 					 * 0: 32 */
 	unsigned int max_submitters;	/* ingress lanes, 1..64; 0: 8 */
-	unsigned int backpressure;	/* enum sn_backpressure (submitters) */
-	__u64 block_timeout_ns;		/* SN_BP_BLOCK: 0 means forever */
+	unsigned int backpressure;	/* enum sn_backpressure; default
+					 * SN_BP_BLOCK */
+	__u64 block_timeout_ns;		/* SN_BP_BLOCK: the longest a submit
+					 * waits for room; default
+					 * SN_POOL_BLOCK_TIMEOUT_NS */
+	__u64 drain_timeout_ns;		/* shutdown step 3 (see the top);
+					 * default SN_POOL_DRAIN_TIMEOUT_NS */
 	struct sn_partitioner_config partitioner;	/* default: HASH */
 	unsigned int backend;		/* SN_BACKEND_* for the channels;
 					 * 0: automatic (sn/channel.h) */
 	unsigned int uring_entries;	/* each worker's io_uring SQ; 0: 64 */
-	__u64 max_sleep_ns;		/* an idle worker wakes (and ticks) at
-					 * least this often; 0: only for work */
+	__u64 max_sleep_ns;		/* the longest an idle worker sleeps
+					 * before it ticks again; default
+					 * SN_WAIT_FOREVER (until work);
+					 * SN_NO_WAIT: it never sleeps (polls,
+					 * yielding the CPU) */
+	size_t state_size;		/* without init: bytes of each worker's
+					 * own state, zeroed, 128-byte aligned,
+					 * freed by sn_pool_destroy(); 0: the
+					 * state is NULL */
 
 	/* Callbacks, all on the worker's own thread. */
 	/* Builds the worker's state in *@state before any message; non-zero
-	 * fails sn_pool_create() with that value. NULL: state is arg. */
+	 * fails sn_pool_create() with that value. NULL: each worker's state
+	 * is its own block of state_size bytes (never shared, never arg). */
 	int (*init)(struct sn_worker *w, void *arg, void **state);
-	/* Frees the state after the last message. */
+	/* After the last message; frees what init allocated, or leaves the
+	 * state for sn_pool_worker_state(). */
 	void (*fini)(struct sn_worker *w, void *state);
 	/* Handles @n (1..batch) messages; a negative return counts an error
 	 * in the worker's statistics, the messages count as handled anyway.
@@ -242,10 +304,16 @@ struct sn_pool_config {
 		      const struct sn_envelope *env, unsigned int n);
 	/* Every loop iteration, after the batch if any. */
 	void (*tick)(struct sn_worker *w, void *state);
-	void *arg;
+	void *arg;			/* init's argument, sn_worker_arg() */
 };
 
-/* Fills @cfg with the defaults (all zero: see the fields). */
+/*
+ * Fills @cfg with the defaults: SN_BP_BLOCK with SN_POOL_BLOCK_TIMEOUT_NS,
+ * SN_POOL_DRAIN_TIMEOUT_NS, max_sleep_ns SN_WAIT_FOREVER, every other
+ * field 0 (see the fields). Start from it: a field set otherwise means
+ * what its value says (a zeroed config has SN_BP_FAIL, a drain timeout of
+ * SN_NO_WAIT and workers that never sleep). Any thread.
+ */
 void sn_pool_config_init(struct sn_pool_config *cfg);
 
 /* ---- The pool (libsn/pool.c) ---- */
@@ -254,34 +322,40 @@ void sn_pool_config_init(struct sn_pool_config *cfg);
  * Creates the channels, starts the workers and returns once each ran its
  * init. Errors: -EINVAL (no handler, geometry, CPUs the process may not
  * use, partitioner), what init returned, what channel creation, io_uring
- * setup or pthread_create return.
+ * setup or pthread_create return. Any thread (a worker creates a pool of
+ * its own).
  */
 int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg);
 
 /*
- * Graceful shutdown: stops intake, waits for submissions in progress,
- * drains every message through the handlers (and waits for I/O in flight),
- * runs fini on each worker and joins. Idempotent; call it from outside the
- * pool (a worker calling it gets -EDEADLK).
+ * Graceful shutdown, the four steps at the top; returns once the workers
+ * are joined. Idempotent: a second caller, concurrent or later, waits for
+ * the first to finish and returns 0. Any thread but the pool's own
+ * workers: from one of them it returns -EDEADLK and does nothing (it
+ * cannot join itself).
  */
 int sn_pool_shutdown(struct sn_pool *pool);
 
 /*
  * Shuts down if still running, then frees everything. Every submitter
- * must be closed first (-EBUSY otherwise, nothing done). NULL: 0.
+ * must be closed first (-EBUSY otherwise, nothing done). From a worker:
+ * -EDEADLK, nothing done. Call it once no other call on the pool is in
+ * progress or will follow. NULL: 0.
  */
 int sn_pool_destroy(struct sn_pool *pool);
 
+/* The number of workers. Any thread. */
 unsigned int sn_pool_workers(const struct sn_pool *pool);
 
-/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD: what the channels use. */
+/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD: what the channels use. Any
+ * thread. */
 int sn_pool_backend(const struct sn_pool *pool);
 
-/* The CPU worker @i is pinned to, or -1 without affinity. */
+/* The CPU worker @i is pinned to, or -1 without affinity. Any thread. */
 int sn_pool_worker_cpu(const struct sn_pool *pool, unsigned int i);
 
 /* The worker @key goes to (as sn_submit() routes it; round robin: -EINVAL
- * since it depends on the sender). */
+ * since it depends on the sender). Any thread. */
 int sn_pool_route(const struct sn_pool *pool, __u64 key);
 
 struct sn_pool_stats {
@@ -290,12 +364,13 @@ struct sn_pool_stats {
 	__u64 forwarded;	/* sent worker to worker over the mesh */
 	__u64 forward_rejected;	/* mesh sends refused (-EAGAIN, -ESHUTDOWN) */
 	__u64 handled;		/* passed to handlers */
-	__u64 dropped;		/* after shutdown: left unhandled (0) */
+	__u64 dropped;		/* left in the rings by shutdown step 4 */
 	__u64 io_completions;	/* CQEs of the handlers' own I/O */
 };
 
 /* Sums over the workers and submitters (closed ones included); exact once
- * the pool is shut down. */
+ * the pool is shut down (dropped is 0 until then). Any thread, never
+ * blocks. */
 int sn_pool_stats(const struct sn_pool *pool, struct sn_pool_stats *st);
 
 struct sn_worker_stats {
@@ -311,26 +386,45 @@ struct sn_worker_stats {
 	int pad;
 };
 
+/* Worker @i's statistics. Any thread, never blocks. */
 int sn_pool_worker_stats(const struct sn_pool *pool, unsigned int i,
 			 struct sn_worker_stats *st);
 
-/* ---- Submitters: outside threads (libsn/pool.c) ---- */
+/*
+ * Worker @i's state as the worker left it, once sn_pool_shutdown() has
+ * returned (NULL before, and for @i out of range): how to collect each
+ * worker's result. A state_size block stays valid until sn_pool_destroy();
+ * an init's state is the caller's (valid unless fini freed it). Any
+ * thread.
+ */
+void *sn_pool_worker_state(const struct sn_pool *pool, unsigned int i);
+
+/* ---- Submitters (libsn/pool.c) ---- */
 
 /*
- * Opens a submitter: one lane of every worker's ingress channel. Used by
- * one thread at a time. Errors: -ENOSPC (max_submitters open),
- * -ESHUTDOWN, -ENOMEM.
+ * Opens a submitter: one lane of every worker's ingress channel, used by
+ * one thread at a time. A thread gets back the lanes it closed while they
+ * still hold its messages (see Order at the top); lanes another thread
+ * closed that way are given out once drained, waiting for that as a
+ * submit waits for room (backpressure, block_timeout_ns; never on a
+ * worker of this pool). Errors: -ENOSPC (every lane open, or still
+ * reserved), -ESHUTDOWN (intake stopped), -EINVAL. Any thread.
  */
 int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out);
 
-/* Gives the lanes back (its counts stay in the pool's). NULL: 0. */
+/* Gives the lanes back (its counts stay in the pool's); never waits.
+ * NULL: 0. The thread using @s. */
 int sn_submitter_close(struct sn_submitter *s);
 
 /*
  * Sends @len (<= msg_size) bytes of @payload with @key to the worker the
- * partitioner picks. Returns 0, or counts a rejection and returns -EAGAIN
- * (SN_BP_FAIL, lane full), -ETIMEDOUT (SN_BP_BLOCK), -ESHUTDOWN (intake
- * stopped); -EINVAL (len) is not counted.
+ * partitioner picks. When the worker's lane is full it waits as
+ * `backpressure` says, except on a worker thread of this pool, which
+ * never waits (a worker waiting for room that only workers make could
+ * wait for itself): -EAGAIN there. Returns 0, or counts a rejection and
+ * returns -EAGAIN (full, SN_BP_FAIL or no wait), -ETIMEDOUT (SN_BP_BLOCK),
+ * -ESHUTDOWN (intake stopped); -EINVAL (@len, @payload) is not counted.
+ * From the thread using @s (any thread, a worker included).
  */
 int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 	      __u32 len);
@@ -339,11 +433,27 @@ int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 int sn_submit_to(struct sn_submitter *s, unsigned int worker, __u64 key,
 		 const void *payload, __u32 len);
 
-/* ---- Inside a worker (handler, tick, init, fini, I/O callbacks) ---- */
+/*
+ * Submits @n messages in one call: each to the worker its key routes to
+ * (as sn_submit()), routed in chunks of up to 64 messages with one publish
+ * (and at most one wakeup) per worker's lane per chunk. Takes a prefix, in
+ * order: returns n, or how many were taken (1..n-1) when the next one was
+ * refused, or a negative errno (as sn_submit()) when the first was; it
+ * waits as sn_submit() does. Refused messages count as rejected, each one.
+ * A message with a bad length ends the prefix there (-EINVAL when first,
+ * not counted). From the thread using @s (any thread, a worker included).
+ */
+int sn_submit_batch(struct sn_submitter *s, const struct sn_pool_msg *msgs,
+		    unsigned int n);
+
+/* ---- Inside a worker: from its own callbacks (handler, tick, init,
+ * fini, I/O callbacks) only ---- */
 
 unsigned int sn_worker_id(const struct sn_worker *w);
 struct sn_pool *sn_worker_pool(const struct sn_worker *w);
 void *sn_worker_state(const struct sn_worker *w);
+/* The config's arg: shared by every worker, so read-only or thread-safe. */
+void *sn_worker_arg(const struct sn_worker *w);
 
 /* True once sn_pool_shutdown() began: new work should stop appearing. */
 int sn_worker_stopping(const struct sn_worker *w);
@@ -352,8 +462,8 @@ int sn_worker_stopping(const struct sn_worker *w);
  * Sends to worker @dest over the mesh (SPSC channel [self][dest]). Never
  * blocks (two workers waiting on each other's full rings would deadlock):
  * -EAGAIN when the ring is full (retry from a later tick, or drop), or
- * -ESHUTDOWN after the pool finished draining; both counted as
- * forward_rejected. -EINVAL: @dest or @len out of range.
+ * -ESHUTDOWN from shutdown step 4 on; both counted as forward_rejected.
+ * -EINVAL: @dest or @len out of range.
  */
 int sn_worker_send(struct sn_worker *w, unsigned int dest, __u64 key,
 		   const void *payload, __u32 len);
@@ -367,8 +477,9 @@ int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
  * timer's pending job): sn_worker_hold() when it takes n items on, then
  * sn_worker_release() once they are done (after the sends they cause).
  * Shutdown counts held items as work in progress and keeps the worker
- * running (ticking) until they are released; a worker holding items
- * sleeps 1 ms at most, so its tick retries them.
+ * running (ticking) until they are released (step 2; step 3 for at most
+ * drain_timeout_ns); a worker
+ * holding items sleeps 1 ms at most, so its tick retries them.
  */
 void sn_worker_hold(struct sn_worker *w, unsigned int n);
 void sn_worker_release(struct sn_worker *w, unsigned int n);
@@ -384,7 +495,8 @@ struct io_uring *sn_worker_uring(struct sn_worker *w);
  * An SQE of the worker's io_uring with user_data set to @io (submitting
  * what is queued when the SQ is full); NULL if none can be had. The pool
  * counts the request in flight until its last completion (one without
- * IORING_CQE_F_MORE) and shutdown waits for it.
+ * IORING_CQE_F_MORE) and shutdown waits for it (steps 2 and 3; requests
+ * still in flight at step 4 are cancelled with the ring, unreported).
  */
 struct io_uring_sqe *sn_worker_sqe(struct sn_worker *w, struct sn_io *io);
 

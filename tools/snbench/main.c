@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sn/channel.h>
@@ -65,6 +66,10 @@ struct result {
 	int pool;
 	unsigned int workers;
 	double speedup;
+	double channel_rate;		/* the SPSC channel's, same batch */
+	double cpu_per_msg;		/* process CPU ns per message, timed
+					 * runs (a busy machine's other work
+					 * is not in it) */
 	uint64_t submitted, handled;
 	int shared_cpus;
 };
@@ -121,6 +126,15 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* The @q quantile (0..1) of sorted @v, nearest rank. */
+/* CPU time of the whole process, ns. */
+static double process_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
 static double quantile(const uint32_t *v, size_t n, double q)
 {
 	size_t i;
@@ -161,6 +175,7 @@ static void measure(const struct snb_impl *im, const char *scenario,
 	size_t nlat = 0;
 	uint64_t sys = 0;
 	int sys_known = 1;
+	double cpu0;
 	struct snb_cfg cfg = *cfg0, warm;
 	struct snb_run run;
 	unsigned int r;
@@ -192,6 +207,7 @@ static void measure(const struct snb_impl *im, const char *scenario,
 		return;
 	}
 	free(run.lat);
+	cpu0 = process_cpu_ns();
 	for (r = 0; r < opt.repeat; r++) {
 		if (pingpong ? snb_run_pp(im, &cfg, &run) :
 			       snb_run_mp(im, &cfg, &run)) {
@@ -214,6 +230,8 @@ static void measure(const struct snb_impl *im, const char *scenario,
 		else
 			sys += run.lib_syscalls;
 	}
+	res->cpu_per_msg = (process_cpu_ns() - cpu0) /
+			   ((double)cfg.messages * opt.repeat);
 	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
 	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
 		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
@@ -696,7 +714,8 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 		.ncpus = (unsigned int)opt.ncpus,
 	};
 	struct snb_pool_run run;
-	double rates[64];
+	double rates[64], cpu0;
+	uint64_t sent = 0;
 	unsigned int r;
 	char what[64];
 
@@ -722,6 +741,7 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 		return;
 	}
 	pc.messages = cfg->messages;
+	cpu0 = process_cpu_ns();
 	for (r = 0; r < opt.repeat; r++) {
 		if (snb_pool_run(&pc, &run)) {
 			res->failed = 1;
@@ -731,7 +751,10 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 		res->submitted += run.submitted;
 		res->handled += run.handled;
 		res->shared_cpus = run.shared_cpus;
+		sent += run.sent;
 	}
+	/* pool creation and thread start are in it too: an upper bound */
+	res->cpu_per_msg = (process_cpu_ns() - cpu0) / (double)sent;
 	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
 	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
 		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
@@ -739,30 +762,78 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 	res->rate_max = rates[opt.repeat - 1];
 }
 
+/* The pool's msg/s over the channel's, and what a message costs each. */
+static void pool_vs_channel(const struct result *ch, size_t first)
+{
+	size_t i;
+
+	if (opt.json)
+		return;
+	if (!ch || ch->failed || ch->skipped || ch->rate <= 0) {
+		printf("\npool vs SPSC channel: the channel was not measured\n");
+		return;
+	}
+	printf("\npool vs SPSC channel, same batch (%u) and message size (%u B), this run: channel %.2f Mmsg/s, %.1f ns/msg,\n"
+	       "%.1f CPU ns/msg (process CPU time over messages: both threads, spinning included; unlike msg/s, not\n"
+	       "lowered by other work on the machine); CPU ratio: the channel's CPU ns/msg over the pool's\n",
+	       ch->cfg.batch, ch->cfg.msg_size, ch->rate / 1e6,
+	       1e9 / ch->rate, ch->cpu_per_msg);
+	for (i = first; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (!r->pool || r->failed || r->rate <= 0)
+			continue;
+		printf("  %2u worker%s %6.2f Mmsg/s %7.1f ns/msg  %5.2fx the channel  %6.1f CPU ns/msg  CPU ratio %4.2fx",
+		       r->workers, r->workers > 1 ? "s" : " ", r->rate / 1e6,
+		       1e9 / r->rate, r->rate / ch->rate, r->cpu_per_msg,
+		       ch->cpu_per_msg / r->cpu_per_msg);
+		if (r->workers == 1)
+			printf("  target (issue 11) >= 0.5x: %s",
+			       r->rate >= 0.5 * ch->rate ? "met" : "MISSED");
+		printf("\n");
+	}
+}
+
 static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 {
-	const struct result *one = NULL;
-	size_t first = nresults, i;
+	const struct result *one = NULL, *ch;
+	struct snb_cfg cc = *cfg;
+	size_t first, i;
 	unsigned int w;
 
 	if (cfg->messages < max)
 		die("worker_pool: --messages below --workers");
-	nsteps = 0;
+	nsteps = 1;
 	for (w = 1; w < max; w *= 2)
 		nsteps++;
 	nsteps++;
+	/* the yardstick: libsn's SPSC channel, same batch, size, CPUs */
+	cc.type = SNB_SPSC;
+	cc.producers = cc.consumers = 1;
+	measure(&snb_impl_sn, "message_passing", &cc, 0);
+	progress_done();
+	/* JSON: the channel's rate is in each pool row, one row per size */
+	if (!opt.json)
+		print_group(ngroups);
+	ngroups++;
+	first = nresults;
 	for (w = 1; w < max; w *= 2)
 		measure_pool(w, cfg);
 	measure_pool(max, cfg);
-	for (i = first; i < nresults; i++)
+	ch = &results[first - 1];	/* results may have moved */
+	for (i = first; i < nresults; i++) {
 		if (results[i].workers == 1 && !results[i].failed)
 			one = &results[i];
+		if (!ch->failed && !ch->skipped)
+			results[i].channel_rate = ch->rate;
+	}
 	for (i = first; i < nresults; i++)
 		if (one && !results[i].failed && one->rate > 0)
 			results[i].speedup = results[i].rate / one->rate;
 	progress_done();
 	print_group(ngroups);
 	ngroups++;
+	pool_vs_channel(ch, first);
 	if (opt.json)
 		return;
 	for (i = first; i < nresults; i++)
@@ -820,8 +891,11 @@ static void print_pool_json(const struct result *r)
 	}
 	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
 	       "\"msgs_per_sec_max\":%.0f,\"speedup\":%.4f,"
+	       "\"channel_msgs_per_sec\":%.0f,\"vs_channel\":%.4f,"
 	       "\"submitted\":%llu,\"handled\":%llu}\n",
 	       r->rate, r->rate_min, r->rate_max, r->speedup,
+	       r->channel_rate,
+	       r->channel_rate > 0 ? r->rate / r->channel_rate : 0,
 	       (unsigned long long)r->submitted,
 	       (unsigned long long)r->handled);
 	fflush(stdout);

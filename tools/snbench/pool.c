@@ -2,11 +2,13 @@
 /*
  * snbench worker_pool: libsn's worker pool (include/sn/pool.h), throughput
  * for one pool size. A pool of w pinned workers (hash partitioner, block
- * backpressure), one submitter thread per worker, each submitting
- * messages / w keyed messages. The keys are picked so that every
- * submitter sends the same number of messages to every worker (each
- * worker gets an even share); the handler counts messages and sums their
- * payload sequence numbers in the worker's own state (no shared atomics).
+ * backpressure), one submitter thread per worker, each submitting messages
+ * / w keyed messages in sn_submit_batch() calls of --batch messages. The
+ * keys are picked so that every submitter sends the same number of
+ * messages to every worker (each worker gets an even share); the handler
+ * counts messages and sums their payload sequence numbers in the worker's
+ * own state (state_size: no shared atomics), read after shutdown with
+ * sn_pool_worker_state().
  *
  * The clock runs from releasing the submitters to sn_pool_shutdown()
  * returning, i.e. until every message was handled. Pool creation, thread
@@ -24,14 +26,14 @@
 
 #include "snbench.h"
 
-#define POOL_KEYS	64		/* distinct keys per worker */
+#define POOL_KEYS	64		/* distinct keys per worker (a power
+					 * of two) */
 #define POOL_TIMEOUT_NS	(10ULL * 1000000000ULL)	/* a blocked submit */
 
-/* One worker's counts: its own cache lines, touched by it alone. */
+/* One worker's counts: its own state block, touched by it alone. */
 struct pool_wstate {
-	_Alignas(128) uint64_t handled;
+	uint64_t handled;
 	uint64_t sum;
-	char pad[128 - 16];
 };
 
 struct pool_shared {
@@ -39,6 +41,7 @@ struct pool_shared {
 	atomic_int go;
 	unsigned int workers;
 	unsigned int msg_size;
+	unsigned int batch;		/* messages per sn_submit_batch() */
 	const uint64_t *keys;		/* [worker][POOL_KEYS] */
 };
 
@@ -51,14 +54,6 @@ struct pool_sub {
 	uint64_t count;
 	int err;
 };
-
-static int pool_init(struct sn_worker *w, void *arg, void **state)
-{
-	struct pool_wstate *ws = arg;
-
-	*state = &ws[sn_worker_id(w)];
-	return 0;
-}
 
 static int pool_handle(struct sn_worker *w, void *state,
 		       const struct sn_envelope *env, unsigned int n)
@@ -79,32 +74,51 @@ static void *pool_submitter(void *arg)
 {
 	struct pool_sub *sb = arg;
 	struct pool_shared *sh = sb->sh;
-	unsigned int w = sh->workers;
-	_Alignas(8) unsigned char msg[4096];
-	uint64_t i;
+	unsigned int w = sh->workers, b = sh->batch, k, r0;
+	struct sn_pool_msg *m = calloc(b, sizeof(*m));
+	/* the payloads side by side, as a channel producer's messages */
+	size_t stride = (sh->msg_size + 7) & ~(size_t)7;
+	size_t bytes = ((size_t)b * stride + 63) & ~(size_t)63;
+	unsigned char *buf = aligned_alloc(64, bytes);
+	uint64_t i, q;
 
-	memset(msg, 0, sizeof(msg));
+	if (!m || !buf)
+		sb->err = -ENOMEM;
+	else
+		memset(buf, 0, bytes);
 	if (sb->cpu >= 0 && snb_pin(sb->cpu))
 		sb->err = -EINVAL;
 	atomic_fetch_add(&sh->ready, 1);
 	while (!atomic_load_explicit(&sh->go, memory_order_acquire))
 		snb_relax();
-	if (sb->err)
-		return NULL;
-	for (i = 0; i < sb->count; i++) {
-		/* worker (i + id) % w: every submitter spreads evenly */
-		unsigned int dest = (unsigned int)((i + sb->id) % w);
-		uint64_t key = sh->keys[(size_t)dest * POOL_KEYS +
-					(i / w) % POOL_KEYS];
+	/* batches of --batch messages, one sn_submit_batch() each; message
+	 * seq goes to worker (seq + id) % w with key (seq / w) % POOL_KEYS
+	 * of that worker's, counted without divisions (every submitter
+	 * spreads evenly) */
+	for (i = 0, q = 0, r0 = 0; !sb->err && i < sb->count; i += k) {
 		int r;
 
-		memcpy(msg, &i, sizeof(i));
-		r = sn_submit(sb->s, key, msg, sh->msg_size);
-		if (r) {
-			sb->err = r;
-			break;
+		for (k = 0; k < b && i + k < sb->count; k++) {
+			uint64_t seq = i + k;
+			unsigned int dest = r0 + sb->id < w ? r0 + sb->id :
+					    r0 + sb->id - w;
+
+			memcpy(buf + (size_t)k * stride, &seq, sizeof(seq));
+			m[k].key = sh->keys[(size_t)dest * POOL_KEYS +
+					    (q & (POOL_KEYS - 1))];
+			m[k].payload = buf + (size_t)k * stride;
+			m[k].len = sh->msg_size;
+			if (++r0 == w) {
+				r0 = 0;
+				q++;
+			}
 		}
+		r = sn_submit_batch(sb->s, m, k);
+		if (r != (int)k)
+			sb->err = r < 0 ? r : -EAGAIN;
 	}
+	free(m);
+	free(buf);
 	return NULL;
 }
 
@@ -144,7 +158,6 @@ int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run)
 	struct sn_pool_config pc;
 	struct sn_pool_stats st;
 	struct sn_pool *pool = NULL;
-	struct pool_wstate *ws = NULL;
 	struct pool_sub *subs = NULL;
 	struct pool_shared sh;
 	uint64_t *keys = NULL, per = cfg->messages / w, t0 = 0, t1, sum = 0;
@@ -154,14 +167,12 @@ int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run)
 	memset(&sh, 0, sizeof(sh));
 	if (!w || w > SNB_MAX_THREADS || !per)
 		return -EINVAL;
-	ws = aligned_alloc(128, w * sizeof(*ws));
 	subs = calloc(w, sizeof(*subs));
 	keys = calloc((size_t)w * POOL_KEYS, sizeof(*keys));
-	if (!ws || !subs || !keys) {
+	if (!subs || !keys) {
 		r = -ENOMEM;
 		goto out;
 	}
-	memset(ws, 0, w * sizeof(*ws));
 
 	sn_pool_config_init(&pc);
 	pc.workers = w;
@@ -175,9 +186,8 @@ int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run)
 	pc.backpressure = SN_BP_BLOCK;
 	pc.block_timeout_ns = POOL_TIMEOUT_NS;
 	pc.partitioner.kind = SN_PART_HASH;
-	pc.init = pool_init;
+	pc.state_size = sizeof(struct pool_wstate);	/* each worker's own */
 	pc.handle = pool_handle;
-	pc.arg = ws;
 	r = sn_pool_create(&pool, &pc);
 	if (r) {
 		fprintf(stderr, "snbench: worker_pool: sn_pool_create(%u workers): %s\n",
@@ -195,6 +205,7 @@ int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run)
 
 	sh.workers = w;
 	sh.msg_size = cfg->msg_size;
+	sh.batch = cfg->batch ? cfg->batch : 1;
 	sh.keys = keys;
 	/* submitters on the CPUs after the workers', else round robin */
 	run->shared_cpus = cfg->ncpus < 2 * w;
@@ -258,8 +269,10 @@ stop:
 	run->submitted = st.submitted;
 	run->handled = st.handled;
 	for (i = 0; i < w; i++) {
-		run->counted += ws[i].handled;
-		sum += ws[i].sum;
+		const struct pool_wstate *ws = sn_pool_worker_state(pool, i);
+
+		run->counted += ws->handled;
+		sum += ws->sum;
 	}
 	/* each submitter sent sequence numbers 0..per-1 */
 	if (st.handled != st.submitted || st.submitted != run->sent ||
@@ -284,6 +297,5 @@ out:
 		sn_pool_destroy(pool);
 	free(keys);
 	free(subs);
-	free(ws);
 	return r;
 }
