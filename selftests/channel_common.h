@@ -24,24 +24,9 @@
 #include <sn/channel.h>
 #include <sn/sn.h>
 
+#include "test_time.h"
+
 #define MS 1000000ULL
-
-static inline unsigned long t_scaled(unsigned long n)
-{
-	const char *s = getenv("SN_TEST_SCALE");
-	unsigned long pct = s ? strtoul(s, NULL, 10) : 100;
-
-	n = n * (pct ? pct : 100) / 100;
-	return n ? n : 1;
-}
-
-static inline __u64 t_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
 
 /* The backends worth testing here: the automatic one, and memfd when the
  * automatic one is the kernel's. */

@@ -206,25 +206,24 @@ static long cpu_ticks(int pid)
 FIXTURE(kthread) {
 	char mode[16];
 	char idle[16];
+	char armed[16];
 };
 
 FIXTURE_SETUP(kthread)
 {
-	FILE *f = fopen("/sys/module/sn/parameters/poll_mode", "r");
-
-	ASSERT_NE(NULL, f);
-	ASSERT_NE(NULL, fgets(self->mode, sizeof(self->mode), f));
-	fclose(f);
-	f = fopen("/sys/module/sn/parameters/poll_idle_us", "r");
-	ASSERT_NE(NULL, f);
-	ASSERT_NE(NULL, fgets(self->idle, sizeof(self->idle), f));
-	fclose(f);
+	get_param("poll_mode", self->mode, sizeof(self->mode));
+	get_param("poll_idle_us", self->idle, sizeof(self->idle));
+	get_param("max_armed_per_user", self->armed, sizeof(self->armed));
+	ASSERT_NE(0, self->mode[0]);
+	ASSERT_NE(0, self->idle[0]);
+	ASSERT_NE(0, self->armed[0]);
 }
 
 FIXTURE_TEARDOWN(kthread)
 {
 	set_param("poll_mode", self->mode);
 	set_param("poll_idle_us", self->idle);
+	set_param("max_armed_per_user", self->armed);
 }
 
 TEST_F(kthread, one_thread_per_cpu)
@@ -297,7 +296,7 @@ TEST_F(kthread, sleeper_woken_without_producer_syscall)
 	/* The whole exchange stays inside one idle window. */
 	ASSERT_EQ(0, set_param("poll_idle_us", "5000000"));
 	ASSERT_EQ(0, pair_open(&pr, 16, -1));
-	pr.msgs = scaled(20000);
+	pr.msgs = t_scaled(20000);
 	s.pr = &pr;
 	ASSERT_EQ(0, pthread_create(&t, NULL, silent_producer, &s));
 	got = consumer(&pr);
@@ -340,7 +339,7 @@ static void *lib_producer(void *arg)
 TEST_F(kthread, libsn_blocking_recv_no_producer_syscall)
 {
 	struct sn_channel_stats st;
-	struct lib_pair lp = { .msgs = scaled(20000) };
+	struct lib_pair lp = { .msgs = t_scaled(20000) };
 	struct sn_channel *ch;
 	struct sn_consumer *c;
 	pthread_t t;
@@ -446,7 +445,7 @@ static void exchange_on(struct __test_metadata *_metadata, const char *mode,
 	pthread_t t;
 	void *sent;
 	__u64 got;
-	__u64 t0 = now_ns();
+	__u64 t0 = t_now();
 
 	if (mode) {
 		ASSERT_EQ(0, set_param("poll_mode", mode));
@@ -466,7 +465,7 @@ static void exchange_on(struct __test_metadata *_metadata, const char *mode,
 	TH_LOG("%s: %lu msgs, %lu sleeps, %lu kicks, %lld thread wakeups, %llu ms",
 	       mode, msgs, pr.sleeps, pr.kicks,
 	       listing_field(pr.v.i.id, F_THREAD_WAKES),
-	       (unsigned long long)(now_ns() - t0) / 1000000);
+	       (unsigned long long)(t_now() - t0) / 1000000);
 	pair_close(&pr);
 }
 
@@ -478,7 +477,7 @@ static void exchange(struct __test_metadata *_metadata, const char *mode,
 
 TEST_F_TIMEOUT(kthread, no_lost_wakeup, 900)
 {
-	unsigned long n = scaled(100000);
+	unsigned long n = t_scaled(100000);
 
 	ASSERT_EQ(0, set_param("poll_idle_us", "200"));
 	exchange(_metadata, "off", n);
@@ -600,7 +599,7 @@ TEST_F_TIMEOUT(kthread, many_armed_rings, 900)
 		ASSERT_EQ(0, arm_rings(fds, ids, n, 0, epfd));
 		EXPECT_TRUE(WAIT_FOR(armed_on(ids, n, 0) == n))
 			TH_LOG("%d of %d rings armed on CPU 0", armed_on(ids, n, 0), n);
-		exchange_on(_metadata, NULL, scaled(40000), 0);
+		exchange_on(_metadata, NULL, t_scaled(40000), 0);
 		close_all(fds, n);
 		close(epfd);
 	}
@@ -609,14 +608,9 @@ TEST_F_TIMEOUT(kthread, many_armed_rings, 900)
 /* One user's rings on one thread are bounded; the rest work by kicks. */
 TEST_F(kthread, armed_limit_per_user)
 {
-	char old[16] = "";
 	int fds[8], epfd = epoll_create1(EPOLL_CLOEXEC);
 	__u64 ids[8];
-	FILE *f = fopen("/sys/module/sn/parameters/max_armed_per_user", "r");
 
-	ASSERT_NE(NULL, f);
-	ASSERT_NE(NULL, fgets(old, sizeof(old), f));
-	fclose(f);
 	ASSERT_LE(0, epfd);
 	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
 	ASSERT_EQ(0, set_param("max_armed_per_user", "4"));
@@ -629,8 +623,7 @@ TEST_F(kthread, armed_limit_per_user)
 		if (listing_field(ids[i], F_ARMED_CPU) < 0)
 			EXPECT_EQ(1, listing_field(ids[i], F_NEED_WAKEUP));
 	/* A ring over the limit still carries traffic, by kicks. */
-	exchange_on(_metadata, NULL, scaled(4000), 0);
-	set_param("max_armed_per_user", old);
+	exchange_on(_metadata, NULL, t_scaled(4000), 0);
 	close_all(fds, 8);
 	close(epfd);
 }
@@ -770,7 +763,7 @@ TEST_F_TIMEOUT(kthread, mode_switch_churn, 900)
 
 	ASSERT_EQ(0, set_param("poll_idle_us", "300"));
 	ASSERT_EQ(0, pthread_create(&t, NULL, churn_modes, &ch));
-	exchange_on(_metadata, NULL, scaled(40000), -1);
+	exchange_on(_metadata, NULL, t_scaled(40000), -1);
 	atomic_store(&ch.stop, true);
 	pthread_join(t, NULL);
 	TH_LOG("%lu mode switches", ch.switches);
@@ -876,8 +869,8 @@ static int attacker(int report, int ms)
 		a.armed += listing_field(v[i].i.id, F_ARMED_CPU) == 0;
 	if (write(report, &a, sizeof(a)) != sizeof(a))
 		return 3;
-	end = now_ns() + (__u64)ms * 1000000;
-	while (now_ns() < end)
+	end = t_now() + (__u64)ms * 1000000;
+	while (t_now() < end)
 		for (int i = 0; i < a.rings; i++)
 			for (__u32 l = 0; l < SN_MAX_LANES; l++)
 				atomic_store(tail_of(&v[i], l), (__u32)xorshift(&seed));
@@ -916,15 +909,10 @@ static int sn_thread_of(int cpu)
 TEST_F_TIMEOUT(kthread, unprivileged_attacker, 900)
 {
 	int pipefd[2], status, thread = sn_thread_of(0);
-	char old[16] = "";
 	struct attack a;
 	long t0, t1, hz = sysconf(_SC_CLK_TCK);
 	pid_t pid;
-	FILE *f = fopen("/sys/module/sn/parameters/max_armed_per_user", "r");
 
-	ASSERT_NE(NULL, f);
-	ASSERT_NE(NULL, fgets(old, sizeof(old), f));
-	fclose(f);
 	ASSERT_LT(0, thread);
 	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
 	ASSERT_EQ(0, set_param("poll_idle_us", "1000"));
@@ -940,7 +928,7 @@ TEST_F_TIMEOUT(kthread, unprivileged_attacker, 900)
 	ASSERT_EQ(sizeof(a), read(pipefd[0], &a, sizeof(a)));
 	t0 = cpu_ticks(thread);
 	/* A victim on the same thread, meanwhile. */
-	exchange_on(_metadata, NULL, scaled(8000), 0);
+	exchange_on(_metadata, NULL, t_scaled(8000), 0);
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	t1 = cpu_ticks(thread);
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -949,7 +937,6 @@ TEST_F_TIMEOUT(kthread, unprivileged_attacker, 900)
 	EXPECT_GE(8, a.armed);
 	TH_LOG("attacker: home_cpu 1 -> %d, %d rings of 64 lanes (then %d), %d watched; sn/0 used %ld of %ld ticks in the attack",
 	       a.home_err, a.rings, a.create_err, a.armed, t1 - t0, 2 * hz);
-	set_param("max_armed_per_user", old);
 	close(pipefd[0]);
 }
 
@@ -979,11 +966,11 @@ static void *sleep_on_garbage(void *arg)
 {
 	struct armed_sleeper *a = arg;
 	struct pollfd p = { .fd = a->fd, .events = POLLIN };
-	__u64 t0 = now_ns();
+	__u64 t0 = t_now();
 
 	atomic_fetch_add(waiters_of(a->v), 1);
 	poll(&p, 1, 3000);
-	a->slept_ms = (now_ns() - t0) / 1000000;
+	a->slept_ms = (t_now() - t0) / 1000000;
 	return NULL;
 }
 
@@ -1011,16 +998,16 @@ TEST_F(kthread, scribbled_armed_ring)
 	if (pid == 0) {
 		__u64 s = 12345, *w = (__u64 *)(bad.base + bad.i.off.cons);
 		size_t words = (bad.i.off.map_size - bad.i.off.cons) / 8;
-		__u64 end = now_ns() + 1000000000ULL;
+		__u64 end = t_now() + 1000000000ULL;
 
-		while (now_ns() < end)
+		while (t_now() < end)
 			for (int k = 0; k < 1024; k++)
 				w[xorshift(&s) % words] = xorshift(&s);
 		_exit(0);
 	}
 	/* A healthy ring on the same thread keeps working meanwhile. */
 	ASSERT_EQ(0, pair_open(&good, 8, 0));
-	good.msgs = scaled(20000);
+	good.msgs = t_scaled(20000);
 	good.gap_seed = 9;
 	ASSERT_EQ(0, pthread_create(&c, NULL, sleep_once, &good));
 	producer(&good);

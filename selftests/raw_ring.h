@@ -24,6 +24,8 @@
 
 #include <linux/sn.h>
 
+#include "test_time.h"
+
 static inline int dev_fd(void)
 {
 	return open(SN_DEVICE_PATH, O_RDWR | O_CLOEXEC);
@@ -200,33 +202,15 @@ static inline void listing_line(__u64 id, char *out, size_t len)
 	fclose(f);
 }
 
-/* Message counts of stress tests, scaled by SN_TEST_SCALE percent. */
-static inline unsigned long scaled(unsigned long n)
-{
-	const char *s = getenv("SN_TEST_SCALE");
-	unsigned long pct = s ? strtoul(s, NULL, 10) : 100;
-
-	n = n * (pct ? pct : 100) / 100;
-	return n ? n : 1;
-}
-
-static inline __u64 now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
 /*
  * Waits up to 10 s for @cond, checking every millisecond: emulated guests
  * on a loaded host stall for long moments, so no fixed sleep is enough.
  */
 #define WAIT_FOR(cond)							\
 	({								\
-		__u64 _end = now_ns() + 10000000000ULL;			\
+		__u64 _end = t_now() + 10000000000ULL;			\
 		bool _ok;						\
-		while (!(_ok = (cond)) && now_ns() < _end)		\
+		while (!(_ok = (cond)) && t_now() < _end)		\
 			usleep(1000);					\
 		_ok;							\
 	})
@@ -288,6 +272,22 @@ static inline int write_str(const char *path, const char *s)
 	ok = write(fd, s, strlen(s)) == (ssize_t)strlen(s);
 	close(fd);
 	return ok ? 0 : -1;
+}
+
+/* Reads sn.ko's module parameter @name into @buf ("" if unreadable). */
+static inline void get_param(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
+	buf[0] = 0;
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(buf, (int)len, f))
+			buf[0] = 0;
+		fclose(f);
+	}
 }
 
 /* Sets sn.ko's module parameter @name; 0 or -1. */

@@ -193,7 +193,7 @@ static int sleep_raw(struct wcase *w)
 		break;
 	}
 out:
-	w->woke_ns = now_ns();
+	w->woke_ns = t_now();
 	if (w->consumer)
 		atomic_fetch_sub(waiters_of(&w->v), 1);
 	else
@@ -213,7 +213,7 @@ static int sleep_libsn(struct wcase *w)
 	atomic_store(&w->announced, 1);
 	ret = w->consumer ? sn_recv(w->c, &m, SLEEP_MS * 1000000ULL) :
 	      sn_send(w->p, &m, SLEEP_MS * 1000000ULL);
-	w->woke_ns = now_ns();
+	w->woke_ns = t_now();
 	return ret;
 }
 
@@ -410,7 +410,7 @@ static __u64 one_case(struct __test_metadata *_metadata, __u32 type,
 	EXPECT_TRUE(task_sleeps(w.tid));
 	tkicks = listing_field(w.v.i.id, F_KICKS);
 	peer_prepare(&w);
-	t0 = now_ns();
+	t0 = t_now();
 	kicked = peer_act(&w);
 	pthread_join(t, NULL);
 	EXPECT_EQ(0, w.result) TH_LOG("%s: sleeper returned %d",
@@ -456,21 +456,6 @@ static void run_case(struct __test_metadata *_metadata, __u32 type,
 	       state_names[3], (unsigned long long)woke_ms[3]);
 }
 
-static void read_param(const char *name, char *buf, size_t len)
-{
-	char path[128];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/module/sn/parameters/%s", name);
-	buf[0] = 0;
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(buf, (int)len, f))
-			buf[0] = 0;
-		fclose(f);
-	}
-}
-
 struct saved_params {
 	char mode[16];
 	char idle[16];
@@ -478,8 +463,8 @@ struct saved_params {
 
 static void save_params(struct saved_params *p)
 {
-	read_param("poll_mode", p->mode, sizeof(p->mode));
-	read_param("poll_idle_us", p->idle, sizeof(p->idle));
+	get_param("poll_mode", p->mode, sizeof(p->mode));
+	get_param("poll_idle_us", p->idle, sizeof(p->idle));
 }
 
 static void restore_params(const struct saved_params *p)
