@@ -72,21 +72,34 @@ struct sn_ring_file {
 };
 
 /*
- * Copies a size-first ABI struct from userspace: at least @ver0 bytes (else
- * EINVAL); a longer one only if its tail is zero (else E2BIG), and at most
- * a page (else E2BIG, as openat2 does), so the tail scan stays short.
+ * The size a caller gives a size-first ABI struct: at least @ver0 bytes
+ * (else EINVAL) and at most a page (else E2BIG, as openat2 does), so that
+ * scanning or clearing the caller's tail stays short.
+ */
+static inline int sn_check_usize(u32 usize, size_t ver0)
+{
+	if (usize < ver0)
+		return -EINVAL;
+	if (usize > PAGE_SIZE)
+		return -E2BIG;
+	return 0;
+}
+
+/*
+ * Copies a size-first ABI struct from userspace: a size sn_check_usize()
+ * accepts; a longer struct than ours only if its tail is zero (else E2BIG).
  */
 static inline int sn_copy_struct_from_user(void *dst, size_t ksize,
 					   const void __user *src, size_t ver0)
 {
 	u32 usize;
+	int ret;
 
 	if (get_user(usize, (const u32 __user *)src))
 		return -EFAULT;
-	if (usize < ver0)
-		return -EINVAL;
-	if (usize > PAGE_SIZE)
-		return -E2BIG;
+	ret = sn_check_usize(usize, ver0);
+	if (ret)
+		return ret;
 	return copy_struct_from_user(dst, ksize, src, usize);
 }
 

@@ -123,14 +123,14 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	struct sn_ring *ring = rf->ring;
 	struct sn_info info = {};
 	u32 usize;
+	int ret;
 
 	if (get_user(usize, &uinfo->size))
 		return -EFAULT;
-	if (usize < SN_INFO_SIZE_VER0)
-		return -EINVAL;
 	/* As for the structs we read: clear_user() of at most a page. */
-	if (usize > PAGE_SIZE)
-		return -E2BIG;
+	ret = sn_check_usize(usize, SN_INFO_SIZE_VER0);
+	if (ret)
+		return ret;
 	info.size = min_t(u32, usize, sizeof(info));
 	info.type = ring->geo.type;
 	info.slot_size = ring->geo.slot_size;

@@ -26,8 +26,8 @@
  *
  * type is spsc, mpsc or mpmc; pid is the creator's in the reader's pid
  * namespace (0 if not visible); uid is the creator's in the opener's user
- * namespace (the overflow uid if unmapped there); depth is the messages queued over all lanes;
- * producers is the number of lanes with a producer fd; sleepers, sent and
+ * namespace (the overflow uid if unmapped there); depth is the messages
+ * queued over all lanes; producers is the number of lanes with a producer fd; sleepers, sent and
  * received come from the ring's shared pages and are hints; kicks and polls
  * are the kernel's own counts; bytes is the ring's memory; armed_cpu is the
  * CPU whose wakeup thread watches the ring, or -1; thread_wakes counts that
