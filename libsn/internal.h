@@ -25,8 +25,8 @@ static inline __u64 sn__mix64(__u64 x)
  * count or flag (lower 16 bits); see include/sn/channel.h. */
 #define SN_MEMFD_WAKE_SEQ	0x10000U
 #define SN_MEMFD_COUNT_MASK	0xffffU
-/* Memfd backend: kpage->reserved[0] bit 0, an SPSC/MPSC consumer exists. */
-#define SN_MEMFD_CONSUMER_CLAIM	1ULL
+/* Memfd backend: how often a sleeper looks for dead peers. */
+#define SN_MEMFD_LIVENESS_NS	50000000ULL
 
 struct sn_channel {
 	int fd;			/* our ring fd (a duplicate when attached) */
@@ -54,13 +54,28 @@ int sn_map_reserve(struct sn_channel *ch);
 int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
 void sn_channel_free(struct sn_channel *ch);
 
-/* backend_memfd.c */
+/*
+ * backend_memfd.c. Claims are open-file-description locks taken through a
+ * private open file description of the memfd (*lockfd, kept by the handle
+ * and closed by the unclaim), so the kernel drops them when their holder
+ * dies; the kpage's bitmaps and kflags mirror them for the hot path.
+ */
 int sn_memfd_create(struct sn_channel *ch);
 int sn_memfd_attach(struct sn_channel *ch);
-int sn_memfd_claim_lane(struct sn_channel *ch, __u32 *lane);
-void sn_memfd_unclaim_lane(struct sn_channel *ch, __u32 lane);
-int sn_memfd_claim_consumer(struct sn_channel *ch);
-void sn_memfd_unclaim_consumer(struct sn_channel *ch);
+int sn_memfd_claim_lane(struct sn_channel *ch, __u32 *lane, int *lockfd);
+void sn_memfd_unclaim_lane(struct sn_channel *ch, __u32 lane, int lockfd);
+/* SPSC/MPSC: the consumer claim; MPMC: a claim record, stored in *claim */
+int sn_memfd_claim_consumer(struct sn_channel *ch, __u32 *claim, int *lockfd);
+void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd);
+/*
+ * Looks for peers that died holding a lane, the consumer claim or a claim
+ * record: repairs the kpage (lanes_live, lanes_dead, kflags, peers),
+ * recovers a dead MPMC consumer's claims as sn.ko does, and wakes the
+ * sleepers a death concerns. Bounded; a few system calls.
+ */
+void sn_memfd_check_peers(struct sn_channel *ch);
+/* sn_channel_shutdown() for a memfd ring */
+int sn_memfd_shutdown(struct sn_channel *ch);
 
 /* backend_kernel.c */
 int sn_kernel_create(struct sn_channel *ch, int devfd);

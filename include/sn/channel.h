@@ -40,8 +40,35 @@
  * consumer is attached to an SPSC/MPSC ring. The sleep words carry a wake
  * sequence in their upper 16 bits (bumped by the kicker before FUTEX_WAKE,
  * so that a wake between announce and FUTEX_WAIT is never lost); the count
- * or flag is in the lower 16 bits. A process that dies holding a lane or
- * the consumer claim keeps it claimed (no recovery yet).
+ * or flag is in the lower 16 bits.
+ *
+ * Dead peers (the uapi header's "Dead peers" says what sn.ko does): a
+ * producer or consumer may die at any point, by SIGKILL included.
+ *  - End of stream: once every producer has gone (closed or died; one must
+ *    have existed, or sn_channel_shutdown() was called) and the lanes this
+ *    process reads are drained, receives return -EPIPE, and so do the
+ *    waits. Once every consumer has gone (one must have existed), sends,
+ *    reservations and sn_producer_wait() return -EPIPE until a new consumer
+ *    opens; what is in the ring stays for it.
+ *  - A dead producer's lane is free for a new producer, which continues
+ *    from its tail; what it committed stays readable in order; what it
+ *    reserved and did not commit is lost and counted (reserved_lost).
+ *  - A dead SPSC/MPSC consumer frees the consumer claim; a new consumer
+ *    continues from the heads: what the dead one peeked and did not
+ *    release is delivered again (at least once).
+ *  - A dead MPMC consumer's claimed, unreleased messages are released so
+ *    the producers go on, and counted as lost (claims_lost: at most once).
+ *    Each MPMC consumer handle owns a claim record, so at most
+ *    SN_MAX_CLAIMS consumers are open at once (-ENOSPC beyond).
+ * Memfd backend: no kernel sees a death, so libsn finds dead peers itself
+ * through open-file-description locks that each handle holds on its own
+ * open file description of the memfd (fcntl F_OFD_SETLK: the kernel drops
+ * them when the holder's last fd closes, at death too). A sleeper looks
+ * for dead peers every SN_MEMFD_LIVENESS_NS while it sleeps and before;
+ * a non-blocking call sees a death only once someone looked (a sleeper,
+ * an open, sn_channel_stats()). The memfd ring is writable by every
+ * process that maps it, so these rules hold against crashes, not against
+ * a peer that scribbles.
  */
 #ifndef SN_CHANNEL_H
 #define SN_CHANNEL_H
@@ -182,6 +209,16 @@ struct sn_channel_stats {
 	__u64 sleeps;		/* producers' and consumers' sleeps */
 	__u64 wakeups;		/* consumer sleeps that ended with a message */
 	__u64 kicks;		/* producers' kicks of sleeping consumers */
+	/* dead peers (see the top of this header) */
+	__u64 lanes_live;	/* bit i: lane i has a producer */
+	__u64 lanes_dead;	/* bit i: lane i's last producer died */
+	__u64 producers_died;
+	__u64 consumers_died;
+	__u64 reserved_lost;	/* reserved, never committed, owner gone */
+	__u64 claims_recovered;	/* MPMC: dead consumers' claims released */
+	__u64 claims_lost;	/* MPMC: messages in them (at most once) */
+	__u32 ended;		/* no producer left (end of stream once drained) */
+	__u32 orphaned;		/* no consumer left (sends fail with -EPIPE) */
 };
 
 /* What a channel is, for tools and tests. */
@@ -229,6 +266,14 @@ int sn_channel_attach(struct sn_channel **out, int fd, unsigned int flags);
  * and nothing is done). NULL: 0.
  */
 int sn_channel_close(struct sn_channel *ch);
+
+/*
+ * Ends the stream once no producer is open, whether or not one ever was:
+ * consumers then read -EPIPE when drained (see "Dead peers" above). A new
+ * producer may still open and continue. Needs the channel's creator fd
+ * (kernel backend: full role; else -EPERM).
+ */
+int sn_channel_shutdown(struct sn_channel *ch);
 
 /* The channel's own ring fd (to pass on by fork or SCM_RIGHTS). */
 int sn_channel_fd(const struct sn_channel *ch);

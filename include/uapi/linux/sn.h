@@ -48,7 +48,8 @@
  *
  *   kpage      1 page, written by the kernel only: struct sn_kpage
  *   cons       consumer region: waiters, then per lane a head and consumer
- *              statistics, then (MPMC) the release words; page aligned
+ *              statistics, then (MPMC) SN_MAX_CLAIMS claim records and,
+ *              page aligned, the release words
  *   lane i     at lane0 + i * lane_size: one page with the tail, the
  *              producer's waiting flag and producer statistics, then the
  *              slots (slots * slot_size bytes, page aligned)
@@ -63,8 +64,9 @@
  * SN_ROLE_PRODUCER fd that owns one lane (it may map the kpage and the
  * consumer region read-only and its own lane writable, nothing else) or a
  * SN_ROLE_CONSUMER fd (the consumer region writable, the kpage and all
- * lanes read-only). SPSC and MPSC rings accept one consumer fd at a time;
- * a lane has one producer fd at a time. A mapping is writable only if this
+ * lanes read-only). SPSC and MPSC rings accept one consumer fd at a time,
+ * MPMC rings SN_MAX_CLAIMS (each owns a claim record; a consumer fd may
+ * narrow to another); a lane has one producer fd at a time. A mapping is writable only if this
  * fd may write every page in it; otherwise it is read-only for good
  * (VM_MAYWRITE cleared, so mprotect cannot lift it).
  *
@@ -110,8 +112,57 @@
  * EPOLLOUT wakes and kicks carry no poll key: every sleeper re-polls, as
  * room is per lane and io_uring takes a keyed wake's events as its result.
  *
- * Recovery of dead peers (a later ABI addition) will use the kpage's
- * lanes_live bitmap and the kernel's knowledge of which fd owns which lane.
+ * Dead peers
+ * ----------
+ * The kernel knows which fd owns which lane and which fds are consumers,
+ * and acts when one is released (closed, or its process died):
+ *
+ * - A producer fd: its lane's bit leaves kpage->lanes_live at once (and
+ *   enters lanes_dead when the releasing process was exiting, that is,
+ *   died or exited without closing). What it committed stays readable in
+ *   order; what it had reserved and not committed (its lane's
+ *   sn_prod_stats.reserved, clamped to slots) is lost and counted in
+ *   kpage->peers.reserved_lost. A new producer may claim the lane and
+ *   continues from its tail.
+ * - A consumer fd of an SPSC/MPSC ring: the consumer claim is free again.
+ *   A new consumer continues from the heads: what the dead one peeked and
+ *   did not release is delivered again (at least once).
+ * - A consumer fd of an MPMC ring owns one claim record (struct sn_claim,
+ *   SN_IOC_INFO's claim) and keeps there the positions it claims:
+ *
+ *     consumer: write lane, pos = h, n = k; store state INTENT with
+ *               release [D1]; CAS the lane's head h -> h + k (acq_rel)
+ *               [D2]; on success store state HELD, else IDLE (or the next
+ *               INTENT); after storing the release words of [h, h + k)
+ *               (release) store state IDLE with release [D3]
+ *     kernel:   on the fd's release, for each position p of its record:
+ *               skip p unless the head has passed it (acquire load [D4]
+ *               pairs with [D2]) and release[p] == p; skip it if a record
+ *               of a live consumer fd in state HELD covers p (acquire
+ *               load of the state [D5] pairs with [D1]); if one in state
+ *               INTENT covers p, look again later (that consumer is
+ *               between [D1] and its HELD or IDLE store); else
+ *               cmpxchg(release[p], p, p + slots) and count it
+ *
+ *   Whoever won the CAS that moved the head past p stored INTENT for p
+ *   before [D2] and keeps a record covering p until after its release
+ *   stores [D3]: a kernel that sees the head past p and no live record
+ *   covering p knows p's owner is dead. The cmpxchg never undoes a release.
+ *   The messages in recovered positions are lost, counted in
+ *   kpage->peers.claims_lost (at most once): other consumers have moved
+ *   past them, the dead consumer may have acted on them, and a redelivery
+ *   would need a side queue outside the lane's order. A consumer that lies
+ *   in its record can only lose messages of its own ring.
+ *
+ * End of stream. SN_KFLAG_NO_PRODUCER is set once every producer fd has
+ * gone, if one ever existed (or after SN_IOC_SHUTDOWN): a drained ring
+ * then reads as ended (libsn: -EPIPE), and poll reports EPOLLHUP |
+ * EPOLLRDHUP to consumer and full-role fds (with EPOLLIN while messages
+ * remain, as a pipe does). SN_KFLAG_NO_CONSUMER is set once every consumer
+ * fd has gone, if one ever existed: sends fail (libsn: -EPIPE) and poll
+ * reports EPOLLERR to producer and full-role fds. A new producer or
+ * consumer fd clears its flag. Both wake every sleeper of the ring. A ring
+ * that never had a producer has not ended: producers may come later.
  */
 #ifndef _UAPI_LINUX_SN_H
 #define _UAPI_LINUX_SN_H
@@ -136,8 +187,10 @@
  */
 #define SN_MAX_SLOTS		(1U << 24)
 #define SN_MAX_SLOT_SIZE	(1U << 20)
-/* kpage magic: "sn" ring, format 1 */
-#define SN_KPAGE_MAGIC	0x736e0001
+/* MPMC consumer fds per ring: each owns one claim record. */
+#define SN_MAX_CLAIMS	64
+/* kpage magic: "sn" ring, format 2 (claim records, peer statistics) */
+#define SN_KPAGE_MAGIC	0x736e0002
 
 enum sn_ring_type {
 	SN_RING_SPSC = 1,
@@ -204,12 +257,25 @@ struct sn_offsets {
 	__u32 cons_stats;
 	/* MPMC: lane i's __u32 release[slots] at cons_release + i * slots * 4 */
 	__u32 cons_release;
+	/* MPMC: claim record i (struct sn_claim) at cons_claims + i * SN_PAD */
+	__u32 cons_claims;
 	/* fields of a lane, from its start */
 	__u32 prod_tail;	/* __u32 */
 	__u32 prod_waiting;	/* __u32: the producer announced asleep */
 	__u32 prod_stats;	/* struct sn_prod_stats */
 	__u32 slots;		/* slot 0; slot j at slots + j * slot_size */
-	__u64 reserved[4];
+	__u32 pad;
+	__u64 reserved[3];
+};
+
+/* What became of dead peers (see "Dead peers"); counts only grow. */
+struct sn_peer_stats {
+	__u64 producers_died;	/* producer fds released by an exiting task */
+	__u64 consumers_died;	/* consumer fds released by an exiting task */
+	__u64 reserved_lost;	/* slots reserved, never committed, owner gone */
+	__u64 claims_recovered;	/* MPMC: records of dead consumers that held
+				 * positions the kernel released */
+	__u64 claims_lost;	/* MPMC: messages in those positions */
 };
 
 /* Written by the kernel only; read-only in every mapping. */
@@ -222,10 +288,13 @@ struct sn_kpage {
 	__u32 pad0;
 	__u64 id;		/* as in the system-wide listing */
 	__u64 lanes_live;	/* bit i: lane i has a producer fd */
-	__u64 reserved[11];
+	__u64 lanes_dead;	/* bit i: lane i's last producer died with it */
+	__u64 claims_live;	/* MPMC: bit i: record i has a consumer fd */
+	__u64 reserved[9];
 	/* SN_PAD: what the kernel changes while the ring runs */
 	__u32 kflags;		/* SN_KFLAG_* */
 	__u32 pad1;
+	struct sn_peer_stats peers;
 };
 
 /* Statistics kept by each side in its own lines; hints, never trusted. */
@@ -234,6 +303,7 @@ struct sn_prod_stats {
 	__u64 full;		/* send attempts refused: lane full */
 	__u64 sleeps;
 	__u64 kicks;
+	__u64 reserved;		/* slots reserved now, not yet committed */
 };
 
 struct sn_cons_stats {
@@ -254,7 +324,8 @@ struct sn_info {
 	__u32 lane;		/* SN_ROLE_PRODUCER: its lane; else 0 */
 	__u32 home_cpu;
 	__u32 numa_node;
-	__u32 pad;
+	__u32 claim;		/* MPMC consumer fd: its claim record (0 to
+				 * SN_MAX_CLAIMS - 1); else SN_CLAIM_NONE */
 	__u64 id;
 	__u64 features;		/* SN_FEAT_* */
 	struct sn_offsets off;
@@ -265,6 +336,24 @@ struct sn_info {
 #define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
 #define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
 #define SN_FEAT_KTHREAD		(1ULL << 2)	/* wakeup threads, kflags */
+#define SN_FEAT_PEERS		(1ULL << 3)	/* dead peers, SN_IOC_SHUTDOWN */
+
+#define SN_CLAIM_NONE		0xffffffffU
+
+/*
+ * An MPMC consumer's claim record, in the consumer region; written by its
+ * consumer only, read by the kernel when the consumer's fd is released.
+ */
+struct sn_claim {
+	__u32 state;		/* SN_CLAIM_* */
+	__u32 lane;
+	__u32 pos;		/* first position claimed */
+	__u32 n;		/* positions claimed from pos */
+};
+
+#define SN_CLAIM_IDLE		0	/* holds nothing */
+#define SN_CLAIM_INTENT		1	/* about to CAS head pos -> pos + n */
+#define SN_CLAIM_HELD		2	/* won [pos, pos + n), not released */
 
 /*
  * kpage->kflags. NEED_WAKEUP: no kernel thread watches the ring right now,
@@ -272,11 +361,19 @@ struct sn_info {
  * while a wakeup thread watches the ring.
  */
 #define SN_KFLAG_NEED_WAKEUP	(1U << 0)
+/* Every producer fd has gone (one existed, or SN_IOC_SHUTDOWN): end of
+ * stream once drained. Cleared by a new producer fd. */
+#define SN_KFLAG_NO_PRODUCER	(1U << 1)
+/* Every consumer fd has gone (one existed): sends fail with EPIPE.
+ * Cleared by a new consumer fd. */
+#define SN_KFLAG_NO_CONSUMER	(1U << 2)
 
 #define SN_LANE_ANY		0xffffffffU
 
 /* SN_IOC_NARROW on a SN_ROLE_FULL ring fd: returns a new fd (O_CLOEXEC). */
 struct sn_narrow {
+	/* also on a SN_ROLE_CONSUMER fd of an MPMC ring, for another
+	 * consumer fd (each MPMC consumer owns a claim record) */
 	__u32 size;		/* sizeof(struct sn_narrow) */
 	__u32 role;		/* SN_ROLE_PRODUCER or SN_ROLE_CONSUMER */
 	__u32 lane;		/* producer: a lane or SN_LANE_ANY; else 0 */
@@ -290,10 +387,18 @@ struct sn_narrow {
 #define SN_KICK_CONSUMERS	(1U << 0)
 #define SN_KICK_PRODUCERS	(1U << 1)
 
+/*
+ * SN_IOC_SHUTDOWN argument, on a SN_ROLE_FULL fd (else EPERM):
+ * SN_SHUT_PRODUCERS ends the stream as soon as no producer fd is open,
+ * whether or not one ever was (SN_KFLAG_NO_PRODUCER).
+ */
+#define SN_SHUT_PRODUCERS	(1U << 0)
+
 #define SN_IOC_CREATE	_IOW(SN_IOC_MAGIC, 0x01, struct sn_create)
 #define SN_IOC_INFO	_IOWR(SN_IOC_MAGIC, 0x02, struct sn_info)
 #define SN_IOC_NARROW	_IOW(SN_IOC_MAGIC, 0x03, struct sn_narrow)
 #define SN_IOC_KICK	_IO(SN_IOC_MAGIC, 0x04)
+#define SN_IOC_SHUTDOWN	_IO(SN_IOC_MAGIC, 0x05)
 
 /* Geometry of a ring, as created. */
 struct sn_geometry {
@@ -317,7 +422,7 @@ static inline __u64 sn_align_up(__u64 x, __u64 a)
  * nothing here overflows: all lanes take below 2^62 bytes, the release
  * words below 2^40, so map_size fits a __u64 (below 2^51 for the kernel's
  * rings); the __u32 offsets stay within the first lane page or, for
- * cons_release, 16.25 KiB rounded up to a page.
+ * cons_claims and cons_release, 24.25 KiB rounded up to a page.
  */
 static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
@@ -327,16 +432,19 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 	off->reserved[0] = 0;
 	off->reserved[1] = 0;
 	off->reserved[2] = 0;
-	off->reserved[3] = 0;
+	off->pad = 0;
 	off->cons_waiters = 0;
 	off->cons_lane = 2 * SN_PAD;
 	off->cons_stats = 3 * SN_PAD;
 	cons_bytes = off->cons_lane + (__u64)g->lanes * SN_PAD * 2;
 	if (g->type == SN_RING_MPMC) {
+		off->cons_claims = (__u32)cons_bytes;
+		cons_bytes += (__u64)SN_MAX_CLAIMS * SN_PAD;
 		off->cons_release = (__u32)sn_align_up(cons_bytes, page_size);
 		cons_bytes = off->cons_release +
 			     (__u64)g->lanes * g->slots * sizeof(__u32);
 	} else {
+		off->cons_claims = 0;
 		off->cons_release = 0;
 	}
 	off->prod_tail = 0;
