@@ -121,11 +121,13 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 }
 
 /*
- * A new fd of @role narrowed from our full-role fd; a producer's lane is
- * SN_LANE_ANY on entry and the lane the kernel gave on return. Returns the
- * fd, -EPERM when our fd is not full-role, or the kernel's error.
+ * A new fd of @role narrowed from our fd: a producer's lane from our
+ * full-role fd, or a consumer from our full-role fd or (MPMC) our consumer
+ * fd. *@which is the producer's lane or the MPMC consumer's claim record
+ * (SN_CLAIM_NONE for other consumers) on return. Returns the fd, -EPERM
+ * when our fd may not narrow so, or the kernel's error.
  */
-int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *lane)
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which)
 {
 	struct sn_narrow n = {
 		.size = sizeof(n),
@@ -135,21 +137,23 @@ int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *lane)
 	struct sn_info info;
 	int fd, ret;
 
-	if (ch->role != SN_ROLE_FULL)
+	if (ch->role != SN_ROLE_FULL &&
+	    !(ch->role == SN_ROLE_CONSUMER && role == SN_ROLE_CONSUMER &&
+	      ch->geo.type == SN_RING_MPMC))
 		return -EPERM;
 	fd = ioctl(ch->fd, SN_IOC_NARROW, &n);
 	if (fd < 0)
 		return -errno;
-	if (role == SN_ROLE_PRODUCER) {
-		ret = sn_kernel_info(fd, &info);
-		if (!ret && (info.role != SN_ROLE_PRODUCER ||
-			     info.lane >= ch->geo.lanes))
-			ret = -EINVAL;
-		if (ret) {
-			close(fd);
-			return ret;
-		}
-		*lane = info.lane;
+	ret = sn_kernel_info(fd, &info);
+	if (!ret && (info.role != role ||
+		     (role == SN_ROLE_PRODUCER && info.lane >= ch->geo.lanes) ||
+		     (role == SN_ROLE_CONSUMER && ch->geo.type == SN_RING_MPMC &&
+		      info.claim >= SN_MAX_CLAIMS)))
+		ret = -EINVAL;
+	if (ret) {
+		close(fd);
+		return ret;
 	}
+	*which = role == SN_ROLE_PRODUCER ? info.lane : info.claim;
 	return fd;
 }

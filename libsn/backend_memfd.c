@@ -117,48 +117,90 @@ int sn_memfd_attach(struct sn_channel *ch)
 	return 0;
 }
 
-/* Bounded: a peer scribbling the bitmap makes this fail, not spin. */
-int sn_memfd_claim_lane(struct sn_channel *ch, __u32 *lane)
+/* kpage->reserved[0] bit 0: an SPSC/MPSC consumer exists. */
+#define SN_MEMFD_CONSUMER_CLAIM	1ULL
+
+/* A free bit of *@map below @all, set atomically. Bounded: a peer
+ * scribbling the bitmap makes this fail, not spin. */
+static int sn_memfd_take_bit(__u64 *map, __u64 all, __u32 *bit)
 {
-	__u64 *live = &sn_kpage(ch)->lanes_live;
-	__u64 all = ~0ULL >> (64 - ch->geo.lanes);
-	__u64 old = __atomic_load_n(live, __ATOMIC_RELAXED);
+	__u64 old = __atomic_load_n(map, __ATOMIC_RELAXED);
 	int tries;
 
 	for (tries = 0; tries < 1000; tries++) {
 		__u64 free_bits = ~old & all;
-		__u32 l;
+		__u32 b;
 
 		if (!free_bits)
 			return -ENOSPC;
-		l = (__u32)__builtin_ctzll(free_bits);
-		if (__atomic_compare_exchange_n(live, &old, old | (1ULL << l),
+		b = (__u32)__builtin_ctzll(free_bits);
+		if (__atomic_compare_exchange_n(map, &old, old | (1ULL << b),
 						0, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
-			*lane = l;
+			*bit = b;
 			return 0;
 		}
 	}
 	return -EBUSY;
 }
 
-void sn_memfd_unclaim_lane(struct sn_channel *ch, __u32 lane)
+int sn_memfd_claim_lane(struct sn_channel *ch, __u32 *lane, int *lockfd)
 {
+	*lockfd = -1;
+	return sn_memfd_take_bit(&sn_kpage(ch)->lanes_live,
+				 ~0ULL >> (64 - ch->geo.lanes), lane);
+}
+
+void sn_memfd_unclaim_lane(struct sn_channel *ch, __u32 lane, int lockfd)
+{
+	(void)lockfd;
 	__atomic_and_fetch(&sn_kpage(ch)->lanes_live, ~(1ULL << lane),
 			   __ATOMIC_RELEASE);
 }
 
-int sn_memfd_claim_consumer(struct sn_channel *ch)
+int sn_memfd_claim_consumer(struct sn_channel *ch, __u32 *claim, int *lockfd)
 {
-	__u64 old = __atomic_fetch_or(&sn_kpage(ch)->reserved[0],
-				      SN_MEMFD_CONSUMER_CLAIM,
-				      __ATOMIC_ACQ_REL);
+	struct sn_claim *rec;
+	__u64 old;
+	int ret;
 
+	*lockfd = -1;
+	if (ch->geo.type == SN_RING_MPMC) {
+		ret = sn_memfd_take_bit(&sn_kpage(ch)->claims_live, ~0ULL,
+					claim);
+		if (ret)
+			return ret;
+		rec = (struct sn_claim *)(ch->base + ch->off.cons +
+					  ch->off.cons_claims +
+					  (__u64)*claim * SN_PAD);
+		__atomic_store_n(&rec->state, SN_CLAIM_IDLE, __ATOMIC_RELEASE);
+		return 0;
+	}
+	*claim = SN_CLAIM_NONE;
+	old = __atomic_fetch_or(&sn_kpage(ch)->reserved[0],
+				SN_MEMFD_CONSUMER_CLAIM, __ATOMIC_ACQ_REL);
 	return old & SN_MEMFD_CONSUMER_CLAIM ? -EBUSY : 0;
 }
 
-void sn_memfd_unclaim_consumer(struct sn_channel *ch)
+void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd)
 {
+	(void)lockfd;
+	if (ch->geo.type == SN_RING_MPMC) {
+		__atomic_and_fetch(&sn_kpage(ch)->claims_live, ~(1ULL << claim),
+				   __ATOMIC_RELEASE);
+		return;
+	}
 	__atomic_and_fetch(&sn_kpage(ch)->reserved[0],
 			   ~SN_MEMFD_CONSUMER_CLAIM, __ATOMIC_RELEASE);
+}
+
+void sn_memfd_check_peers(const struct sn_channel *ch)
+{
+	(void)ch;
+}
+
+int sn_memfd_shutdown(struct sn_channel *ch)
+{
+	(void)ch;
+	return -EOPNOTSUPP;
 }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -69,8 +70,10 @@ int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 			o->cons_size, 8))
 		return -EINVAL;
 	if (g->type == SN_RING_MPMC &&
-	    !sn_within(o->cons_release, (__u64)g->lanes * g->slots * 4,
-		       o->cons_size, 4))
+	    (!sn_within(o->cons_release, (__u64)g->lanes * g->slots * 4,
+			o->cons_size, 4) ||
+	     !sn_within(o->cons_claims, (__u64)SN_MAX_CLAIMS * SN_PAD,
+			o->cons_size, 8)))
 		return -EINVAL;
 	if (!sn_within(o->slots, (__u64)g->slots * g->slot_size, o->lane_size,
 		       8) ||
@@ -218,6 +221,17 @@ SN_API int sn_channel_close(struct sn_channel *ch)
 	return 0;
 }
 
+SN_API int sn_channel_shutdown(struct sn_channel *ch)
+{
+	if (!ch)
+		return -EINVAL;
+	if (ch->backend == SN_BACKEND_MEMFD)
+		return sn_memfd_shutdown(ch);
+	if (ch->role != SN_ROLE_FULL)
+		return -EPERM;
+	return ioctl(ch->fd, SN_IOC_SHUTDOWN, SN_SHUT_PRODUCERS) ? -errno : 0;
+}
+
 SN_API int sn_channel_fd(const struct sn_channel *ch)
 {
 	return ch ? ch->fd : -EINVAL;
@@ -293,11 +307,25 @@ static __u64 sn_load64(const __u64 *p)
 SN_API int sn_channel_stats(const struct sn_channel *ch,
 			    struct sn_channel_stats *st)
 {
-	__u32 lane;
+	const struct sn_kpage *kp;
+	__u32 lane, kflags;
 
 	if (!ch || !st)
 		return -EINVAL;
+	if (ch->backend == SN_BACKEND_MEMFD)
+		sn_memfd_check_peers(ch);
 	memset(st, 0, sizeof(*st));
+	kp = (const struct sn_kpage *)(ch->base + ch->off.kpage);
+	st->lanes_live = sn_load64(&kp->lanes_live);
+	st->lanes_dead = sn_load64(&kp->lanes_dead);
+	st->producers_died = sn_load64(&kp->peers.producers_died);
+	st->consumers_died = sn_load64(&kp->peers.consumers_died);
+	st->reserved_lost = sn_load64(&kp->peers.reserved_lost);
+	st->claims_recovered = sn_load64(&kp->peers.claims_recovered);
+	st->claims_lost = sn_load64(&kp->peers.claims_lost);
+	kflags = __atomic_load_n(sn_kflags_ptr(ch), __ATOMIC_RELAXED);
+	st->ended = !!(kflags & SN_KFLAG_NO_PRODUCER);
+	st->orphaned = !!(kflags & SN_KFLAG_NO_CONSUMER);
 	for (lane = 0; lane < ch->geo.lanes; lane++) {
 		const struct sn_cons_stats *cs = (const void *)
 			(sn_cons_ptr(ch) + ch->off.cons_stats +
@@ -361,7 +389,7 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	if (!p)
 		return -ENOMEM;
 	if (ch->backend == SN_BACKEND_MEMFD) {
-		ret = sn_memfd_claim_lane(ch, &lane);
+		ret = sn_memfd_claim_lane(ch, &lane, &fd);
 	} else if (ch->role == SN_ROLE_PRODUCER) {
 		ret = __atomic_exchange_n(&ch->fd_producer, 1,
 					  __ATOMIC_ACQ_REL) ? -EBUSY : 0;
@@ -420,7 +448,7 @@ SN_API int sn_producer_close(struct sn_producer *p)
 	if (ch->backend == SN_BACKEND_MEMFD) {
 		__atomic_and_fetch(p->waiting_p, ~SN_MEMFD_COUNT_MASK,
 				   __ATOMIC_RELEASE);
-		sn_memfd_unclaim_lane(ch, p->lane);
+		sn_memfd_unclaim_lane(ch, p->lane, p->fd);
 	} else if (p->own_fd) {
 		close(p->fd);
 	} else {
@@ -441,7 +469,7 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	struct sn_consumer *c;
 	int fd = -1, own = 0, ret = 0;
 	int single = ch && ch->geo.type != SN_RING_MPMC;
-	__u32 lane, dummy = 0;
+	__u32 lane, claim = SN_CLAIM_NONE;
 
 	if (!ch || !out)
 		return -EINVAL;
@@ -451,25 +479,26 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	if (!c)
 		return -ENOMEM;
 	if (ch->backend == SN_BACKEND_MEMFD) {
-		if (single)
-			ret = sn_memfd_claim_consumer(ch);
-	} else if (ch->role == SN_ROLE_CONSUMER) {
+		ret = sn_memfd_claim_consumer(ch, &claim, &fd);
+	} else if (ch->role == SN_ROLE_CONSUMER && single) {
 		int none = 0;
 
-		if (single && !__atomic_compare_exchange_n(&ch->fd_consumers,
-							   &none, 1, 0,
-							   __ATOMIC_ACQ_REL,
-							   __ATOMIC_RELAXED))
+		if (!__atomic_compare_exchange_n(&ch->fd_consumers, &none, 1,
+						 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
 			ret = -EBUSY;
-		else if (!single)
-			__atomic_add_fetch(&ch->fd_consumers, 1,
-					   __ATOMIC_ACQ_REL);
 		fd = ch->fd;
 	} else {
-		ret = sn_kernel_narrow(ch, SN_ROLE_CONSUMER, &dummy);
+		/* MPMC: a consumer fd of our own, for its claim record */
+		ret = sn_kernel_narrow(ch, SN_ROLE_CONSUMER, &claim);
 		fd = ret;
 		own = 1;
 		ret = ret < 0 ? ret : 0;
+	}
+	if (!ret && !single && claim >= SN_MAX_CLAIMS) {
+		ret = -EINVAL;	/* an MPMC consumer without its record */
+		if (own)
+			close(fd);
 	}
 	if (ret) {
 		free(c);
@@ -488,6 +517,8 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	c->heads = sn_cons_ptr(ch) + ch->off.cons_lane;
 	c->release = ch->geo.type == SN_RING_MPMC ?
 		(__u32 *)(sn_cons_ptr(ch) + ch->off.cons_release) : NULL;
+	c->claim = single ? NULL : (struct sn_claim *)(sn_cons_ptr(ch) +
+		ch->off.cons_claims + (__u64)claim * SN_PAD);
 	c->lane_size = ch->off.lane_size;
 	c->waiters_p = (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_waiters);
 	c->kflags_p = sn_kflags_ptr(ch);
@@ -505,6 +536,7 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 		c->sleeps = sn_load64(&c->stats->sleeps);
 		c->wakeups = sn_load64(&c->stats->wakeups);
 	}
+	c->claim_idx = claim;
 	c->chan = ch;
 	c->fd = fd;
 	c->own_fd = own;
@@ -551,8 +583,7 @@ SN_API int sn_consumer_close(struct sn_consumer *c)
 		sn_release(c, c->peek_n);	/* never strand claimed slots */
 	sn__consumer_publish(c);
 	if (ch->backend == SN_BACKEND_MEMFD) {
-		if (!(c->flags & SN__MPMC))
-			sn_memfd_unclaim_consumer(ch);
+		sn_memfd_unclaim_consumer(ch, c->claim_idx, c->fd);
 	} else if (c->own_fd) {
 		close(c->fd);
 	} else {

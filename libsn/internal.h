@@ -73,7 +73,7 @@ void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd);
  * recovers a dead MPMC consumer's claims as sn.ko does, and wakes the
  * sleepers a death concerns. Bounded; a few system calls.
  */
-void sn_memfd_check_peers(struct sn_channel *ch);
+void sn_memfd_check_peers(const struct sn_channel *ch);
 /* sn_channel_shutdown() for a memfd ring */
 int sn_memfd_shutdown(struct sn_channel *ch);
 
@@ -81,7 +81,7 @@ int sn_memfd_shutdown(struct sn_channel *ch);
 int sn_kernel_create(struct sn_channel *ch, int devfd);
 /* 1: a kernel ring, attached; 0: not a kernel ring fd; < 0: an error. */
 int sn_kernel_attach(struct sn_channel *ch);
-int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *lane);
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which);
 
 /* wait.c */
 __u64 sn_now_ns(void);

@@ -61,14 +61,19 @@ static __u64 sn_deadline(__u64 timeout_ns)
 	return now + timeout_ns;
 }
 
-/* Time left until @deadline as a timespec (capped at a day), 0 if none. */
-static int sn_left(__u64 deadline, struct timespec *ts)
+/*
+ * Time left until @deadline as a timespec, 0 if none; at most @slice_ns
+ * (a memfd sleeper wakes to look for dead peers) and a day.
+ */
+static int sn_left(__u64 deadline, __u64 slice_ns, struct timespec *ts)
 {
 	__u64 now = sn_now_ns(), left;
 
 	if (now >= deadline)
 		return 0;
 	left = deadline - now;
+	if (left > slice_ns)
+		left = slice_ns;
 	if (left > 86400ULL * 1000000000ULL)
 		left = 86400ULL * 1000000000ULL;
 	ts->tv_sec = (time_t)(left / 1000000000ULL);
@@ -122,6 +127,33 @@ static int sn_consumer_ready(struct sn_consumer *c)
 	return 0;
 }
 
+/*
+ * A message is ready (1), the stream has ended and the lanes are drained
+ * (-EPIPE), or neither (0).
+ */
+static int sn_consumer_poll_state(struct sn_consumer *c)
+{
+	if (sn_consumer_ready(c))
+		return 1;
+	/* acquire: pairs with the kernel's (or libsn's) release of the flag
+	 * after the last producer went, so the re-check sees its commits */
+	if (!(__atomic_load_n(c->kflags_p, __ATOMIC_ACQUIRE) &
+	      SN_KFLAG_NO_PRODUCER))
+		return 0;
+	return sn_consumer_ready(c) ? 1 : -EPIPE;
+}
+
+SN_API int sn__consumer_ended(struct sn_consumer *c)
+{
+	return sn_consumer_poll_state(c) < 0 ? -EPIPE : -EAGAIN;
+}
+
+/* How long a sleeper sleeps before it looks again for dead peers. */
+static __u64 sn_slice(unsigned int flags)
+{
+	return flags & SN__MEMFD ? SN_MEMFD_LIVENESS_NS : ~0ULL;
+}
+
 static void sn_producer_count_sleep(struct sn_producer *p)
 {
 	p->sleeps++;
@@ -147,6 +179,8 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 	int i, ret;
 
 	for (i = 0; i < SN_SPINS; i++) {
+		if (sn__prod_orphaned(p))
+			return -EPIPE;
 		room = sn__prod_refill(p);
 		if (room)
 			return (int)(room > INT_MAX ? INT_MAX : room);
@@ -161,7 +195,11 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 			return -ETIMEDOUT;
 	}
 	for (;;) {
-		if (!sn_left(deadline, &ts))
+		if (p->flags & SN__MEMFD)
+			sn_memfd_check_peers(p->chan);
+		if (sn__prod_orphaned(p))
+			return -EPIPE;
+		if (!sn_left(deadline, sn_slice(p->flags), &ts))
 			return -ETIMEDOUT;
 		if (p->flags & SN__MEMFD)
 			v = __atomic_or_fetch(p->waiting_p, 1, __ATOMIC_SEQ_CST);
@@ -198,24 +236,28 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 	int i, ret, ready;
 
 	for (i = 0; i < SN_SPINS; i++) {
-		if (sn_consumer_ready(c))
-			return 1;
+		ready = sn_consumer_poll_state(c);
+		if (ready)
+			return ready;
 		sn_cpu_relax();
 	}
 	for (i = 0; i < SN_YIELDS; i++) {
 		sched_yield();
-		if (sn_consumer_ready(c))
-			return 1;
+		ready = sn_consumer_poll_state(c);
+		if (ready)
+			return ready;
 		if (sn_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
 	for (;;) {
-		if (!sn_left(deadline, &ts))
+		if (c->flags & SN__MEMFD)
+			sn_memfd_check_peers(c->chan);
+		if (!sn_left(deadline, sn_slice(c->flags), &ts))
 			return -ETIMEDOUT;
 		v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
 		/* [W1] pairs with [P1] in sn__prod_publish() */
 		SN__FULL_BARRIER();
-		ready = sn_consumer_ready(c);
+		ready = sn_consumer_poll_state(c);
 		ret = 0;
 		if (!ready) {
 			if (c->flags & SN__MEMFD)
@@ -225,11 +267,11 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 		}
 		__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
 		if (ready)
-			return 1;
-		ready = sn_consumer_ready(c);
-		sn_consumer_count_sleep(c, ready);
+			return ready;
+		ready = sn_consumer_poll_state(c);
+		sn_consumer_count_sleep(c, ready > 0);
 		if (ready)
-			return 1;
+			return ready;
 		if (ret)
 			return ret;
 	}

@@ -156,7 +156,8 @@ struct sn_producer {
 	__u64 sleeps;
 	__u64 kicks;
 	struct sn_channel *chan;
-	int fd;			/* kernel: the lane's producer fd; memfd: -1 */
+	int fd;			/* kernel: the lane's producer fd; memfd: its
+				 * lock fd (see backend_memfd.c) */
 	int own_fd;		/* fd is the handle's own (closed with it) */
 } __attribute__((aligned(SN_CACHE_LINE)));
 
@@ -180,6 +181,7 @@ struct sn_consumer {
 	unsigned char *lane0;	/* lane 0 */
 	unsigned char *heads;	/* lane i's head at heads + i * 2 * SN_PAD */
 	__u32 *release;		/* MPMC: lane i's words at release + i * slots */
+	struct sn_claim *claim;	/* MPMC: our claim record */
 	__u64 lane_size;
 	__u32 *waiters_p;
 	const __u32 *kflags_p;	/* kpage kflags: SN_KFLAG_NEED_WAKEUP */
@@ -191,8 +193,9 @@ struct sn_consumer {
 	__u64 kicks;		/* producers kicked (not in the shared stats) */
 	__u64 pub[4];		/* MPMC: what is already published */
 	__u32 unpublished;	/* MPMC: operations since the last publication */
-	int fd;			/* kernel: the consumer fd; memfd: -1 */
+	int fd;			/* kernel: the consumer fd; memfd: its lock fd */
 	int own_fd;		/* fd is the handle's own (closed with it) */
+	__u32 claim_idx;	/* MPMC: our claim record's index */
 	struct sn_channel *chan;
 	__u32 head[SN_MAX_LANES];	/* SPSC/MPSC: our heads, the truth;
 					 * MPMC: the head ctail was read at */
@@ -340,14 +343,16 @@ int sn_consumer_flush_stats(struct sn_consumer *c);
  * Waits until @p's lane has room: spins, then yields, then sleeps (kernel:
  * poll on the lane fd; memfd: futex on the lane's waiting word) for at most
  * @timeout_ns (SN_WAIT_FOREVER: no limit). Returns the room (> 0),
- * -ETIMEDOUT, or -EINTR when a signal interrupted the sleep.
+ * -ETIMEDOUT, -EPIPE when every consumer has gone, or -EINTR when a signal
+ * interrupted the sleep.
  */
 int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns);
 
 /*
  * Waits until a lane holds a message, as sn_producer_wait() (kernel: poll
  * on the consumer fd; memfd: futex on cons waiters). Returns 1 or -ETIMEDOUT
- * or -EINTR.
+ * or -EINTR, or -EPIPE at the end of the stream (every producer gone and
+ * the lanes drained).
  */
 int sn_consumer_wait(struct sn_consumer *c, __u64 timeout_ns);
 
@@ -388,6 +393,13 @@ static inline __u32 sn__prod_refill(struct sn_producer *p)
 	}
 	p->limit = t + n;
 	return n;
+}
+
+/* Every consumer has gone (kernel flag; see "Dead peers" above). */
+static inline int sn__prod_orphaned(const struct sn_producer *p)
+{
+	return __atomic_load_n(p->kflags_p, __ATOMIC_RELAXED) &
+	       SN_KFLAG_NO_CONSUMER;
 }
 
 /* The room known without reading shared memory, else refreshed. */
@@ -454,8 +466,10 @@ static inline int sn__prod_take(struct sn_producer *p, __u32 n, __u32 room)
  * Reserves up to @n consecutive positions of @p's lane for zero-copy
  * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
  * for i below the result), then sn_commit(). Returns how many (1..n),
- * -EAGAIN when the lane is full, -EINVAL when @n is 0 or a reservation is
- * outstanding.
+ * -EAGAIN when the lane is full, -EPIPE when every consumer has gone,
+ * -EINVAL when @n is 0 or a reservation is outstanding. The lane's
+ * statistics line says how many are reserved: if the producer dies before
+ * committing, they are counted as lost.
  */
 static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 {
@@ -463,10 +477,13 @@ static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 
 	if (!n || p->resv)
 		return -EINVAL;
+	if (sn__prod_orphaned(p))
+		return -EPIPE;
 	r = sn__prod_take(p, n, sn__prod_room(p));
 	if (r < 0)
 		return r;
 	p->resv = (__u32)r;
+	__atomic_store_n(&p->stats->reserved, (__u64)r, __ATOMIC_RELAXED);
 	*pos = p->tail;
 	return r;
 }
@@ -480,16 +497,20 @@ static inline int sn_commit(struct sn_producer *p, __u32 n)
 	if (!n || n > p->resv)
 		return -EINVAL;
 	p->resv = 0;
+	__atomic_store_n(&p->stats->reserved, 0, __ATOMIC_RELAXED);
 	sn__prod_publish(p, n);
 	return 0;
 }
 
 /* Sends one message of slot_size bytes from @msg. 0, -EAGAIN (full),
- * -EINVAL (a reservation is outstanding). */
+ * -EPIPE (every consumer has gone), -EINVAL (a reservation is
+ * outstanding). */
 static inline int sn_try_send(struct sn_producer *p, const void *msg)
 {
 	if (p->resv)
 		return -EINVAL;
+	if (sn__prod_orphaned(p))
+		return -EPIPE;
 	if (!sn__prod_room(p)) {
 		sn__prod_full(p);
 		return -EAGAIN;
@@ -501,7 +522,8 @@ static inline int sn_try_send(struct sn_producer *p, const void *msg)
 
 /*
  * Sends as many of the @n messages at @msgs (n * slot_size bytes) as fit.
- * Returns how many (1..n), 0 when @n is 0, -EAGAIN when none fit, -EINVAL.
+ * Returns how many (1..n), 0 when @n is 0, -EAGAIN when none fit, -EPIPE
+ * (every consumer has gone), -EINVAL.
  */
 static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 				__u32 n)
@@ -514,6 +536,8 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 		return -EINVAL;
 	if (!n)
 		return 0;
+	if (sn__prod_orphaned(p))
+		return -EPIPE;
 	room = sn__prod_room(p);
 	if (room < n)
 		room = sn__prod_refill(p);
@@ -580,18 +604,31 @@ static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
 			c->head[lane] = h;
 			c->ctail[lane] = h + d;
 			if (!d)
-				return 0;
+				break;
 		}
 		k = d < n ? d : n;
-		/* acq_rel: orders our claim after the tail we read and
-		 * before our reads of the slots */
+		/* the claim record first, so that the kernel can release
+		 * what we claim if we die holding it */
+		__atomic_store_n(&c->claim->lane, lane, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->claim->pos, h, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->claim->n, k, __ATOMIC_RELAXED);
+		/* [D1] pairs with [D5] in the kernel's recovery: the
+		 * fields before the state */
+		__atomic_store_n(&c->claim->state, SN_CLAIM_INTENT,
+				 __ATOMIC_RELEASE);
+		/* [D2] acq_rel: orders our record and the tail we read
+		 * before the claim (pairs with the recovery's [D4]) and
+		 * the claim before our reads of the slots */
 		if (__atomic_compare_exchange_n(sn__cons_head_p(c, lane), &h,
 						h + k, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
+			__atomic_store_n(&c->claim->state, SN_CLAIM_HELD,
+					 __ATOMIC_RELAXED);
 			*pos = h;
 			return k;
 		}
 	}
+	__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -652,6 +689,9 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 			__atomic_store_n(&rel[(pos + i) & c->mask],
 					 pos + i + c->mask + 1,
 					 __ATOMIC_RELEASE);
+		/* [D3] the release words before the record lets go */
+		__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE,
+				 __ATOMIC_RELEASE);
 	}
 	/* [C1] pairs with [W2] in sn_producer_wait(): either the producer
 	 * sees the room or we see its waiting flag */
@@ -660,6 +700,19 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 	    (__atomic_load_n(c->kflags_p, __ATOMIC_RELAXED) &
 	     SN_KFLAG_NEED_WAKEUP))
 		sn_consumer_kick(c, lane);
+}
+
+/* Out of line: -EPIPE when the ring has ended and is drained, else -EAGAIN. */
+int sn__consumer_ended(struct sn_consumer *c);
+
+/* What a receive that found nothing returns: -EAGAIN, or -EPIPE at the
+ * end of the stream (a flag the kernel sets; checked only here). */
+static inline int sn__cons_empty(struct sn_consumer *c)
+{
+	if (!(__atomic_load_n(c->kflags_p, __ATOMIC_RELAXED) &
+	      SN_KFLAG_NO_PRODUCER))
+		return -EAGAIN;
+	return sn__consumer_ended(c);
 }
 
 /* The slot of position @pos in the lane of the outstanding sn_peek(). */
@@ -675,7 +728,8 @@ static inline const void *sn_consumer_slot(const struct sn_consumer *c,
  * round robin): stores the first position in *@pos (read them with
  * sn_consumer_slot(c, *pos + i)), then sn_release(). MPMC: the messages are
  * claimed, no other consumer gets them. Returns how many (1..n), -EAGAIN
- * when every lane is empty, -EINVAL when @n is 0 or a peek is outstanding.
+ * when every lane is empty, -EPIPE when besides every producer has gone
+ * (end of stream), -EINVAL when @n is 0 or a peek is outstanding.
  * A peer may change a slot while it is read: copy what you validate.
  */
 static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
@@ -689,7 +743,7 @@ static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	k = sn__cons_find(c, n, pos, &lane);
 	if (!k) {
 		sn__cons_count(c, 0, 1);
-		return -EAGAIN;
+		return sn__cons_empty(c);
 	}
 	c->peek_lane = lane;
 	c->peek_pos = *pos;
@@ -715,7 +769,8 @@ static inline int sn_release(struct sn_consumer *c, __u32 n)
 /*
  * Receives up to @n messages into @msgs (n * slot_size bytes), from as
  * many lanes as needed. Returns how many (1..n), 0 when @n is 0, -EAGAIN
- * when every lane is empty, -EINVAL when a peek is outstanding.
+ * when every lane is empty, -EPIPE at the end of the stream (see sn_peek),
+ * -EINVAL when a peek is outstanding.
  */
 static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 {
@@ -741,10 +796,11 @@ static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 		got += k;
 	}
 	sn__cons_count(c, got, !got);
-	return got ? (int)got : -EAGAIN;
+	return got ? (int)got : sn__cons_empty(c);
 }
 
-/* Receives one message into @msg (slot_size bytes). 0, -EAGAIN, -EINVAL. */
+/* Receives one message into @msg (slot_size bytes). 0, -EAGAIN, -EPIPE,
+ * -EINVAL. */
 static inline int sn_try_recv(struct sn_consumer *c, void *msg)
 {
 	int r = sn_recv_burst(c, msg, 1);
@@ -758,8 +814,8 @@ int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns);
 
 /*
  * Sends one message, waiting for room at most @timeout_ns (SN_NO_WAIT: as
- * sn_try_send; SN_WAIT_FOREVER). 0, -ETIMEDOUT, -EINTR, -EINVAL; -EAGAIN
- * only for SN_NO_WAIT.
+ * sn_try_send; SN_WAIT_FOREVER). 0, -ETIMEDOUT, -EINTR, -EPIPE, -EINVAL;
+ * -EAGAIN only for SN_NO_WAIT.
  */
 static inline int sn_send(struct sn_producer *p, const void *msg,
 			  __u64 timeout_ns)
