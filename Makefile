@@ -29,7 +29,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
-HOST_TESTS := libsn_test channel_test channel_block_test pool_test
+HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 

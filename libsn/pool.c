@@ -1435,6 +1435,17 @@ SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 }
 
 /*
+ * The room of @p's lane (@refresh: re-read from the ring), none when its
+ * worker's consumer has gone: the wait then says why (-EPIPE).
+ */
+static __u32 sn_lane_room(struct sn_producer *p, int refresh)
+{
+	if (sn__prod_orphaned(p))
+		return 0;
+	return refresh ? sn__prod_refill(p) : sn__prod_room(p);
+}
+
+/*
  * How many of the @k routed messages fit, from the front, in the room of
  * their lanes; s->cnt[] gets the count per destination (listed in
  * s->used[0..*nused)).
@@ -1450,10 +1461,10 @@ static unsigned int sn_batch_fit(struct sn_submitter *s, const __u16 *dst,
 
 		if (!s->cnt[d]) {
 			s->used[nu++] = d;
-			s->room[d] = sn__prod_room(p);
+			s->room[d] = sn_lane_room(p, 0);
 		}
 		if (s->cnt[d] == s->room[d]) {
-			s->room[d] = sn__prod_refill(p);
+			s->room[d] = sn_lane_room(p, 1);
 			if (s->cnt[d] >= s->room[d])
 				break;
 		}
@@ -1481,8 +1492,8 @@ static unsigned int sn_batch_fit_all(struct sn_submitter *s,
 		unsigned int d = s->used[j];
 		struct sn_producer *p = s->p[d];
 
-		if (s->cnt[d] > sn__prod_room(p) &&
-		    s->cnt[d] > sn__prod_refill(p))
+		if (s->cnt[d] > sn_lane_room(p, 0) &&
+		    s->cnt[d] > sn_lane_room(p, 1))
 			ok = 0;
 	}
 	if (!ok) {

@@ -175,7 +175,11 @@ static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
 	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
 }
 
-/* Consumer: single, burst and zero-copy receives in turn, until all came. */
+/*
+ * Consumer: single, burst and zero-copy receives in turn, until all came.
+ * -EPIPE (every producer gone, the ring drained) is no error here: another
+ * MPMC consumer may hold the last messages it has not counted yet.
+ */
 static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 {
 	const struct t_run *r = x->run;
@@ -197,7 +201,7 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 			n = sn_recv(c, buf, 5 * MS);
 			if (n == 0)
 				t_got(x, buf, last);
-			else if (n != -ETIMEDOUT)
+			else if (n != -ETIMEDOUT && n != -EPIPE)
 				t_fail(x->sh, "sn_recv", n);
 			break;
 		case 1:
@@ -206,7 +210,7 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 				t_got(x, buf + (size_t)i * r->slot_size, last);
 			if (n == -EAGAIN)
 				sn_consumer_wait(c, 5 * MS);
-			else if (n < 0)
+			else if (n < 0 && n != -EPIPE)
 				t_fail(x->sh, "sn_recv_burst", n);
 			break;
 		default:
@@ -220,7 +224,7 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 				t_fail(x->sh, "sn_release", n);
 			else if (n == -EAGAIN)
 				sn_consumer_wait(c, 5 * MS);
-			else if (n < 0)
+			else if (n < 0 && n != -EPIPE)
 				t_fail(x->sh, "sn_peek", n);
 		}
 	}

@@ -43,11 +43,15 @@ struct listing {
 enum {
 	F_ID, F_TYPE, F_PID, F_LANES, F_SLOTS, F_SLOT_SIZE, F_DEPTH,
 	F_HOME_CPU, F_SLEEPERS, F_SENT, F_RECEIVED, F_KICKS, F_ARMED_CPU,
+	F_LANES_LIVE, F_LANES_DEAD, F_RESERVED_LOST, F_CLAIMS_LOST, F_ENDED,
+	F_ORPHANED,
 	NF
 };
 static const char *const known[NF] = {
 	"id", "type", "pid", "lanes", "slots", "slot_size", "depth",
 	"home_cpu", "sleepers", "sent", "received", "kicks", "armed_cpu",
+	"lanes_live", "lanes_dead", "reserved_lost", "claims_lost", "ended",
+	"orphaned",
 };
 
 static const char *path = SNSTAT_PROC;
@@ -180,6 +184,20 @@ static long long numf(const struct listing *l, const struct ring *r, int f)
 	return num(field(l, r, f), &v) ? v : -1;
 }
 
+/* How many bits a bitmap field (0x...) has set; -1 when not listed. */
+static int bitsf(const struct listing *l, const struct ring *r, int f)
+{
+	const char *s = field(l, r, f);
+	unsigned long long v;
+	char *end;
+
+	if (!s || !*s)
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	return *end || errno ? -1 : __builtin_popcountll(v);
+}
+
 /* The same ring in an earlier listing. */
 static const struct ring *find(const struct listing *l, const char *id)
 {
@@ -285,15 +303,21 @@ static void print_table(const struct listing *prev, const struct listing *cur,
 
 	printf("%zu ring%s (%s); rates over %.1f s\n", cur->nrings,
 	       cur->nrings == 1 ? "" : "s", path, interval);
-	printf("%8s %-4s %7s %5s %7s %6s %7s %6s %8s %8s %5s %4s %8s\n",
+	printf("%8s %-4s %7s %5s %7s %6s %7s %6s %8s %8s %5s %4s %8s %9s %6s %-5s\n",
 	       "ID", "TYPE", "PID", "LANES", "CAP", "SLOT", "DEPTH", "FILL",
-	       "SENT/s", "RECV/s", "SLEEP", "HOME", "KICKS");
+	       "SENT/s", "RECV/s", "SLEEP", "HOME", "KICKS", "LIVE/DEAD",
+	       "LOST", "STATE");
 	for (i = 0; i < cur->nrings; i++) {
 		const struct ring *r = &cur->rings[i];
 		long long lanes = numf(cur, r, F_LANES);
 		long long slots = numf(cur, r, F_SLOTS);
 		long long depth = numf(cur, r, F_DEPTH);
-		char cap[24], fill[24], sr[16], rr[16];
+		long long rl = numf(cur, r, F_RESERVED_LOST);
+		long long cl = numf(cur, r, F_CLAIMS_LOST);
+		int live = bitsf(cur, r, F_LANES_LIVE);
+		int dead = bitsf(cur, r, F_LANES_DEAD);
+		char cap[24], fill[24], sr[16], rr[16], peers[24], lost[16];
+		const char *state = "-";
 
 #define S(f) orbar(field(cur, r, f))
 		if (lanes >= 0 && slots >= 0)
@@ -307,10 +331,22 @@ static void print_table(const struct listing *prev, const struct listing *cur,
 			snprintf(fill, sizeof(fill), "-");
 		human(rate(prev, cur, r, F_SENT), sr, sizeof(sr));
 		human(rate(prev, cur, r, F_RECEIVED), rr, sizeof(rr));
-		printf("%8s %-4s %7s %5s %7s %6s %7s %6s %8s %8s %5s %4s %8s\n",
+		/* dead peers: producer lanes live and dead, messages lost */
+		if (live >= 0 && dead >= 0)
+			snprintf(peers, sizeof(peers), "%d/%d", live, dead);
+		else
+			snprintf(peers, sizeof(peers), "-");
+		human(rl >= 0 && cl >= 0 ? (double)(rl + cl) : -1, lost,
+		      sizeof(lost));
+		if (numf(cur, r, F_ENDED) > 0)
+			state = "ended";
+		else if (numf(cur, r, F_ORPHANED) > 0)
+			state = "orphan";
+		printf("%8s %-4s %7s %5s %7s %6s %7s %6s %8s %8s %5s %4s %8s %9s %6s %-5s\n",
 		       S(F_ID), S(F_TYPE), S(F_PID), S(F_LANES), cap,
 		       S(F_SLOT_SIZE), S(F_DEPTH), fill, sr, rr,
-		       S(F_SLEEPERS), S(F_HOME_CPU), S(F_KICKS));
+		       S(F_SLEEPERS), S(F_HOME_CPU), S(F_KICKS), peers, lost,
+		       state);
 #undef S
 	}
 	fflush(stdout);
@@ -321,7 +357,9 @@ static void usage(int st)
 	fprintf(st ? stderr : stdout,
 		"usage: snstat [-w SECONDS] [-n COUNT] [--json] [--file PATH]\n"
 		"lists every sn ring from %s: id, type, owner pid, capacity,\n"
-		"slot size, depth, send/receive rates, sleepers, home CPU, kicks\n",
+		"slot size, depth, send/receive rates, sleepers, home CPU, kicks,\n"
+		"producer lanes live/dead, messages lost to dead peers, and\n"
+		"whether the stream ended (no producer) or has no consumer\n",
 		SNSTAT_PROC);
 	exit(st);
 }
