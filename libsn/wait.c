@@ -255,6 +255,11 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 		if (!sn_left(deadline, sn_slice(c->flags), &ts))
 			return -ETIMEDOUT;
 		v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
+		/* after the count, so that recovery never takes back a
+		 * count we did not add (uapi "Dead peers") */
+		if (c->claim)
+			__atomic_store_n(&c->claim->asleep, 1,
+					 __ATOMIC_RELAXED);
 		/* [W1] pairs with [P1] in sn__prod_publish() */
 		SN__FULL_BARRIER();
 		ready = sn_consumer_poll_state(c);
@@ -265,6 +270,9 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 			else
 				ret = sn_poll(c->fd, POLLIN, &ts);
 		}
+		if (c->claim)
+			__atomic_store_n(&c->claim->asleep, 0,
+					 __ATOMIC_RELEASE);
 		__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
 		if (ready)
 			return ready;

@@ -154,6 +154,15 @@
  *   would need a side queue outside the lane's order. A consumer that lies
  *   in its record can only lose messages of its own ring.
  *
+ * A dead sleeper's announcement must not outlive it (publishers would go
+ * on kicking): when a producer fd goes, the kernel clears its lane's
+ * waiting word; when the consumer fd of an SPSC/MPSC ring goes, cons
+ * waiters; an MPMC consumer sets its record's asleep after adding itself
+ * to cons waiters and clears it before subtracting, and the kernel
+ * subtracts one for a dead consumer whose record says asleep (a death
+ * between the two steps leaks one count: publishers then kick at most
+ * once per watch, never a lost wakeup).
+ *
  * End of stream. SN_KFLAG_NO_PRODUCER is set once every producer fd has
  * gone, if one ever existed (or after SN_IOC_SHUTDOWN): a drained ring
  * then reads as ended (libsn: -EPIPE), and poll reports EPOLLHUP |
@@ -349,6 +358,7 @@ struct sn_claim {
 	__u32 lane;
 	__u32 pos;		/* first position claimed */
 	__u32 n;		/* positions claimed from pos */
+	__u32 asleep;		/* 1 while counted in cons waiters */
 };
 
 #define SN_CLAIM_IDLE		0	/* holds nothing */
