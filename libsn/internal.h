@@ -85,5 +85,7 @@ int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which);
 
 /* wait.c */
 __u64 sn_now_ns(void);
+/* FUTEX_WAKE of every sleeper on a memfd sleep word */
+void sn_futex_wake(__u32 *word);
 
 #endif /* SN_LIBSN_INTERNAL_H */

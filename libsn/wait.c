@@ -90,7 +90,7 @@ static int sn_futex_wait(__u32 *word, __u32 val, const struct timespec *ts)
 	return 0;
 }
 
-static void sn_futex_wake(__u32 *word)
+void sn_futex_wake(__u32 *word)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
