@@ -148,7 +148,16 @@ int sn_memfd_attach(struct sn_channel *ch)
  * other repairer can reap it; the bit is cleared with one atomic
  * and-fetch, and only the repairer that saw it set counts the death.
  * Claims, closes and repairs also hold the state lock, so the flags are
- * computed from bitmaps nobody else changes meanwhile.
+ * computed from bitmaps nobody else changes meanwhile. What a dead holder
+ * stored (its last tail, its record) is visible to the repairer: the
+ * kernel released the holder's lock after the holder stopped, and the
+ * repairer's lock came after that release.
+ *
+ * Opens, closes and sn_channel_shutdown() wait for the state lock
+ * (F_OFD_SETLKW; the kernel drops it if its holder dies). A sleeper's
+ * check never waits: when the lock is busy it looks again a slice later,
+ * so no timeout is overrun by someone else's repair. A holder that is
+ * stopped (SIGSTOP, a debugger) stalls opens and closes meanwhile.
  *
  * Fork: a forked child inherits every description its parent had open
  * (libsn's are O_CLOEXEC, so an exec drops them). A handle's lock then
@@ -179,31 +188,26 @@ static __u64 sn_memfd_all_lanes(const struct sn_channel *ch)
 	return ~0ULL >> (64 - ch->geo.lanes);
 }
 
-static unsigned char *sn_memfd_lane(const struct sn_channel *ch, __u32 lane)
-{
-	return ch->base + ch->off.lane0 + lane * ch->off.lane_size;
-}
-
 static __u32 *sn_memfd_waiters(const struct sn_channel *ch)
 {
-	return (__u32 *)(ch->base + ch->off.cons + ch->off.cons_waiters);
+	return (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_waiters);
 }
 
 static __u32 *sn_memfd_waiting(const struct sn_channel *ch, __u32 lane)
 {
-	return (__u32 *)(sn_memfd_lane(ch, lane) + ch->off.prod_waiting);
+	return (__u32 *)(sn_lane_ptr(ch, lane) + ch->off.prod_waiting);
 }
 
 static __u32 *sn_memfd_head(const struct sn_channel *ch, __u32 lane)
 {
-	return (__u32 *)(ch->base + ch->off.cons + ch->off.cons_lane +
+	return (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_lane +
 			 lane * 2 * SN_PAD);
 }
 
 static struct sn_claim *sn_memfd_record(const struct sn_channel *ch, __u32 j)
 {
-	return (struct sn_claim *)(ch->base + ch->off.cons +
-				   ch->off.cons_claims + (__u64)j * SN_PAD);
+	return (struct sn_claim *)(sn_cons_ptr(ch) + ch->off.cons_claims +
+				   (__u64)j * SN_PAD);
 }
 
 static off_t sn_memfd_lock_off(const struct sn_channel *ch, __u32 which)
@@ -288,14 +292,6 @@ static int sn_memfd_state_lock(const struct sn_channel *ch, int fd)
 static void sn_memfd_state_unlock(const struct sn_channel *ch, int fd)
 {
 	sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_STATE, F_UNLCK, 0);
-}
-
-/* Bumps a sleep word's wake sequence and wakes its sleepers (see
- * sn_producer_kick/sn_consumer_kick in wait.c). */
-static void sn_memfd_wake(__u32 *word)
-{
-	__atomic_add_fetch(word, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
-	sn_futex_wake(word);
 }
 
 /* Wakes every sleeper of the ring: consumers and each lane's producer. */
@@ -399,7 +395,7 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		return 0;	/* garbage: it can hold nothing */
 	if (n > slots)
 		n = slots;
-	rel = (__u32 *)(ch->base + ch->off.cons + ch->off.cons_release) +
+	rel = (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_release) +
 	      (__u64)lane * slots;
 	/* [D4] acquire, pairs with [D2]: whoever moved the head past p had
 	 * stored its INTENT for p before, so we see that record below. One
@@ -461,7 +457,7 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
 {
 	struct sn_kpage *kp = sn_kpage(ch);
 	struct sn_prod_stats *ps = (struct sn_prod_stats *)
-		(sn_memfd_lane(ch, lane) + ch->off.prod_stats);
+		(sn_lane_ptr(ch, lane) + ch->off.prod_stats);
 	__u64 resv = __atomic_exchange_n(&ps->reserved, 0, __ATOMIC_RELAXED);
 
 	if (resv > ch->geo.slots)
