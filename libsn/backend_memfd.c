@@ -327,7 +327,8 @@ static __u64 sn_memfd_consumers(const struct sn_channel *ch)
 /* What kflags should say, from the bitmaps and reserved[0]. */
 static __u32 sn_memfd_want_flags(const struct sn_channel *ch)
 {
-	__u64 r0 = __atomic_load_n(&sn_kpage(ch)->reserved[0], __ATOMIC_ACQUIRE);
+	const __u64 *r0p = &sn_kpage(ch)->reserved[0];
+	__u64 r0 = __atomic_load_n(r0p, __ATOMIC_ACQUIRE);
 	__u32 want = SN_KFLAG_NEED_WAKEUP;
 
 	if (!sn_memfd_producers(ch) &&
@@ -339,12 +340,13 @@ static __u32 sn_memfd_want_flags(const struct sn_channel *ch)
 }
 
 /*
- * Under the state lock: brings kflags in line with the bitmaps; when it sets
- * NO_PRODUCER or NO_CONSUMER, wakes every sleeper and returns 1. The flags are read-modify-written (sequentially
- * consistent, so release): everything the last producer committed (its own
- * stores, or a dead one's, ordered before by the lock the kernel released
- * at its exit and we took) is visible to a consumer that sees the flag with
- * acquire and re-checks the lanes.
+ * Under the state lock: brings kflags in line with the bitmaps; when it
+ * sets NO_PRODUCER or NO_CONSUMER, wakes every sleeper and returns 1. The
+ * flags are read-modify-written (sequentially consistent, so release):
+ * everything the last producer committed (its own stores, or a dead one's,
+ * ordered before by the lock the kernel released at its exit and we took)
+ * is visible to a consumer that sees the flag with acquire and re-checks
+ * the lanes.
  */
 static int sn_memfd_update_flags(const struct sn_channel *ch)
 {
@@ -370,7 +372,7 @@ static int sn_memfd_update_flags(const struct sn_channel *ch)
 
 /*
  * Releases what dead MPMC record @j holds, by the uapi header's algorithm
- * ("Dead peers"), with @fd holding the record's lock. Returns 1 when a live
+ * ("Dead peers"); the caller holds the record's lock. Returns 1 when a live
  * record in INTENT covers one of its positions (that consumer may have just
  * won it: look again at the next check; nothing is done meanwhile), else 0
  * with the positions released in *@lost.
@@ -429,7 +431,8 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 
 			if ((__s32)(h - p) <= 0)
 				continue;	/* the head has not passed p */
-			if (__atomic_load_n(&rel[p & mask], __ATOMIC_ACQUIRE) != p)
+			if (__atomic_load_n(&rel[p & mask],
+					    __ATOMIC_ACQUIRE) != p)
 				continue;	/* released already */
 			for (k = 0; k < no && cover != SN_CLAIM_HELD; k++)
 				if (p - other[k].pos < other[k].n)
@@ -471,6 +474,32 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
 }
 
 /*
+ * MPMC record @j, whose lock the caller holds, is dead if its bit is set:
+ * releases its positions, then frees it (unless it must wait). 1 if done.
+ */
+static int sn_memfd_reap_record(const struct sn_channel *ch, __u32 j)
+{
+	struct sn_kpage *kp = sn_kpage(ch);
+	__u64 lost, old;
+
+	if (!(sn_memfd_consumers(ch) & (1ULL << j)) ||
+	    sn_memfd_recover(ch, j, &lost))
+		return 0;
+	/* ours now: idle before the bit is free */
+	__atomic_store_n(&sn_memfd_record(ch, j)->state, SN_CLAIM_IDLE,
+			 __ATOMIC_RELEASE);
+	old = __atomic_fetch_and(&kp->claims_live, ~(1ULL << j),
+				 __ATOMIC_ACQ_REL);
+	if (!(old & (1ULL << j)))
+		return 0;
+	__atomic_fetch_add(&kp->peers.consumers_died, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&kp->peers.claims_lost, lost, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&kp->peers.claims_recovered, !!lost,
+			   __ATOMIC_RELAXED);
+	return 1;
+}
+
+/*
  * Under the state lock, through our own description @fd: reaps every claim
  * whose holder died (its lock is free, its bit set), then the flags.
  * Returns whether anything changed (and the sleepers were woken).
@@ -478,14 +507,15 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
 static int sn_memfd_repair(const struct sn_channel *ch, int fd)
 {
 	struct sn_kpage *kp = sn_kpage(ch);
-	__u64 bits = sn_memfd_producers(ch), lost, old;
+	__u64 bits = sn_memfd_producers(ch), old;
 	int changed = 0;
 	__u32 b;
 
 	while (bits) {
 		b = (__u32)__builtin_ctzll(bits);
 		bits &= bits - 1;
-		if (sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_LANE + b, F_WRLCK, 0) != 1)
+		if (sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_LANE + b, F_WRLCK,
+				  0) != 1)
 			continue;	/* alive (or an error: assume so) */
 		old = __atomic_fetch_and(&kp->lanes_live, ~(1ULL << b),
 					 __ATOMIC_ACQ_REL);
@@ -518,25 +548,8 @@ static int sn_memfd_repair(const struct sn_channel *ch, int fd)
 			if (sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_CLAIM + b,
 					  F_WRLCK, 0) != 1)
 				continue;
-			if ((sn_memfd_consumers(ch) & (1ULL << b)) &&
-			    !sn_memfd_recover(ch, b, &lost)) {
-				/* ours now: idle before the bit is free */
-				__atomic_store_n(&sn_memfd_record(ch, b)->state,
-						 SN_CLAIM_IDLE, __ATOMIC_RELEASE);
-				old = __atomic_fetch_and(&kp->claims_live,
-							 ~(1ULL << b),
-							 __ATOMIC_ACQ_REL);
-				if (old & (1ULL << b)) {
-					__atomic_fetch_add(&kp->peers.consumers_died,
-							   1, __ATOMIC_RELAXED);
-					__atomic_fetch_add(&kp->peers.claims_lost,
-							   lost, __ATOMIC_RELAXED);
-					__atomic_fetch_add(&kp->peers.claims_recovered,
-							   !!lost,
-							   __ATOMIC_RELAXED);
-				}
+			if (sn_memfd_reap_record(ch, b))
 				changed = 1;
-			}
 			sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_CLAIM + b, F_UNLCK,
 				      0);
 		}
@@ -614,7 +627,7 @@ static int sn_memfd_take(const struct sn_channel *ch, int fd, __u64 *map,
 			busy = 1;
 			continue;
 		}
-		if (ch->geo.type == SN_RING_MPMC && lock0 == SN_MEMFD_LOCK_CLAIM)
+		if (lock0 == SN_MEMFD_LOCK_CLAIM)	/* MPMC records */
 			__atomic_store_n(&sn_memfd_record(ch, b)->state,
 					 SN_CLAIM_IDLE, __ATOMIC_RELEASE);
 		__atomic_fetch_or(map, 1ULL << b, __ATOMIC_ACQ_REL);
