@@ -157,7 +157,9 @@ int sn_memfd_attach(struct sn_channel *ch)
  * (F_OFD_SETLKW; the kernel drops it if its holder dies). A sleeper's
  * check never waits: when the lock is busy it looks again a slice later,
  * so no timeout is overrun by someone else's repair. A holder that is
- * stopped (SIGSTOP, a debugger) stalls opens and closes meanwhile.
+ * stopped (SIGSTOP, a debugger) stalls opens and closes meanwhile, and so
+ * does a forked child's copy of a description whose holder died holding
+ * the lock (until the child exits or execs).
  *
  * Fork: a forked child inherits every description its parent had open
  * (libsn's are O_CLOEXEC, so an exec drops them). A handle's lock then
@@ -606,8 +608,8 @@ void sn_memfd_check_peers(const struct sn_channel *ch)
 /*
  * Under the state lock: takes a free bit of *@map below @all whose lock
  * (@lock0 + bit) we can take through @fd; sets it. -ENOSPC when no bit is
- * free, -EBUSY when the free bits' locks are held (by a forked copy of a
- * closed handle's description, or a scribbled bitmap).
+ * free, -EBUSY when the free bits' locks are held (a live holder whose bit
+ * a peer scribbled away).
  */
 static int sn_memfd_take(const struct sn_channel *ch, int fd, __u64 *map,
 			 __u64 all, __u32 lock0, __u32 *bit)
