@@ -282,12 +282,12 @@ SN_API int sn_channel_layout(const struct sn_channel *ch, void **base,
 	return 0;
 }
 
-static unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane)
+unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane)
 {
 	return ch->base + ch->off.lane0 + lane * ch->off.lane_size;
 }
 
-static unsigned char *sn_cons_ptr(const struct sn_channel *ch)
+unsigned char *sn_cons_ptr(const struct sn_channel *ch)
 {
 	return ch->base + ch->off.cons;
 }

@@ -53,6 +53,9 @@ int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 int sn_map_reserve(struct sn_channel *ch);
 int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
 void sn_channel_free(struct sn_channel *ch);
+/* lane @lane and the consumer region in the mapping */
+unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
+unsigned char *sn_cons_ptr(const struct sn_channel *ch);
 
 /*
  * backend_memfd.c. Claims are open-file-description locks taken through a
@@ -85,5 +88,7 @@ int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which);
 
 /* wait.c */
 __u64 sn_now_ns(void);
+/* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
+void sn_memfd_wake(__u32 *word);
 
 #endif /* SN_LIBSN_INTERNAL_H */

@@ -333,14 +333,18 @@ SN_API int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns)
 	}
 }
 
+void sn_memfd_wake(__u32 *word)
+{
+	__atomic_add_fetch(word, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
+	sn_futex_wake(word);
+}
+
 SN_API int sn_producer_kick(struct sn_producer *p)
 {
 	p->kicks++;
 	__atomic_store_n(&p->stats->kicks, p->kicks, __ATOMIC_RELAXED);
 	if (p->flags & SN__MEMFD) {
-		__atomic_add_fetch(p->waiters_p, SN_MEMFD_WAKE_SEQ,
-				   __ATOMIC_SEQ_CST);
-		sn_futex_wake(p->waiters_p);
+		sn_memfd_wake(p->waiters_p);
 		return 0;
 	}
 	return ioctl(p->fd, SN_IOC_KICK, SN_KICK_CONSUMERS) ? -errno : 0;
@@ -355,8 +359,7 @@ SN_API int sn_consumer_kick(struct sn_consumer *c, __u32 lane)
 	c->kicks++;
 	if (c->flags & SN__MEMFD) {
 		wp = (__u32 *)(sn__cons_lane(c, lane) + c->off_waiting);
-		__atomic_add_fetch(wp, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
-		sn_futex_wake(wp);
+		sn_memfd_wake(wp);
 		return 0;
 	}
 	return ioctl(c->fd, SN_IOC_KICK, SN_KICK_PRODUCERS) ? -errno : 0;

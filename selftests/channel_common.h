@@ -78,6 +78,7 @@ struct t_run {
 struct t_shared {
 	__u64 received;		/* in all */
 	__u64 errors;
+	__u32 opened;		/* producers open so far */
 	char why[128];
 	__u64 deadline;
 	unsigned char seen[];	/* [producers][msgs] */
@@ -175,11 +176,8 @@ static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
 	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
 }
 
-/*
- * Consumer: single, burst and zero-copy receives in turn, until all came.
- * -EPIPE (every producer gone, the ring drained) is no error here: another
- * MPMC consumer may hold the last messages it has not counted yet.
- */
+/* Consumer: single, burst and zero-copy receives in turn, until all came
+ * or the stream ended (-EPIPE: MPMC peers may hold the last messages). */
 static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 {
 	const struct t_run *r = x->run;
@@ -201,7 +199,9 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 			n = sn_recv(c, buf, 5 * MS);
 			if (n == 0)
 				t_got(x, buf, last);
-			else if (n != -ETIMEDOUT && n != -EPIPE)
+			else if (n == -EPIPE)
+				goto ended;
+			else if (n != -ETIMEDOUT)
 				t_fail(x->sh, "sn_recv", n);
 			break;
 		case 1:
@@ -210,7 +210,9 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 				t_got(x, buf + (size_t)i * r->slot_size, last);
 			if (n == -EAGAIN)
 				sn_consumer_wait(c, 5 * MS);
-			else if (n < 0 && n != -EPIPE)
+			else if (n == -EPIPE)
+				goto ended;
+			else if (n < 0)
 				t_fail(x->sh, "sn_recv_burst", n);
 			break;
 		default:
@@ -224,10 +226,13 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 				t_fail(x->sh, "sn_release", n);
 			else if (n == -EAGAIN)
 				sn_consumer_wait(c, 5 * MS);
-			else if (n < 0 && n != -EPIPE)
+			else if (n == -EPIPE)
+				goto ended;
+			else if (n < 0)
 				t_fail(x->sh, "sn_peek", n);
 		}
 	}
+ended:
 	free(buf);
 }
 
@@ -240,6 +245,17 @@ static inline void *t_producer_main(void *arg)
 	if (ret) {
 		t_fail(x->sh, "sn_producer_open", ret);
 		return NULL;
+	}
+	/* every producer opens before any sends: the stream ends (-EPIPE)
+	 * once every producer that opened has gone */
+	__atomic_fetch_add(&x->sh->opened, 1, __ATOMIC_RELAXED);
+	while (__atomic_load_n(&x->sh->opened, __ATOMIC_RELAXED) <
+	       x->run->producers && !x->sh->errors) {
+		if (t_now() > x->sh->deadline) {
+			t_fail(x->sh, "producers never all opened", 0);
+			break;
+		}
+		usleep(100);
 	}
 	t_produce(x, p);
 	sn_producer_close(p);

@@ -34,10 +34,12 @@
  * Every function returns a negative errno on failure unless documented
  * otherwise.
  *
- * Memfd backend notes: libsn writes the kpage itself. It uses two kpage
- * fields that the kernel backend reserves to the kernel: lanes_live is the
- * producers' lane-claim bitmap (atomic), and reserved[0] bit 0 marks that a
- * consumer is attached to an SPSC/MPSC ring. The sleep words carry a wake
+ * Memfd backend notes: libsn writes the kpage itself. lanes_live and
+ * claims_live are the claim bitmaps of producers and MPMC consumers,
+ * reserved[0] holds the SPSC/MPSC consumer claim and what sn.ko keeps in
+ * its own memory (whether a producer or a consumer ever existed, and
+ * shutdown); lanes_dead, kflags and peers mean what they mean for sn.ko
+ * (libsn/backend_memfd.c). The sleep words carry a wake
  * sequence in their upper 16 bits (bumped by the kicker before FUTEX_WAKE,
  * so that a wake between announce and FUTEX_WAIT is never lost); the count
  * or flag is in the lower 16 bits.
@@ -68,7 +70,11 @@
  * a non-blocking call sees a death only once someone looked (a sleeper,
  * an open, sn_channel_stats()). The memfd ring is writable by every
  * process that maps it, so these rules hold against crashes, not against
- * a peer that scribbles.
+ * a peer that scribbles. Each handle keeps an fd of its own (the
+ * description it reopens through /proc/self/fd: without /proc mounted,
+ * handles fail to open with -ENOSYS). A forked child shares its parent's
+ * descriptions until it execs: a handle then counts as alive while either
+ * process lives (its sn_*_close() frees it at once all the same).
  */
 #ifndef SN_CHANNEL_H
 #define SN_CHANNEL_H
@@ -312,9 +318,10 @@ int sn_channel_stats(const struct sn_channel *ch, struct sn_channel_stats *st);
  * fd it narrows to a new producer fd (SN_IOC_NARROW, SN_LANE_ANY) that it
  * keeps as the lane's ownership token; on a producer-role fd it uses that
  * fd's lane (one producer per such channel). Memfd: claims a lane in the
- * kpage's lanes_live bitmap. The new producer continues from the lane's
- * tail. Errors: -ENOSPC (every lane owned), -EBUSY, -EPERM (a consumer-role
- * fd), -ENOMEM.
+ * kpage's lanes_live bitmap and locks it (see "Dead peers"), after looking
+ * for dead peers. The new producer continues from the lane's tail.
+ * Errors: -ENOSPC (every lane owned), -EBUSY, -EPERM (a consumer-role
+ * fd), -ENOMEM, -ENOSYS (memfd: /proc is not mounted).
  */
 int sn_producer_open(struct sn_channel *ch, struct sn_producer **out);
 
@@ -327,7 +334,9 @@ int sn_producer_lane(const struct sn_producer *p);
 /*
  * Opens a consumer. SPSC/MPSC allow one at a time (-EBUSY): kernel backend
  * by narrowing to a consumer fd, memfd by the kpage's consumer claim. MPMC
- * allows any number. Errors: -EBUSY, -EPERM (a producer-role fd), -ENOMEM.
+ * allows SN_MAX_CLAIMS at once (-ENOSPC beyond). Errors: -EBUSY, -ENOSPC,
+ * -EPERM (a producer-role fd), -ENOMEM, -ENOSYS (memfd: /proc is not
+ * mounted).
  */
 int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out);
 
