@@ -8,6 +8,7 @@
 #ifndef SN_CHANNEL_COMMON_H
 #define SN_CHANNEL_COMMON_H
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -27,6 +28,21 @@
 #include "test_time.h"
 
 #define MS 1000000ULL
+
+/* Open fds of this process (leak checks). */
+static inline int t_fd_count(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - 1;	/* the directory's own fd */
+}
 
 /* The backends worth testing here: the automatic one, and memfd when the
  * automatic one is the kernel's. */

@@ -550,6 +550,20 @@ static void c_consumer(struct c_run *r)
 	free(last);
 }
 
+/* Whether /proc/sn/rings lists ring @id (the kernel backend's rings). */
+static int c_listed(__u64 id)
+{
+	FILE *f = fopen("/proc/sn/rings", "r");
+	char line[512];
+	int found = 0;
+
+	while (f && fgets(line, sizeof(line), f))
+		found |= line[0] != '#' && strtoull(line, NULL, 10) == id;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 static pid_t c_start(struct c_run *r, int producer, __u32 id)
 {
 	pid_t pid = fork();
@@ -586,9 +600,11 @@ static void c_chaos(struct __test_metadata *_metadata, unsigned int type,
 	struct c_run r = { .type = type };
 	unsigned int k, i, next_id, ckills = 0;
 	struct sn_channel_stats st;
+	struct sn_channel_info info;
 	pid_t prod[4], cons[2];
 	__u64 missing = 0, dups = 0, seq, done;
 	size_t shsize;
+	int nfd = t_fd_count();
 
 	r.producers = type == SN_RING_SPSC ? 1 : 3;
 	r.lanes = type == SN_RING_SPSC ? 1 : 4;
@@ -659,7 +675,12 @@ static void c_chaos(struct __test_metadata *_metadata, unsigned int type,
 		EXPECT_GE(ckills * 4ULL, dups);
 	}
 	EXPECT_LT(0, done);
+	ASSERT_EQ(0, sn_channel_info(r.ch, &info));
 	EXPECT_EQ(0, sn_channel_close(r.ch));
+	/* every fd gone: the ring is freed (and its memory uncharged) */
+	EXPECT_EQ(nfd, t_fd_count());
+	if (info.backend == SN_BACKEND_KERNEL)
+		EXPECT_EQ(0, c_listed(info.id));
 	munmap(r.sh, shsize);
 }
 
