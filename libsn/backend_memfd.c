@@ -479,6 +479,26 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
  * MPMC record @j, whose lock the caller holds, is dead if its bit is set:
  * releases its positions, then frees it (unless it must wait). 1 if done.
  */
+/*
+ * Takes back the count a consumer that died asleep left in cons waiters
+ * (its record says asleep: uapi "Dead peers"), so publishers stop kicking.
+ */
+static void sn_memfd_unsleep(const struct sn_channel *ch, struct sn_claim *rec)
+{
+	__u32 *w = sn_memfd_waiters(ch);
+	__u32 v = __atomic_load_n(w, __ATOMIC_RELAXED);
+	int tries;
+
+	if (!__atomic_exchange_n(&rec->asleep, 0, __ATOMIC_ACQ_REL))
+		return;
+	/* bounded: a scribbled word is left as it is */
+	for (tries = 0; tries < 1000 && (v & SN_MEMFD_COUNT_MASK); tries++)
+		if (__atomic_compare_exchange_n(w, &v, v - 1, 0,
+						__ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return;
+}
+
 static int sn_memfd_reap_record(const struct sn_channel *ch, __u32 j)
 {
 	struct sn_kpage *kp = sn_kpage(ch);
@@ -487,6 +507,7 @@ static int sn_memfd_reap_record(const struct sn_channel *ch, __u32 j)
 	if (!(sn_memfd_consumers(ch) & (1ULL << j)) ||
 	    sn_memfd_recover(ch, j, &lost))
 		return 0;
+	sn_memfd_unsleep(ch, sn_memfd_record(ch, j));
 	/* ours now: idle before the bit is free */
 	__atomic_store_n(&sn_memfd_record(ch, j)->state, SN_CLAIM_IDLE,
 			 __ATOMIC_RELEASE);

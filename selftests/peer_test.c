@@ -394,6 +394,108 @@ TEST(mpmc_consumer_killed_holding_claim)
 	}
 }
 
+/*
+ * A child asleep in a long receive (on an empty ring) or, @producer, a long
+ * send (on a full ring); the parent sees it asleep in the ring's words.
+ */
+static pid_t t_fork_sleeper(struct sn_channel *ch, int producer)
+{
+	struct sn_consumer *c;
+	struct sn_producer *p;
+	__u64 m[2] = { 0 };
+	pid_t pid = fork();
+
+	if (pid)
+		return pid;
+	if (producer) {
+		if (sn_producer_open(ch, &p))
+			_exit(1);
+		while (sn_try_send(p, m) == 0)
+			;
+		sn_send(p, m, 60000 * MS);
+	} else {
+		if (sn_consumer_open(ch, &c))
+			_exit(1);
+		sn_recv(c, m, 60000 * MS);
+	}
+	_exit(1);
+}
+
+/* The count of a sleep word (memfd keeps a wake sequence above it). */
+static __u32 t_count(const struct sn_channel *ch, const __u32 *word)
+{
+	__u32 v = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+
+	return sn_channel_backend(ch) == SN_BACKEND_MEMFD ? v & 0xffff : v;
+}
+
+/* Waits up to 5 s for *@word to count a sleeper. */
+static int t_sleeps(const struct sn_channel *ch, const __u32 *word)
+{
+	__u64 t0 = t_now();
+
+	while (!t_count(ch, word))
+		if (t_now() - t0 > 5000 * MS)
+			return 0;
+		else
+			usleep(1000);
+	return 1;
+}
+
+/*
+ * A peer that dies asleep leaves no announcement behind, so publishers do
+ * not go on kicking for it: cons waiters (SPSC; MPMC with another consumer
+ * alive) and the lane's waiting word come back to zero.
+ */
+TEST(dead_sleeper_leaves_no_announcement)
+{
+	unsigned int types[] = { SN_RING_SPSC, SN_RING_MPMC };
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, t;
+
+	for (b = 0; b < nb; b++) for (t = 0; t < 2; t++) {
+		struct sn_channel_stats st;
+		struct sn_consumer *c = NULL;
+		struct sn_producer *p = NULL;
+		struct sn_channel *ch;
+		struct sn_offsets off;
+		__u32 *waiters, *waiting;
+		void *base;
+		pid_t pid;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 4, 16, 1,
+					       flags[b]));
+		ASSERT_EQ(0, sn_channel_layout(ch, &base, &off));
+		waiters = (__u32 *)((char *)base + off.cons +
+				    off.cons_waiters);
+		waiting = (__u32 *)((char *)base + off.lane0 +
+				    off.prod_waiting);
+		if (types[t] == SN_RING_MPMC)	/* another one stays */
+			ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		pid = t_fork_sleeper(ch, 0);
+		ASSERT_LT(0, pid);
+		ASSERT_EQ(1, t_sleeps(ch, waiters));
+		ASSERT_EQ(0, t_kill(pid));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));	/* memfd looks */
+		EXPECT_EQ(0, t_count(ch, waiters));
+
+		if (!c)
+			ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		pid = t_fork_sleeper(ch, 1);
+		ASSERT_LT(0, pid);
+		ASSERT_EQ(1, t_sleeps(ch, waiting));
+		ASSERT_EQ(0, t_kill(pid));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(0, t_count(ch, waiting));
+		/* and the next producer of the lane sleeps and wakes as ever */
+		ASSERT_EQ(0, sn_producer_open(ch, &p));
+		EXPECT_EQ(-EAGAIN, sn_try_send(p, waiters));
+		EXPECT_EQ(0, sn_producer_close(p));
+		EXPECT_EQ(0, sn_consumer_close(c));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
 /* ---- chaos: many kills under traffic ---- */
 
 #define C_MAXSEQ	4096	/* messages per producer process */
