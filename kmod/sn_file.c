@@ -247,7 +247,9 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 
 /*
  * Undoes sn_ring_claim(). @undo: the fd never existed (a failed narrow):
- * no death, no end of stream, the record freed at once. Otherwise the fd
+ * no death, no end of stream, the record freed at once (an end flag that
+ * the claim cleared stays clear: the ring reads as one whose side may
+ * still come, the harmless direction). Otherwise the fd
  * was released, by an exiting task if @died; an MPMC record then stays
  * reserved as dying until sn_recover_claim() is done with it. Returns true
  * if an end of stream or of consumers was set: the caller wakes sleepers.

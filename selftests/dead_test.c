@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -853,8 +854,8 @@ static int memory_child(void *arg)
 	/* No live record is left: the retry completes and frees the ring. */
 	if (!WAIT_FOR(listing_count() == 0))
 		return 27;
-	again = create_simple(SN_RING_MPMC, 8, 8, 2);
-	if (again < 0)
+	/* Unlisted first, uncharged just after (by the retry's work). */
+	if (!WAIT_FOR((again = create_simple(SN_RING_MPMC, 8, 8, 2)) >= 0))
 		return 28;
 	close(again);
 	return 0;
@@ -866,6 +867,47 @@ TEST(memory_returned)
 
 	EXPECT_EQ(0, as_nobody(memory_child, NULL));
 	EXPECT_EQ(before, listing_count());
+}
+
+/*
+ * rmmod while a retry is queued (it holds a ring, not the module): module
+ * exit waits for it, and it frees the ring. Then the module loads again.
+ */
+TEST(rmmod_with_retry_queued)
+{
+	const char *ko = getenv("SN_KO");
+	struct mpmc m;
+	struct child c;
+	int cons, fd;
+	pid_t pid;
+
+	if (!ko)
+		SKIP(return, "SN_KO is not set: cannot reload the module");
+	ASSERT_EQ(0, mpmc_open(&m));
+	cons = narrow(m.full, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, cons);
+	struct sn_claim *mine = claim_of(&m.v, claim_idx(cons));
+
+	c = (struct child){ .v = &m.v, .full = m.full, .lane = 1, .n = 3,
+			    .kind = K_HELD };
+	pid = spawn(mpmc_child, &c);
+	ASSERT_LT(0, pid);
+	mine->lane = 1;
+	mine->pos = 0;
+	mine->n = 8;
+	atomic_store(state_of(mine), SN_CLAIM_INTENT);
+	kill_wait(pid);
+	/* Deferred: the retries back off meanwhile. */
+	usleep(300000);
+	EXPECT_EQ(0, rel(&m, 0));
+	close(cons);
+	mpmc_close(&m);
+	ASSERT_EQ(0, syscall(__NR_delete_module, "sn", O_NONBLOCK));
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, syscall(__NR_finit_module, fd, "", 0));
+	close(fd);
+	EXPECT_EQ(0, listing_count());
 }
 
 TEST_HARNESS_MAIN
