@@ -71,7 +71,12 @@ struct sn_ring {
 	bool recover_queued;
 	unsigned long recover_delay;	/* jiffies until the next retry */
 	struct sn_dying dying[SN_MAX_CLAIMS];
-	struct sn_claim live[SN_MAX_CLAIMS]; /* a pass's view of live ones */
+	/* A record pass's view of the live records (sn_recover.c) */
+	struct sn_cover {
+		u32 start, end;		/* offsets into the dying record */
+		u32 state;		/* SN_CLAIM_INTENT or SN_CLAIM_HELD */
+	} cover[SN_MAX_CLAIMS];
+	u32 bounds[2 * SN_MAX_CLAIMS + 2];
 
 	atomic64_t kicks;
 	atomic64_t polls;

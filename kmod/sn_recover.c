@@ -33,7 +33,8 @@
  * the ring has no consumer fd left, since then no record is live.
  *
  * Bounds: a record covers at most slots positions; the live records are
- * read once per record pass, not per position.
+ * read once per record pass, not per position, and cut it into segments
+ * looked at once each (sn_recover_one()).
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -44,6 +45,7 @@
 #include <linux/minmax.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
+#include <linux/sort.h>
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
@@ -57,22 +59,20 @@ static struct workqueue_struct *sn_recover_wq;
 static atomic_t sn_recover_pending = ATOMIC_INIT(0);
 static DECLARE_WAIT_QUEUE_HEAD(sn_recover_idle);
 
-/* Whether record @c covers position @p of @lane. */
-static bool sn_claim_covers(const struct sn_claim *c, u32 lane, u32 p)
-{
-	return c->lane == lane && p - c->pos < c->n;
-}
-
 /*
- * Reads the records of live consumer fds that claim positions of @lane into
- * ring->live; returns how many. Records out of range read as nothing.
+ * Reads the records of live consumer fds (@live) that claim positions of
+ * @lane within [@pos, @pos + @n) into ring->cover, as offsets from @pos;
+ * returns how many. Each is read once, untrusted: n clamped to slots.
  */
-static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane)
+static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
+				 u32 pos, u32 n)
 {
 	DECLARE_BITMAP(bits, SN_MAX_CLAIMS);
-	struct sn_claim *rec, *c;
-	unsigned int n = 0;
-	u32 state;
+	struct sn_cover *c;
+	struct sn_claim *rec;
+	unsigned int nc = 0;
+	u32 state, start;
+	u64 end;
 	int i;
 
 	bitmap_from_u64(bits, live);
@@ -82,28 +82,53 @@ static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane)
 		state = smp_load_acquire(&rec->state);
 		if (state != SN_CLAIM_INTENT && state != SN_CLAIM_HELD)
 			continue;
-		c = &ring->live[n];
+		if (READ_ONCE(rec->lane) != lane)
+			continue;
+		start = READ_ONCE(rec->pos) - pos;
+		end = (u64)start + min(READ_ONCE(rec->n), ring->geo.slots);
+		/*
+		 * Both ranges are at most slots <= 2^24 long in a 2^32 space:
+		 * they meet in one piece at most, either from start or,
+		 * wrapping, from 0.
+		 */
+		c = &ring->cover[nc];
 		c->state = state;
-		c->lane = READ_ONCE(rec->lane);
-		c->pos = READ_ONCE(rec->pos);
-		c->n = min(READ_ONCE(rec->n), ring->geo.slots);
-		if (c->lane == lane)
-			n++;
+		if (start < n) {
+			c->start = start;
+			c->end = min_t(u64, end, n);
+		} else if (end > BIT_ULL(32)) {
+			c->start = 0;
+			c->end = min_t(u64, end - BIT_ULL(32), n);
+		} else {
+			continue;
+		}
+		if (c->start < c->end)
+			nc++;
 	}
-	return n;
+	return nc;
+}
+
+static int sn_cmp_u32(const void *a, const void *b)
+{
+	u32 x = *(const u32 *)a, y = *(const u32 *)b;
+
+	return x < y ? -1 : x > y;
 }
 
 /*
  * One pass over dying record @claim. Returns false if a live INTENT record
- * covered one of its positions: it must be looked at again.
+ * covered one of its positions: it must be looked at again. The live
+ * records cut the record into at most 2 * SN_MAX_CLAIMS + 1 segments, each
+ * covered by the same records throughout: one look per segment, then a
+ * plain walk of its positions, so a pass costs O(n + SN_MAX_CLAIMS^2).
  */
 static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 {
 	struct sn_dying *d = &ring->dying[claim];
-	u32 slots = ring->geo.slots, lane = d->rec.lane;
-	u32 head, i, p, *word;
-	unsigned int nlive, j;
+	u32 slots = ring->geo.slots, lane = d->rec.lane, n = d->rec.n;
+	unsigned int nc, nb, k, j;
 	bool held, intent, done = true;
+	u32 head, off, p, *word;
 	u64 lost = 0, live;
 
 	if ((d->rec.state != SN_CLAIM_INTENT && d->rec.state != SN_CLAIM_HELD) ||
@@ -115,35 +140,47 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	spin_lock(&ring->lock);
 	live = ring->claims_owned & ~ring->claims_dying;
 	spin_unlock(&ring->lock);
-	nlive = sn_read_live(ring, live, lane);
+	nc = sn_read_live(ring, live, lane, d->rec.pos, n);
 
-	for (i = 0; i < d->rec.n; i++) {
-		if (i && !(i % 4096))
-			cond_resched();
-		p = d->rec.pos + i;
-		if ((s32)(head - p) <= 0)
-			continue;
-		word = sn_release_word(ring, lane, p);
-		if (READ_ONCE(*word) != p)
+	nb = 0;
+	ring->bounds[nb++] = 0;
+	ring->bounds[nb++] = n;
+	for (j = 0; j < nc; j++) {
+		ring->bounds[nb++] = ring->cover[j].start;
+		ring->bounds[nb++] = ring->cover[j].end;
+	}
+	sort(ring->bounds, nb, sizeof(u32), sn_cmp_u32, NULL);
+
+	for (k = 0; k + 1 < nb; k++) {
+		if (ring->bounds[k] == ring->bounds[k + 1])
 			continue;
 		held = false;
 		intent = false;
-		for (j = 0; j < nlive; j++) {
-			if (!sn_claim_covers(&ring->live[j], lane, p))
+		for (j = 0; j < nc; j++) {
+			if (ring->cover[j].start > ring->bounds[k] ||
+			    ring->cover[j].end <= ring->bounds[k])
 				continue;
-			if (ring->live[j].state == SN_CLAIM_HELD)
+			if (ring->cover[j].state == SN_CLAIM_HELD)
 				held = true;
 			else
 				intent = true;
 		}
 		if (held)
 			continue;
-		if (intent) {
-			done = false;
-			continue;
+		for (off = ring->bounds[k]; off < ring->bounds[k + 1]; off++) {
+			if (!(off % 4096))
+				cond_resched();
+			p = d->rec.pos + off;
+			if ((s32)(head - p) <= 0)
+				continue;
+			word = sn_release_word(ring, lane, p);
+			if (READ_ONCE(*word) != p)
+				continue;
+			if (intent)
+				done = false;
+			else if (cmpxchg(word, p, p + slots) == p)
+				lost++;
 		}
-		if (cmpxchg(word, p, p + slots) == p)
-			lost++;
 	}
 	if (lost) {
 		spin_lock(&ring->lock);

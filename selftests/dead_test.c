@@ -737,6 +737,50 @@ TEST(mpmc_deferred)
 	mpmc_close(&m);
 }
 
+/* Positions that wrap 2^32, and a live record that starts before the dead. */
+TEST(mpmc_wrap)
+{
+	const __u32 base = 0xfffffffcU;
+	struct view v;
+	int full = ring_open(&v, SN_RING_MPMC, 8, 2), prod, cons;
+	struct child c;
+	pid_t pid;
+
+	ASSERT_LE(0, full);
+	atomic_store(head_of(&v, 1), base);
+	atomic_store(tail_of(&v, 1), base);
+	for (__u32 k = 0; k < 8; k++)
+		atomic_store(release_of(&v, 1, base + k), base + k);
+	prod = narrow(full, SN_ROLE_PRODUCER, 1);
+	ASSERT_LE(0, prod);
+	produce(&v, 1, 8);
+	EXPECT_EQ(4, atomic_load(tail_of(&v, 1)));
+	cons = narrow(full, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, cons);
+	struct sn_claim *mine = claim_of(&v, claim_idx(cons));
+
+	ASSERT_EQ(base, claim(&v, mine, 1, 2));
+	c = (struct child){ .v = &v, .full = full, .lane = 1, .n = 4,
+			    .kind = K_HELD };
+	pid = spawn(mpmc_child, &c);
+	ASSERT_LT(0, pid);
+	EXPECT_EQ(2, atomic_load(head_of(&v, 1)));
+	/* The live record says it holds [base, base + 4): two of the dead's. */
+	mine->n = 4;
+	kill_wait(pid);
+	EXPECT_EQ(base, atomic_load(release_of(&v, 1, base)));
+	EXPECT_EQ(base + 1, atomic_load(release_of(&v, 1, base + 1)));
+	EXPECT_EQ(base + 2, atomic_load(release_of(&v, 1, base + 2)));
+	EXPECT_EQ(base + 3, atomic_load(release_of(&v, 1, base + 3)));
+	EXPECT_EQ(0 + 8, atomic_load(release_of(&v, 1, 0)));
+	EXPECT_EQ(1 + 8, atomic_load(release_of(&v, 1, 1)));
+	EXPECT_EQ(2, kpage_of(&v)->peers.claims_lost);
+	EXPECT_EQ(1, kpage_of(&v)->peers.claims_recovered);
+	close(cons);
+	close(prod);
+	ring_close(&v, full);
+}
+
 TEST(claim_records_limit)
 {
 	int fds[SN_MAX_CLAIMS], spsc, prod, extra;
