@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/resource.h>
@@ -779,6 +780,165 @@ TEST(mpmc_wrap)
 	close(cons);
 	close(prod);
 	ring_close(&v, full);
+}
+
+/*
+ * The protocol under fire: a producer and three consumers run the header's
+ * MPMC protocol for real while consumers are SIGKILLed at random points
+ * and replaced. A live consumer must never find a position it holds
+ * released or overwritten (the kernel recovered only the dead ones'), and
+ * the lane must keep flowing (no position of a dead one stays unreleased).
+ */
+struct stress {
+	_Atomic __u64 produced;
+	_Atomic __u64 consumed;
+	_Atomic __u64 errors;
+	_Atomic int stop;
+};
+
+static void stress_producer(struct view *v, struct stress *st)
+{
+	for (;;) {
+		__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_relaxed);
+
+		if (atomic_load_explicit(release_of(v, 0, t),
+					 memory_order_acquire) != t) {
+			sched_yield();
+			continue;
+		}
+		*slot_of(v, 0, t) = t;
+		atomic_store_explicit(tail_of(v, 0), t + 1, memory_order_release);
+		atomic_fetch_add(&st->produced, 1);
+	}
+}
+
+static void stress_consumer(struct view *v, struct stress *st, __u32 idx,
+			    __u64 seed)
+{
+	struct sn_claim *r = claim_of(v, idx);
+
+	for (;;) {
+		__u32 h = atomic_load_explicit(head_of(v, 0), memory_order_acquire);
+		__u32 t = atomic_load_explicit(tail_of(v, 0), memory_order_acquire);
+		__u32 k = 1 + xorshift(&seed) % 4;
+
+		if ((__s32)(t - h) <= 0) {
+			sched_yield();
+			continue;
+		}
+		if (k > t - h)
+			k = t - h;
+		r->lane = 0;
+		r->pos = h;
+		r->n = k;
+		atomic_store_explicit(state_of(r), SN_CLAIM_INTENT,
+				      memory_order_release);
+		/* Linger in each state, so kills land in all of them. */
+		if (xorshift(&seed) % 2)
+			sched_yield();
+		if (!atomic_compare_exchange_strong_explicit(head_of(v, 0), &h,
+							     h + k,
+							     memory_order_acq_rel,
+							     memory_order_acquire)) {
+			atomic_store_explicit(state_of(r), SN_CLAIM_IDLE,
+					      memory_order_release);
+			continue;
+		}
+		atomic_store_explicit(state_of(r), SN_CLAIM_HELD,
+				      memory_order_release);
+		if (xorshift(&seed) % 2)
+			sched_yield();
+		for (__u32 p = r->pos; p != r->pos + k; p++) {
+			__u32 want = p;
+
+			if (*(volatile __u64 *)slot_of(v, 0, p) != p)
+				atomic_fetch_add(&st->errors, 1);
+			if (!atomic_compare_exchange_strong_explicit(
+					release_of(v, 0, p), &want,
+					p + v->i.slots, memory_order_release,
+					memory_order_relaxed))
+				atomic_fetch_add(&st->errors, 1);
+		}
+		atomic_fetch_add(&st->consumed, k);
+		atomic_store_explicit(state_of(r), SN_CLAIM_IDLE,
+				      memory_order_release);
+	}
+}
+
+/* A consumer that has its fd and record (so that its kill is a death). */
+static pid_t stress_spawn_consumer(struct view *v, int full, struct stress *st,
+				   __u64 seed)
+{
+	int pfd[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(pfd))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		int fd = narrow(full, SN_ROLE_CONSUMER, 0);
+		__u32 idx = claim_idx(fd);
+
+		if (fd < 0 || idx >= SN_MAX_CLAIMS) {
+			atomic_fetch_add(&st->errors, 1000);
+			_exit(1);
+		}
+		if (write(pfd[1], "x", 1) != 1)
+			_exit(1);
+		stress_consumer(v, st, idx, seed);
+	}
+	close(pfd[1]);
+	if (pid > 0 && read(pfd[0], &c, 1) != 1)
+		atomic_fetch_add(&st->errors, 1000);
+	close(pfd[0]);
+	return pid;
+}
+
+TEST(mpmc_kill_stress)
+{
+	struct stress *st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned long rounds = t_scaled(80);
+	struct view v;
+	int full = ring_open(&v, SN_RING_MPMC, 16, 1);
+	pid_t prod, cons[3];
+	__u64 seed = 0x9e3779b97f4a7c15ULL, before;
+
+	ASSERT_NE(MAP_FAILED, st);
+	ASSERT_LE(0, full);
+	prod = fork();
+	if (prod == 0) {
+		if (narrow(full, SN_ROLE_PRODUCER, 0) < 0)
+			_exit(1);
+		stress_producer(&v, st);
+	}
+	ASSERT_LT(0, prod);
+	for (int k = 0; k < 3; k++)
+		cons[k] = stress_spawn_consumer(&v, full, st, seed + k);
+	for (unsigned long n = 0; n < rounds; n++) {
+		int k = xorshift(&seed) % 3;
+
+		usleep(1000 + xorshift(&seed) % 20000);
+		kill_wait(cons[k]);
+		cons[k] = stress_spawn_consumer(&v, full, st, xorshift(&seed));
+	}
+	/* Still flowing: nothing a dead one held stays held. */
+	before = atomic_load(&st->consumed);
+	EXPECT_TRUE(WAIT_FOR(atomic_load(&st->consumed) > before + 100));
+	for (int k = 0; k < 3; k++)
+		kill_wait(cons[k]);
+	kill_wait(prod);
+	EXPECT_EQ(0, atomic_load(&st->errors));
+	EXPECT_LE(kpage_of(&v)->peers.claims_lost, rounds * 4 + 12);
+	EXPECT_EQ(rounds + 3, kpage_of(&v)->peers.consumers_died);
+	TH_LOG("%lu kills: %llu produced, %llu consumed, %llu lost in %llu records",
+	       rounds, (unsigned long long)atomic_load(&st->produced),
+	       (unsigned long long)atomic_load(&st->consumed),
+	       (unsigned long long)kpage_of(&v)->peers.claims_lost,
+	       (unsigned long long)kpage_of(&v)->peers.claims_recovered);
+	ring_close(&v, full);
+	munmap(st, sizeof(*st));
 }
 
 TEST(claim_records_limit)
