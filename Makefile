@@ -30,7 +30,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
 HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test
-GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test
+GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
 .PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples

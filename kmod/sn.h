@@ -10,6 +10,7 @@
 #include <linux/types.h>
 #include <linux/uaccess.h>
 #include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <linux/sn.h>
 
 struct pid;
@@ -21,6 +22,12 @@ struct sn_lane_seen {
 	u32 tail;
 	u32 head;
 	u32 release;			/* MPMC: the release word at tail */
+};
+
+/* A dead MPMC consumer's claim record, as read once at its release. */
+struct sn_dying {
+	struct sn_claim rec;
+	bool released;			/* counted in claims_recovered */
 };
 
 /*
@@ -48,9 +55,29 @@ struct sn_ring {
 	struct pid *owner;		/* the creating process */
 
 	wait_queue_head_t wq;		/* poll sleepers of both sides */
-	spinlock_t lock;		/* lanes_owned, consumers */
+	spinlock_t lock;		/* the claims and peers below */
 	u64 lanes_owned;		/* lanes with a producer fd */
+	u64 lanes_dead;			/* lanes whose last producer died */
+	u64 claims_owned;		/* MPMC records of an fd or dying */
+	u64 claims_dying;		/* MPMC records being recovered */
 	u32 consumers;			/* consumer fds */
+	bool had_producer;		/* a producer fd or a shutdown was */
+	bool had_consumer;		/* a consumer fd was */
+	struct sn_peer_stats peers;	/* mirrored to kpage->peers */
+
+	/* Recovery of dead MPMC consumers' claims (sn_recover.c) */
+	struct mutex recover_lock;	/* the fields below, one recovery */
+	struct delayed_work recover_work; /* a retry; holds a ring ref */
+	bool recover_queued;
+	unsigned long recover_delay;	/* jiffies until the next retry */
+	struct sn_dying dying[SN_MAX_CLAIMS];
+	/* A record pass's view of the live records (sn_recover.c) */
+	struct sn_cover {
+		u32 start, end;		/* offsets into the dying record */
+		u32 state;		/* SN_CLAIM_INTENT or SN_CLAIM_HELD */
+	} cover[SN_MAX_CLAIMS];
+	u32 bounds[2 * SN_MAX_CLAIMS + 2];
+
 	atomic64_t kicks;
 	atomic64_t polls;
 
@@ -64,11 +91,15 @@ struct sn_ring {
 	struct sn_lane_seen seen[];	/* per lane, under the watcher's lock */
 };
 
-/* What one ring fd may do: its role and, for a producer, its lane. */
+/*
+ * What one ring fd may do: its role and, for a producer, its lane; an MPMC
+ * consumer's claim record (else SN_CLAIM_NONE).
+ */
 struct sn_ring_file {
 	struct sn_ring *ring;
 	enum sn_role role;
 	u32 lane;
+	u32 claim;
 };
 
 /*
@@ -129,9 +160,23 @@ bool sn_ring_readable(const struct sn_ring *ring);
 bool sn_ring_has_room(const struct sn_ring *ring);
 u32 sn_ring_sleepers(const struct sn_ring *ring);
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received);
+u32 *sn_head_word(const struct sn_ring *ring, u32 lane);
+u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos);
+struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim);
+u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane);
+void sn_kflags_set(struct sn_ring *ring, u32 bits);
+void sn_kflags_clear(struct sn_ring *ring, u32 bits);
+void sn_ring_mirror_peers(struct sn_ring *ring);
 
 /* sn_file.c */
-int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane);
+int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane,
+		       u32 claim);
+
+/* sn_recover.c */
+int sn_recover_init(void);
+void sn_recover_exit(void);
+void sn_recover_ring_init(struct sn_ring *ring);
+void sn_recover_claim(struct sn_ring *ring, u32 claim);
 
 /* sn_thread.c */
 int sn_threads_init(void);

@@ -12,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poll.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
 
@@ -90,6 +91,7 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 	struct sn_ring_file *rf = file->private_data;
 	struct sn_ring *ring = rf->ring;
 	__poll_t mask = 0;
+	u32 kflags;
 
 	poll_wait(file, &ring->wq, wait);
 	atomic64_inc(&ring->polls);
@@ -111,10 +113,25 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 	 * what was published before the kick.
 	 */
 	smp_mb();
-	if (rf->role != SN_ROLE_PRODUCER && sn_ring_readable(ring))
-		mask |= EPOLLIN | EPOLLRDNORM;
-	if (rf->role != SN_ROLE_CONSUMER && sn_ring_writable(rf))
-		mask |= EPOLLOUT | EPOLLWRNORM;
+	/*
+	 * The end flags are set before their keyless wake, which takes the
+	 * wait queue's lock: a sleeper queued before it is woken, one queued
+	 * after it reads the flag here.
+	 */
+	kflags = READ_ONCE(ring->kpage->kflags);
+	if (rf->role != SN_ROLE_PRODUCER) {
+		if (sn_ring_readable(ring))
+			mask |= EPOLLIN | EPOLLRDNORM;
+		/* As a pipe: hang-up, with EPOLLIN while messages remain. */
+		if (kflags & SN_KFLAG_NO_PRODUCER)
+			mask |= EPOLLHUP | EPOLLRDHUP;
+	}
+	if (rf->role != SN_ROLE_CONSUMER) {
+		if (sn_ring_writable(rf))
+			mask |= EPOLLOUT | EPOLLWRNORM;
+		if (kflags & SN_KFLAG_NO_CONSUMER)
+			mask |= EPOLLERR;
+	}
 	return mask;
 }
 
@@ -140,8 +157,10 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	info.lane = rf->role == SN_ROLE_PRODUCER ? rf->lane : 0;
 	info.home_cpu = ring->home_cpu;
 	info.numa_node = ring->numa_node;
+	info.claim = rf->claim;
 	info.id = ring->id;
-	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD;
+	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
+			SN_FEAT_PEERS;
 	info.off = ring->off;
 	if (copy_to_user(uinfo, &info, info.size))
 		return -EFAULT;
@@ -152,17 +171,43 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	return 0;
 }
 
-/* Claims what role @role on @lane needs; sn_ring_unclaim() undoes it. */
-static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane)
+/*
+ * Claims what role @role on @lane needs: a lane, the consumer claim or (MPMC)
+ * a claim record, stored in @claim. sn_ring_unclaim() undoes it.
+ */
+static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
+			 u32 *claim)
 {
+	struct sn_claim *rec;
 	int ret = 0;
 
+	*claim = SN_CLAIM_NONE;
 	spin_lock(&ring->lock);
 	if (role == SN_ROLE_CONSUMER) {
-		if (ring->geo.type != SN_RING_MPMC && ring->consumers)
-			ret = -EBUSY;
-		else
+		if (ring->geo.type != SN_RING_MPMC) {
+			if (ring->consumers)
+				ret = -EBUSY;
+		} else if (!~ring->claims_owned) {
+			/* ffz() of all ones is undefined: all records taken. */
+			ret = -ENOSPC;
+		} else {
+			*claim = ffz(ring->claims_owned);
+			ring->claims_owned |= BIT_ULL(*claim);
+			/*
+			 * A record holds nothing when its fd starts: whatever
+			 * an earlier owner (recovered) or anyone left there.
+			 */
+			rec = sn_claim_rec(ring, *claim);
+			WRITE_ONCE(rec->lane, 0);
+			WRITE_ONCE(rec->pos, 0);
+			WRITE_ONCE(rec->n, 0);
+			WRITE_ONCE(rec->state, SN_CLAIM_IDLE);
+		}
+		if (!ret) {
 			ring->consumers++;
+			ring->had_consumer = true;
+			sn_kflags_clear(ring, SN_KFLAG_NO_CONSUMER);
+		}
 	} else if (*lane == SN_LANE_ANY) {
 		/* ffz() of all ones is undefined: 64 lanes, all taken. */
 		if (~ring->lanes_owned)
@@ -174,32 +219,93 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane)
 	}
 	if (!ret && role == SN_ROLE_PRODUCER) {
 		ring->lanes_owned |= BIT_ULL(*lane);
-		WRITE_ONCE(ring->kpage->lanes_live, ring->lanes_owned);
+		ring->lanes_dead &= ~BIT_ULL(*lane);
+		ring->had_producer = true;
+		sn_kflags_clear(ring, SN_KFLAG_NO_PRODUCER);
 	}
+	if (!ret)
+		sn_ring_mirror_peers(ring);
 	spin_unlock(&ring->lock);
 	return ret;
 }
 
-static void sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane)
+/*
+ * A producer fd goes: what it reserved and never committed is lost. The
+ * word is its own and untrusted: clamped, then cleared for the next one.
+ * The caller holds ring->lock and still owns the lane.
+ */
+static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 {
+	u64 *word = sn_prod_reserved(ring, lane);
+	u64 reserved = READ_ONCE(*word);
+
+	if (!reserved)
+		return;
+	ring->peers.reserved_lost += min_t(u64, reserved, ring->geo.slots);
+	WRITE_ONCE(*word, 0);
+}
+
+/*
+ * Undoes sn_ring_claim(). @undo: the fd never existed (a failed narrow):
+ * no death, no end of stream, the record freed at once (an end flag that
+ * the claim cleared stays clear: the ring reads as one whose side may
+ * still come, the harmless direction). Otherwise the fd
+ * was released, by an exiting task if @died; an MPMC record then stays
+ * reserved as dying until sn_recover_claim() is done with it. Returns true
+ * if an end of stream or of consumers was set: the caller wakes sleepers.
+ */
+static bool sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane,
+			    u32 claim, bool died, bool undo)
+{
+	bool wake = false;
+
 	spin_lock(&ring->lock);
 	if (role == SN_ROLE_CONSUMER) {
 		ring->consumers--;
+		if (died)
+			ring->peers.consumers_died++;
+		if (claim != SN_CLAIM_NONE) {
+			if (undo)
+				ring->claims_owned &= ~BIT_ULL(claim);
+			else
+				ring->claims_dying |= BIT_ULL(claim);
+		}
+		if (!undo && !ring->consumers && ring->had_consumer) {
+			sn_kflags_set(ring, SN_KFLAG_NO_CONSUMER);
+			wake = true;
+		}
 	} else if (role == SN_ROLE_PRODUCER) {
+		if (!undo)
+			sn_ring_reserved_lost(ring, lane);
 		ring->lanes_owned &= ~BIT_ULL(lane);
-		WRITE_ONCE(ring->kpage->lanes_live, ring->lanes_owned);
+		if (died) {
+			ring->lanes_dead |= BIT_ULL(lane);
+			ring->peers.producers_died++;
+		}
+		if (!undo && !ring->lanes_owned && ring->had_producer) {
+			sn_kflags_set(ring, SN_KFLAG_NO_PRODUCER);
+			wake = true;
+		}
 	}
+	sn_ring_mirror_peers(ring);
 	spin_unlock(&ring->lock);
+	return wake;
 }
 
+/*
+ * A full fd narrows to a producer or consumer fd; an MPMC consumer fd to
+ * another consumer fd, so that each consumer has its own claim record.
+ */
 static long sn_ring_narrow(struct sn_ring_file *rf,
 			   struct sn_narrow __user *unarrow)
 {
 	struct sn_ring *ring = rf->ring;
 	struct sn_narrow n;
+	u32 claim;
 	int ret;
 
-	if (rf->role != SN_ROLE_FULL)
+	if (rf->role != SN_ROLE_FULL &&
+	    (rf->role != SN_ROLE_CONSUMER || ring->geo.type != SN_RING_MPMC))
 		return -EPERM;
 	ret = sn_copy_struct_from_user(&n, sizeof(n), unarrow,
 				       SN_NARROW_SIZE_VER0);
@@ -209,6 +315,8 @@ static long sn_ring_narrow(struct sn_ring_file *rf,
 		return -EINVAL;
 	switch (n.role) {
 	case SN_ROLE_PRODUCER:
+		if (rf->role != SN_ROLE_FULL)
+			return -EPERM;
 		if (n.lane != SN_LANE_ANY && n.lane >= ring->geo.lanes)
 			return -EINVAL;
 		break;
@@ -217,18 +325,44 @@ static long sn_ring_narrow(struct sn_ring_file *rf,
 			return -EINVAL;
 		break;
 	default:
-		return -EINVAL;
+		return rf->role == SN_ROLE_FULL ? -EINVAL : -EPERM;
 	}
-	ret = sn_ring_claim(ring, n.role, &n.lane);
+	ret = sn_ring_claim(ring, n.role, &n.lane, &claim);
 	if (ret)
 		return ret;
 	kref_get(&ring->ref);
-	ret = sn_ring_install_fd(ring, n.role, n.lane);
+	ret = sn_ring_install_fd(ring, n.role, n.lane, claim);
 	if (ret < 0) {
-		sn_ring_unclaim(ring, n.role, n.lane);
+		sn_ring_unclaim(ring, n.role, n.lane, claim, false, true);
 		sn_ring_put(ring);
 	}
 	return ret;
+}
+
+/*
+ * SN_SHUT_PRODUCERS: the stream ends once no producer fd is open, even if
+ * none ever was.
+ */
+static long sn_ring_shutdown(struct sn_ring_file *rf, unsigned long how)
+{
+	struct sn_ring *ring = rf->ring;
+	bool wake = false;
+
+	if (how != SN_SHUT_PRODUCERS)
+		return -EINVAL;
+	if (rf->role != SN_ROLE_FULL)
+		return -EPERM;
+	spin_lock(&ring->lock);
+	ring->had_producer = true;
+	if (!ring->lanes_owned) {
+		sn_kflags_set(ring, SN_KFLAG_NO_PRODUCER);
+		wake = true;
+	}
+	spin_unlock(&ring->lock);
+	/* Keyless, as kicks: every sleeper re-polls and sees the end. */
+	if (wake)
+		wake_up_interruptible(&ring->wq);
+	return 0;
 }
 
 static long sn_ring_kick(struct sn_ring_file *rf, unsigned long whom)
@@ -268,6 +402,8 @@ static long sn_ring_ioctl(struct file *file, unsigned int cmd,
 		return sn_ring_narrow(rf, (struct sn_narrow __user *)arg);
 	case SN_IOC_KICK:
 		return sn_ring_kick(rf, arg);
+	case SN_IOC_SHUTDOWN:
+		return sn_ring_shutdown(rf, arg);
 	default:
 		return -ENOTTY;
 	}
@@ -276,9 +412,26 @@ static long sn_ring_ioctl(struct file *file, unsigned int cmd,
 static int sn_ring_file_release(struct inode *inode, struct file *file)
 {
 	struct sn_ring_file *rf = file->private_data;
+	struct sn_ring *ring = rf->ring;
+	/*
+	 * The last reference of a task that dies, or exits without closing,
+	 * goes in its exit (exit_mm, exit_files), with PF_EXITING set.
+	 */
+	bool died = current->flags & PF_EXITING;
+	bool wake;
 
-	sn_ring_unclaim(rf->ring, rf->role, rf->lane);
-	sn_ring_put(rf->ring);
+	wake = sn_ring_unclaim(ring, rf->role, rf->lane, rf->claim, died,
+			       false);
+	/* Recovered positions first: a woken producer finds its room. */
+	if (rf->claim != SN_CLAIM_NONE)
+		sn_recover_claim(ring, rf->claim);
+	/*
+	 * Keyless, as kicks: a consumer asleep on an ended ring or a producer
+	 * on an orphaned one re-polls and sees it.
+	 */
+	if (wake)
+		wake_up_interruptible(&ring->wq);
+	sn_ring_put(ring);
 	kfree(rf);
 	return 0;
 }
@@ -298,7 +451,8 @@ static const struct file_operations sn_ring_fops = {
  * the caller on failure) and, for a narrowed fd, the caller's claim.
  * Installed last, once nothing can fail.
  */
-int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane)
+int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane,
+		       u32 claim)
 {
 	struct sn_ring_file *rf;
 	struct file *file;
@@ -310,6 +464,7 @@ int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane)
 	rf->ring = ring;
 	rf->role = role;
 	rf->lane = lane;
+	rf->claim = claim;
 	fd = get_unused_fd_flags(O_CLOEXEC);
 	if (fd < 0) {
 		kfree(rf);

@@ -166,7 +166,7 @@ static long sn_dev_create(struct sn_create __user *ucreate)
 	ring = sn_ring_create(&p);
 	if (IS_ERR(ring))
 		return PTR_ERR(ring);
-	ret = sn_ring_install_fd(ring, SN_ROLE_FULL, 0);
+	ret = sn_ring_install_fd(ring, SN_ROLE_FULL, 0, SN_CLAIM_NONE);
 	if (ret < 0)
 		sn_ring_put(ring);
 	return ret;
@@ -208,10 +208,16 @@ static int __init sn_init(void)
 	BUILD_BUG_ON(sizeof(struct sn_narrow) != SN_NARROW_SIZE_VER0);
 	BUILD_BUG_ON(offsetof(struct sn_kpage, kflags) != SN_PAD);
 	BUILD_BUG_ON(sizeof(struct sn_kpage) > PAGE_SIZE);
+	/* Lanes and claim records are kept in u64 bitmaps. */
+	BUILD_BUG_ON(SN_MAX_LANES > 64 || SN_MAX_CLAIMS > 64);
+	BUILD_BUG_ON(sizeof(struct sn_claim) > SN_PAD);
 
-	ret = sn_threads_init();
+	ret = sn_recover_init();
 	if (ret)
 		return ret;
+	ret = sn_threads_init();
+	if (ret)
+		goto err_recover;
 	ret = sn_proc_init();
 	if (ret)
 		goto err_threads;
@@ -225,6 +231,8 @@ err_proc:
 	sn_proc_exit();
 err_threads:
 	sn_threads_exit();
+err_recover:
+	sn_recover_exit();
 	return ret;
 }
 
@@ -232,6 +240,8 @@ static void __exit sn_exit(void)
 {
 	misc_deregister(&sn_miscdev);
 	sn_proc_exit();
+	/* Retries may free rings, which disarms them: before the threads. */
+	sn_recover_exit();
 	sn_threads_exit();
 }
 

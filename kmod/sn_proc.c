@@ -12,7 +12,9 @@
  *
  *   id type pid uid lanes slots slot_size depth home_cpu node producers
  *   consumers sleepers kicks polls sent received bytes armed_cpu
- *   thread_wakes need_wakeup
+ *   thread_wakes need_wakeup lanes_live lanes_dead producers_died
+ *   consumers_died reserved_lost claims_recovered claims_lost ended
+ *   orphaned
  *
  * Who sees which ring: a ring's counters and depth tell what its users do,
  * so the listing shows a ring only to a viewer whose user namespace is the
@@ -32,6 +34,10 @@
  * are the kernel's own counts; bytes is the ring's memory; armed_cpu is the
  * CPU whose wakeup thread watches the ring, or -1; thread_wakes counts that
  * thread's wakeups; need_wakeup is 1 while publishers must kick.
+ * lanes_live and lanes_dead are the kpage's bitmaps, in hex (0x...); the
+ * counters after them are the kpage's peers (struct sn_peer_stats); ended
+ * is 1 while SN_KFLAG_NO_PRODUCER is set, orphaned while
+ * SN_KFLAG_NO_CONSUMER is.
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
@@ -90,12 +96,13 @@ static void sn_rings_stop(struct seq_file *m, void *v)
 
 static int sn_rings_show(struct seq_file *m, void *v)
 {
+	struct sn_peer_stats peers;
+	u64 sent, received, live, dead;
+	u32 lane, depth = 0, kflags;
 	struct sn_ring *ring;
-	u64 sent, received;
-	u32 lane, depth = 0;
 
 	if (v == &sn_rings) {
-		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup\n");
+		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup lanes_live lanes_dead producers_died consumers_died reserved_lost claims_recovered claims_lost ended orphaned\n");
 		return 0;
 	}
 	ring = list_entry(v, struct sn_ring, node);
@@ -112,13 +119,22 @@ static int sn_rings_show(struct seq_file *m, void *v)
 		   ring->geo.lanes, ring->geo.slots, ring->geo.slot_size,
 		   depth, ring->home_cpu, ring->numa_node,
 		   (u32)hweight64(ring->lanes_owned), ring->consumers);
+	live = ring->lanes_owned;
+	dead = ring->lanes_dead;
+	peers = ring->peers;
 	spin_unlock(&ring->lock);
-	seq_printf(m, " %u %lld %lld %llu %llu %llu %d %lld %u\n",
+	kflags = READ_ONCE(ring->kpage->kflags);
+	seq_printf(m, " %u %lld %lld %llu %llu %llu %d %lld %u",
 		   sn_ring_sleepers(ring), atomic64_read(&ring->kicks),
 		   atomic64_read(&ring->polls), sent, received,
 		   (u64)ring->nr_pages << PAGE_SHIFT, READ_ONCE(ring->arm_cpu),
 		   atomic64_read(&ring->thread_wakes),
-		   !!(READ_ONCE(ring->kpage->kflags) & SN_KFLAG_NEED_WAKEUP));
+		   !!(kflags & SN_KFLAG_NEED_WAKEUP));
+	seq_printf(m, " 0x%llx 0x%llx %llu %llu %llu %llu %llu %u %u\n",
+		   live, dead, peers.producers_died, peers.consumers_died,
+		   peers.reserved_lost, peers.claims_recovered,
+		   peers.claims_lost, !!(kflags & SN_KFLAG_NO_PRODUCER),
+		   !!(kflags & SN_KFLAG_NO_CONSUMER));
 	return 0;
 }
 

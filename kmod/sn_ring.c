@@ -5,6 +5,8 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/atomic.h>
+#include <linux/bug.h>
 #include <linux/cpumask.h>
 #include <linux/cred.h>
 #include <linux/gfp.h>
@@ -170,7 +172,8 @@ static int sn_alloc_pages(struct sn_ring *ring)
 	return 0;
 }
 
-static u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos)
+/* MPMC: the release word of position @pos of @lane (masked). */
+u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos)
 {
 	u64 off = ring->off.cons + ring->off.cons_release +
 		  ((u64)lane * ring->geo.slots + (pos & (ring->geo.slots - 1))) *
@@ -248,6 +251,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->arm_cpu = -1;
 	init_waitqueue_head(&ring->wq);
 	spin_lock_init(&ring->lock);
+	sn_recover_ring_init(ring);
 	ring->geo.type = p->type;
 	ring->geo.slot_size = p->slot_size;
 	ring->geo.slots = p->slots;
@@ -299,6 +303,12 @@ static void sn_ring_release(struct kref *ref)
 {
 	struct sn_ring *ring = container_of(ref, struct sn_ring, ref);
 
+	/*
+	 * A queued recovery holds a reference, so none is queued now; the
+	 * last reference may be the recovery's own, dropped at its end.
+	 */
+	WARN_ON_ONCE(delayed_work_pending(&ring->recover_work));
+
 	mutex_lock(&sn_rings_lock);
 	list_del(&ring->node);
 	mutex_unlock(&sn_rings_lock);
@@ -334,6 +344,58 @@ static u64 sn_lane_off(const struct sn_ring *ring, u32 lane)
 static u64 sn_cons_lane_off(const struct sn_ring *ring, u32 lane)
 {
 	return ring->off.cons + (u64)lane * SN_PAD * 2;
+}
+
+/* The @lane's head word in the consumer region. */
+u32 *sn_head_word(const struct sn_ring *ring, u32 lane)
+{
+	return (u32 *)(ring->vaddr + sn_cons_lane_off(ring, lane) +
+		       ring->off.cons_lane);
+}
+
+/* MPMC: claim record @claim (below SN_MAX_CLAIMS). */
+struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim)
+{
+	return (struct sn_claim *)(ring->vaddr + ring->off.cons +
+				   ring->off.cons_claims +
+				   (u64)claim * SN_PAD);
+}
+
+/* The sn_prod_stats.reserved word of @lane. */
+u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane)
+{
+	return (u64 *)(ring->vaddr + sn_lane_off(ring, lane) +
+		       ring->off.prod_stats +
+		       offsetof(struct sn_prod_stats, reserved));
+}
+
+/*
+ * kpage->kflags has several writers (wakeup threads, fd release, ioctls):
+ * every change is an atomic read-modify-write of just its bits.
+ */
+void sn_kflags_set(struct sn_ring *ring, u32 bits)
+{
+	atomic_or(bits, (atomic_t *)&ring->kpage->kflags);
+}
+
+void sn_kflags_clear(struct sn_ring *ring, u32 bits)
+{
+	atomic_andnot(bits, (atomic_t *)&ring->kpage->kflags);
+}
+
+/* Copies the kernel's truth to the kpage; the caller holds ring->lock. */
+void sn_ring_mirror_peers(struct sn_ring *ring)
+{
+	struct sn_kpage *kp = ring->kpage;
+
+	WRITE_ONCE(kp->lanes_live, ring->lanes_owned);
+	WRITE_ONCE(kp->lanes_dead, ring->lanes_dead);
+	WRITE_ONCE(kp->claims_live, ring->claims_owned & ~ring->claims_dying);
+	WRITE_ONCE(kp->peers.producers_died, ring->peers.producers_died);
+	WRITE_ONCE(kp->peers.consumers_died, ring->peers.consumers_died);
+	WRITE_ONCE(kp->peers.reserved_lost, ring->peers.reserved_lost);
+	WRITE_ONCE(kp->peers.claims_recovered, ring->peers.claims_recovered);
+	WRITE_ONCE(kp->peers.claims_lost, ring->peers.claims_lost);
 }
 
 u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)

@@ -106,18 +106,20 @@ static u64 sn_now_ns(void)
 	return ktime_get_ns();
 }
 
+/*
+ * kflags has other writers (fd release: NO_PRODUCER, NO_CONSUMER), so the
+ * flag changes atomically. Only the watching thread clears NEED_WAKEUP:
+ * a plain read first keeps the line clean while the flag is already clear.
+ */
 static void sn_set_need_wakeup(struct sn_ring *ring)
 {
-	WRITE_ONCE(ring->kpage->kflags,
-		   READ_ONCE(ring->kpage->kflags) | SN_KFLAG_NEED_WAKEUP);
+	sn_kflags_set(ring, SN_KFLAG_NEED_WAKEUP);
 }
 
 static void sn_clear_need_wakeup(struct sn_ring *ring)
 {
-	u32 f = READ_ONCE(ring->kpage->kflags);
-
-	if (f & SN_KFLAG_NEED_WAKEUP)
-		WRITE_ONCE(ring->kpage->kflags, f & ~SN_KFLAG_NEED_WAKEUP);
+	if (READ_ONCE(ring->kpage->kflags) & SN_KFLAG_NEED_WAKEUP)
+		sn_kflags_clear(ring, SN_KFLAG_NEED_WAKEUP);
 }
 
 /*

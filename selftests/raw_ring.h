@@ -220,8 +220,20 @@ static inline void listing_line(__u64 id, char *out, size_t len)
 #define F_ARMED_CPU	19
 #define F_THREAD_WAKES	20
 #define F_NEED_WAKEUP	21
+#define F_LANES_LIVE	22	/* hex */
+#define F_LANES_DEAD	23	/* hex */
+#define F_PRODUCERS_DIED 24
+#define F_CONSUMERS_DIED 25
+#define F_RESERVED_LOST	26
+#define F_CLAIMS_RECOVERED 27
+#define F_CLAIMS_LOST	28
+#define F_ENDED		29
+#define F_ORPHANED	30
 
-/* Field @field (1-based) of the ring's /proc/sn/rings line, or -1. */
+/*
+ * Field @field (1-based) of the ring's /proc/sn/rings line, or -1; decimal
+ * or hex (0x...).
+ */
 static inline long long listing_field(__u64 id, int field)
 {
 	char line[512], *tok, *save;
@@ -231,7 +243,7 @@ static inline long long listing_field(__u64 id, int field)
 	for (tok = strtok_r(line, " \n", &save); tok;
 	     tok = strtok_r(NULL, " \n", &save))
 		if (++n == field)
-			return atoll(tok);
+			return (long long)strtoull(tok, NULL, 0);
 	return -1;
 }
 

@@ -179,7 +179,9 @@ TEST(create_and_info)
 		EXPECT_EQ(lanes, i.lanes);
 		EXPECT_EQ(SN_ROLE_FULL, i.role);
 		EXPECT_LT(0, i.id);
-		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD, i.features);
+		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
+			  SN_FEAT_PEERS, i.features);
+		EXPECT_EQ(SN_CLAIM_NONE, i.claim);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
 
@@ -351,7 +353,7 @@ TEST(narrow_roles)
 	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_CONSUMER, 1));
 	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_FULL, 0));
 	EXPECT_EQ(-EINVAL, narrow(fd, 7, 0));
-	/* Only the full fd narrows. */
+	/* Only the full fd narrows (and an MPMC consumer fd, see below). */
 	EXPECT_EQ(-EPERM, narrow(c, SN_ROLE_CONSUMER, 0));
 	EXPECT_EQ(-EPERM, narrow(p[0], SN_ROLE_PRODUCER, SN_LANE_ANY));
 
@@ -388,6 +390,12 @@ TEST(narrow_roles)
 	c2 = narrow(fd, SN_ROLE_CONSUMER, 0);
 	EXPECT_LE(0, c);
 	EXPECT_LE(0, c2);
+	/* An MPMC consumer fd narrows to another consumer fd, only. */
+	EXPECT_EQ(-EPERM, narrow(c, SN_ROLE_PRODUCER, SN_LANE_ANY));
+	int c3 = narrow(c, SN_ROLE_CONSUMER, 0);
+
+	EXPECT_LE(0, c3);
+	close(c3);
 	close(c);
 	close(c2);
 	close(fd);

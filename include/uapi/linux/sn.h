@@ -282,8 +282,10 @@ struct sn_peer_stats {
 	__u64 producers_died;	/* producer fds released by an exiting task */
 	__u64 consumers_died;	/* consumer fds released by an exiting task */
 	__u64 reserved_lost;	/* slots reserved, never committed, owner gone */
-	__u64 claims_recovered;	/* MPMC: records of dead consumers that held
-				 * positions the kernel released */
+	/* MPMC: records of dead consumers that held positions the kernel
+	 * released
+	 */
+	__u64 claims_recovered;
 	__u64 claims_lost;	/* MPMC: messages in those positions */
 };
 
@@ -333,8 +335,10 @@ struct sn_info {
 	__u32 lane;		/* SN_ROLE_PRODUCER: its lane; else 0 */
 	__u32 home_cpu;
 	__u32 numa_node;
-	__u32 claim;		/* MPMC consumer fd: its claim record (0 to
-				 * SN_MAX_CLAIMS - 1); else SN_CLAIM_NONE */
+	/* MPMC consumer fd: its claim record (0 to SN_MAX_CLAIMS - 1); else
+	 * SN_CLAIM_NONE
+	 */
+	__u32 claim;
 	__u64 id;
 	__u64 features;		/* SN_FEAT_* */
 	struct sn_offsets off;
@@ -371,19 +375,25 @@ struct sn_claim {
  * while a wakeup thread watches the ring.
  */
 #define SN_KFLAG_NEED_WAKEUP	(1U << 0)
-/* Every producer fd has gone (one existed, or SN_IOC_SHUTDOWN): end of
- * stream once drained. Cleared by a new producer fd. */
+/*
+ * Every producer fd has gone (one existed, or SN_IOC_SHUTDOWN): end of
+ * stream once drained. Cleared by a new producer fd.
+ */
 #define SN_KFLAG_NO_PRODUCER	(1U << 1)
-/* Every consumer fd has gone (one existed): sends fail with EPIPE.
- * Cleared by a new consumer fd. */
+/*
+ * Every consumer fd has gone (one existed): sends fail with EPIPE.
+ * Cleared by a new consumer fd.
+ */
 #define SN_KFLAG_NO_CONSUMER	(1U << 2)
 
 #define SN_LANE_ANY		0xffffffffU
 
-/* SN_IOC_NARROW on a SN_ROLE_FULL ring fd: returns a new fd (O_CLOEXEC). */
+/*
+ * SN_IOC_NARROW on a SN_ROLE_FULL ring fd: returns a new fd (O_CLOEXEC).
+ * Also on a SN_ROLE_CONSUMER fd of an MPMC ring, for another consumer fd
+ * (each MPMC consumer owns a claim record); else EPERM.
+ */
 struct sn_narrow {
-	/* also on a SN_ROLE_CONSUMER fd of an MPMC ring, for another
-	 * consumer fd (each MPMC consumer owns a claim record) */
 	__u32 size;		/* sizeof(struct sn_narrow) */
 	__u32 role;		/* SN_ROLE_PRODUCER or SN_ROLE_CONSUMER */
 	__u32 lane;		/* producer: a lane or SN_LANE_ANY; else 0 */
