@@ -201,6 +201,7 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
 			WRITE_ONCE(rec->lane, 0);
 			WRITE_ONCE(rec->pos, 0);
 			WRITE_ONCE(rec->n, 0);
+			WRITE_ONCE(rec->asleep, 0);
 			WRITE_ONCE(rec->state, SN_CLAIM_IDLE);
 		}
 		if (!ret) {
@@ -274,9 +275,18 @@ static bool sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane,
 			sn_kflags_set(ring, SN_KFLAG_NO_CONSUMER);
 			wake = true;
 		}
-	} else if (role == SN_ROLE_PRODUCER) {
+		/* its record is still reserved (dying): no one else writes it */
 		if (!undo)
+			sn_ring_forget_sleeper(ring, SN_LANE_ANY,
+					       ring->geo.type != SN_RING_MPMC &&
+					       !ring->consumers,
+					       claim != SN_CLAIM_NONE ?
+					       sn_claim_rec(ring, claim) : NULL);
+	} else if (role == SN_ROLE_PRODUCER) {
+		if (!undo) {
 			sn_ring_reserved_lost(ring, lane);
+			sn_ring_forget_sleeper(ring, lane, false, NULL);
+		}
 		ring->lanes_owned &= ~BIT_ULL(lane);
 		if (died) {
 			ring->lanes_dead |= BIT_ULL(lane);

@@ -370,6 +370,29 @@ u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane)
 }
 
 /*
+ * A sleeper that went with its fd leaves no announcement behind, or
+ * publishers would go on kicking for it (uapi "Dead peers"). @lane's
+ * producer waiting word; with @consumers_gone (no consumer fd is left of
+ * an SPSC/MPSC ring) cons waiters; with @asleep_rec, an MPMC record that
+ * says its consumer was counted in cons waiters, one count. The words are
+ * userspace's: a count is taken back only while it is positive.
+ */
+void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
+			    struct sn_claim *asleep_rec)
+{
+	atomic_t *waiters = (atomic_t *)(ring->vaddr + ring->off.cons +
+					 ring->off.cons_waiters);
+
+	if (lane != SN_LANE_ANY)
+		WRITE_ONCE(*(u32 *)(ring->vaddr + sn_lane_off(ring, lane) +
+				    ring->off.prod_waiting), 0);
+	if (consumers_gone)
+		atomic_set(waiters, 0);
+	if (asleep_rec && xchg(&asleep_rec->asleep, 0) == 1)
+		atomic_dec_if_positive(waiters);
+}
+
+/*
  * kpage->kflags has several writers (wakeup threads, fd release, ioctls):
  * every change is an atomic read-modify-write of just its bits.
  */

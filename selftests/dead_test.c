@@ -265,11 +265,11 @@ static int mpmc_child(void *arg)
 static int liar_child(void *arg)
 {
 	static const struct sn_claim lies[] = {
-		{ SN_CLAIM_HELD, 99, 0, 4 },		/* lane out of range */
-		{ SN_CLAIM_HELD, 1, 0, 0xffffffffU },	/* n huge */
-		{ 7, 1, 0, 4 },				/* garbage state */
-		{ SN_CLAIM_HELD, 1, 0x7fffffffU, 8 },	/* far ahead */
-		{ SN_CLAIM_INTENT, 0xffffffffU, 0xfffffff0U, 0 },
+		{ SN_CLAIM_HELD, 99, 0, 4, 0 },		/* lane out of range */
+		{ SN_CLAIM_HELD, 1, 0, 0xffffffffU, 0 },	/* n huge */
+		{ 7, 1, 0, 4, 0 },				/* garbage state */
+		{ SN_CLAIM_HELD, 1, 0x7fffffffU, 8, 0 },	/* far ahead */
+		{ SN_CLAIM_INTENT, 0xffffffffU, 0xfffffff0U, 0, 0 },
 	};
 	struct child *c = arg;
 
