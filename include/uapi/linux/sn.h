@@ -152,7 +152,10 @@
  *   kpage->peers.claims_lost (at most once): other consumers have moved
  *   past them, the dead consumer may have acted on them, and a redelivery
  *   would need a side queue outside the lane's order. A consumer that lies
- *   in its record can only lose messages of its own ring.
+ *   in its record can only lose messages of its own ring. A full-role fd
+ *   owns no record: whoever consumes an MPMC ring through one (outside
+ *   this protocol) may see positions it holds recovered under it; libsn
+ *   consumes only through consumer fds, one per consumer.
  *
  * A dead sleeper's announcement must not outlive it (publishers would go
  * on kicking): when a producer fd goes, the kernel clears its lane's
