@@ -60,6 +60,7 @@ struct sn_ring {
 	u64 lanes_dead;			/* lanes whose last producer died */
 	u64 claims_owned;		/* MPMC records of an fd or dying */
 	u64 claims_dying;		/* MPMC records being recovered */
+	u64 claims_read;		/* dying records read into dying[] */
 	u32 consumers;			/* consumer fds */
 	bool had_producer;		/* a producer fd or a shutdown was */
 	bool had_consumer;		/* a consumer fd was */

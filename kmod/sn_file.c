@@ -173,16 +173,20 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 
 /*
  * Claims what role @role on @lane needs: a lane, the consumer claim or (MPMC)
- * a claim record, stored in @claim. sn_ring_unclaim() undoes it.
+ * a claim record, stored in @claim. sn_ring_unclaim() undoes it, given
+ * *@cleared: the end flag (SN_KFLAG_NO_*) this claim cleared, or 0.
  */
 static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
-			 u32 *claim)
+			 u32 *claim, u32 *cleared)
 {
+	u32 flag = role == SN_ROLE_CONSUMER ? SN_KFLAG_NO_CONSUMER :
+		   SN_KFLAG_NO_PRODUCER;
 	struct sn_claim *rec;
 	int ret = 0;
 
 	*claim = SN_CLAIM_NONE;
 	spin_lock(&ring->lock);
+	*cleared = READ_ONCE(ring->kpage->kflags) & flag;
 	if (role == SN_ROLE_CONSUMER) {
 		if (ring->geo.type != SN_RING_MPMC) {
 			if (ring->consumers)
@@ -248,19 +252,24 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 
 /*
  * Undoes sn_ring_claim(). @undo: the fd never existed (a failed narrow):
- * no death, no end of stream, the record freed at once (an end flag that
- * the claim cleared stays clear: the ring reads as one whose side may
- * still come, the harmless direction). Otherwise the fd
+ * no death, the record freed at once, and @restore, the end flag the claim
+ * cleared, set again if its side is still empty, or sleepers of an ended
+ * ring would wait for a peer that never came. Otherwise the fd
  * was released, by an exiting task if @died; an MPMC record then stays
  * reserved as dying until sn_recover_claim() is done with it. Returns true
  * if an end of stream or of consumers was set: the caller wakes sleepers.
  */
 static bool sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane,
-			    u32 claim, bool died, bool undo)
+			    u32 claim, bool died, bool undo, u32 restore)
 {
 	bool wake = false;
 
 	spin_lock(&ring->lock);
+	if (restore && (role == SN_ROLE_CONSUMER ? ring->consumers == 1 :
+			ring->lanes_owned == BIT_ULL(lane))) {
+		sn_kflags_set(ring, restore);
+		wake = true;
+	}
 	if (role == SN_ROLE_CONSUMER) {
 		ring->consumers--;
 		if (died)
@@ -311,7 +320,7 @@ static long sn_ring_narrow(struct sn_ring_file *rf,
 {
 	struct sn_ring *ring = rf->ring;
 	struct sn_narrow n;
-	u32 claim;
+	u32 claim, cleared;
 	int ret;
 
 	if (rf->role != SN_ROLE_FULL &&
@@ -337,13 +346,15 @@ static long sn_ring_narrow(struct sn_ring_file *rf,
 	default:
 		return rf->role == SN_ROLE_FULL ? -EINVAL : -EPERM;
 	}
-	ret = sn_ring_claim(ring, n.role, &n.lane, &claim);
+	ret = sn_ring_claim(ring, n.role, &n.lane, &claim, &cleared);
 	if (ret)
 		return ret;
 	kref_get(&ring->ref);
 	ret = sn_ring_install_fd(ring, n.role, n.lane, claim);
 	if (ret < 0) {
-		sn_ring_unclaim(ring, n.role, n.lane, claim, false, true);
+		if (sn_ring_unclaim(ring, n.role, n.lane, claim, false, true,
+				    cleared))
+			wake_up_interruptible(&ring->wq);
 		sn_ring_put(ring);
 	}
 	return ret;
@@ -431,7 +442,7 @@ static int sn_ring_file_release(struct inode *inode, struct file *file)
 	bool wake;
 
 	wake = sn_ring_unclaim(ring, rf->role, rf->lane, rf->claim, died,
-			       false);
+			       false, 0);
 	/* Recovered positions first: a woken producer finds its room. */
 	if (rf->claim != SN_CLAIM_NONE)
 		sn_recover_claim(ring, rf->claim);

@@ -141,6 +141,13 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	live = ring->claims_owned & ~ring->claims_dying;
 	spin_unlock(&ring->lock);
 	nc = sn_read_live(ring, live, lane, d->rec.pos, n);
+	/*
+	 * [D6] The live records before the release words: a consumer that
+	 * moved its record on to its next claim stored the release words of
+	 * the last one first (its release fence [D7] in sn__cons_take()), so
+	 * a record read as no longer covering p comes with p released.
+	 */
+	smp_rmb();
 
 	nb = 0;
 	ring->bounds[nb++] = 0;
@@ -209,8 +216,12 @@ static bool sn_recover_pass(struct sn_ring *ring)
 	bool pending = false;
 	int i;
 
+	/*
+	 * Only records read by their sn_recover_claim(): one whose fd was just
+	 * released waits for its own call, which reads it first.
+	 */
 	spin_lock(&ring->lock);
-	bitmap_from_u64(dying, ring->claims_dying);
+	bitmap_from_u64(dying, ring->claims_dying & ring->claims_read);
 	spin_unlock(&ring->lock);
 	for_each_set_bit(i, dying, SN_MAX_CLAIMS) {
 		if (!sn_recover_one(ring, i)) {
@@ -219,6 +230,7 @@ static bool sn_recover_pass(struct sn_ring *ring)
 		}
 		spin_lock(&ring->lock);
 		ring->claims_dying &= ~BIT_ULL(i);
+		ring->claims_read &= ~BIT_ULL(i);
 		ring->claims_owned &= ~BIT_ULL(i);
 		sn_ring_mirror_peers(ring);
 		spin_unlock(&ring->lock);
@@ -281,6 +293,9 @@ void sn_recover_claim(struct sn_ring *ring, u32 claim)
 	d->rec.pos = READ_ONCE(rec->pos);
 	d->rec.n = clamp(READ_ONCE(rec->n), 1U, ring->geo.slots);
 	d->released = false;
+	spin_lock(&ring->lock);
+	ring->claims_read |= BIT_ULL(claim);
+	spin_unlock(&ring->lock);
 	if (sn_recover_pass(ring))
 		sn_recover_queue(ring);
 	mutex_unlock(&ring->recover_lock);

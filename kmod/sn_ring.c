@@ -398,6 +398,12 @@ void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
  */
 void sn_kflags_set(struct sn_ring *ring, u32 bits)
 {
+	/*
+	 * What happened before a flag (the last producer's commits, seen by
+	 * its release) is visible to whoever sees the flag: pairs with the
+	 * consumers' acquire load of kflags in sn_consumer_poll_state().
+	 */
+	smp_mb__before_atomic();
 	atomic_or(bits, (atomic_t *)&ring->kpage->kflags);
 }
 

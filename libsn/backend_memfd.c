@@ -415,7 +415,9 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		struct sn_claim *r = sn_memfd_record(ch, o);
 
 		live &= live - 1;
-		if (sn_memfd_held(ch, SN_MEMFD_LOCK_CLAIM + o) != 1)
+		/* only a record known free is skipped: an error counts as
+		 * held, as the repair assumes for lanes */
+		if (sn_memfd_held(ch, SN_MEMFD_LOCK_CLAIM + o) == 0)
 			continue;
 		other[no].state = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
 		other[no].lane = __atomic_load_n(&r->lane, __ATOMIC_RELAXED);
@@ -426,6 +428,11 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		     other[no].state == SN_CLAIM_HELD))
 			no++;
 	}
+	/* [D6] the live records before the release words: a consumer whose
+	 * record moved on stored its release words first ([D7] in
+	 * sn__cons_take), so a record no longer covering p comes with p
+	 * released */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	/* pass 0 decides whether to defer, pass 1 releases */
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < n; i++) {

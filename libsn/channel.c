@@ -445,6 +445,9 @@ SN_API int sn_producer_close(struct sn_producer *p)
 	if (!p)
 		return 0;
 	ch = p->chan;
+	/* a clean close drops its reservation: nothing is lost */
+	p->resv = 0;
+	__atomic_store_n(&p->stats->reserved, 0, __ATOMIC_RELAXED);
 	if (ch->backend == SN_BACKEND_MEMFD) {
 		__atomic_and_fetch(p->waiting_p, ~SN_MEMFD_COUNT_MASK,
 				   __ATOMIC_RELEASE);

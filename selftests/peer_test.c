@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -491,6 +492,84 @@ TEST(dead_sleeper_leaves_no_announcement)
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		EXPECT_EQ(-EAGAIN, sn_try_send(p, waiters));
 		EXPECT_EQ(0, sn_producer_close(p));
+		EXPECT_EQ(0, sn_consumer_close(c));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+/* Two MPMC consumers that die together: both their claims come back. */
+TEST(mpmc_consumers_die_together)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, round;
+
+	for (b = 0; b < nb; b++) for (round = 0; round < 10; round++) {
+		struct sn_channel_stats st;
+		struct sn_consumer *c;
+		struct sn_producer *p;
+		struct sn_channel *ch;
+		__u64 m[2] = { 0 };
+		__u32 one = 1;
+		pid_t a, z;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 16, 1,
+					       flags[b]));
+		ASSERT_EQ(0, sn_producer_open(ch, &p));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));	/* not orphaned */
+		ASSERT_EQ(0, sn_try_send(p, m));
+		ASSERT_EQ(0, sn_try_send(p, m));
+		a = t_spawn(ch, t_child_peeker, &one);
+		z = t_spawn(ch, t_child_peeker, &one);
+		ASSERT_LT(0, a);
+		ASSERT_LT(0, z);
+		kill(a, SIGKILL);
+		kill(z, SIGKILL);
+		waitpid(a, NULL, 0);
+		waitpid(z, NULL, 0);
+		/* both positions come free (memfd: the sleeper looks) */
+		EXPECT_EQ(0, sn_send(p, m, 5000 * MS));
+		EXPECT_EQ(0, sn_send(p, m, 5000 * MS));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(2, st.claims_lost);
+		EXPECT_EQ(0, sn_producer_close(p));
+		EXPECT_EQ(0, sn_consumer_close(c));
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
+/* A producer open that fails (no fd left) does not revive an ended ring. */
+TEST(failed_open_keeps_the_end)
+{
+	unsigned int flags[2];
+	int nb = t_backends(flags), b;
+
+	for (b = 0; b < nb; b++) {
+		struct rlimit old, low;
+		struct sn_consumer *c;
+		struct sn_producer *p = NULL;
+		struct sn_channel *ch;
+		__u64 m[2];
+		int lowest;
+
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 16, 1,
+					       flags[b]));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		ASSERT_EQ(0, sn_channel_shutdown(ch));
+		EXPECT_EQ(-EPIPE, sn_try_recv(c, m));
+		ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
+		/* no fd number left: below the lowest free one, all taken */
+		lowest = dup(0);
+		ASSERT_LE(0, lowest);
+		close(lowest);
+		low = old;
+		low.rlim_cur = (rlim_t)lowest;
+		ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &low));
+		EXPECT_EQ(-EMFILE, sn_producer_open(ch, &p));
+		ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &old));
+		if (p)
+			sn_producer_close(p);
+		EXPECT_EQ(-EPIPE, sn_try_recv(c, m));
+		EXPECT_EQ(-EPIPE, sn_recv(c, m, 1000 * MS));
 		EXPECT_EQ(0, sn_consumer_close(c));
 		EXPECT_EQ(0, sn_channel_close(ch));
 	}

@@ -74,7 +74,10 @@
  * description it reopens through /proc/self/fd: without /proc mounted,
  * handles fail to open with -ENOSYS). A forked child shares its parent's
  * descriptions until it execs: a handle then counts as alive while either
- * process lives (its sn_*_close() frees it at once all the same).
+ * process lives (its sn_*_close() frees it at once all the same). The
+ * kernel backend is alike: a forked child holds copies of its parent's
+ * ring fds (O_CLOEXEC: until it execs), so the parent's death is seen once
+ * the child closes them, exits or execs.
  */
 #ifndef SN_CHANNEL_H
 #define SN_CHANNEL_H
@@ -340,7 +343,12 @@ int sn_producer_lane(const struct sn_producer *p);
  */
 int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out);
 
-/* Publishes its statistics, gives the claim back and frees @c. NULL: 0. */
+/*
+ * Publishes its statistics, gives the claim back and frees @c. NULL: 0.
+ * An outstanding sn_peek() is released first on an MPMC channel (those
+ * messages count as received); on SPSC/MPSC it is not, and the next
+ * consumer gets those messages again.
+ */
 int sn_consumer_close(struct sn_consumer *c);
 
 /* Publishes an MPMC consumer's statistics now (else no-op). Returns 0. */
@@ -616,6 +624,11 @@ static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
 				break;
 		}
 		k = d < n ? d : n;
+		/* [D7] our last claim's slot reads, release words and IDLE
+		 * before this claim's fields (pairs with the recovery's
+		 * [D6]): a recoverer that sees the record moved on sees
+		 * the positions it covered released */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
 		/* the claim record first, so that the kernel can release
 		 * what we claim if we die holding it */
 		__atomic_store_n(&c->claim->lane, lane, __ATOMIC_RELAXED);

@@ -130,24 +130,30 @@
  * - A consumer fd of an MPMC ring owns one claim record (struct sn_claim,
  *   SN_IOC_INFO's claim) and keeps there the positions it claims:
  *
- *     consumer: write lane, pos = h, n = k; store state INTENT with
- *               release [D1]; CAS the lane's head h -> h + k (acq_rel)
- *               [D2]; on success store state HELD, else IDLE (or the next
- *               INTENT); after storing the release words of [h, h + k)
- *               (release) store state IDLE with release [D3]
+ *     consumer: release fence [D7] (its last claim's release words and
+ *               IDLE before this claim's fields); write lane, pos = h,
+ *               n = k; store state INTENT with release [D1]; CAS the
+ *               lane's head h -> h + k (acq_rel) [D2]; on success store
+ *               state HELD, else IDLE (or the next INTENT); after
+ *               storing the release words of [h, h + k) (release) store
+ *               state IDLE with release [D3]
  *     kernel:   on the fd's release, for each position p of its record:
  *               skip p unless the head has passed it (acquire load [D4]
  *               pairs with [D2]) and release[p] == p; skip it if a record
  *               of a live consumer fd in state HELD covers p (acquire
  *               load of the state [D5] pairs with [D1]); if one in state
  *               INTENT covers p, look again later (that consumer is
- *               between [D1] and its HELD or IDLE store); else
- *               cmpxchg(release[p], p, p + slots) and count it
+ *               between [D1] and its HELD or IDLE store); read barrier
+ *               [D6] (pairs with [D7]) between the records and the
+ *               release words; else cmpxchg(release[p], p, p + slots)
+ *               and count it
  *
  *   Whoever won the CAS that moved the head past p stored INTENT for p
  *   before [D2] and keeps a record covering p until after its release
  *   stores [D3]: a kernel that sees the head past p and no live record
- *   covering p knows p's owner is dead. The cmpxchg never undoes a release.
+ *   covering p knows p's owner is dead, or that its owner moved its record
+ *   on to a later claim, in which case [D7]/[D6] make it see p released.
+ *   The cmpxchg never undoes a release.
  *   The messages in recovered positions are lost, counted in
  *   kpage->peers.claims_lost (at most once): other consumers have moved
  *   past them, the dead consumer may have acted on them, and a redelivery
@@ -156,6 +162,12 @@
  *   owns no record: whoever consumes an MPMC ring through one (outside
  *   this protocol) may see positions it holds recovered under it; libsn
  *   consumes only through consumer fds, one per consumer.
+ *
+ * "Died" is the releasing task exiting (PF_EXITING) when the fd's last
+ * reference goes; a last reference dropped elsewhere (an fd in flight in
+ * SCM_RIGHTS, a forked child that still holds it) counts as a close, and
+ * a fd a forked child still holds keeps its lane or claim alive until the
+ * child closes it or execs (ring fds are O_CLOEXEC).
  *
  * A dead sleeper's announcement must not outlive it (publishers would go
  * on kicking): when a producer fd goes, the kernel clears its lane's
