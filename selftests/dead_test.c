@@ -996,21 +996,6 @@ TEST(claim_records_limit)
 	close(spsc);
 }
 
-static int as_nobody(int (*fn)(void *), void *arg)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		if (setgid(65534) || setuid(65534))
-			_exit(100);
-		_exit(fn(arg));
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 /*
  * A ring whose recovery was deferred still goes, charge and all, once its
  * fds are closed: the retry's reference is dropped.

@@ -41,22 +41,6 @@
 #define MPOL_F_NODE (1 << 0)
 #define MPOL_F_ADDR (1 << 1)
 
-/* Runs @fn in a child that drops to user nobody; returns its exit code. */
-static int as_nobody(int (*fn)(void *), void *arg)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		if (setgid(65534) || setuid(65534))
-			_exit(100);
-		_exit(fn(arg));
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
-		return -1;
-	return WEXITSTATUS(status);
-}
-
 /* 0 if writing to @addr kills a child with SIGSEGV. */
 static int write_faults(void *addr)
 {
