@@ -165,6 +165,7 @@ u32 *sn_head_word(const struct sn_ring *ring, u32 lane);
 u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos);
 struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim);
 u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane);
+u64 *sn_cons_peeked(const struct sn_ring *ring);
 void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
 			    struct sn_claim *asleep_rec);
 void sn_kflags_set(struct sn_ring *ring, u32 bits);

@@ -251,6 +251,23 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 }
 
 /*
+ * The SPSC/MPSC consumer fd goes: what it peeked and did not release comes
+ * again to the next consumer. Untrusted as above; the caller holds
+ * ring->lock.
+ */
+static void sn_ring_redelivered(struct sn_ring *ring)
+{
+	u64 *word = sn_cons_peeked(ring);
+	u64 peeked = READ_ONCE(*word);
+
+	if (!peeked)
+		return;
+	ring->peers.redelivered += min_t(u64, peeked,
+					 (u64)ring->geo.slots * ring->geo.lanes);
+	WRITE_ONCE(*word, 0);
+}
+
+/*
  * Undoes sn_ring_claim(). @undo: the fd never existed (a failed narrow):
  * no death, the record freed at once, and @restore, the end flag the claim
  * cleared, set again if its side is still empty, or sleepers of an ended
@@ -284,6 +301,8 @@ static bool sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane,
 			sn_kflags_set(ring, SN_KFLAG_NO_CONSUMER);
 			wake = true;
 		}
+		if (!undo && ring->geo.type != SN_RING_MPMC)
+			sn_ring_redelivered(ring);
 		/* its record is still reserved (dying): no one else writes it */
 		if (!undo)
 			sn_ring_forget_sleeper(ring, SN_LANE_ANY,

@@ -361,6 +361,14 @@ struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim)
 				   (u64)claim * SN_PAD);
 }
 
+/* The SPSC/MPSC consumer's sn_cons_stats.peeked word (lane 0's line). */
+u64 *sn_cons_peeked(const struct sn_ring *ring)
+{
+	return (u64 *)(ring->vaddr + sn_cons_lane_off(ring, 0) +
+		       ring->off.cons_stats +
+		       offsetof(struct sn_cons_stats, peeked));
+}
+
 /* The sn_prod_stats.reserved word of @lane. */
 u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane)
 {
@@ -425,6 +433,7 @@ void sn_ring_mirror_peers(struct sn_ring *ring)
 	WRITE_ONCE(kp->peers.reserved_lost, ring->peers.reserved_lost);
 	WRITE_ONCE(kp->peers.claims_recovered, ring->peers.claims_recovered);
 	WRITE_ONCE(kp->peers.claims_lost, ring->peers.claims_lost);
+	WRITE_ONCE(kp->peers.redelivered, ring->peers.redelivered);
 }
 
 u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)

@@ -487,6 +487,22 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
  * releases its positions, then frees it (unless it must wait). 1 if done.
  */
 /*
+ * The SPSC/MPSC consumer goes (closed or dead): what it peeked and did not
+ * release comes again to the next one, counted as sn.ko counts it.
+ */
+static void sn_memfd_redelivered(const struct sn_channel *ch)
+{
+	struct sn_cons_stats *cs = (struct sn_cons_stats *)
+		(sn_cons_ptr(ch) + ch->off.cons_stats);
+	__u64 n = __atomic_exchange_n(&cs->peeked, 0, __ATOMIC_ACQ_REL);
+	__u64 most = (__u64)ch->geo.slots * ch->geo.lanes;
+
+	if (n)
+		__atomic_fetch_add(&sn_kpage(ch)->peers.redelivered,
+				   n < most ? n : most, __ATOMIC_RELAXED);
+}
+
+/*
  * Takes back the count a consumer that died asleep left in cons waiters
  * (its record says asleep: uapi "Dead peers"), so publishers stop kicking.
  */
@@ -563,6 +579,7 @@ static int sn_memfd_repair(const struct sn_channel *ch, int fd)
 						 ~SN_MEMFD_CONSUMER_CLAIM,
 						 __ATOMIC_ACQ_REL);
 			if (old & SN_MEMFD_CONSUMER_CLAIM) {
+				sn_memfd_redelivered(ch);
 				__atomic_fetch_add(&kp->peers.consumers_died, 1,
 						   __ATOMIC_RELAXED);
 				changed = 1;
@@ -758,11 +775,12 @@ void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd)
 {
 	struct sn_kpage *kp = sn_kpage(ch);
 
-	if (ch->geo.type == SN_RING_MPMC)
+	if (ch->geo.type == SN_RING_MPMC) {
 		sn_memfd_unclaim(ch, &kp->claims_live, 1ULL << claim, lockfd);
-	else
-		sn_memfd_unclaim(ch, &kp->reserved[0], SN_MEMFD_CONSUMER_CLAIM,
-				 lockfd);
+		return;
+	}
+	sn_memfd_redelivered(ch);
+	sn_memfd_unclaim(ch, &kp->reserved[0], SN_MEMFD_CONSUMER_CLAIM, lockfd);
 }
 
 int sn_memfd_shutdown(struct sn_channel *ch)

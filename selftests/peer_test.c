@@ -323,6 +323,7 @@ TEST(consumer_killed_holding_peek_redelivers)
 	int nb = t_backends(flags), b;
 
 	for (b = 0; b < nb; b++) {
+		struct sn_channel_stats st;
 		struct sn_consumer *c;
 		struct sn_producer *p;
 		struct sn_channel *ch;
@@ -343,6 +344,9 @@ TEST(consumer_killed_holding_peek_redelivers)
 			ASSERT_EQ(0, sn_try_recv(c, m));
 			EXPECT_EQ(i, m[0]);
 		}
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(2, st.redelivered);
+		EXPECT_EQ(1, st.consumers_died);
 		EXPECT_EQ(0, sn_producer_close(p));
 		EXPECT_EQ(0, sn_consumer_close(c));
 		EXPECT_EQ(0, sn_channel_close(ch));
@@ -841,9 +845,10 @@ static void c_chaos(struct __test_metadata *_metadata, unsigned int type,
 			dups += n > 1 ? n - 1U : 0;
 		}
 	}
-	TH_LOG("%u kills (%u consumers), %llu committed, %llu missing, %llu duplicates, %llu lost in claims, %llu reserved lost",
+	TH_LOG("%u kills (%u consumers), %llu committed, %llu missing, %llu duplicates, %llu redelivered, %llu lost in claims, %llu reserved lost",
 	       kills, ckills, (unsigned long long)done,
 	       (unsigned long long)missing, (unsigned long long)dups,
+	       (unsigned long long)st.redelivered,
 	       (unsigned long long)st.claims_lost,
 	       (unsigned long long)st.reserved_lost);
 	if (type == SN_RING_MPMC) {
@@ -853,7 +858,9 @@ static void c_chaos(struct __test_metadata *_metadata, unsigned int type,
 	} else {
 		/* at least once: again only what a dead consumer peeked */
 		EXPECT_EQ(0, missing);
-		EXPECT_GE(ckills * 4ULL, dups);
+		EXPECT_EQ(0, st.claims_lost);
+		EXPECT_GE(st.redelivered, dups);
+		EXPECT_GE(ckills * 4ULL, st.redelivered);
 	}
 	EXPECT_LT(0, done);
 	ASSERT_EQ(0, sn_channel_info(r.ch, &info));

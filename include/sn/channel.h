@@ -57,7 +57,7 @@
  *    reserved and did not commit is lost and counted (reserved_lost).
  *  - A dead SPSC/MPSC consumer frees the consumer claim; a new consumer
  *    continues from the heads: what the dead one peeked and did not
- *    release is delivered again (at least once).
+ *    release is delivered again (at least once; counted, redelivered).
  *  - A dead MPMC consumer's claimed, unreleased messages are released so
  *    the producers go on, and counted as lost (claims_lost: at most once).
  *    Each MPMC consumer handle owns a claim record, so at most
@@ -229,6 +229,7 @@ struct sn_channel_stats {
 	__u64 reserved_lost;	/* reserved, never committed, owner gone */
 	__u64 claims_recovered;	/* MPMC: dead consumers' claims released */
 	__u64 claims_lost;	/* MPMC: messages in them (at most once) */
+	__u64 redelivered;	/* SPSC/MPSC: peeked, unreleased, consumer gone */
 	__u32 ended;		/* no producer left (end of stream once drained) */
 	__u32 orphaned;		/* no consumer left (sends fail with -EPIPE) */
 };
@@ -770,6 +771,9 @@ static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	c->peek_lane = lane;
 	c->peek_pos = *pos;
 	c->peek_n = k;
+	/* the one consumer's line: what comes again if we go now */
+	if (!(c->flags & SN__MPMC))
+		__atomic_store_n(&c->stats->peeked, k, __ATOMIC_RELAXED);
 	return (int)k;
 }
 
@@ -783,6 +787,8 @@ static inline int sn_release(struct sn_consumer *c, __u32 n)
 	    ((c->flags & SN__MPMC) && n != c->peek_n))
 		return -EINVAL;
 	c->peek_n = 0;
+	if (!(c->flags & SN__MPMC))
+		__atomic_store_n(&c->stats->peeked, 0, __ATOMIC_RELAXED);
 	sn__cons_done(c, c->peek_lane, c->peek_pos, n);
 	sn__cons_count(c, n, 0);
 	return 0;

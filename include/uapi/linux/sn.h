@@ -126,7 +126,9 @@
  *   continues from its tail.
  * - A consumer fd of an SPSC/MPSC ring: the consumer claim is free again.
  *   A new consumer continues from the heads: what the dead one peeked and
- *   did not release is delivered again (at least once).
+ *   did not release is delivered again (at least once), counted in
+ *   kpage->peers.redelivered from lane 0's sn_cons_stats.peeked (written
+ *   by the consumer, clamped to slots * lanes).
  * - A consumer fd of an MPMC ring owns one claim record (struct sn_claim,
  *   SN_IOC_INFO's claim) and keeps there the positions it claims:
  *
@@ -302,6 +304,8 @@ struct sn_peer_stats {
 	 */
 	__u64 claims_recovered;
 	__u64 claims_lost;	/* MPMC: messages in those positions */
+	/* SPSC/MPSC: peeked and not released by a consumer that went */
+	__u64 redelivered;
 };
 
 /* Written by the kernel only; read-only in every mapping. */
@@ -337,6 +341,7 @@ struct sn_cons_stats {
 	__u64 empty;		/* receive attempts that found nothing */
 	__u64 sleeps;
 	__u64 wakeups;
+	__u64 peeked;		/* SPSC/MPSC: peeked now, not yet released */
 };
 
 /* SN_IOC_INFO on a ring fd: what a process needs to map and use it. */
