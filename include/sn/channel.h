@@ -66,7 +66,7 @@
  * through open-file-description locks that each handle holds on its own
  * open file description of the memfd (fcntl F_OFD_SETLK: the kernel drops
  * them when the holder's last fd closes, at death too). A sleeper looks
- * for dead peers every SN_MEMFD_LIVENESS_NS while it sleeps and before;
+ * for dead peers every 50 ms while it sleeps, and before it sleeps;
  * a non-blocking call sees a death only once someone looked (a sleeper,
  * an open, sn_channel_stats()). The memfd ring is writable by every
  * process that maps it, so these rules hold against crashes, not against
