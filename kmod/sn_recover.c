@@ -144,7 +144,7 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	/*
 	 * [D6] The live records before the release words: a consumer that
 	 * moved its record on to its next claim stored the release words of
-	 * the last one first (its release fence [D7] in sn__cons_take()), so
+	 * the last one first (its release stores [D7] in sn__cons_take()), so
 	 * a record read as no longer covering p comes with p released.
 	 */
 	smp_rmb();

@@ -419,20 +419,18 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		 * held, as the repair assumes for lanes */
 		if (sn_memfd_held(ch, SN_MEMFD_LOCK_CLAIM + o) == 0)
 			continue;
+		/* acquire, each: [D6] pairs with the consumer's release
+		 * stores [D7] (a record that moved on comes with its last
+		 * positions released) and the state's with [D1] */
 		other[no].state = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
-		other[no].lane = __atomic_load_n(&r->lane, __ATOMIC_RELAXED);
-		other[no].pos = __atomic_load_n(&r->pos, __ATOMIC_RELAXED);
-		other[no].n = __atomic_load_n(&r->n, __ATOMIC_RELAXED);
+		other[no].lane = __atomic_load_n(&r->lane, __ATOMIC_ACQUIRE);
+		other[no].pos = __atomic_load_n(&r->pos, __ATOMIC_ACQUIRE);
+		other[no].n = __atomic_load_n(&r->n, __ATOMIC_ACQUIRE);
 		if (other[no].lane == lane &&
 		    (other[no].state == SN_CLAIM_INTENT ||
 		     other[no].state == SN_CLAIM_HELD))
 			no++;
 	}
-	/* [D6] the live records before the release words: a consumer whose
-	 * record moved on stored its release words first ([D7] in
-	 * sn__cons_take), so a record no longer covering p comes with p
-	 * released */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	/* pass 0 decides whether to defer, pass 1 releases */
 	for (pass = 0; pass < 2; pass++) {
 		for (i = 0; i < n; i++) {

@@ -132,9 +132,9 @@
  * - A consumer fd of an MPMC ring owns one claim record (struct sn_claim,
  *   SN_IOC_INFO's claim) and keeps there the positions it claims:
  *
- *     consumer: release fence [D7] (its last claim's release words and
- *               IDLE before this claim's fields); write lane, pos = h,
- *               n = k; store state INTENT with release [D1]; CAS the
+ *     consumer: store lane, pos = h, n = k, each with release [D7]
+ *               (its last claim's release words and IDLE before them);
+ *               store state INTENT with release [D1]; CAS the
  *               lane's head h -> h + k (acq_rel) [D2]; on success store
  *               state HELD, else IDLE (or the next INTENT); after
  *               storing the release words of [h, h + k) (release) store
