@@ -148,10 +148,42 @@ SN_API int sn__consumer_ended(struct sn_consumer *c)
 	return sn_consumer_poll_state(c) < 0 ? -EPIPE : -EAGAIN;
 }
 
-/* How long a sleeper sleeps before it looks again for dead peers. */
-static __u64 sn_slice(unsigned int flags)
+/*
+ * Memfd: sleeps on @word, announced with value @v, until a kick, @deadline,
+ * or @woken(@arg) says the wait is over; looks for dead peers every
+ * SN_MEMFD_LIVENESS_NS (no kernel wakes a sleeper when a peer dies). The
+ * announcement stays for the whole sleep: a kick between two slices
+ * changes the word, so the next FUTEX_WAIT returns at once. 0 or -EINTR.
+ */
+static int sn_memfd_sleep(const struct sn_channel *ch, __u32 *word, __u32 v,
+			  __u64 deadline, int (*woken)(void *), void *arg)
 {
-	return flags & SN__MEMFD ? SN_MEMFD_LIVENESS_NS : ~0ULL;
+	struct timespec ts;
+	int ret;
+
+	while (sn_left(deadline, SN_MEMFD_LIVENESS_NS, &ts)) {
+		ret = sn_futex_wait(word, v, &ts);
+		if (ret || woken(arg))
+			return ret;
+		sn_memfd_check_peers(ch);
+		/* the word before the re-check: a kick after it changes it */
+		v = __atomic_load_n(word, __ATOMIC_SEQ_CST);
+		if (woken(arg))
+			return 0;
+	}
+	return 0;
+}
+
+static int sn_consumer_woken(void *c)
+{
+	return sn_consumer_poll_state(c) != 0;
+}
+
+static int sn_producer_woken(void *arg)
+{
+	struct sn_producer *p = arg;
+
+	return sn__prod_orphaned(p) || sn__prod_refill(p);
 }
 
 static void sn_producer_count_sleep(struct sn_producer *p)
@@ -199,7 +231,7 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 			sn_memfd_check_peers(p->chan);
 		if (sn__prod_orphaned(p))
 			return -EPIPE;
-		if (!sn_left(deadline, sn_slice(p->flags), &ts))
+		if (!sn_left(deadline, ~0ULL, &ts))
 			return -ETIMEDOUT;
 		if (p->flags & SN__MEMFD)
 			v = __atomic_or_fetch(p->waiting_p, 1, __ATOMIC_SEQ_CST);
@@ -212,7 +244,9 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		if (!room) {
 			sn_producer_count_sleep(p);
 			if (p->flags & SN__MEMFD)
-				ret = sn_futex_wait(p->waiting_p, v, &ts);
+				ret = sn_memfd_sleep(p->chan, p->waiting_p, v,
+						     deadline, sn_producer_woken,
+						     p);
 			else
 				ret = sn_poll(p->fd, POLLOUT, &ts);
 		}
@@ -252,7 +286,7 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 	for (;;) {
 		if (c->flags & SN__MEMFD)
 			sn_memfd_check_peers(c->chan);
-		if (!sn_left(deadline, sn_slice(c->flags), &ts))
+		if (!sn_left(deadline, ~0ULL, &ts))
 			return -ETIMEDOUT;
 		v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
 		/* after the count, so that recovery never takes back a
@@ -266,7 +300,9 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 		ret = 0;
 		if (!ready) {
 			if (c->flags & SN__MEMFD)
-				ret = sn_futex_wait(c->waiters_p, v, &ts);
+				ret = sn_memfd_sleep(c->chan, c->waiters_p, v,
+						     deadline, sn_consumer_woken,
+						     c);
 			else
 				ret = sn_poll(c->fd, POLLIN, &ts);
 		}
