@@ -7,6 +7,17 @@ SN_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 note() { echo "$(basename "$0"): $*" >&2; }
 
+# Holds the cache's lock until the calling script exits, so that two builds
+# at once (two checkouts, two make runs) take turns filling SN_CACHE instead
+# of unpacking into each other's files. A second caller waits, then finds
+# the work done.
+sn_cache_lock() {
+	mkdir -p "$SN_CACHE" ||
+		die "cannot create $SN_CACHE (set SN_CACHE to a writable directory)"
+	exec 9>>"$SN_CACHE/.lock"
+	flock 9 || die "cannot lock $SN_CACHE/.lock"
+}
+
 # The Debian version of an installed package, or nothing.
 pkg_version() { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null | awk '/install ok installed/ {print $4}'; }
 
