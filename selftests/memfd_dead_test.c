@@ -121,6 +121,16 @@ static void stats(struct sn_channel *ch, struct sn_channel_stats *st)
 
 /* OFD locks need no file under them: the claims sit past map_size, the
  * file keeps its size, and another description sees them. */
+/* Who may lock byte @at of @fd's memfd: F_UNLCK, F_WRLCK (held), or -1. */
+static int byte_lock(int fd, off_t at)
+{
+	struct flock fl = {
+		.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1,
+	};
+
+	return fcntl(fd, F_OFD_GETLK, &fl) ? -1 : fl.l_type;
+}
+
 TEST(lock_bytes_past_the_end)
 {
 	struct sn_producer *p;
@@ -131,7 +141,6 @@ TEST(lock_bytes_past_the_end)
 	void *base;
 	char path[64];
 	int fd, nfd = t_fd_count(), i;
-	struct flock fl;
 
 	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 8, 4, M));
 	ASSERT_EQ(0, sn_channel_layout(ch, &base, &off));
@@ -142,30 +151,17 @@ TEST(lock_bytes_past_the_end)
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	/* the channel's, ours, and one per handle */
 	EXPECT_EQ(nfd + 4, t_fd_count());
-	for (i = 0; i < 130; i++) {
-		memset(&fl, 0, sizeof(fl));
-		fl.l_type = F_WRLCK;
-		fl.l_whence = SEEK_SET;
-		fl.l_start = (off_t)off.map_size + i;
-		fl.l_len = 1;
-		ASSERT_EQ(0, fcntl(fd, F_OFD_GETLK, &fl));
+	for (i = 0; i < 130; i++)
 		/* lane 0's producer and the consumer hold theirs */
-		EXPECT_EQ(i == 0 || i == 128 ? F_WRLCK : F_UNLCK, fl.l_type)
+		EXPECT_EQ(i == 0 || i == 128 ? F_WRLCK : F_UNLCK,
+			  byte_lock(fd, (off_t)off.map_size + i))
 			TH_LOG("byte %d", i);
-	}
 	ASSERT_EQ(0, fstat(fd, &st));
 	EXPECT_EQ((off_t)off.map_size, st.st_size);
 	EXPECT_EQ(0, sn_producer_close(p));
 	EXPECT_EQ(0, sn_consumer_close(c));
-	for (i = 0; i < 130; i++) {
-		memset(&fl, 0, sizeof(fl));
-		fl.l_type = F_WRLCK;
-		fl.l_whence = SEEK_SET;
-		fl.l_start = (off_t)off.map_size + i;
-		fl.l_len = 1;
-		ASSERT_EQ(0, fcntl(fd, F_OFD_GETLK, &fl));
-		EXPECT_EQ(F_UNLCK, fl.l_type);
-	}
+	for (i = 0; i < 130; i++)
+		EXPECT_EQ(F_UNLCK, byte_lock(fd, (off_t)off.map_size + i));
 	close(fd);
 	EXPECT_EQ(0, sn_channel_close(ch));
 	EXPECT_EQ(nfd, t_fd_count());
