@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -30,8 +31,42 @@
 
 #include "internal.h"
 
-#define SN_SPINS	1024
-#define SN_YIELDS	16
+/*
+ * Spins and yields before a sleep: SN_SPINS and SN_YIELDS in the
+ * environment when libsn first waits (0 sleeps at once; tests use it to
+ * make every wait a sleep), else these defaults.
+ */
+#define SN_SPINS_DEFAULT	1024
+#define SN_YIELDS_DEFAULT	16
+
+static int sn_wait_tunable(const char *name, int def)
+{
+	const char *v = getenv(name);
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return def;
+	n = strtol(v, &end, 10);
+	return *end || n < 0 || n > 1 << 24 ? def : (int)n;
+}
+
+/* The spins and yields before a sleep, read from the environment once. */
+static void sn_wait_budget(int *spins, int *yields)
+{
+	static int budget[2] = { -1, -1 };
+	int s = __atomic_load_n(&budget[0], __ATOMIC_RELAXED);
+	int y = __atomic_load_n(&budget[1], __ATOMIC_RELAXED);
+
+	if (s < 0 || y < 0) {
+		s = sn_wait_tunable("SN_SPINS", SN_SPINS_DEFAULT);
+		y = sn_wait_tunable("SN_YIELDS", SN_YIELDS_DEFAULT);
+		__atomic_store_n(&budget[0], s, __ATOMIC_RELAXED);
+		__atomic_store_n(&budget[1], y, __ATOMIC_RELAXED);
+	}
+	*spins = s;
+	*yields = y;
+}
 
 static inline void sn_cpu_relax(void)
 {
@@ -208,9 +243,10 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 {
 	struct timespec ts;
 	__u32 room, v = 1;
-	int i, ret;
+	int i, ret, spins, yields;
 
-	for (i = 0; i < SN_SPINS; i++) {
+	sn_wait_budget(&spins, &yields);
+	for (i = 0; i < spins; i++) {
 		if (sn__prod_orphaned(p))
 			return -EPIPE;
 		room = sn__prod_refill(p);
@@ -218,7 +254,7 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 			return (int)(room > INT_MAX ? INT_MAX : room);
 		sn_cpu_relax();
 	}
-	for (i = 0; i < SN_YIELDS; i++) {
+	for (i = 0; i < yields; i++) {
 		sched_yield();
 		room = sn__prod_refill(p);
 		if (room)
@@ -267,15 +303,16 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 {
 	struct timespec ts;
 	__u32 v;
-	int i, ret, ready;
+	int i, ret, ready, spins, yields;
 
-	for (i = 0; i < SN_SPINS; i++) {
+	sn_wait_budget(&spins, &yields);
+	for (i = 0; i < spins; i++) {
 		ready = sn_consumer_poll_state(c);
 		if (ready)
 			return ready;
 		sn_cpu_relax();
 	}
-	for (i = 0; i < SN_YIELDS; i++) {
+	for (i = 0; i < yields; i++) {
 		sched_yield();
 		ready = sn_consumer_poll_state(c);
 		if (ready)

@@ -362,7 +362,9 @@ int sn_consumer_flush_stats(struct sn_consumer *c);
  * poll on the lane fd; memfd: futex on the lane's waiting word) for at most
  * @timeout_ns (SN_WAIT_FOREVER: no limit). Returns the room (> 0),
  * -ETIMEDOUT, -EPIPE when every consumer has gone, or -EINTR when a signal
- * interrupted the sleep.
+ * interrupted the sleep. The spins and yields (1024 and 16) can be set by
+ * the environment variables SN_SPINS and SN_YIELDS, read once when libsn
+ * first waits (0: sleep at once).
  */
 int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns);
 
