@@ -42,6 +42,7 @@ struct sn_ring {
 	struct sn_offsets off;
 	u32 home_cpu;
 	u32 numa_node;
+	u32 fence;			/* SN_FENCE_*, as in the kpage */
 
 	struct page **pages;
 	unsigned long nr_pages;
@@ -190,6 +191,16 @@ void sn_thread_arm(struct sn_ring *ring);
 void sn_thread_kick(struct sn_ring *ring);
 void sn_thread_rearm(struct sn_ring *ring);
 void sn_thread_disarm(struct sn_ring *ring);
+
+/* sn_barrier.c */
+extern bool sn_asym;
+void sn_heavy_barrier(bool asym);
+
+/* The heavy barrier H that @ring's sleepers owe its publishers. */
+static inline void sn_ring_barrier(const struct sn_ring *ring)
+{
+	sn_heavy_barrier(ring->fence == SN_FENCE_ASYM);
+}
 
 /* sn_proc.c */
 int sn_proc_init(void);

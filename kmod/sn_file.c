@@ -106,13 +106,18 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 		sn_thread_rearm(ring);
 	/*
 	 * [K1] Order our joining the wait queue before reading the ring. A
-	 * sleeper reaches here only after announcing itself and re-checking
-	 * ([W1] in sn.h); a publisher that saw the announcement kicks, and
+	 * sleeper reaches here only after announcing itself ([W1]/[W2] in
+	 * the uapi header); a publisher that saw the announcement kicks, and
 	 * the kick's wake_up (under the wait queue lock) either finds us on
 	 * the queue or ran before we joined, in which case this read sees
-	 * what was published before the kick.
+	 * what was published before the kick. A caller that will wait runs
+	 * the ring's heavy barrier here: this read is the re-check that
+	 * [W1]/[W2] pair with the publishers' [P1]/[C1] for.
 	 */
-	smp_mb();
+	if (!poll_does_not_wait(wait))
+		sn_ring_barrier(ring);
+	else
+		smp_mb();
 	/*
 	 * The end flags are set before their keyless wake, which takes the
 	 * wait queue's lock: a sleeper queued before it is woken, one queued
@@ -160,7 +165,7 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	info.claim = rf->claim;
 	info.id = ring->id;
 	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
-			SN_FEAT_PEERS;
+			SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3;
 	info.off = ring->off;
 	if (copy_to_user(uinfo, &info, info.size))
 		return -EFAULT;

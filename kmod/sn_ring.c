@@ -44,6 +44,7 @@ static int sn_check_create(const struct sn_create *p)
 {
 	u64 lane_bytes, ring_bytes;
 	unsigned int i;
+	u32 stride;
 
 	if (p->flags & ~SN_CREATE_FLAGS)
 		return -EINVAL;
@@ -62,7 +63,9 @@ static int sn_check_create(const struct sn_create *p)
 	if (!p->lanes || p->lanes > SN_MAX_LANES ||
 	    (p->type == SN_RING_SPSC && p->lanes != 1))
 		return -EINVAL;
-	if (check_mul_overflow((u64)p->slots, (u64)p->slot_size, &lane_bytes) ||
+	stride = p->flags & SN_CREATE_FORMAT3 ? sn_slot_stride(p->slot_size) :
+		 p->slot_size;
+	if (check_mul_overflow((u64)p->slots, (u64)stride, &lane_bytes) ||
 	    check_mul_overflow(lane_bytes, (u64)p->lanes, &ring_bytes) ||
 	    ring_bytes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
 		return -EINVAL;
@@ -193,7 +196,10 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 	struct sn_kpage *kp = ring->kpage;
 	u32 lane, pos;
 
-	kp->magic = SN_KPAGE_MAGIC;
+	kp->magic = ring->geo.flags & SN_GEO_FORMAT3 ? SN_KPAGE_MAGIC_FORMAT3 :
+		    SN_KPAGE_MAGIC;
+	kp->fence = ring->fence;
+	kp->stride = ring->off.stride;
 	kp->type = ring->geo.type;
 	kp->slot_size = ring->geo.slot_size;
 	kp->slots = ring->geo.slots;
@@ -256,6 +262,10 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->geo.slot_size = p->slot_size;
 	ring->geo.slots = p->slots;
 	ring->geo.lanes = p->lanes;
+	ring->geo.flags = p->flags & SN_CREATE_FORMAT3 ? SN_GEO_FORMAT3 : 0;
+	/* Fixed for the ring's life: its publishers decide by it once. */
+	ring->fence = READ_ONCE(sn_asym) && !(p->flags & SN_CREATE_FULL_FENCE) ?
+		      SN_FENCE_ASYM : SN_FENCE_FULL;
 	sn_ring_layout(&ring->geo, PAGE_SIZE, &ring->off);
 	if (ring->off.map_size > SN_MAX_MAP_SIZE) {
 		ret = -EINVAL;
@@ -506,20 +516,27 @@ u32 sn_ring_sleepers(const struct sn_ring *ring)
 	return n;
 }
 
-/* Totals of the sides' own statistics: hints, as the sides keep them. */
+/*
+ * Totals of the sides' own statistics: hints, as the sides keep them. The
+ * sides publish sent and (SPSC/MPSC) received only now and then; the tail
+ * and the head give the rest (sn_index64()).
+ */
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received)
 {
 	u32 lane;
+	u64 r;
 
 	*sent = 0;
 	*received = 0;
 	for (lane = 0; lane < ring->geo.lanes; lane++) {
-		*sent += sn_shared_u64(ring, sn_lane_off(ring, lane) +
-				       ring->off.prod_stats +
-				       offsetof(struct sn_prod_stats, sent));
-		*received += sn_shared_u64(ring, sn_cons_lane_off(ring, lane) +
-					   ring->off.cons_stats +
-					   offsetof(struct sn_cons_stats,
-						    received));
+		*sent += sn_index64(sn_shared_u64(ring, sn_lane_off(ring, lane) +
+				    ring->off.prod_stats +
+				    offsetof(struct sn_prod_stats, sent)),
+				    sn_lane_tail(ring, lane));
+		r = sn_shared_u64(ring, sn_cons_lane_off(ring, lane) +
+				  ring->off.cons_stats +
+				  offsetof(struct sn_cons_stats, received));
+		*received += ring->geo.type == SN_RING_MPMC ? r :
+			     sn_index64(r, sn_lane_head(ring, lane));
 	}
 }

@@ -24,22 +24,26 @@
  * Going idle (adaptive mode), io_uring SQPOLL's protocol applied per ring:
  *
  *   thread:    after a round with no progress and poll_idle_us since the
- *              last, a closing round: per ring, set SN_KFLAG_NEED_WAKEUP;
- *              full barrier [T1]; look at the ring. Sleep only after a
- *              whole closing round saw nothing move: then every ring on
- *              this thread, including any armed during the round (armed
- *              rings join `todo`), had its last look after its flag.
- *   publisher: store its index with release; full barrier [P1]; load the
- *              peer's waiting word and kflags; kick only if someone waits
- *              and NEED_WAKEUP is set.
+ *              last, a closing round: per pass, set SN_KFLAG_NEED_WAKEUP
+ *              on each ring; one barrier [T1] for them all; look at each.
+ *              Sleep only after a whole closing round saw nothing move:
+ *              then every ring on this thread, including any armed during
+ *              the round (armed rings join `todo`), had its last look
+ *              after its flag.
+ *   publisher: store its index with release; [P1] ([C1] for a consumer
+ *              that frees room); load the peer's waiting word and kflags;
+ *              kick only if someone waits and NEED_WAKEUP is set.
  *
- * [T1] pairs with [P1]: either the thread sees the new index or the
- * publisher sees NEED_WAKEUP and kicks. The flag is cleared only by the
- * ring's watching thread during a normal round, which keeps looking at the
- * ring afterwards. Whenever a ring stops being watched (no sleepers for
- * poll_idle_us, poll_mode=off, its CPU parks with no other thread) the
- * same three steps run first: NEED_WAKEUP, full barrier [T2] (pairs with
- * [P1]), a last look that wakes whoever can run.
+ * [T1] pairs with [P1] and [C1]: either the thread sees the new index or
+ * the publisher sees NEED_WAKEUP and kicks. [P1] and [C1] are full
+ * barriers on SN_FENCE_FULL rings and compiler barriers on SN_FENCE_ASYM
+ * ones, so [T1] is the ring's heavy barrier H (sn_barrier.c): the flag
+ * plays the sleeper's announcement in the uapi header's argument. The
+ * flag is cleared only by the ring's watching thread during a normal
+ * round, which keeps looking at the ring afterwards. Whenever a ring stops
+ * being watched (no sleepers for poll_idle_us, poll_mode=off, its CPU
+ * parks with no other thread) the same three steps run first:
+ * NEED_WAKEUP, the barrier [T2], a last look that wakes whoever can run.
  *
  * Arming. poll() of a sleeper arms the ring on its home CPU's thread (any
  * online one while home is offline); a kick or poll of a ring that lost its
@@ -179,30 +183,50 @@ static bool sn_ring_watch(struct sn_ring *ring)
 }
 
 /*
- * @ring stops being watched: NEED_WAKEUP, a full barrier and a last look
- * that wakes whoever can run, then off the list. Caller holds the lock of
- * the list @ring is on.
+ * Flags every ring of @rings with NEED_WAKEUP and runs one barrier for all
+ * of them: H if one is SN_FENCE_ASYM, else a full barrier ([T1]/[T2] pair
+ * with the publishers' [P1] and the consumers' [C1]; see the top). Every
+ * look at those rings after it is a closing look.
  */
-static void sn_ring_unwatch(struct sn_ring *ring)
+static void sn_flag_rings(struct list_head *rings)
 {
-	sn_set_need_wakeup(ring);
-	/* [T2] pairs with the publishers' [P1] (see the top). */
-	smp_mb();
-	sn_ring_watch(ring);
-	list_del_init(&ring->arm_node);
-	/* [A1] off the list before -1 is seen; pairs with [A2]. */
-	smp_store_release(&ring->arm_cpu, -1);
+	struct sn_ring *ring;
+	bool asym = false;
+
+	list_for_each_entry(ring, rings, arm_node) {
+		sn_set_need_wakeup(ring);
+		asym |= ring->fence == SN_FENCE_ASYM;
+	}
+	if (!list_empty(rings))
+		sn_heavy_barrier(asym);
+}
+
+/*
+ * The rings of @rings stop being watched: NEED_WAKEUP, one barrier [T2] and
+ * a last look that wakes whoever can run, then off the list. Caller holds
+ * the lock of the list they came from.
+ */
+static void sn_unwatch_rings(struct list_head *rings)
+{
+	struct sn_ring *ring, *tmp;
+
+	sn_flag_rings(rings);
+	list_for_each_entry_safe(ring, tmp, rings, arm_node) {
+		sn_ring_watch(ring);
+		list_del_init(&ring->arm_node);
+		/* [A1] off the list before -1 is seen; pairs with [A2]. */
+		smp_store_release(&ring->arm_cpu, -1);
+	}
 }
 
 /* Stops watching every ring of @c, which publishers kick from now on. */
 static void sn_unwatch_all(struct sn_cpu *c)
 {
-	struct sn_ring *ring, *tmp;
+	LIST_HEAD(rings);
 
-	list_for_each_entry_safe(ring, tmp, &c->todo, arm_node)
-		sn_ring_unwatch(ring);
-	list_for_each_entry_safe(ring, tmp, &c->done, arm_node)
-		sn_ring_unwatch(ring);
+	list_splice_init(&c->todo, &rings);
+	list_splice_tail_init(&c->done, &rings);
+	sn_unwatch_rings(&rings);
 }
 
 /* Brings @c's thread out of idle; the caller holds c->lock. */
@@ -223,11 +247,14 @@ static bool sn_cpu_has_rings(const struct sn_cpu *c)
  * caller holds c->lock. A ring without sleepers stays watched for an idle
  * period more, so that a consumer that wakes, drains and sleeps again finds
  * it still watched and its producer never sees NEED_WAKEUP in between.
+ * The flags a pass sets (closing round, rings leaving) share one barrier.
  */
 static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
 {
 	int budget = SN_PASS_LANES;
 	struct sn_ring *ring;
+	LIST_HEAD(pass);
+	LIST_HEAD(leaving);
 
 	while (budget > 0 && !list_empty(&c->todo)) {
 		ring = list_first_entry(&c->todo, struct sn_ring, arm_node);
@@ -235,26 +262,27 @@ static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
 		/*
 		 * Unlocked check: a sleeper joins the queue before it arms,
 		 * so one that joined after this read finds the ring armed or
-		 * re-arms it; the last look of sn_ring_unwatch() covers the
+		 * re-arms it; the last look of sn_unwatch_rings() covers the
 		 * rest.
 		 */
 		if (waitqueue_active(&ring->wq)) {
 			ring->sleeper_seen_ns = now;
 		} else if (now - ring->sleeper_seen_ns > idle_ns) {
-			sn_ring_unwatch(ring);
+			list_move_tail(&ring->arm_node, &leaving);
 			continue;
 		}
-		list_move_tail(&ring->arm_node, &c->done);
-		if (c->closing) {
-			sn_set_need_wakeup(ring);
-			/* [T1] pairs with the publishers' [P1] (see the top). */
-			smp_mb();
-		} else {
+		list_move_tail(&ring->arm_node, &pass);
+		if (!c->closing)
 			sn_clear_need_wakeup(ring);
-		}
+	}
+	/* [T1] for a closing round (see the top). */
+	if (c->closing)
+		sn_flag_rings(&pass);
+	sn_unwatch_rings(&leaving);
+	list_for_each_entry(ring, &pass, arm_node)
 		if (sn_ring_watch(ring))
 			c->moved = true;
-	}
+	list_splice_tail(&pass, &c->done);
 }
 
 /* A round is over: decide whether the next one closes, or sleep. */

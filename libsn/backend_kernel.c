@@ -78,8 +78,13 @@ int sn_kernel_attach(struct sn_channel *ch)
 	ch->geo.slot_size = info.slot_size;
 	ch->geo.slots = info.slots;
 	ch->geo.lanes = info.lanes;
+	ch->geo.flags = SN_GEO_FORMAT3;
 	if (sn_geometry_check(&ch->geo, SN_KERNEL_MAX_BYTES))
 		return -EINVAL;
+	/* libsn speaks format 3 only (slot headers: a stride above slot_size) */
+	if (!(info.features & SN_FEAT_FORMAT3) ||
+	    info.off.stride != sn_slot_stride(info.slot_size))
+		return -EPROTONOSUPPORT;
 	if (info.role == SN_ROLE_PRODUCER && info.lane >= info.lanes)
 		return -EINVAL;
 	ch->off = info.off;
@@ -102,6 +107,8 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 		.slot_size = ch->geo.slot_size,
 		.slots = ch->geo.slots,
 		.lanes = ch->geo.lanes,
+		.flags = SN_CREATE_FORMAT3 |
+			 (sn_fence_env_full() ? SN_CREATE_FULL_FENCE : 0),
 	};
 	int ret;
 

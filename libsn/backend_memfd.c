@@ -74,10 +74,13 @@ int sn_memfd_create(struct sn_channel *ch)
 	kp->slot_size = ch->geo.slot_size;
 	kp->slots = ch->geo.slots;
 	kp->lanes = ch->geo.lanes;
+	kp->stride = ch->off.stride;
+	/* ASYM only if we skip fences: we are registered for membarrier */
+	kp->fence = sn_fence_process_asym() ? SN_FENCE_ASYM : SN_FENCE_FULL;
 	/* No kernel thread ever watches a memfd ring: kick every sleeper. */
 	kp->kflags = SN_KFLAG_NEED_WAKEUP;
 	/* the magic last: an attacher that sees it sees the rest */
-	__atomic_store_n(&kp->magic, SN_KPAGE_MAGIC, __ATOMIC_RELEASE);
+	__atomic_store_n(&kp->magic, SN_KPAGE_MAGIC_FORMAT3, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -98,12 +101,15 @@ int sn_memfd_attach(struct sn_channel *ch)
 	if (st.st_size < (off_t)ch->page ||
 	    pread(ch->fd, &kp, sizeof(kp), 0) != (ssize_t)sizeof(kp))
 		return -EINVAL;
-	if (kp.magic != SN_KPAGE_MAGIC)
+	if (kp.magic == SN_KPAGE_MAGIC)
+		return -EPROTONOSUPPORT;	/* format 2: an older libsn's */
+	if (kp.magic != SN_KPAGE_MAGIC_FORMAT3)
 		return -EINVAL;
 	ch->geo.type = kp.type;
 	ch->geo.slot_size = kp.slot_size;
 	ch->geo.slots = kp.slots;
 	ch->geo.lanes = kp.lanes;
+	ch->geo.flags = SN_GEO_FORMAT3;
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES))
 		return -EINVAL;
 	sn_ring_layout(&ch->geo, ch->page, &ch->off);

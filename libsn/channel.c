@@ -75,7 +75,9 @@ int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 	     !sn_within(o->cons_claims, (__u64)SN_MAX_CLAIMS * SN_PAD,
 			o->cons_size, 8)))
 		return -EINVAL;
-	if (!sn_within(o->slots, (__u64)g->slots * g->slot_size, o->lane_size,
+	if (o->stride != (g->flags & SN_GEO_FORMAT3 ?
+			  sn_slot_stride(g->slot_size) : g->slot_size) ||
+	    !sn_within(o->slots, (__u64)g->slots * o->stride, o->lane_size,
 		       8) ||
 	    !sn_within(o->prod_tail, 4, o->slots, 4) ||
 	    !sn_within(o->prod_waiting, 4, o->slots, 4) ||
@@ -125,6 +127,27 @@ void sn_channel_free(struct sn_channel *ch)
 	free(ch);
 }
 
+/*
+ * The ring's fence (kpage, mapped and written by sn.ko or the memfd's
+ * creator) and whether this process's fast sides fence: on FULL rings, and
+ * on ASYM memfd rings unless this process is registered for membarrier.
+ */
+static int sn_channel_fence(struct sn_channel *ch)
+{
+	const struct sn_kpage *kp = (const void *)(ch->base + ch->off.kpage);
+	__u32 fence = __atomic_load_n(&kp->fence, __ATOMIC_RELAXED);
+
+	ch->fence = fence == SN_FENCE_ASYM ? SN_FENCE_ASYM : SN_FENCE_FULL;
+	ch->handle_flags = 0;
+	if (ch->fence == SN_FENCE_FULL || sn_fence_env_full() ||
+	    (ch->backend == SN_BACKEND_MEMFD && !sn_fence_process_asym()))
+		ch->handle_flags = SN__FENCE;
+	if (ch->fence == SN_FENCE_ASYM && ch->backend == SN_BACKEND_MEMFD &&
+	    !sn_fence_memfd_attach_ok())
+		return -EOPNOTSUPP;	/* we could not pay when we sleep */
+	return 0;
+}
+
 static struct sn_channel *sn_channel_alloc(void)
 {
 	struct sn_channel *ch = calloc(1, sizeof(*ch));
@@ -153,6 +176,7 @@ SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
 	ch->geo.slots = slots;
 	ch->geo.slot_size = slot_size;
 	ch->geo.lanes = lanes;
+	ch->geo.flags = SN_GEO_FORMAT3;
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES) ||
 	    slots > SN_CHANNEL_MAX_SLOTS || slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
 		free(ch);
@@ -171,6 +195,8 @@ SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
 	} else {
 		ret = sn_memfd_create(ch);
 	}
+	if (!ret)
+		ret = sn_channel_fence(ch);
 	if (ret) {
 		sn_channel_free(ch);
 		return ret;
@@ -203,6 +229,8 @@ SN_API int sn_channel_attach(struct sn_channel **out, int fd,
 		ret = sn_memfd_attach(ch);
 	else if (ret > 0)
 		ret = 0;
+	if (!ret)
+		ret = sn_channel_fence(ch);
 	if (ret) {
 		sn_channel_free(ch);
 		return ret;
@@ -267,6 +295,7 @@ SN_API int sn_channel_info(const struct sn_channel *ch,
 	info->backend = ch->backend;
 	info->role = ch->role;
 	info->lane = ch->lane;
+	info->fence = ch->fence;
 	info->map_size = ch->off.map_size;
 	info->id = ch->id;
 	return 0;
@@ -335,7 +364,11 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 			(sn_cons_ptr(ch) + ch->off.cons_lane +
 			 lane * 2 * SN_PAD);
 
-		st->received += sn_load64(&cs->received);
+		/* SPSC/MPSC: derived from the head (sn__cons_count()) */
+		st->received += ch->geo.type == SN_RING_MPMC ?
+			sn_load64(&cs->received) :
+			sn_index64(sn_load64(&cs->received),
+				   __atomic_load_n(head, __ATOMIC_RELAXED));
 		st->recv_empty += sn_load64(&cs->empty);
 		st->sleeps += sn_load64(&cs->sleeps);
 		st->wakeups += sn_load64(&cs->wakeups);
@@ -347,7 +380,7 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 							   ch->off.prod_tail),
 						  __ATOMIC_RELAXED);
 
-			st->sent += sn_load64(&ps->sent);
+			st->sent += sn_index64(sn_load64(&ps->sent), t);
 			st->send_errors += sn_load64(&ps->full);
 			st->sleeps += sn_load64(&ps->sleeps);
 			st->kicks += sn_load64(&ps->kicks);
@@ -373,6 +406,24 @@ static void *sn_handle_alloc(size_t size)
 static __u32 sn_wake_mask(const struct sn_channel *ch)
 {
 	return ch->backend == SN_BACKEND_MEMFD ? SN_MEMFD_COUNT_MASK : ~0U;
+}
+
+/*
+ * Where a new producer of @p's lane starts: the tail, or past it where
+ * the last owner committed slots (seq) and died before storing the tail,
+ * which it then stores so that the kernel and MPMC consumers see them.
+ */
+static __u32 sn_lane_committed_tail(struct sn_producer *p)
+{
+	__u32 t0 = __atomic_load_n(p->tail_p, __ATOMIC_ACQUIRE), t = t0;
+
+	while (t - t0 <= p->mask &&
+	       __atomic_load_n(&sn__prod_hdr(p, t)->seq, __ATOMIC_ACQUIRE) ==
+	       t + 1)
+		t++;
+	if (t != t0)
+		__atomic_store_n(p->tail_p, t, __ATOMIC_RELEASE);
+	return t;
 }
 
 SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
@@ -409,8 +460,10 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	l = sn_lane_ptr(ch, lane);
 	p->mask = ch->geo.slots - 1;
 	p->slot_size = ch->geo.slot_size;
+	p->stride = ch->off.stride;
 	p->flags = (ch->geo.type == SN_RING_MPMC ? SN__MPMC : 0) |
-		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0);
+		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0) |
+		   ch->handle_flags;
 	p->wake_mask = sn_wake_mask(ch);
 	p->lane = lane;
 	p->slots = l + ch->off.slots;
@@ -425,9 +478,9 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	p->kflags_p = sn_kflags_ptr(ch);
 	p->stats = (struct sn_prod_stats *)(l + ch->off.prod_stats);
 	/* continue where the lane's last owner stopped */
-	p->tail = __atomic_load_n(p->tail_p, __ATOMIC_ACQUIRE);
+	p->tail = sn_lane_committed_tail(p);
 	p->limit = p->tail;
-	p->sent = sn_load64(&p->stats->sent);
+	p->sent = sn_index64(sn_load64(&p->stats->sent), p->tail);
 	p->full = sn_load64(&p->stats->full);
 	p->sleeps = sn_load64(&p->stats->sleeps);
 	p->kicks = sn_load64(&p->stats->kicks);
@@ -510,9 +563,11 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	}
 	c->mask = ch->geo.slots - 1;
 	c->slot_size = ch->geo.slot_size;
+	c->stride = ch->off.stride;
 	c->lanes = ch->geo.lanes;
 	c->flags = (ch->geo.type == SN_RING_MPMC ? SN__MPMC : 0) |
-		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0);
+		   (ch->backend == SN_BACKEND_MEMFD ? SN__MEMFD : 0) |
+		   ch->handle_flags;
 	c->wake_mask = sn_wake_mask(ch);
 	c->off_tail = ch->off.prod_tail;
 	c->off_waiting = ch->off.prod_waiting;
@@ -535,7 +590,6 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 							__ATOMIC_ACQUIRE);
 			c->ctail[lane] = c->head[lane];
 		}
-		c->received = sn_load64(&c->stats->received);
 		c->empty = sn_load64(&c->stats->empty);
 		c->sleeps = sn_load64(&c->stats->sleeps);
 		c->wakeups = sn_load64(&c->stats->wakeups);
@@ -549,6 +603,17 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	return 0;
 }
 
+/* SPSC/MPSC: the upper bits of @lane's received count (sn__cons_count). */
+SN_API void sn__consumer_publish_lane(struct sn_consumer *c, __u32 lane)
+{
+	struct sn_cons_stats *cs = (struct sn_cons_stats *)
+		((unsigned char *)c->stats + (__u64)lane * 2 * SN_PAD);
+
+	__atomic_store_n(&cs->received,
+			 sn_index64(sn_load64(&cs->received), c->head[lane]),
+			 __ATOMIC_RELAXED);
+}
+
 /* MPMC consumers share the statistics line: add what is new, rarely. */
 SN_API int sn__consumer_publish(struct sn_consumer *c)
 {
@@ -558,8 +623,13 @@ SN_API int sn__consumer_publish(struct sn_consumer *c)
 	int i;
 
 	c->unpublished = 0;
-	if (!(c->flags & SN__MPMC))
+	if (!(c->flags & SN__MPMC)) {
+		__u32 lane;
+
+		for (lane = 0; lane < c->lanes; lane++)
+			sn__consumer_publish_lane(c, lane);
 		return 0;
+	}
 	for (i = 0; i < 4; i++) {
 		if (now[i] != c->pub[i])
 			__atomic_fetch_add(dst[i], now[i] - c->pub[i],

@@ -44,6 +44,8 @@ struct sn_channel {
 	int handles;		/* open producers and consumers */
 	int fd_producer;	/* producer-role fd: its one producer is open */
 	int fd_consumers;	/* consumer-role fd: consumers open on it */
+	__u32 fence;		/* SN_FENCE_* of the ring */
+	__u32 handle_flags;	/* SN__FENCE when our fast sides fence */
 };
 
 /* channel.c */
@@ -85,6 +87,16 @@ int sn_kernel_create(struct sn_channel *ch, int devfd);
 /* 1: a kernel ring, attached; 0: not a kernel ring fd; < 0: an error. */
 int sn_kernel_attach(struct sn_channel *ch);
 int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which);
+
+/* fence.c */
+/* 1: this process is registered, its fast sides may skip fences */
+int sn_fence_process_asym(void);
+/* 1: this process can run the memfd heavy barrier */
+int sn_fence_memfd_attach_ok(void);
+/* membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): 0 or -errno */
+int sn_fence_memfd_heavy(void);
+/* SN_FENCE=full in the environment */
+int sn_fence_env_full(void);
 
 /* wait.c */
 __u64 sn_now_ns(void);

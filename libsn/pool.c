@@ -407,12 +407,11 @@ static void sn_worker_envs(struct sn_worker *w, const struct sn_consumer *c,
 			   __u32 lane, __u32 pos, __u32 k,
 			   struct sn_envelope *env)
 {
-	const unsigned char *slots = sn__cons_lane(c, lane) + c->off_slots;
 	__u32 msg_size = w->pool->msg_size, j;
 
 	for (j = 0; j < k; j++) {
-		const unsigned char *slot = slots +
-			(__u64)((pos + j) & c->mask) * c->slot_size;
+		const unsigned char *slot = (const unsigned char *)
+			(sn__cons_hdr(c, lane, pos + j) + 1);
 		struct sn_msg_hdr h;
 
 		memcpy(&h, slot, sizeof(h));

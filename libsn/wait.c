@@ -143,23 +143,45 @@ static int sn_poll(int fd, short events, const struct timespec *ts)
 	return 0;
 }
 
-/* Any lane with a message, without claiming it. */
+/*
+ * Any lane with a message, without claiming it: SPSC/MPSC by the slot at
+ * the head (what sn__cons_take() reads), MPMC by the tail.
+ */
 static int sn_consumer_ready(struct sn_consumer *c)
 {
-	__u32 lane, slots = c->mask + 1;
+	__u32 lane, slots = c->mask + 1, h;
 
 	for (lane = 0; lane < c->lanes; lane++) {
 		const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
 						      c->off_tail);
-		__u32 h = c->flags & SN__MPMC ?
-			__atomic_load_n(sn__cons_head_p(c, lane),
-					__ATOMIC_RELAXED) : c->head[lane];
 
+		if (!(c->flags & SN__MPMC)) {
+			if (sn__cons_committed(c, lane, c->head[lane], 1))
+				return 1;
+			continue;
+		}
+		h = __atomic_load_n(sn__cons_head_p(c, lane), __ATOMIC_RELAXED);
 		if (sn__clamp_depth(__atomic_load_n(tail_p, __ATOMIC_ACQUIRE),
 				    h, slots))
 			return 1;
 	}
 	return 0;
+}
+
+/*
+ * The heavy barrier a sleeper owes an ASYM ring's fast sides, between its
+ * announcement and its re-check ([W1], [W2]; the uapi header's "Sleeping
+ * and waking"). Kernel rings: sn.ko runs it in poll(), after which the
+ * re-check that counts is poll's own; here a full barrier orders our
+ * shortcut re-check. Memfd: membarrier(2); its failure (a seccomp filter
+ * installed after attach) leaves no safe sleep: -EOPNOTSUPP.
+ */
+static int sn_sleeper_barrier(const struct sn_channel *ch, __u32 flags)
+{
+	SN__FULL_BARRIER();
+	if (!(flags & SN__MEMFD) || ch->fence != SN_FENCE_ASYM)
+		return 0;
+	return sn_fence_memfd_heavy() ? -EOPNOTSUPP : 0;
 }
 
 /*
@@ -274,10 +296,9 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		else
 			__atomic_store_n(p->waiting_p, 1, __ATOMIC_SEQ_CST);
 		/* [W2] pairs with [C1] in sn__cons_done() */
-		SN__FULL_BARRIER();
+		ret = sn_sleeper_barrier(p->chan, p->flags);
 		room = sn__prod_refill(p);
-		ret = 0;
-		if (!room) {
+		if (!room && !ret) {
 			sn_producer_count_sleep(p);
 			if (p->flags & SN__MEMFD)
 				ret = sn_memfd_sleep(p->chan, p->waiting_p, v,
@@ -332,10 +353,9 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 			__atomic_store_n(&c->claim->asleep, 1,
 					 __ATOMIC_RELAXED);
 		/* [W1] pairs with [P1] in sn__prod_publish() */
-		SN__FULL_BARRIER();
+		ret = sn_sleeper_barrier(c->chan, c->flags);
 		ready = sn_consumer_poll_state(c);
-		ret = 0;
-		if (!ready) {
+		if (!ready && !ret) {
 			if (c->flags & SN__MEMFD)
 				ret = sn_memfd_sleep(c->chan, c->waiters_p, v,
 						     deadline, sn_consumer_woken,

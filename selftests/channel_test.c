@@ -280,9 +280,10 @@ static int memfd_with(const void *kpage, size_t kplen, off_t size, int seal)
 TEST(attach_validates)
 {
 	struct sn_channel *ch, *a;
-	struct sn_geometry g = { SN_RING_MPSC, 16, 8, 2 };
+	struct sn_geometry g = { SN_RING_MPSC, 16, 8, 2, SN_GEO_FORMAT3 };
 	struct sn_offsets off;
-	struct sn_kpage kp = { .magic = SN_KPAGE_MAGIC, .type = SN_RING_MPSC,
+	struct sn_kpage kp = { .magic = SN_KPAGE_MAGIC_FORMAT3,
+			       .type = SN_RING_MPSC,
 			       .slot_size = 16, .slots = 8, .lanes = 2 };
 	long page = sysconf(_SC_PAGESIZE);
 	int pfd[2], fd;
@@ -320,6 +321,11 @@ TEST(attach_validates)
 	kp.magic = 0;
 	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
 	EXPECT_EQ(-EINVAL, sn_channel_attach(&a, fd, 0));
+	close(fd);
+	/* format 2 (an older libsn's ring): a clear "not this protocol" */
+	kp.magic = SN_KPAGE_MAGIC;
+	fd = memfd_with(&kp, sizeof(kp), (off_t)off.map_size, 1);
+	EXPECT_EQ(-EPROTONOSUPPORT, sn_channel_attach(&a, fd, 0));
 	close(fd);
 	/* not a ring at all */
 	ASSERT_EQ(0, pipe(pfd));

@@ -147,7 +147,7 @@ TEST(create_and_info)
 
 	for (int t = 0; t < 3; t++) {
 		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 3;
-		struct sn_geometry g = { types[t], 24, 64, lanes };
+		struct sn_geometry g = { types[t], 24, 64, lanes, 0 };
 		struct sn_offsets want;
 		struct sn_info i;
 		int fd = create_simple(types[t], 24, 64, lanes);
@@ -164,7 +164,8 @@ TEST(create_and_info)
 		EXPECT_EQ(SN_ROLE_FULL, i.role);
 		EXPECT_LT(0, i.id);
 		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
-			  SN_FEAT_PEERS, i.features);
+			  SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3,
+			  i.features);
 		EXPECT_EQ(SN_CLAIM_NONE, i.claim);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
@@ -177,6 +178,49 @@ TEST(create_and_info)
 		EXPECT_EQ(types[t], kp->type);
 		EXPECT_EQ(64, kp->slots);
 		EXPECT_EQ(i.id, kp->id);
+		EXPECT_EQ(24, kp->stride);
+		EXPECT_EQ(24, i.off.stride);
+		munmap(kp, getpagesize());
+		close(fd);
+	}
+}
+
+/*
+ * Format 3: slots carry a struct sn_slot, the stride and the kpage say so;
+ * the fence is ASYM unless asked for FULL (the module's asym=1 default).
+ */
+TEST(create_format3)
+{
+	__u32 sizes[] = { 8, 16, 24, 56, 64, 120, 4096 };
+	__u32 strides[] = { 16, 32, 32, 64, 128, 128, 4160 };
+
+	for (unsigned int k = 0; k < 2 * ARRAY_SIZE(sizes); k++) {
+		unsigned int z = k % ARRAY_SIZE(sizes);
+		int full = k >= ARRAY_SIZE(sizes);
+		struct sn_create p = params(SN_RING_MPMC, sizes[z], 64, 2);
+		struct sn_geometry g = { SN_RING_MPMC, sizes[z], 64, 2,
+					 SN_GEO_FORMAT3 };
+		struct sn_offsets want;
+		struct sn_kpage *kp;
+		struct sn_info i;
+		int fd;
+
+		p.flags |= SN_CREATE_FORMAT3 | (full ? SN_CREATE_FULL_FENCE : 0);
+		fd = create(&p);
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, info(fd, &i));
+		EXPECT_EQ(strides[z], i.off.stride);
+		EXPECT_EQ(strides[z], sn_slot_stride(sizes[z]));
+		sn_ring_layout(&g, getpagesize(), &want);
+		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
+		EXPECT_EQ(0, i.off.lane_size % getpagesize());
+		EXPECT_LE((__u64)64 * strides[z] + getpagesize(),
+			  i.off.lane_size);
+		kp = map(fd, 0, getpagesize(), PROT_READ);
+		ASSERT_NE(MAP_FAILED, kp);
+		EXPECT_EQ(SN_KPAGE_MAGIC_FORMAT3, kp->magic);
+		EXPECT_EQ(strides[z], kp->stride);
+		EXPECT_EQ(full ? SN_FENCE_FULL : SN_FENCE_ASYM, kp->fence);
 		munmap(kp, getpagesize());
 		close(fd);
 	}
@@ -1165,7 +1209,7 @@ TEST(largest_geometry)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, view_open(&v, fd));
 	{
-		struct sn_geometry g = { SN_RING_MPMC, 8, 1U << 16, 64 };
+		struct sn_geometry g = { SN_RING_MPMC, 8, 1U << 16, 64, 0 };
 		struct sn_offsets want;
 		__u32 *rel = (__u32 *)(v.base + v.i.off.cons +
 				       v.i.off.cons_release);

@@ -134,9 +134,22 @@ struct sn_channel;
 #define SN__FULL_BARRIER() __atomic_thread_fence(__ATOMIC_SEQ_CST)
 #endif
 
+/*
+ * [P1] and [C1]: a full barrier on SN_FENCE_FULL rings (SN__FENCE), a
+ * compiler barrier on SN_FENCE_ASYM ones, whose sleepers pay instead (the
+ * uapi header's "Sleeping and waking"). One predictable branch.
+ */
+#define SN__FAST_SIDE_BARRIER(flags) do {				\
+		if ((flags) & SN__FENCE)				\
+			SN__FULL_BARRIER();				\
+		else							\
+			__asm__ __volatile__("" ::: "memory");		\
+	} while (0)
+
 /* Internal handle flags. */
 #define SN__MPMC	(1U << 0)
 #define SN__MEMFD	(1U << 1)
+#define SN__FENCE	(1U << 2)	/* the ring is SN_FENCE_FULL */
 
 /*
  * A producer: owns one lane. Transparent for the inline hot path; fields
@@ -152,7 +165,9 @@ struct sn_producer {
 	__u32 flags;		/* SN__* */
 	__u32 wake_mask;	/* bits of cons waiters that count sleepers */
 	__u32 lane;
-	unsigned char *slots;	/* slot 0 of the lane */
+	__u32 stride;		/* bytes per slot, header included */
+	__u32 pad;
+	unsigned char *slots;	/* slot 0 of the lane (its struct sn_slot) */
 	__u32 *tail_p;		/* the lane's shared tail */
 	const __u32 *head_p;	/* the consumers' head of the lane */
 	const __u32 *release;	/* MPMC: the lane's release words; else NULL */
@@ -160,7 +175,8 @@ struct sn_producer {
 	__u32 *waiting_p;	/* the lane's producer waiting word */
 	const __u32 *kflags_p;	/* kpage kflags: SN_KFLAG_NEED_WAKEUP */
 	struct sn_prod_stats *stats;	/* the lane's statistics line */
-	__u64 sent;		/* local copies of this lane's statistics */
+	__u64 sent;		/* local copies of this lane's statistics
+				 * (sent is published at refills) */
 	__u64 full;
 	__u64 sleeps;
 	__u64 kicks;
@@ -187,6 +203,7 @@ struct sn_consumer {
 	__u32 off_tail;		/* field offsets within a lane */
 	__u32 off_waiting;
 	__u32 off_slots;
+	__u32 stride;		/* bytes per slot, header included */
 	unsigned char *lane0;	/* lane 0 */
 	unsigned char *heads;	/* lane i's head at heads + i * 2 * SN_PAD */
 	__u32 *release;		/* MPMC: lane i's words at release + i * slots */
@@ -208,7 +225,8 @@ struct sn_consumer {
 	struct sn_channel *chan;
 	__u32 head[SN_MAX_LANES];	/* SPSC/MPSC: our heads, the truth;
 					 * MPMC: the head ctail was read at */
-	__u32 ctail[SN_MAX_LANES];	/* cached tails */
+	/* SPSC/MPSC: committed up to (slots' seq); MPMC: cached tails */
+	__u32 ctail[SN_MAX_LANES];
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /* Statistics of a channel, summed over what this process can read. */
@@ -243,7 +261,10 @@ struct sn_channel_info {
 	__u32 backend;		/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD */
 	__u32 role;		/* enum sn_role of this channel's fd */
 	__u32 lane;		/* SN_ROLE_PRODUCER: its lane */
-	__u32 pad;
+	/* SN_FENCE_ASYM: sends and receives issue no full barrier, sleepers
+	 * pay (kernel: sn.ko interrupts the CPUs; memfd: membarrier(2));
+	 * SN_FENCE_FULL: every send and release issues one */
+	__u32 fence;
 	__u64 map_size;
 	__u64 id;		/* kernel: the ring id; memfd: 0 */
 };
@@ -412,6 +433,9 @@ static inline __u32 sn__prod_refill(struct sn_producer *p)
 			n++;
 	}
 	p->limit = t + n;
+	/* sent is derived from the tail (sn_index64()); publishing its
+	 * upper bits once per refill keeps it exact */
+	__atomic_store_n(&p->stats->sent, p->sent, __ATOMIC_RELAXED);
 	return n;
 }
 
@@ -430,13 +454,60 @@ static inline __u32 sn__prod_room(struct sn_producer *p)
 	return room ? room : sn__prod_refill(p);
 }
 
+/* The header of position @pos's slot in @p's lane (masked). */
+static inline struct sn_slot *sn__prod_hdr(const struct sn_producer *p,
+					   __u32 pos)
+{
+	return (struct sn_slot *)(p->slots + (__u64)(pos & p->mask) * p->stride);
+}
+
 /*
- * The slot of position @pos of @p's lane (from sn_reserve()). Always inside
- * the lane: the position is masked.
+ * The message of position @pos of @p's lane (from sn_reserve()), slot_size
+ * bytes, 8-byte aligned. Always inside the lane: the position is masked.
  */
 static inline void *sn_producer_slot(const struct sn_producer *p, __u32 pos)
 {
-	return p->slots + (__u64)(pos & p->mask) * p->slot_size;
+	return sn__prod_hdr(p, pos) + 1;
+}
+
+/*
+ * memcpy with the size the compiler sees for the common message sizes, so
+ * a 16-byte message is two moves, not a call. The empty asm hides which
+ * object the pointers point into: the cases other than the message's size
+ * are unreachable, but GCC would warn that they overrun the caller's
+ * buffer (-Warray-bounds).
+ */
+static inline void sn__copy(void *dst, const void *src, __u32 size)
+{
+	__asm__("" : "+r"(dst), "+r"(src));
+	switch (size) {
+	case 8:
+		memcpy(dst, src, 8);
+		break;
+	case 16:
+		memcpy(dst, src, 16);
+		break;
+	case 24:
+		memcpy(dst, src, 24);
+		break;
+	case 32:
+		memcpy(dst, src, 32);
+		break;
+	case 48:
+		memcpy(dst, src, 48);
+		break;
+	case 56:
+		memcpy(dst, src, 56);
+		break;
+	case 64:
+		memcpy(dst, src, 64);
+		break;
+	case 120:
+		memcpy(dst, src, 120);
+		break;
+	default:
+		memcpy(dst, src, size);
+	}
 }
 
 static inline void sn__prod_full(struct sn_producer *p)
@@ -448,15 +519,25 @@ static inline void sn__prod_full(struct sn_producer *p)
 /* Publishes @n written slots and kicks a sleeping consumer. */
 static inline void sn__prod_publish(struct sn_producer *p, __u32 n)
 {
-	p->tail += n;
-	/* release: the slots' contents before the tail (pairs with the
-	 * consumer's acquire load of the tail) */
+	__u32 i, t = p->tail;
+
+	for (i = 0; i < n; i++) {
+		struct sn_slot *s = sn__prod_hdr(p, t + i);
+
+		__atomic_store_n(&s->len, p->slot_size, __ATOMIC_RELAXED);
+		/* release: the message and len before seq (pairs with the
+		 * consumer's acquire load of seq in sn__cons_take()) */
+		__atomic_store_n(&s->seq, t + i + 1, __ATOMIC_RELEASE);
+	}
+	p->tail = t + n;
+	/* release: the slots before the tail, which the kernel and MPMC
+	 * consumers read (pairs with their acquire loads) */
 	__atomic_store_n(p->tail_p, p->tail, __ATOMIC_RELEASE);
 	p->sent += n;
-	__atomic_store_n(&p->stats->sent, p->sent, __ATOMIC_RELAXED);
-	/* [P1] pairs with [W1] in sn_consumer_wait(): either the sleeper
-	 * sees the new tail or we see its announcement */
-	SN__FULL_BARRIER();
+	/* [P1] pairs with [W1] (libsn/wait.c; sn.ko's poll runs its H) and
+	 * [T1]/[T2] (kmod/sn_thread.c): the sleeper sees the new tail or
+	 * we see its announcement */
+	SN__FAST_SIDE_BARRIER(p->flags);
 	/* A sleeper needs our kick only while no kernel thread watches the
 	 * ring (NEED_WAKEUP; always set by the memfd backend). */
 	if ((__atomic_load_n(p->waiters_p, __ATOMIC_RELAXED) & p->wake_mask) &&
@@ -535,7 +616,7 @@ static inline int sn_try_send(struct sn_producer *p, const void *msg)
 		sn__prod_full(p);
 		return -EAGAIN;
 	}
-	memcpy(sn_producer_slot(p, p->tail), msg, p->slot_size);
+	sn__copy(sn_producer_slot(p, p->tail), msg, p->slot_size);
 	sn__prod_publish(p, 1);
 	return 0;
 }
@@ -566,8 +647,8 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 		return r;
 	n = (__u32)r;
 	for (i = 0; i < n; i++)
-		memcpy(sn_producer_slot(p, p->tail + i),
-		       src + (__u64)i * p->slot_size, p->slot_size);
+		sn__copy(sn_producer_slot(p, p->tail + i),
+			 src + (__u64)i * p->slot_size, p->slot_size);
 	sn__prod_publish(p, n);
 	return (int)n;
 }
@@ -581,6 +662,33 @@ static inline unsigned char *sn__cons_lane(const struct sn_consumer *c,
 					   __u32 lane)
 {
 	return c->lane0 + lane * c->lane_size;
+}
+
+/* The header of position @pos's slot in @lane (masked). */
+static inline const struct sn_slot *sn__cons_hdr(const struct sn_consumer *c,
+						 __u32 lane, __u32 pos)
+{
+	return (const struct sn_slot *)(sn__cons_lane(c, lane) + c->off_slots +
+					(__u64)(pos & c->mask) * c->stride);
+}
+
+/*
+ * How many positions from @h of @lane are committed, up to @n (at most
+ * slots): the slots' seq words, one line per message, not the tail's.
+ */
+static inline __u32 sn__cons_committed(const struct sn_consumer *c,
+				       __u32 lane, __u32 h, __u32 n)
+{
+	__u32 d = 0;
+
+	if (n > c->mask + 1)
+		n = c->mask + 1;
+	/* acquire: pairs with the producer's release store of seq, so the
+	 * message is visible */
+	while (d < n && __atomic_load_n(&sn__cons_hdr(c, lane, h + d)->seq,
+					__ATOMIC_ACQUIRE) == h + d + 1)
+		d++;
+	return d;
 }
 
 /*
@@ -598,11 +706,7 @@ static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
 		h = c->head[lane];
 		d = c->ctail[lane] - h;
 		if (!d) {
-			/* acquire: pairs with the producer's release store
-			 * of the tail, so the slots' contents are visible */
-			d = sn__clamp_depth(__atomic_load_n(tail_p,
-							    __ATOMIC_ACQUIRE),
-					    h, slots);
+			d = sn__cons_committed(c, lane, h, n);
 			c->ctail[lane] = h + d;
 		}
 		*pos = h;
@@ -660,16 +764,24 @@ static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
 /* Publishes the MPMC consumer's statistics every 256 operations. */
 int sn__consumer_publish(struct sn_consumer *c);
 
+/*
+ * SPSC/MPSC: received is derived from the heads (sn_index64()); the one
+ * consumer publishes a lane's upper bits when its head crosses half the
+ * index space, and at sleeps and close.
+ */
+void sn__consumer_publish_lane(struct sn_consumer *c, __u32 lane);
+
 static inline void sn__cons_count(struct sn_consumer *c, __u32 received,
 				  __u32 empty)
 {
 	c->received += received;
 	c->empty += empty;
 	if (!(c->flags & SN__MPMC)) {
-		/* the one consumer owns the line: plain stores */
-		__atomic_store_n(&c->stats->received, c->received,
-				 __ATOMIC_RELAXED);
-		__atomic_store_n(&c->stats->empty, c->empty, __ATOMIC_RELAXED);
+		/* the one consumer owns the line: a plain store, and only
+		 * when a receive found nothing */
+		if (empty)
+			__atomic_store_n(&c->stats->empty, c->empty,
+					 __ATOMIC_RELAXED);
 	} else if (++c->unpublished >= 256) {
 		sn__consumer_publish(c);
 	}
@@ -707,6 +819,8 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 		 * with the producer's acquire load in sn__prod_refill) */
 		__atomic_store_n(sn__cons_head_p(c, lane), pos + n,
 				 __ATOMIC_RELEASE);
+		if ((pos ^ (pos + n)) & 0x80000000U)
+			sn__consumer_publish_lane(c, lane);
 	} else {
 		__u32 *rel = c->release + (__u64)lane * (c->mask + 1);
 
@@ -718,9 +832,10 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 		__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE,
 				 __ATOMIC_RELEASE);
 	}
-	/* [C1] pairs with [W2] in sn_producer_wait(): either the producer
-	 * sees the room or we see its waiting flag */
-	SN__FULL_BARRIER();
+	/* [C1] pairs with [W2] (libsn/wait.c; sn.ko's poll runs its H) and
+	 * [T1]/[T2] (kmod/sn_thread.c): the producer sees the room or we
+	 * see its waiting flag */
+	SN__FAST_SIDE_BARRIER(c->flags);
 	if ((__atomic_load_n(wp, __ATOMIC_RELAXED) & c->wake_mask) &&
 	    (__atomic_load_n(c->kflags_p, __ATOMIC_RELAXED) &
 	     SN_KFLAG_NEED_WAKEUP))
@@ -744,8 +859,7 @@ static inline int sn__cons_empty(struct sn_consumer *c)
 static inline const void *sn_consumer_slot(const struct sn_consumer *c,
 					   __u32 pos)
 {
-	return sn__cons_lane(c, c->peek_lane) + c->off_slots +
-	       (__u64)(pos & c->mask) * c->slot_size;
+	return sn__cons_hdr(c, c->peek_lane, pos) + 1;
 }
 
 /*
@@ -818,10 +932,9 @@ static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 		if (!k)
 			break;
 		for (i = 0; i < k; i++)
-			memcpy(dst + (__u64)(got + i) * c->slot_size,
-			       sn__cons_lane(c, lane) + c->off_slots +
-			       (__u64)((pos + i) & c->mask) * c->slot_size,
-			       c->slot_size);
+			sn__copy(dst + (__u64)(got + i) * c->slot_size,
+				 sn__cons_hdr(c, lane, pos + i) + 1,
+				 c->slot_size);
 		sn__cons_done(c, lane, pos, k);
 		got += k;
 	}

@@ -52,7 +52,9 @@
  *              page aligned, the release words
  *   lane i     at lane0 + i * lane_size: one page with the tail, the
  *              producer's waiting flag and producer statistics, then the
- *              slots (slots * slot_size bytes, page aligned)
+ *              slots (slots * stride bytes, page aligned; stride is
+ *              slot_size, or in format 3 sn_slot_stride(slot_size): each
+ *              slot then starts with a struct sn_slot, see below)
  *
  * Fields written by different parties sit SN_PAD bytes apart: a cache line
  * and its adjacent-line prefetch partner.
@@ -79,18 +81,46 @@
  * poll/epoll/io_uring on a ring fd: EPOLLIN when a lane the fd reads holds
  * a message; EPOLLOUT when a lane the fd writes has room (MPMC: its next
  * slot is released). A sleeper announces itself before sleeping and the
- * other side kicks only if it sees the announcement (Dekker):
+ * other side kicks only if it sees the announcement (Dekker). The fast
+ * sides run for every message, the sleeper only when it sleeps, so the
+ * sleeper pays for the ordering (an asymmetric Dekker, as membarrier(2)
+ * and liburcu's memb flavour do):
  *
- *   consumer: atomic add 1 to cons waiters; full barrier [W1];
- *             re-check the ring; poll() only if still empty; subtract 1
- *   producer: store tail with release; full barrier [P1]; load waiters
- *             and kpage->kflags; if waiters is non-zero and kflags has
- *             SN_KFLAG_NEED_WAKEUP, ioctl(SN_IOC_KICK, SN_KICK_CONSUMERS)
+ *   producer: store tail with release (format 3: each slot's seq first);
+ *             [P1]; load waiters and kpage->kflags; if waiters is non-zero
+ *             and kflags has SN_KFLAG_NEED_WAKEUP, SN_IOC_KICK(CONSUMERS)
+ *   consumer: store head (MPMC: release words) with release; [C1]; load
+ *             the lane's waiting word and kflags; kick PRODUCERS likewise
+ *   sleeper:  announce (consumer: atomic add 1 to cons waiters; producer:
+ *             set its lane's waiting word); [W1] (consumer) or [W2]
+ *             (producer); re-check the ring; sleep only if nothing is
+ *             there; withdraw the announcement
  *
- * [W1] pairs with [P1]: either the consumer sees the new tail or the
- * producer sees the waiter. The same holds the other way round with the
- * lane's producer `waiting` word, the consumer's head (or release word) and
- * SN_KICK_PRODUCERS.
+ * [P1] and [C1] are the ring's fence (kpage->fence, fixed at creation):
+ * SN_FENCE_FULL: a full barrier, and [W1]/[W2] a full barrier: either the
+ * sleeper sees the new index or the fast side sees the announcement.
+ * SN_FENCE_ASYM: [P1]/[C1] are compiler barriers only, and [W1]/[W2] are a
+ * heavy barrier H: a full barrier, then a full barrier run on every other
+ * online CPU (an IPI; a CPU not running the fast side's task passes a
+ * full barrier when it switches tasks), then a full barrier. A fast side's
+ * "store index; load announcement" sits in program order around the point
+ * where its CPU ran H's barrier (or switched tasks): if the store came
+ * before it, the store is visible when H returns and the re-check sees it;
+ * if the load came after it, the announcement, stored before H began, is
+ * visible to it and the fast side kicks; if the store came before and the
+ * load after, both. So never "the sleeper saw nothing and the fast side
+ * saw no sleeper" (membarrier's scenarios A and B).
+ * Who runs H: on an sn.ko ring, the kernel, in poll() of a caller that will
+ * wait, after it joined the wait queue and before it reads the ring (the
+ * [K1] step): that read is the re-check that counts, the caller's own
+ * before poll() is only a shortcut, so a sleep stays one system call. A
+ * memfd ring (libsn without the module) is ASYM only when its creator
+ * registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): every
+ * process that skips the fences is registered, and a sleeper runs that
+ * membarrier command as H. The module parameter asym=0 (or
+ * SN_CREATE_FULL_FENCE) makes new rings FULL, for sites that must not
+ * take IPIs (nohz_full CPUs); H then costs one IPI round per sleep,
+ * never per message.
  *
  * A sleeper's poll() arms the ring on a per-CPU kernel thread (sn/N, the
  * ring's home CPU when online) that watches it and wakes sleepers as soon
@@ -99,15 +129,17 @@
  * the tail, the head and (MPMC) the release word at the tail that it saw
  * last; a moved tail wakes EPOLLIN sleepers, a moved head or release word
  * EPOLLOUT sleepers. A thread that sees no progress for the module
- * parameter poll_idle_us runs a closing round: per ring, set NEED_WAKEUP,
- * full barrier [T1] (pairs with [P1]), look once more; it sleeps only if a
- * whole round saw nothing move, and the next kick brings it back. A ring
- * that stops being watched for any other reason gets the same three steps.
- * A kick or a re-poll (epoll, io_uring) of a ring that lost its watcher
- * arms it again. The module parameter poll_mode is off (threads never
- * watch: always kick), adaptive (the default) or always (threads never idle
- * while armed); max_armed_per_user bounds one user's rings per thread
- * (beyond it a ring is not watched and publishers kick).
+ * parameter poll_idle_us runs a closing round: it sets NEED_WAKEUP on
+ * each ring of a pass, runs one barrier [T1] for them all (H if one of
+ * them is ASYM, else a full barrier; pairs with [P1] and [C1], the flag
+ * playing the announcement), and looks at each once more; it sleeps only
+ * if a whole round saw nothing move, and the next kick brings it back. A
+ * ring that stops being watched for any other reason gets the same three
+ * steps ([T2]). A kick or a re-poll (epoll, io_uring) of a ring that lost
+ * its watcher arms it again. The module parameter poll_mode is off
+ * (threads never watch: always kick), adaptive (the default) or always
+ * (threads never idle while armed); max_armed_per_user bounds one user's
+ * rings per thread (beyond it a ring is not watched and publishers kick).
  *
  * EPOLLOUT wakes and kicks carry no poll key: every sleeper re-polls, as
  * room is per lane and io_uring takes a keyed wake's events as its result.
@@ -217,6 +249,8 @@
 #define SN_MAX_CLAIMS	64
 /* kpage magic: "sn" ring, format 2 (claim records, peer statistics) */
 #define SN_KPAGE_MAGIC	0x736e0002
+/* kpage magic of a ring created with SN_CREATE_FORMAT3 (slot headers) */
+#define SN_KPAGE_MAGIC_FORMAT3	0x736e0003
 
 enum sn_ring_type {
 	SN_RING_SPSC = 1,
@@ -233,7 +267,12 @@ enum sn_role {
 /* struct sn_create flags */
 #define SN_CREATE_HOME_CPU	(1U << 0)	/* home_cpu is given */
 #define SN_CREATE_NUMA_NODE	(1U << 1)	/* numa_node is given */
-#define SN_CREATE_FLAGS		(SN_CREATE_HOME_CPU | SN_CREATE_NUMA_NODE)
+/* format 3: every slot starts with a struct sn_slot (see "Format 3") */
+#define SN_CREATE_FORMAT3	(1U << 2)
+/* fast sides fence: SN_FENCE_FULL whatever the module parameter asym */
+#define SN_CREATE_FULL_FENCE	(1U << 3)
+#define SN_CREATE_FLAGS		(SN_CREATE_HOME_CPU | SN_CREATE_NUMA_NODE | \
+				 SN_CREATE_FORMAT3 | SN_CREATE_FULL_FENCE)
 
 /* SN_IOC_CREATE on /dev/sn: returns a new ring fd (O_CLOEXEC). */
 struct sn_create {
@@ -289,8 +328,9 @@ struct sn_offsets {
 	__u32 prod_tail;	/* __u32 */
 	__u32 prod_waiting;	/* __u32: the producer announced asleep */
 	__u32 prod_stats;	/* struct sn_prod_stats */
-	__u32 slots;		/* slot 0; slot j at slots + j * slot_size */
-	__u32 pad;
+	__u32 slots;		/* slot 0; slot j at slots + j * stride */
+	/* bytes per slot: slot_size, or sn_slot_stride() in format 3 */
+	__u32 stride;
 	__u64 reserved[3];
 };
 
@@ -320,7 +360,9 @@ struct sn_kpage {
 	__u64 lanes_live;	/* bit i: lane i has a producer fd */
 	__u64 lanes_dead;	/* bit i: lane i's last producer died with it */
 	__u64 claims_live;	/* MPMC: bit i: record i has a consumer fd */
-	__u64 reserved[9];
+	__u32 fence;		/* SN_FENCE_*: fixed at creation */
+	__u32 stride;		/* bytes per slot (struct sn_offsets) */
+	__u64 reserved[8];
 	/* SN_PAD: what the kernel changes while the ring runs */
 	__u32 kflags;		/* SN_KFLAG_* */
 	__u32 pad1;
@@ -370,6 +412,32 @@ struct sn_info {
 #define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
 #define SN_FEAT_KTHREAD		(1ULL << 2)	/* wakeup threads, kflags */
 #define SN_FEAT_PEERS		(1ULL << 3)	/* dead peers, SN_IOC_SHUTDOWN */
+#define SN_FEAT_ASYM		(1ULL << 4)	/* SN_FENCE_ASYM rings */
+#define SN_FEAT_FORMAT3		(1ULL << 5)	/* SN_CREATE_FORMAT3 */
+
+/*
+ * kpage->fence: what the fast sides of the sleep protocol do ("Sleeping
+ * and waking"). FULL: a full barrier at [P1] and [C1]. ASYM: only a
+ * compiler barrier there; the sleeper pays with a heavy barrier. Zero is
+ * FULL, so that a ring of a module that predates ASYM reads as FULL.
+ */
+#define SN_FENCE_FULL		0
+#define SN_FENCE_ASYM		1
+
+/*
+ * Format 3: slot j of a lane starts with this header, the message follows
+ * it. The producer writes the message and len, then stores seq = the
+ * position + 1 with release: the slot is committed (then it stores the
+ * lane's tail with release, as in format 2, which is what the kernel
+ * reads). A consumer that keeps up reads one line per message, the slot's,
+ * never the producer's tail line: it takes position h when seq == h + 1
+ * (acquire). Zeroed memory never reads as committed: seq 0 means position
+ * 2^32 - 1, long after that slot's first write.
+ */
+struct sn_slot {
+	__u32 seq;		/* position + 1, stored last (release) */
+	__u32 len;		/* message bytes: slot_size */
+};
 
 #define SN_CLAIM_NONE		0xffffffffU
 
@@ -446,11 +514,41 @@ struct sn_geometry {
 	__u32 slot_size;
 	__u32 slots;
 	__u32 lanes;
+	__u32 flags;		/* SN_GEO_* */
 };
+
+/* struct sn_geometry flags */
+#define SN_GEO_FORMAT3		(1U << 0)	/* slots start with sn_slot */
 
 static inline __u64 sn_align_up(__u64 x, __u64 a)
 {
 	return (x + a - 1) & ~(a - 1);
+}
+
+/*
+ * Format 3's bytes per slot for @slot_size bytes of message: header and
+ * message rounded up to 16, 32 or 64 (a slot never straddles two cache
+ * lines), or to a multiple of 64 above that.
+ */
+static inline __u32 sn_slot_stride(__u32 slot_size)
+{
+	__u32 s = slot_size + (__u32)sizeof(struct sn_slot);
+
+	if (s <= 16)
+		return 16;
+	if (s <= 32)
+		return 32;
+	return (__u32)sn_align_up(s, 64);
+}
+
+/*
+ * Extends a free-running 32-bit index @idx to 64 bits with @pub, a 64-bit
+ * count of the same index published at most 2^32 - 1 steps behind it
+ * (statistics that a reader derives from the tail or the head).
+ */
+static inline __u64 sn_index64(__u64 pub, __u32 idx)
+{
+	return pub + (__u32)(idx - (__u32)pub);
 }
 
 /*
@@ -459,10 +557,11 @@ static inline __u64 sn_align_up(__u64 x, __u64 a)
  * The caller has checked the geometry: slots a power of two, slot_size a
  * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * slot_size below 2^56
  * (the kernel allows at most SN_MAX_SLOTS * SN_MAX_SLOT_SIZE = 2^44). Then
- * nothing here overflows: all lanes take below 2^62 bytes, the release
- * words below 2^40, so map_size fits a __u64 (below 2^51 for the kernel's
- * rings); the __u32 offsets stay within the first lane page or, for
- * cons_claims and cons_release, 24.25 KiB rounded up to a page.
+ * nothing here overflows: a format 3 stride is at most slot_size + 64, so
+ * all lanes take below 2^63 bytes, the release words below 2^40, and
+ * map_size fits a __u64 (below 2^52 for the kernel's rings); the __u32
+ * offsets stay within the first lane page or, for cons_claims and
+ * cons_release, 24.25 KiB rounded up to a page.
  */
 static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 				  struct sn_offsets *off)
@@ -472,7 +571,8 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 	off->reserved[0] = 0;
 	off->reserved[1] = 0;
 	off->reserved[2] = 0;
-	off->pad = 0;
+	off->stride = g->flags & SN_GEO_FORMAT3 ?
+		      sn_slot_stride(g->slot_size) : g->slot_size;
 	off->cons_waiters = 0;
 	off->cons_lane = 2 * SN_PAD;
 	off->cons_stats = 3 * SN_PAD;
@@ -497,7 +597,7 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 	off->cons_size = sn_align_up(cons_bytes, page_size);
 	off->lane0 = off->cons + off->cons_size;
 	off->lane_size = page_size +
-		sn_align_up((__u64)g->slots * g->slot_size, page_size);
+		sn_align_up((__u64)g->slots * off->stride, page_size);
 	off->map_size = off->lane0 + g->lanes * off->lane_size;
 }
 

@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The heavy barrier H of the asymmetric sleep protocol (the uapi header's
+ * "Sleeping and waking"): the publishers of an SN_FENCE_ASYM ring store
+ * their index and load the sleepers' announcement with only a compiler
+ * barrier between, so whoever announces (a sleeper's poll(), a thread
+ * setting NEED_WAKEUP) runs a full barrier on every CPU that may run one.
+ *
+ * membarrier(2) is not exported to modules, and its choice of CPUs needs
+ * the scheduler's private run queues; smp_call_function() is exported and
+ * interrupts every other online CPU, a superset. Its handler's smp_mb()
+ * orders the interrupted task's accesses before and after the interrupt;
+ * a CPU running another task passed a full barrier in the context switch
+ * since the fast side last ran there (membarrier's argument); a CPU that
+ * comes online switches tasks before it runs a fast side. The caller's own
+ * smp_mb() before and after makes H a full barrier here as well.
+ */
+#include <linux/moduleparam.h>
+#include <linux/smp.h>
+
+#include "sn.h"
+
+bool sn_asym = true;
+module_param_named(asym, sn_asym, bool, 0644);
+MODULE_PARM_DESC(asym,
+		 "New rings let publishers skip the full barrier; sleepers interrupt the other CPUs instead (SN_FENCE_ASYM)");
+
+static void sn_ipi_mb(void *info)
+{
+	/* The interrupted CPU's accesses before the IPI, then those after. */
+	smp_mb();
+}
+
+/*
+ * A full barrier here and, when @asym, on every other online CPU. Process
+ * context with interrupts enabled (smp_call_function() waits for the
+ * others); a spinlock may be held.
+ */
+void sn_heavy_barrier(bool asym)
+{
+	smp_mb();
+	if (!asym)
+		return;
+	smp_call_function(sn_ipi_mb, NULL, 1);
+	smp_mb();
+}
