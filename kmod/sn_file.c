@@ -449,6 +449,12 @@ static long sn_ring_ioctl(struct file *file, unsigned int cmd,
 		return sn_ring_kick(rf, arg);
 	case SN_IOC_SHUTDOWN:
 		return sn_ring_shutdown(rf, arg);
+	case SN_IOC_BARRIER:
+		if (arg)
+			return -EINVAL;
+		/* [W1]/[W2] for a sleeper that waits elsewhere than poll() */
+		sn_ring_barrier(rf->ring);
+		return 0;
 	default:
 		return -ENOTTY;
 	}

@@ -100,6 +100,13 @@ int sn_fence_env_full(void);
 
 /* wait.c */
 __u64 sn_now_ns(void);
+/*
+ * The heavy barrier H that a sleeper on @ch owes its fast sides between
+ * its announcement and its re-check, for sleeps outside the ring fd's
+ * poll() (the pool's io_uring wait): SN_IOC_BARRIER or membarrier(2) on
+ * ASYM rings, a full barrier on FULL ones. 0 or -errno.
+ */
+int sn_heavy_barrier(const struct sn_channel *ch);
 /* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
 void sn_memfd_wake(__u32 *word);
 

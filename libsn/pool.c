@@ -235,8 +235,9 @@ static void sn_efd_kick(int efd)
 
 /*
  * After publishing to @dw's inbound ring: the memfd backend's wakeup. The
- * publish's full barrier [P1] orders our tail store before this load; the
- * worker stores `sleeping`, full barrier, re-checks the rings. One of us
+ * publish's [P1] comes between our tail store and this load; the worker
+ * stores `sleeping`, runs the ring's barrier [W1] (H on ASYM rings: the
+ * uapi header's "Sleeping and waking"), re-checks the rings. One of us
  * sees the other. The swap makes one producer per sleep write.
  */
 static void sn_pool_wake(struct sn_pool *pool, struct sn_worker *dw)
@@ -533,7 +534,7 @@ static void sn_worker_sleep(struct sn_worker *w)
 	struct __kernel_timespec ts;
 	unsigned int i;
 	__u64 nap;
-	int kernel = pool->backend == SN_BACKEND_KERNEL;
+	int kernel = pool->backend == SN_BACKEND_KERNEL, hb;
 
 	sn_worker_arm(w);
 	if (kernel) {
@@ -543,14 +544,20 @@ static void sn_worker_sleep(struct sn_worker *w)
 	} else {
 		__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
 	}
-	/* [W1]: pairs with the producers' [P1] */
-	SN__FULL_BARRIER();
+	/* [W1]: pairs with the producers' [P1]. One H covers every ring:
+	 * it is a barrier on every CPU (all rings of a pool share their
+	 * backend and fence mode). Without it we must not sleep. */
+	hb = 0;
+	if (w->nin)
+		hb = sn_heavy_barrier(w->in[0]->chan);
+	else
+		SN__FULL_BARRIER();
 	/* work held for later (sn_worker_hold()) is retried from tick: a
 	 * worker holding some sleeps SN_POOL_HELD_NS at most */
 	nap = pool->cfg.max_sleep_ns;	/* SN_NO_WAIT never gets here */
 	if (w->c.held != w->c.released && nap > SN_POOL_HELD_NS)
 		nap = SN_POOL_HELD_NS;
-	if (!sn_worker_ready(w) && !io_uring_cq_ready(&w->ring) &&
+	if (!hb && !sn_worker_ready(w) && !io_uring_cq_ready(&w->ring) &&
 	    !__atomic_load_n(&pool->done, __ATOMIC_ACQUIRE)) {
 		sn_count(&w->c.idle_waits, 1);
 		if (nap != SN_WAIT_FOREVER) {

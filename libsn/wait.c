@@ -178,9 +178,20 @@ static int sn_consumer_ready(struct sn_consumer *c)
  */
 static int sn_sleeper_barrier(const struct sn_channel *ch, __u32 flags)
 {
-	SN__FULL_BARRIER();
-	if (!(flags & SN__MEMFD) || ch->fence != SN_FENCE_ASYM)
+	if (!(flags & SN__MEMFD)) {
+		SN__FULL_BARRIER();
 		return 0;
+	}
+	return sn_heavy_barrier(ch);
+}
+
+int sn_heavy_barrier(const struct sn_channel *ch)
+{
+	SN__FULL_BARRIER();
+	if (ch->fence != SN_FENCE_ASYM)
+		return 0;
+	if (ch->backend == SN_BACKEND_KERNEL)
+		return ioctl(ch->fd, SN_IOC_BARRIER, 0) ? -errno : 0;
 	return sn_fence_memfd_heavy() ? -EOPNOTSUPP : 0;
 }
 

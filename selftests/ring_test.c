@@ -226,6 +226,34 @@ TEST(create_format3)
 	}
 }
 
+/* SN_IOC_BARRIER: the ring's heavy barrier, from any role; 0 argument. */
+TEST(barrier_ioctl)
+{
+	for (int full = 0; full < 2; full++) {
+		struct sn_create p = params(SN_RING_MPSC, 8, 16, 2);
+		int fd, prod, cons;
+
+		p.flags |= SN_CREATE_FORMAT3 | (full ? SN_CREATE_FULL_FENCE : 0);
+		fd = create(&p);
+		ASSERT_LE(0, fd);
+		prod = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);
+		cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+		ASSERT_LE(0, prod);
+		ASSERT_LE(0, cons);
+		for (int i = 0; i < 100; i++) {
+			EXPECT_EQ(0, ioctl(fd, SN_IOC_BARRIER, 0));
+			EXPECT_EQ(0, ioctl(prod, SN_IOC_BARRIER, 0));
+			EXPECT_EQ(0, ioctl(cons, SN_IOC_BARRIER, 0));
+		}
+		errno = 0;
+		EXPECT_EQ(-1, ioctl(fd, SN_IOC_BARRIER, 1));
+		EXPECT_EQ(EINVAL, errno);
+		close(cons);
+		close(prod);
+		close(fd);
+	}
+}
+
 TEST(info_sizes)
 {
 	int fd = create_simple(SN_RING_SPSC, 8, 16, 1);

@@ -321,6 +321,9 @@ const char *sn_backend_name(int backend);
 /* Fills *@info. */
 int sn_channel_info(const struct sn_channel *ch, struct sn_channel_info *info);
 
+/* "full" or "asym" for a SN_FENCE_* value (sn_channel_info.fence); "?". */
+const char *sn_fence_name(int fence);
+
 /*
  * The mapping and its layout (for tools and tests): *@base is the start of
  * the ring (offset 0), *@off where everything sits. Regions the fd's role

@@ -114,6 +114,9 @@
  * wait, after it joined the wait queue and before it reads the ring (the
  * [K1] step): that read is the re-check that counts, the caller's own
  * before poll() is only a shortcut, so a sleep stays one system call. A
+ * sleeper that announces itself and then waits elsewhere (an io_uring or
+ * epoll wait on fds registered earlier) calls SN_IOC_BARRIER (argument 0;
+ * any role) between its announcement and its re-check: the ring's H. A
  * memfd ring (libsn without the module) is ASYM only when its creator
  * registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): every
  * process that skips the fences is registered, and a sleeper runs that
@@ -507,6 +510,7 @@ struct sn_narrow {
 #define SN_IOC_NARROW	_IOW(SN_IOC_MAGIC, 0x03, struct sn_narrow)
 #define SN_IOC_KICK	_IO(SN_IOC_MAGIC, 0x04)
 #define SN_IOC_SHUTDOWN	_IO(SN_IOC_MAGIC, 0x05)
+#define SN_IOC_BARRIER	_IO(SN_IOC_MAGIC, 0x06)
 
 /* Geometry of a ring, as created. */
 struct sn_geometry {
