@@ -265,6 +265,117 @@ TEST(index_wraparound)
 	}
 }
 
+/*
+ * Statistics are derived from the tail and the head with their upper bits
+ * published now and then: at rest they are exact, across both half-wraps
+ * of the 32-bit indices, after any mix of single, burst, zero-copy and
+ * partial operations, on every type and backend.
+ */
+TEST(stats_exact_at_rest)
+{
+	const __u32 starts[] = { 0, 0x7fffff00U, 0xffffff00U };
+	unsigned int types[] = { SN_RING_SPSC, SN_RING_MPSC, SN_RING_MPMC };
+	unsigned int flags[2];
+	int nb = t_backends(flags), b, t, z;
+
+	for (b = 0; b < nb; b++) for (t = 0; t < 3; t++) for (z = 0; z < 3; z++) {
+		struct sn_producer *p[2];
+		struct sn_consumer *c;
+		struct sn_channel *ch;
+		struct sn_channel_stats st0, st;
+		struct sn_offsets off;
+		unsigned char *base;
+		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2, l, x, start;
+		__u64 sent = 0, recvd = 0, m[8] = { 0 }, i;
+		unsigned int seed = 7 + t * 3 + z;
+		__u32 pos;
+		void *vb;
+		int r;
+
+		start = starts[z];
+		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
+					       flags[b]));
+		ASSERT_EQ(0, sn_channel_layout(ch, &vb, &off));
+		base = vb;
+		/* what a ring that has carried `start` messages per lane
+		 * looks like (its counts' upper bits published) */
+		for (l = 0; l < lanes; l++) {
+			*(__u32 *)(base + off.lane0 + l * off.lane_size +
+				   off.prod_tail) = start;
+			((struct sn_prod_stats *)(base + off.lane0 +
+				l * off.lane_size + off.prod_stats))->sent =
+				start;
+			*(__u32 *)(base + off.cons + off.cons_lane +
+				   l * 2 * SN_PAD) = start;
+			if (types[t] != SN_RING_MPMC)
+				((struct sn_cons_stats *)(base + off.cons +
+					off.cons_stats + l * 2 * SN_PAD))->
+					received = start;
+			for (x = start; types[t] == SN_RING_MPMC &&
+			     x != start + 16; x++)
+				((__u32 *)(base + off.cons +
+					   off.cons_release))[l * 16 +
+							      (x & 15)] = x;
+		}
+		ASSERT_EQ(0, sn_channel_stats(ch, &st0));
+		for (l = 0; l < lanes; l++)
+			ASSERT_EQ(0, sn_producer_open(ch, &p[l]));
+		ASSERT_EQ(0, sn_consumer_open(ch, &c));
+		for (i = 0; i < 3000; i++) {
+			struct sn_producer *pp = p[rand_r(&seed) % lanes];
+			unsigned int op = (unsigned int)rand_r(&seed) % 6;
+			__u32 n = (__u32)rand_r(&seed) % 8 + 1;
+
+			switch (op) {
+			case 0:
+				sent += sn_try_send(pp, m) == 0;
+				break;
+			case 1:
+				r = sn_send_burst(pp, m, n);
+				sent += r > 0 ? (__u64)r : 0;
+				break;
+			case 2:
+				r = sn_reserve(pp, n, &pos);
+				if (r > 0) {
+					x = (__u32)rand_r(&seed) % (__u32)r + 1;
+					ASSERT_EQ(0, sn_commit(pp, x));
+					sent += x;
+				}
+				break;
+			case 3:
+				recvd += sn_try_recv(c, m) == 0;
+				break;
+			case 4:
+				r = sn_recv_burst(c, m, n);
+				recvd += r > 0 ? (__u64)r : 0;
+				break;
+			default:
+				r = sn_peek(c, n, &pos);
+				if (r > 0) {
+					x = types[t] == SN_RING_MPMC ? (__u32)r :
+					    (__u32)rand_r(&seed) % (__u32)r + 1;
+					ASSERT_EQ(0, sn_release(c, x));
+					recvd += x;
+				}
+			}
+		}
+		/* at rest: MPMC consumers publish on flush (and close) */
+		ASSERT_EQ(0, sn_consumer_flush_stats(c));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(sent, st.sent - st0.sent);
+		EXPECT_EQ(recvd, st.received - st0.received);
+		EXPECT_EQ(sent - recvd, st.depth);
+		EXPECT_LT(0, recvd);
+		EXPECT_EQ(0, sn_consumer_close(c));
+		for (l = 0; l < lanes; l++)
+			EXPECT_EQ(0, sn_producer_close(p[l]));
+		ASSERT_EQ(0, sn_channel_stats(ch, &st));
+		EXPECT_EQ(sent, st.sent - st0.sent);
+		EXPECT_EQ(recvd, st.received - st0.received);
+		EXPECT_EQ(0, sn_channel_close(ch));
+	}
+}
+
 static int memfd_with(const void *kpage, size_t kplen, off_t size, int seal)
 {
 	int fd = memfd_create("t", MFD_ALLOW_SEALING);
