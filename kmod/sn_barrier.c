@@ -38,9 +38,11 @@ static void sn_ipi_mb(void *info)
  */
 void sn_heavy_barrier(bool asym)
 {
+	/* (a): the caller's announcement before any IPI is sent */
 	smp_mb();
 	if (!asym)
 		return;
 	smp_call_function(sn_ipi_mb, NULL, 1);
+	/* (c): every CPU's barrier before the caller's re-check */
 	smp_mb();
 }

@@ -117,7 +117,7 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 	if (!poll_does_not_wait(wait))
 		sn_ring_barrier(ring);
 	else
-		smp_mb();
+		smp_mb();	/* [K1] for a re-poll: it will not sleep */
 	/*
 	 * The end flags are set before their keyless wake, which takes the
 	 * wait queue's lock: a sleeper queued before it is woken, one queued

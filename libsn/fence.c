@@ -37,6 +37,18 @@ static long sn_membarrier(int cmd)
 	return syscall(SYS_membarrier, cmd, 0, 0);
 }
 
+/*
+ * A forked child's fast sides skip fences too (it inherits our handles and
+ * this state): make sure its mm is registered whatever fork does with the
+ * registration (exec clears it, and libsn starts over then). Cheap in a
+ * child with one thread.
+ */
+static void sn_fence_child(void)
+{
+	if (sn_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED))
+		sn_fence_registered = 0;
+}
+
 static void sn_fence_init(void)
 {
 	long q = sn_membarrier(MEMBARRIER_CMD_QUERY);
@@ -49,6 +61,8 @@ static void sn_fence_init(void)
 		return;
 	sn_fence_registered =
 		!sn_membarrier(MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED);
+	if (sn_fence_registered)
+		pthread_atfork(NULL, NULL, sn_fence_child);
 }
 
 int sn_fence_process_asym(void)
