@@ -18,7 +18,10 @@
  * messages, not counted), then --repeat timed runs. Throughput is the
  * median of the runs (spread: (max - min) / median); latency percentiles
  * come from TSC stamps carried in the messages (1 in 2^k sampled, pooled
- * over the timed runs). See README.md, "Benchmarks".
+ * over the timed runs; pingpong: every round trip, stamp to stamp, the
+ * stamps the run's time comes from). The SPSC yardsticks bare_cached and
+ * bare_seq (impl_bare.c) and the pingpong floors raw_line and raw_2line
+ * (impl_raw.c) are never a "best peer". See README.md, "Benchmarks".
  */
 #include <errno.h>
 #include <getopt.h>
