@@ -702,7 +702,7 @@ static const struct result *best_peer(const struct result *sn)
 	return best;
 }
 
-#define TARGET_W 52
+#define TARGET_W 56
 
 /* One target: its name, the ratio measured, met or MISSED. */
 static void target(const char *what, double ratio, double need, int higher,
