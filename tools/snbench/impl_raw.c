@@ -29,12 +29,14 @@ struct raw_q {
 /*
  * A handle: the line and, for raw_line, the side (0: the pinger's, whose
  * values are odd; 1: the ponger's, even). The receiving side remembers the
- * last value it took.
+ * last value it took. Each on a line of its own: the two receivers write
+ * theirs in every round trip.
  */
 struct raw_h {
-	struct raw_q *q;
+	_Alignas(128) struct raw_q *q;
 	unsigned int side;
 	uint64_t last;
+	char pad[128 - 24];
 };
 
 static const char *raw_skip(const struct snb_cfg *cfg, int pingpong)
@@ -60,9 +62,10 @@ static void raw_destroy(void *q)
 
 static void *raw_open(void *q, unsigned int side)
 {
-	struct raw_h *h = calloc(1, sizeof(*h));
+	struct raw_h *h = aligned_alloc(128, sizeof(*h));
 
 	if (h) {
+		memset(h, 0, sizeof(*h));
 		h->q = q;
 		h->side = side;
 	}
