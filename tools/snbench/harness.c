@@ -283,6 +283,13 @@ int snb_run_mp(const struct snb_impl *im, const struct snb_cfg *cfg,
 	return ret;
 }
 
+/*
+ * Pingpong: the pinger sends on q1 and receives on q2, the ponger the other
+ * way round (one queue for both when the peer says so: raw_line). Handles
+ * are opened with index 0 on the pinger's side, 1 on the ponger's. The run
+ * takes its time from the pinger's first and last TSC stamps, the very
+ * stamps its latency samples are the differences of.
+ */
 int snb_run_pp(const struct snb_impl *im, const struct snb_cfg *cfg,
 	       struct snb_run *run)
 {
@@ -293,10 +300,8 @@ int snb_run_pp(const struct snb_impl *im, const struct snb_cfg *cfg,
 	int ret;
 
 	memset(run, 0, sizeof(*run));
-	if (im->pingpong)
-		return im->pingpong(cfg, run);
 	q1 = im->create(cfg);
-	q2 = im->create(cfg);
+	q2 = im->pp_one_queue ? q1 : im->create(cfg);
 	if (!q1 || !q2)
 		return -1;
 	w = snb_workers(2);
@@ -305,8 +310,8 @@ int snb_run_pp(const struct snb_impl *im, const struct snb_cfg *cfg,
 	sh.expected = cfg->messages;
 	w[0].h = im->prod_open(q1, 0);
 	w[0].h2 = im->cons_open(q2, 0);
-	w[1].h = im->prod_open(q2, 0);
-	w[1].h2 = im->cons_open(q1, 0);
+	w[1].h = im->prod_open(q2, 1);
+	w[1].h2 = im->cons_open(q1, 1);
 	if (!w[0].h || !w[0].h2 || !w[1].h || !w[1].h2) {
 		fprintf(stderr, "snbench: %s: cannot open a handle\n", im->name);
 		exit(1);
@@ -318,27 +323,33 @@ int snb_run_pp(const struct snb_impl *im, const struct snb_cfg *cfg,
 		w[i].count = cfg->messages;
 		t[i].w = &w[i];
 	}
+	/* every round trip is a sample: no page of them first touched in
+	 * the timed loop */
 	w[0].lat = snb_lat_alloc(cfg->messages);
+	memset(w[0].lat, 0, cfg->messages * sizeof(*w[0].lat));
 	w[0].maxlat = cfg->messages;
 	t[0].fn = im->ping;
 	t[1].fn = im->pong;
-	ret = snb_threads(im, q1, q2, &sh, t, 2, 1);
+	ret = snb_threads(im, q1, q2 == q1 ? NULL : q2, &sh, t, 2, 1);
 	if (ret)
 		fprintf(stderr, "snbench: %s: pingpong: %s failed\n", im->name,
 			sh.why ? sh.why : "run");
-	run->seconds = (double)(w[0].t_end - w[0].t_start) / 1e9;
+	run->seconds = (double)(w[0].t_end_tsc - w[0].t_start_tsc) *
+		       snb_tsc_ns / 1e9;
 	run->received = w[0].received;
 	run->lat = w[0].lat;
 	run->nlat = w[0].nlat;
 	run->lib_syscalls = UINT64_MAX;
 	if (im->syscalls)
-		run->lib_syscalls = im->syscalls(q1) + im->syscalls(q2);
+		run->lib_syscalls = im->syscalls(q1) +
+				    (q2 == q1 ? 0 : im->syscalls(q2));
 	im->prod_close(w[0].h);
 	im->cons_close(w[0].h2);
 	im->prod_close(w[1].h);
 	im->cons_close(w[1].h2);
 	im->destroy(q1);
-	im->destroy(q2);
+	if (q2 != q1)
+		im->destroy(q2);
 	free(w);
 	return ret;
 }

@@ -18,7 +18,10 @@
  * messages, not counted), then --repeat timed runs. Throughput is the
  * median of the runs (spread: (max - min) / median); latency percentiles
  * come from TSC stamps carried in the messages (1 in 2^k sampled, pooled
- * over the timed runs). See README.md, "Benchmarks".
+ * over the timed runs; pingpong: every round trip, stamp to stamp, the
+ * stamps the run's time comes from). The SPSC yardsticks bare_cached and
+ * bare_seq (impl_bare.c) and the pingpong floors raw_line and raw_2line
+ * (impl_raw.c) are never a "best peer". See README.md, "Benchmarks".
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,9 +38,9 @@
 #include "snbench.h"
 
 static const struct snb_impl *const all_impls[] = {
-	&snb_impl_sn, &snb_impl_rte, &snb_impl_ck, &snb_impl_pipe,
-	&snb_impl_eventfd, &snb_impl_socketpair, &snb_impl_uring,
-	&snb_impl_raw,
+	&snb_impl_sn, &snb_impl_bare_cached, &snb_impl_bare_seq,
+	&snb_impl_rte, &snb_impl_ck, &snb_impl_pipe, &snb_impl_eventfd,
+	&snb_impl_socketpair, &snb_impl_uring, &snb_impl_raw, &snb_impl_raw2,
 #ifdef SNB_CXX_PEERS
 	&snb_impl_boost, &snb_impl_aq,
 #endif
@@ -274,6 +277,50 @@ static double advantage(const struct result *r)
 	return r->rate > 0 ? sn->rate / r->rate : 0;
 }
 
+/* The yardsticks: the bare rings and the raw lines, never "peers". */
+static int is_bare(const struct result *r)
+{
+	return !strncmp(r->impl, "bare_", 5);
+}
+
+static int is_yardstick(const struct result *r)
+{
+	return is_bare(r) || !strncmp(r->impl, "raw_", 4);
+}
+
+/*
+ * "bare" in @group: the better of bare_cached and bare_seq (msg/s), both
+ * measured in this run at the group's batch; message_passing only (NULL:
+ * neither ran).
+ */
+static const struct result *group_bare(int group)
+{
+	const struct result *best = NULL;
+	size_t i;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (r->group != group || !is_bare(r) || r->skipped ||
+		    r->failed || strcmp(r->scenario, "message_passing") ||
+		    r->rate <= 0)
+			continue;
+		if (!best || r->rate > best->rate)
+			best = r;
+	}
+	return best;
+}
+
+/* @r's msg/s as a fraction of bare's in its group (0: not measured). */
+static double vs_bare(const struct result *r)
+{
+	const struct result *b = group_bare(r->group);
+
+	if (!b || r->skipped || r->failed || r->wake || r->pool)
+		return 0;
+	return r->rate / b->rate;
+}
+
 /* The fields every JSON result line starts with (the object left open). */
 static void print_json_head(const struct result *r, const char *type,
 			    int cpu0, int cpu1)
@@ -316,6 +363,12 @@ static void print_json(const struct result *r)
 	       "\"p999_ns\":%.1f,\"sn_advantage\":%.4f",
 	       r->rate, r->rate_min, r->rate_max, r->p50, r->p99, r->p999,
 	       advantage(r));
+	if (vs_bare(r) > 0) {
+		const struct result *b = group_bare(r->group);
+
+		printf(",\"bare_impl\":\"%s\",\"bare_msgs_per_sec\":%.0f,"
+		       "\"vs_bare\":%.4f", b->impl, b->rate, vs_bare(r));
+	}
 	if (r->syscalls_per_msg >= 0)
 		printf(",\"lib_syscalls_per_msg\":%.3g", r->syscalls_per_msg);
 	if (r->wake)
@@ -353,6 +406,7 @@ static void print_pool_row(const struct result *r);
 
 static void print_group(int group)
 {
+	const struct result *bare = group_bare(group);
 	size_t i;
 	int head = 0;
 
@@ -398,17 +452,26 @@ static void print_group(int group)
 				       c->msg_size, c->batch, c->capacity,
 				       (unsigned long long)c->messages,
 				       r->repeats);
-			printf("  %-11s %9s %7s %9s %9s %9s %8s\n", "impl",
+			printf("  %-11s %9s %7s %9s %9s %9s %8s", "impl",
 			       "Mmsg/s", "spread", "p50 ns", "p99 ns",
 			       "p99.9 ns", "sn adv");
+			if (bare)
+				printf(" %9s", "vs bare");
+			printf("\n");
 		}
 		if (print_unmeasured(r, 11, "(not run: ", ")"))
 			continue;
-		printf("  %-11s %9.2f %6.1f%% %9.0f %9.0f %9.0f %7.2fx\n",
+		printf("  %-11s %9.2f %6.1f%% %9.0f %9.0f %9.0f %7.2fx",
 		       r->impl, r->rate / 1e6,
 		       100 * (r->rate_max - r->rate_min) / r->rate, r->p50,
 		       r->p99, r->p999, advantage(r));
+		if (bare)
+			printf(" %8.2fx", vs_bare(r));
+		printf("\n");
 	}
+	if (bare && !opt.json)
+		printf("  bare = %s, the better of bare_cached and bare_seq at batch %u in this run\n",
+		       bare->impl, bare->cfg.batch);
 	fflush(stdout);
 }
 
@@ -443,7 +506,7 @@ static void set_cpus(struct snb_cfg *cfg)
 		cfg->cpus[i] = opt.cpus[i % opt.ncpus];
 }
 
-/* ---- wakeup (issue 5): a sleeping consumer woken by a publish ---- */
+/* ---- wakeup: a sleeping consumer woken by a publish ---- */
 
 static void print_wake_head(const struct result *r)
 {
@@ -599,7 +662,7 @@ static void use_wake_peers(const char *list)
 	free(copy);
 }
 
-/* ---- targets of issue 7 ---- */
+/* ---- the targets ---- */
 
 static const struct result *find(const char *scenario, const char *impl,
 				 enum snb_type type, unsigned int producers,
@@ -620,7 +683,8 @@ static const struct result *find(const char *scenario, const char *impl,
 	return NULL;
 }
 
-/* The best peer's throughput in libsn's group (queues only). */
+/* The best peer's throughput in libsn's group: queues only, no yardstick
+ * (bare_*, raw_*). */
 static const struct result *best_peer(const struct result *sn)
 {
 	const struct result *best = NULL;
@@ -630,7 +694,7 @@ static const struct result *best_peer(const struct result *sn)
 		const struct result *r = &results[i];
 
 		if (r->group != sn->group || r == sn || r->skipped ||
-		    r->failed || !strcmp(r->impl, "raw_line"))
+		    r->failed || is_yardstick(r))
 			continue;
 		if (!best || r->rate > best->rate)
 			best = r;
@@ -638,18 +702,51 @@ static const struct result *best_peer(const struct result *sn)
 	return best;
 }
 
+#define TARGET_W 56
+
+/* One target: its name, the ratio measured, met or MISSED. */
 static void target(const char *what, double ratio, double need, int higher,
 		   const char *detail)
 {
 	if (opt.json)
 		return;
 	if (ratio <= 0) {
-		printf("  %-44s not measured in this run\n", what);
+		printf("  %-*s not measured in this run (%s)\n", TARGET_W, what,
+		       detail);
 		return;
 	}
-	printf("  %-44s %6.2fx  %s  (%s)\n", what, ratio,
+	printf("  %-*s %6.2fx  %s  (%s)\n", TARGET_W, what, ratio,
 	       (higher ? ratio >= need : ratio <= need) ? "met   " : "MISSED",
 	       detail);
+}
+
+/* libsn against the best peer and against bare, SPSC at @batch. */
+static void spsc_targets(const char *name, unsigned int batch,
+			 const char *peer, double need_peer)
+{
+	const struct result *sn, *p, *b;
+	char what[96], d[160];
+
+	sn = find("message_passing", "libsn", SNB_SPSC, 1, batch);
+	p = !sn ? NULL : peer ? find("message_passing", peer, SNB_SPSC, 1, batch) :
+	    best_peer(sn);
+	snprintf(what, sizeof(what), "%s: libsn vs %s >= %gx", name,
+		 peer ? peer : "best peer", need_peer);
+	snprintf(d, sizeof(d), "%s%s", peer ? "" : "best peer ",
+		 p ? p->impl : peer ? "not run" : "-");
+	if (peer && p)
+		snprintf(d, sizeof(d), "%.2f vs %.2f Mmsg/s", sn->rate / 1e6,
+			 p->rate / 1e6);
+	target(what, sn && p ? sn->rate / p->rate : 0, need_peer, 1, d);
+	b = sn ? group_bare(sn->group) : NULL;
+	snprintf(what, sizeof(what), "%s: libsn vs bare (batch %u) >= 0.5x",
+		 name, batch);
+	if (b)
+		snprintf(d, sizeof(d), "bare = %s, %.2f vs %.2f Mmsg/s",
+			 b->impl, sn->rate / 1e6, b->rate / 1e6);
+	else
+		snprintf(d, sizeof(d), "--peers without bare_cached, bare_seq");
+	target(what, b ? sn->rate / b->rate : 0, 0.5, 1, d);
 }
 
 static void print_targets(void)
@@ -661,47 +758,47 @@ static void print_targets(void)
 
 	if (opt.json)
 		return;
-	printf("\ntargets (issue 7), ratios from this run:\n");
-	sn = find("message_passing", "libsn", SNB_SPSC, 1, 1);
-	p = sn ? best_peer(sn) : NULL;
-	snprintf(d, sizeof(d), "need >= 1.5x; best peer %s", p ? p->impl : "-");
-	target("SPSC single-message vs best peer", p ? sn->rate / p->rate : 0,
-	       1.5, 1, d);
-	sn = find("message_passing", "libsn", SNB_SPSC, 1, 32);
-	p = find("message_passing", "rte_ring", SNB_SPSC, 1, 32);
-	target("SPSC burst-32 vs rte_ring burst-32",
-	       sn && p ? sn->rate / p->rate : 0, 1.2, 1, "need >= 1.2x");
+	printf("\ntargets, ratios from this run:\n");
+	spsc_targets("SPSC single-message", 1, NULL, 3);
+	spsc_targets("SPSC burst-32", 32, "rte_ring", 1.5);
+	sn = find("pingpong", "libsn", SNB_SPSC, 1, 1);
+	p = find("pingpong", "raw_2line", SNB_SPSC, 1, 1);
+	if (sn && p)
+		snprintf(d, sizeof(d), "p50 %.0f ns vs %.0f ns", sn->p50,
+			 p->p50);
+	else
+		snprintf(d, sizeof(d), "--peers without raw_2line");
+	target("pingpong p50 half round trip: libsn <= 1.15x raw_2line",
+	       sn && p && p->p50 > 0 ? sn->p50 / p->p50 : 0, 1.15, 0, d);
 	for (int t = SNB_MPSC; t <= SNB_MPMC; t++)
 		for (unsigned int np = 1; np <= 2; np++) {
-			char what[64];
+			char what[96];
 
 			sn = find("message_passing", "libsn", t, np, 1);
 			p = sn ? best_peer(sn) : NULL;
-			snprintf(what, sizeof(what), "%s %u producer%s vs best peer",
-				 type_names[t], np, np > 1 ? "s" : "");
-			snprintf(d, sizeof(d), "need >= 1x; best peer %s",
+			snprintf(what, sizeof(what),
+				 "%s %u producer%s: libsn vs best peer >= 1.5x",
+				 t == SNB_MPSC ? "MPSC" : "MPMC", np,
+				 np > 1 ? "s" : "");
+			snprintf(d, sizeof(d), "best peer %s",
 				 p ? p->impl : "-");
-			target(what, p ? sn->rate / p->rate : 0, 1.0, 1, d);
+			target(what, p ? sn->rate / p->rate : 0, 1.5, 1, d);
 		}
-	sn = find("pingpong", "libsn", SNB_SPSC, 1, 1);
-	p = find("pingpong", "raw_line", SNB_SPSC, 1, 1);
-	snprintf(d, sizeof(d), "need <= 1.15x; p50 %.0f ns vs %.0f ns",
-		 sn ? sn->p50 : 0, p ? p->p50 : 0);
-	target("pingpong half round trip vs raw cache line",
-	       sn && p && p->p50 > 0 ? sn->p50 / p->p50 : 0, 1.15, 0, d);
 	for (i = 0; i < nresults; i++)
 		if (!strcmp(results[i].impl, "libsn") && !results[i].skipped &&
 		    !results[i].failed && results[i].syscalls_per_msg > worst_sys)
 			worst_sys = results[i].syscalls_per_msg;
 	if (worst_sys >= 0)
-		printf("  %-44s %6.3g per 10^6 messages  %s  (libsn's kicks + sleeps, worst run; need <= 1)\n",
-		       "hot-path syscalls", worst_sys * 1e6,
-		       worst_sys * 1e6 <= 1 ? "met" : "MISSED");
-	printf("  %-44s not in the suite: snbench worker_pool --workers 16\n",
-	       "worker_pool 16 workers vs 1");
+		printf("  %-*s %6.3g per 10^6 messages  %s  (libsn's kicks + sleeps, worst run)\n",
+		       TARGET_W, "hot-path syscalls <= 1 per 10^6 messages",
+		       worst_sys * 1e6, worst_sys * 1e6 <= 1 ? "met" : "MISSED");
+	printf("  %-*s not in the suite: snbench worker_pool\n", TARGET_W,
+	       "worker pool, 1 worker vs SPSC channel >= 0.5x");
+	printf("  %-*s not in the suite: snbench worker_pool --workers 16\n",
+	       TARGET_W, "worker pool, 16 workers vs 1 >= 14x on 16+ cores");
 }
 
-/* ---- worker_pool (issue 6's pool): msg/s for 1, 2, 4, ... workers ---- */
+/* ---- worker_pool: msg/s for 1, 2, 4, ... workers ---- */
 
 /* One pool size: a warm-up run, then the timed repeats. */
 static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
@@ -788,7 +885,7 @@ static void pool_vs_channel(const struct result *ch, size_t first)
 		       1e9 / r->rate, r->rate / ch->rate, r->cpu_per_msg,
 		       ch->cpu_per_msg / r->cpu_per_msg);
 		if (r->workers == 1)
-			printf("  target (issue 11) >= 0.5x: %s",
+			printf("  target worker pool, 1 worker vs SPSC channel >= 0.5x: %s",
 			       r->rate >= 0.5 * ch->rate ? "met" : "MISSED");
 		printf("\n");
 	}
@@ -840,13 +937,13 @@ static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 		if (results[i].workers == 16)
 			break;
 	if (i < nresults && !results[i].failed && results[i].speedup > 0)
-		printf("\ntarget (issue 7): 16 workers vs 1 %.2fx, need >= 14x on 16+ cores: %s%s\n",
+		printf("\ntarget worker pool, 16 workers vs 1 >= 14x on 16+ cores: %.2fx %s%s\n",
 		       results[i].speedup,
 		       results[i].speedup >= 14 ? "met" : "MISSED",
 		       opt.online < 16 ? " (this machine has fewer than 16 CPUs online: not a fair test)" :
 		       results[i].shared_cpus ? " (submitters share the workers' CPUs: fewer than 32 allowed)" : "");
 	else
-		printf("\ntarget (issue 7): 16 workers vs 1 not measured in this run (--workers 16 on a 16+ core machine)\n");
+		printf("\ntarget worker pool, 16 workers vs 1 >= 14x on 16+ cores: not measured in this run (--workers 16 on a 16+ core machine)\n");
 }
 
 static void print_pool_head(const struct result *r)
@@ -970,8 +1067,11 @@ static void print_machine(void)
 		printf("%s%d", i ? "," : " ", opt.cpus[i]);
 	printf("; Mmsg/s: median of the timed runs; spread: (max-min)/median;\n"
 	       "latency: TSC stamps carried in 1 of 2^k messages (message_passing: under\n"
-	       "full load, so it includes queueing); sn adv: libsn msg/s / peer msg/s\n"
-	       "(pingpong: peer p50 / libsn p50); > 1: libsn is better\n");
+	       "full load, so it includes queueing; pingpong: every round trip, stamp to\n"
+	       "stamp, so the mean half round trip is 1 / msg/s); sn adv: libsn msg/s /\n"
+	       "peer msg/s (pingpong: peer p50 / libsn p50), > 1: libsn is better; vs bare\n"
+	       "(SPSC): msg/s / bare's, bare = the better of bare_cached and bare_seq, two\n"
+	       "minimal SPSC rings (no sleeping, no stats) at the same batch in this run\n");
 }
 
 /* ---- plot ---- */

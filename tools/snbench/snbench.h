@@ -68,8 +68,8 @@ struct snb_impl {
 	void (*consumer)(struct snb_worker *w);
 	void (*ping)(struct snb_worker *w);
 	void (*pong)(struct snb_worker *w);
-	/* a whole pingpong of its own (the raw cache-line peer) */
-	int (*pingpong)(const struct snb_cfg *cfg, struct snb_run *run);
+	/* pingpong runs both directions through one queue (raw_line) */
+	int pp_one_queue;
 };
 
 /* The shared state of one run; each worker gets a pointer to it. */
@@ -94,6 +94,7 @@ struct snb_worker {
 	uint64_t count;			/* producer: messages to send */
 	uint64_t t_start, t_end;	/* ns, CLOCK_MONOTONIC */
 	uint64_t t_end_tsc;		/* TSC of the last receive (or 0) */
+	uint64_t t_start_tsc;		/* pingpong: TSC of the first send */
 	uint32_t *lat;
 	size_t nlat, maxlat;
 	/* consumer progress, read by the others on empty polls */
@@ -147,7 +148,8 @@ void snb_buf_free(void *p);
 /* ---- the peers ---- */
 extern const struct snb_impl snb_impl_sn, snb_impl_rte, snb_impl_ck,
 	snb_impl_pipe, snb_impl_eventfd, snb_impl_socketpair,
-	snb_impl_uring, snb_impl_raw;
+	snb_impl_uring, snb_impl_raw, snb_impl_raw2, snb_impl_bare_cached,
+	snb_impl_bare_seq;
 #ifdef SNB_CXX_PEERS
 extern const struct snb_impl snb_impl_boost, snb_impl_aq;
 #endif
@@ -282,22 +284,24 @@ SNB_INLINE void snb_consumer_loop(struct snb_worker *w, snb_recv_fn recv)
 }
 
 /*
- * Pingpong: the pinger times every round trip with the TSC; the ponger
- * echoes. Receiving spins on an empty queue (peers whose receive sleeps in
- * the kernel sleep there).
+ * Pingpong: the pinger stamps the TSC once per round trip, when the reply
+ * arrives; a round trip's latency is the time from the previous stamp to
+ * this one, so the samples cover the whole timed loop (the loop's own work
+ * included) and add up to its time, from which the throughput comes: the
+ * mean half round trip is 1 / msg/s. The ponger echoes. Receiving spins
+ * on an empty queue (peers whose receive sleeps in the kernel sleep there).
  */
 SNB_INLINE void snb_ping_loop(struct snb_worker *w, snb_send_fn send,
 			      snb_recv_fn recv)
 {
-	unsigned int size = w->sh->cfg->msg_size;
 	_Alignas(64) unsigned char msg[4096];
-	uint64_t i;
+	uint64_t i, prev, now;
 
 	__builtin_memset(msg, 0, sizeof(msg));
 	snb_start(w);
 	w->t_start = snb_now_ns();
+	prev = w->t_start_tsc = snb_tsc();
 	for (i = 0; i < w->count; i++) {
-		uint64_t t0 = snb_tsc();
 		int r;
 
 		((struct snb_msg *)msg)->seq = i;
@@ -311,12 +315,15 @@ SNB_INLINE void snb_ping_loop(struct snb_worker *w, snb_send_fn send,
 			goto fail;
 		if (((struct snb_msg *)msg)->seq != i)
 			goto fail;
+		now = snb_tsc();
 		if (w->nlat < w->maxlat)
-			w->lat[w->nlat++] = (uint32_t)(snb_tsc() - t0);
+			w->lat[w->nlat++] = now - prev > UINT32_MAX ?
+					    UINT32_MAX : (uint32_t)(now - prev);
+		prev = now;
 	}
+	w->t_end_tsc = prev;
 	w->t_end = snb_now_ns();
 	atomic_store(&w->received, w->count);
-	(void)size;
 	return;
 fail:
 	snb_fail(w, "pingpong");
