@@ -13,16 +13,17 @@ static const unsigned int sn_types[] = {
 	[SNB_MPMC] = SN_RING_MPMC,
 };
 
-int snb_backend(void)
+int snb_backend(int *fence)
 {
+	struct sn_channel_info info;
 	struct sn_channel *ch;
-	int b;
 
 	if (sn_channel_create(&ch, SN_RING_SPSC, 8, 16, 1, 0))
 		return -1;
-	b = sn_channel_backend(ch);
+	sn_channel_info(ch, &info);
 	sn_channel_close(ch);
-	return b;
+	*fence = (int)info.fence;
+	return (int)info.backend;
 }
 
 static const char *sn_skip(const struct snb_cfg *cfg, int pingpong)

@@ -86,6 +86,7 @@ static struct {
 	int ncpus;
 	int cpus[SNB_MAX_THREADS];
 	int backend;
+	int fence;			/* SN_FENCE_* of libsn's channels */
 	char cpu_model[128];
 	char kernel[128];
 	int online;
@@ -330,13 +331,14 @@ static void print_json_head(const struct result *r, const char *type,
 	printf("{\"scenario\":\"%s\",\"impl\":\"%s\",\"type\":\"%s\","
 	       "\"producers\":%u,\"consumers\":%u,\"msg_size\":%u,"
 	       "\"batch\":%u,\"capacity\":%u,\"messages\":%llu,"
-	       "\"repeats\":%u,\"backend\":\"%s\",\"cpus\":[%d,%d],"
+	       "\"repeats\":%u,\"backend\":\"%s\",\"fence\":\"%s\","
+	       "\"cpus\":[%d,%d],"
 	       "\"cpu_model\":\"%s\",\"online_cpus\":%d,\"kernel\":\"%s\"",
 	       r->scenario, r->impl, type, c->producers, c->consumers,
 	       c->msg_size, c->batch, c->capacity,
 	       (unsigned long long)c->messages, r->repeats,
-	       sn_backend_name(opt.backend), cpu0, cpu1, opt.cpu_model,
-	       opt.online, opt.kernel);
+	       sn_backend_name(opt.backend), sn_fence_name(opt.fence), cpu0,
+	       cpu1, opt.cpu_model, opt.online, opt.kernel);
 }
 
 static void print_json(const struct result *r)
@@ -1035,7 +1037,7 @@ static void machine(void)
 			if (CPU_ISSET(i, &set))
 				opt.cpus[opt.ncpus++] = i;
 	}
-	opt.backend = snb_backend();
+	opt.backend = snb_backend(&opt.fence);
 	if (opt.backend < 0)
 		die("libsn cannot create a channel");
 }
@@ -1051,6 +1053,10 @@ static void print_machine(void)
 	printf("libsn backend: %s (%s)\n", sn_backend_name(opt.backend),
 	       opt.backend == SN_BACKEND_KERNEL ? "/dev/sn, sn.ko loaded" :
 	       "/dev/sn absent: sealed memfd rings, same ring format and inline hot path");
+	printf("libsn fence: %s (%s)\n", sn_fence_name(opt.fence),
+	       opt.fence == SN_FENCE_ASYM ?
+	       "no barrier per message: sleepers pay, by IPIs (sn.ko) or membarrier(2)" :
+	       "a full barrier per send and release: membarrier unavailable, asym=0 or SN_FENCE=full");
 	{
 		double load = 0;
 		FILE *f = fopen("/proc/loadavg", "r");

@@ -153,7 +153,7 @@ extern const struct snb_impl snb_impl_sn, snb_impl_rte, snb_impl_ck,
 #ifdef SNB_CXX_PEERS
 extern const struct snb_impl snb_impl_boost, snb_impl_aq;
 #endif
-int snb_backend(void);			/* SN_BACKEND_* libsn would use */
+int snb_backend(int *fence);			/* SN_BACKEND_* libsn would use */
 
 /*
  * The hot loops. send(h, msgs, n) returns how many of n it sent (0: full,
