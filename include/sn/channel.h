@@ -949,9 +949,18 @@ static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
  * -EINVAL. */
 static inline int sn_try_recv(struct sn_consumer *c, void *msg)
 {
-	int r = sn_recv_burst(c, msg, 1);
+	__u32 lane = 0, pos = 0;
 
-	return r < 0 ? r : 0;
+	if (c->peek_n)
+		return -EINVAL;
+	if (!sn__cons_find(c, 1, &pos, &lane)) {
+		sn__cons_count(c, 0, 1);
+		return sn__cons_empty(c);
+	}
+	sn__copy(msg, sn__cons_hdr(c, lane, pos) + 1, c->slot_size);
+	sn__cons_done(c, lane, pos, 1);
+	sn__cons_count(c, 1, 0);
+	return 0;
 }
 
 /* Out of line parts of sn_send()/sn_recv(). */
