@@ -76,7 +76,8 @@ int sn_memfd_create(struct sn_channel *ch)
 	kp->lanes = ch->geo.lanes;
 	kp->stride = ch->off.stride;
 	/* ASYM only if we skip fences: we are registered for membarrier */
-	kp->fence = sn_fence_process_asym() ? SN_FENCE_ASYM : SN_FENCE_FULL;
+	kp->fence = sn_fence_process_asym() && !sn_fence_env_full() ?
+		    SN_FENCE_ASYM : SN_FENCE_FULL;
 	/* No kernel thread ever watches a memfd ring: kick every sleeper. */
 	kp->kflags = SN_KFLAG_NEED_WAKEUP;
 	/* the magic last: an attacher that sees it sees the rest */
