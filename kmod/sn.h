@@ -155,6 +155,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p);
 void sn_ring_put(struct sn_ring *ring);
 u32 sn_lane_tail(const struct sn_ring *ring, u32 lane);
 u32 sn_lane_head(const struct sn_ring *ring, u32 lane);
+bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane);
 u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos);
 u32 sn_lane_depth(const struct sn_ring *ring, u32 lane);
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane);

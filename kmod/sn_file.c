@@ -469,10 +469,13 @@ static int sn_ring_file_release(struct inode *inode, struct file *file)
 	 * goes in its exit (exit_mm, exit_files), with PF_EXITING set.
 	 */
 	bool died = current->flags & PF_EXITING;
-	bool wake;
+	bool wake = false;
 
-	wake = sn_ring_unclaim(ring, rf->role, rf->lane, rf->claim, died,
-			       false, 0);
+	/* Before the lane is free (and the stream may end): its messages. */
+	if (rf->role == SN_ROLE_PRODUCER)
+		wake = sn_lane_commit_orphans(ring, rf->lane);
+	wake |= sn_ring_unclaim(ring, rf->role, rf->lane, rf->claim, died,
+				false, 0);
 	/* Recovered positions first: a woken producer finds its room. */
 	if (rf->claim != SN_CLAIM_NONE)
 		sn_recover_claim(ring, rf->claim);

@@ -264,7 +264,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->geo.lanes = p->lanes;
 	ring->geo.flags = p->flags & SN_CREATE_FORMAT3 ? SN_GEO_FORMAT3 : 0;
 	/* Fixed for the ring's life: its publishers decide by it once. */
-	ring->fence = READ_ONCE(sn_asym) && !(p->flags & SN_CREATE_FULL_FENCE) ?
+	ring->fence = READ_ONCE(sn_asym) && (p->flags & SN_CREATE_ASYM) ?
 		      SN_FENCE_ASYM : SN_FENCE_FULL;
 	sn_ring_layout(&ring->geo, PAGE_SIZE, &ring->off);
 	if (ring->off.map_size > SN_MAX_MAP_SIZE) {
@@ -451,6 +451,40 @@ u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
 	return sn_shared_u32(ring, sn_lane_off(ring, lane) + ring->off.prod_tail);
 }
 
+/*
+ * Format 3: a producer that dies between storing its slots' seq words and
+ * the tail leaves committed messages past the tail, which the kernel's
+ * readers and MPMC consumers go by. Called while the dying producer fd
+ * still owns @lane: moves the tail past them (at most a lap, each seq read
+ * once) and returns true if it did. A full-role fd writing the tail
+ * meanwhile wins: the tail moves only from the value read.
+ */
+bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane)
+{
+	u64 lane_off = sn_lane_off(ring, lane);
+	u32 *tailp = (u32 *)(ring->vaddr + lane_off + ring->off.prod_tail);
+	u32 t0 = READ_ONCE(*tailp), t = t0, mask = ring->geo.slots - 1;
+	const u32 *seq;
+
+	if (!(ring->geo.flags & SN_GEO_FORMAT3))
+		return false;
+	while (t - t0 <= mask) {
+		seq = (const u32 *)(ring->vaddr + lane_off + ring->off.slots +
+				    (u64)(t & mask) * ring->off.stride +
+				    offsetof(struct sn_slot, seq));
+		/*
+		 * acquire: pairs with the producer's release of seq, so
+		 * the release below publishes the messages too
+		 */
+		if (smp_load_acquire(seq) != t + 1)
+			break;
+		if (!(++t % 4096))
+			cond_resched();
+	}
+	/* release: the messages before the tail, as the producer's own */
+	return t != t0 && cmpxchg_release(tailp, t0, t) == t0;
+}
+
 u32 sn_lane_head(const struct sn_ring *ring, u32 lane)
 {
 	return sn_shared_u32(ring, sn_cons_lane_off(ring, lane) +
@@ -517,26 +551,31 @@ u32 sn_ring_sleepers(const struct sn_ring *ring)
 }
 
 /*
- * Totals of the sides' own statistics: hints, as the sides keep them. The
- * sides publish sent and (SPSC/MPSC) received only now and then; the tail
- * and the head give the rest (sn_index64()).
+ * Totals of the sides' own statistics: hints, as the sides keep them. In
+ * format 3 the sides publish sent and (SPSC/MPSC) received only now and
+ * then; the tail and the head give the rest (sn_index64()).
  */
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received)
 {
+	bool fmt3 = ring->geo.flags & SN_GEO_FORMAT3;
 	u32 lane;
-	u64 r;
+	u64 s, r;
 
 	*sent = 0;
 	*received = 0;
 	for (lane = 0; lane < ring->geo.lanes; lane++) {
-		*sent += sn_index64(sn_shared_u64(ring, sn_lane_off(ring, lane) +
-				    ring->off.prod_stats +
-				    offsetof(struct sn_prod_stats, sent)),
-				    sn_lane_tail(ring, lane));
+		s = sn_shared_u64(ring, sn_lane_off(ring, lane) +
+				  ring->off.prod_stats +
+				  offsetof(struct sn_prod_stats, sent));
 		r = sn_shared_u64(ring, sn_cons_lane_off(ring, lane) +
 				  ring->off.cons_stats +
 				  offsetof(struct sn_cons_stats, received));
-		*received += ring->geo.type == SN_RING_MPMC ? r :
-			     sn_index64(r, sn_lane_head(ring, lane));
+		if (fmt3) {
+			s = sn_index64(s, sn_lane_tail(ring, lane));
+			if (ring->geo.type != SN_RING_MPMC)
+				r = sn_index64(r, sn_lane_head(ring, lane));
+		}
+		*sent += s;
+		*received += r;
 	}
 }

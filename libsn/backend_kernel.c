@@ -108,7 +108,7 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 		.slots = ch->geo.slots,
 		.lanes = ch->geo.lanes,
 		.flags = SN_CREATE_FORMAT3 |
-			 (sn_fence_env_full() ? SN_CREATE_FULL_FENCE : 0),
+			 (sn_fence_env_full() ? 0 : SN_CREATE_ASYM),
 	};
 	int ret;
 

@@ -476,6 +476,7 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
 	struct sn_prod_stats *ps = (struct sn_prod_stats *)
 		(sn_lane_ptr(ch, lane) + ch->off.prod_stats);
 	__u64 resv = __atomic_exchange_n(&ps->reserved, 0, __ATOMIC_RELAXED);
+	int moved;
 
 	if (resv > ch->geo.slots)
 		resv = ch->geo.slots;
@@ -485,6 +486,11 @@ static void sn_memfd_reap_producer(const struct sn_channel *ch, __u32 lane)
 	/* it may have died asleep: no producer of the lane sleeps now */
 	__atomic_and_fetch(sn_memfd_waiting(ch, lane), ~SN_MEMFD_COUNT_MASK,
 			   __ATOMIC_RELEASE);
+	/* what it committed past the tail, as sn.ko does */
+	sn_lane_commit_orphans(ch, lane, &moved);
+	if (moved)
+		sn_memfd_wake((__u32 *)(sn_cons_ptr(ch) +
+					ch->off.cons_waiters));
 }
 
 /*

@@ -29,8 +29,11 @@ int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes)
 	if (!g->lanes || g->lanes > SN_MAX_LANES ||
 	    (g->type == SN_RING_SPSC && g->lanes != 1))
 		return -EINVAL;
-	/* each factor is below 2^29: the product fits */
-	if ((__u64)g->slots * g->slot_size * g->lanes > max_bytes)
+	/* slot memory as the module counts it (format 3: headers included);
+	 * each factor is below 2^29: the product fits */
+	if ((__u64)g->slots * (g->flags & SN_GEO_FORMAT3 ?
+			       sn_slot_stride(g->slot_size) : g->slot_size) *
+	    g->lanes > max_bytes)
 		return -EINVAL;
 	return 0;
 }
@@ -408,28 +411,34 @@ static __u32 sn_wake_mask(const struct sn_channel *ch)
 	return ch->backend == SN_BACKEND_MEMFD ? SN_MEMFD_COUNT_MASK : ~0U;
 }
 
-/*
- * Where a new producer of @p's lane starts: the tail, or past it where
- * the last owner committed slots (seq) and died before storing the tail,
- * which it then stores so that the kernel and MPMC consumers see them.
- */
-static __u32 sn_lane_committed_tail(struct sn_producer *p)
+__u32 sn_lane_commit_orphans(const struct sn_channel *ch, __u32 lane,
+			     int *moved)
 {
-	__u32 t0 = __atomic_load_n(p->tail_p, __ATOMIC_ACQUIRE), t = t0;
+	unsigned char *l = sn_lane_ptr(ch, lane);
+	__u32 *tail_p = (__u32 *)(l + ch->off.prod_tail);
+	__u32 t0 = __atomic_load_n(tail_p, __ATOMIC_ACQUIRE), t = t0;
+	__u32 mask = ch->geo.slots - 1;
 
-	while (t - t0 <= p->mask &&
-	       __atomic_load_n(&sn__prod_hdr(p, t)->seq, __ATOMIC_ACQUIRE) ==
-	       t + 1)
+	/* acquire: pairs with the producer's release of seq, so that our
+	 * release of the tail publishes the messages too */
+	while (t - t0 <= mask &&
+	       __atomic_load_n((const __u32 *)(l + ch->off.slots +
+					       (__u64)(t & mask) *
+					       ch->off.stride +
+					       offsetof(struct sn_slot, seq)),
+			       __ATOMIC_ACQUIRE) == t + 1)
 		t++;
-	if (t != t0)
-		__atomic_store_n(p->tail_p, t, __ATOMIC_RELEASE);
-	return t;
+	*moved = t != t0 &&
+		 __atomic_compare_exchange_n(tail_p, &t0, t, 0,
+					     __ATOMIC_RELEASE,
+					     __ATOMIC_ACQUIRE);
+	return *moved ? t : __atomic_load_n(tail_p, __ATOMIC_ACQUIRE);
 }
 
 SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 {
 	struct sn_producer *p;
-	int fd = -1, own = 0, ret;
+	int fd = -1, own = 0, ret, moved;
 	__u32 lane = 0;
 	unsigned char *l;
 
@@ -478,7 +487,7 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	p->kflags_p = sn_kflags_ptr(ch);
 	p->stats = (struct sn_prod_stats *)(l + ch->off.prod_stats);
 	/* continue where the lane's last owner stopped */
-	p->tail = sn_lane_committed_tail(p);
+	p->tail = sn_lane_commit_orphans(ch, lane, &moved);
 	p->limit = p->tail;
 	p->sent = sn_index64(sn_load64(&p->stats->sent), p->tail);
 	p->full = sn_load64(&p->stats->full);

@@ -58,6 +58,13 @@ void sn_channel_free(struct sn_channel *ch);
 /* lane @lane and the consumer region in the mapping */
 unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
 unsigned char *sn_cons_ptr(const struct sn_channel *ch);
+/*
+ * @lane's tail, moved first past the slots its last producer committed
+ * (seq) and died before it stored the tail (*@moved: 1 then). Called by
+ * whoever owns the lane now: a new producer, the memfd reaper.
+ */
+__u32 sn_lane_commit_orphans(const struct sn_channel *ch, __u32 lane,
+			     int *moved);
 
 /*
  * backend_memfd.c. Claims are open-file-description locks taken through a
@@ -104,7 +111,7 @@ __u64 sn_now_ns(void);
  * The heavy barrier H that a sleeper on @ch owes its fast sides between
  * its announcement and its re-check, for sleeps outside the ring fd's
  * poll() (the pool's io_uring wait): SN_IOC_BARRIER or membarrier(2) on
- * ASYM rings, a full barrier on FULL ones. 0 or -errno.
+ * ASYM rings, a full barrier on FULL ones (and for NULL). 0 or -errno.
  */
 int sn_heavy_barrier(const struct sn_channel *ch);
 /* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */

@@ -526,7 +526,8 @@ static void sn_worker_arm(struct sn_worker *w)
 	}
 }
 
-/* The sleep: announce, full barrier, re-check, wait in io_uring. */
+/* The sleep: announce, the rings' heavy barrier, re-check, wait in
+ * io_uring. */
 static void sn_worker_sleep(struct sn_worker *w)
 {
 	struct sn_pool *pool = w->pool;
@@ -544,14 +545,12 @@ static void sn_worker_sleep(struct sn_worker *w)
 	} else {
 		__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
 	}
-	/* [W1]: pairs with the producers' [P1]. One H covers every ring:
-	 * it is a barrier on every CPU (all rings of a pool share their
-	 * backend and fence mode). Without it we must not sleep. */
-	hb = 0;
-	if (w->nin)
-		hb = sn_heavy_barrier(w->in[0]->chan);
-	else
-		SN__FULL_BARRIER();
+	/* [W1]: pairs with the producers' [P1]. One H covers every ring
+	 * (it is a barrier on every CPU): that of the first ASYM ring, a
+	 * full barrier if none is. Without it we must not sleep. */
+	for (i = 0; i < w->nin && w->in[i]->chan->fence != SN_FENCE_ASYM; i++)
+		;
+	hb = sn_heavy_barrier(i < w->nin ? w->in[i]->chan : NULL);
 	/* work held for later (sn_worker_hold()) is retried from tick: a
 	 * worker holding some sleeps SN_POOL_HELD_NS at most */
 	nap = pool->cfg.max_sleep_ns;	/* SN_NO_WAIT never gets here */

@@ -188,7 +188,7 @@ static int sn_sleeper_barrier(const struct sn_channel *ch, __u32 flags)
 int sn_heavy_barrier(const struct sn_channel *ch)
 {
 	SN__FULL_BARRIER();
-	if (ch->fence != SN_FENCE_ASYM)
+	if (!ch || ch->fence != SN_FENCE_ASYM)
 		return 0;
 	if (ch->backend == SN_BACKEND_KERNEL)
 		return ioctl(ch->fd, SN_IOC_BARRIER, 0) ? -errno : 0;

@@ -354,6 +354,54 @@ TEST(dead_producer)
 	ring_close(&v, full);
 }
 
+/*
+ * Format 3: a producer that stored its slots' seq words and went before it
+ * stored the tail committed them all the same: the kernel moves the tail
+ * past them when the fd goes (up to the first slot not committed), so
+ * poll, the listing and MPMC consumers see them.
+ */
+TEST(dead_producer_commits_past_tail)
+{
+	struct sn_create p = params(SN_RING_MPMC, 8, 16, 2);
+	struct view v;
+	int full, prod, cons;
+
+	p.flags |= SN_CREATE_FORMAT3 | SN_CREATE_ASYM;
+	full = create(&p);
+	ASSERT_LE(0, full);
+	ASSERT_EQ(0, view_open(&v, full));
+	cons = narrow(full, SN_ROLE_CONSUMER, 0);
+	prod = narrow(full, SN_ROLE_PRODUCER, 1);
+	ASSERT_LE(0, cons);
+	ASSERT_LE(0, prod);
+	for (__u32 pos = 0; pos < 5; pos++) {
+		struct sn_slot *s = (struct sn_slot *)
+			(v.base + v.i.off.lane0 + v.i.off.lane_size +
+			 v.i.off.slots + pos * v.i.off.stride);
+
+		*(__u64 *)(s + 1) = 1000 + pos;
+		s->len = 8;
+		/* 0, 1, 2 committed; 3 not; 4 committed: beyond the gap */
+		if (pos != 3)
+			atomic_store((_Atomic __u32 *)&s->seq, pos + 1);
+	}
+	EXPECT_EQ(0, atomic_load(tail_of(&v, 1)));
+	EXPECT_EQ(0, poll_mask(cons) & POLLIN);
+	close(prod);
+	EXPECT_EQ(3, atomic_load(tail_of(&v, 1)));
+	EXPECT_EQ(0, atomic_load(tail_of(&v, 0)));
+	EXPECT_NE(0, poll_mask(cons) & POLLIN);
+	EXPECT_NE(0, kflags_of(&v) & SN_KFLAG_NO_PRODUCER);
+	/* a new producer of the lane goes on from there */
+	prod = narrow(full, SN_ROLE_PRODUCER, 1);
+	ASSERT_LE(0, prod);
+	EXPECT_EQ(3, atomic_load(tail_of(&v, 1)));
+	close(prod);
+	EXPECT_EQ(3, atomic_load(tail_of(&v, 1)));
+	close(cons);
+	ring_close(&v, full);
+}
+
 TEST(clean_close_is_not_death)
 {
 	struct view v;

@@ -180,6 +180,7 @@ TEST(create_and_info)
 		EXPECT_EQ(i.id, kp->id);
 		EXPECT_EQ(24, kp->stride);
 		EXPECT_EQ(24, i.off.stride);
+		EXPECT_EQ(SN_FENCE_FULL, kp->fence);
 		munmap(kp, getpagesize());
 		close(fd);
 	}
@@ -187,7 +188,8 @@ TEST(create_and_info)
 
 /*
  * Format 3: slots carry a struct sn_slot, the stride and the kpage say so;
- * the fence is ASYM unless asked for FULL (the module's asym=1 default).
+ * the fence is ASYM when asked (SN_CREATE_ASYM) while the module parameter
+ * asym is 1 (the default), else FULL.
  */
 TEST(create_format3)
 {
@@ -205,7 +207,7 @@ TEST(create_format3)
 		struct sn_info i;
 		int fd;
 
-		p.flags |= SN_CREATE_FORMAT3 | (full ? SN_CREATE_FULL_FENCE : 0);
+		p.flags |= SN_CREATE_FORMAT3 | (full ? 0 : SN_CREATE_ASYM);
 		fd = create(&p);
 		ASSERT_LE(0, fd);
 		ASSERT_EQ(0, info(fd, &i));
@@ -224,6 +226,29 @@ TEST(create_format3)
 		munmap(kp, getpagesize());
 		close(fd);
 	}
+	/* asym=0: every new ring is FULL, whatever its creator asked */
+	{
+		struct sn_create p = params(SN_RING_SPSC, 8, 64, 1);
+		FILE *f = fopen("/sys/module/sn/parameters/asym", "w");
+		struct sn_kpage *kp;
+		int fd;
+
+		ASSERT_NE(NULL, f);
+		fputs("N", f);
+		fclose(f);
+		p.flags |= SN_CREATE_FORMAT3 | SN_CREATE_ASYM;
+		fd = create(&p);
+		f = fopen("/sys/module/sn/parameters/asym", "w");
+		ASSERT_NE(NULL, f);
+		fputs("Y", f);
+		fclose(f);
+		ASSERT_LE(0, fd);
+		kp = map(fd, 0, getpagesize(), PROT_READ);
+		ASSERT_NE(MAP_FAILED, kp);
+		EXPECT_EQ(SN_FENCE_FULL, kp->fence);
+		munmap(kp, getpagesize());
+		close(fd);
+	}
 }
 
 /* SN_IOC_BARRIER: the ring's heavy barrier, from any role; 0 argument. */
@@ -233,7 +258,7 @@ TEST(barrier_ioctl)
 		struct sn_create p = params(SN_RING_MPSC, 8, 16, 2);
 		int fd, prod, cons;
 
-		p.flags |= SN_CREATE_FORMAT3 | (full ? SN_CREATE_FULL_FENCE : 0);
+		p.flags |= SN_CREATE_FORMAT3 | (full ? 0 : SN_CREATE_ASYM);
 		fd = create(&p);
 		ASSERT_LE(0, fd);
 		prod = narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY);

@@ -22,8 +22,8 @@
  * backend too, twice: poll_mode=off (every wake is the waker's kick) and
  * adaptive (the wakeup threads watch while the traffic lasts). Each in the
  * ASYM fence mode (the fast sides never fence) and, memfd and kernel/off,
- * in FULL mode (SN_FENCE=full). SN_TEST_SCALE=400 on the host runs about
- * a million cycles per backend.
+ * in FULL mode (SN_FENCE=full). SN_TEST_SCALE=600 on the host runs about
+ * a million cycles per backend; SN_STRESS_BACKENDS=kernel/off,... picks.
  *
  * A lost wakeup fails the case, seen either way:
  *  - timeout: a blocking call returns -ETIMEDOUT (2 s) though the other
@@ -104,11 +104,27 @@ static const struct backend all_backends[] = {
 };
 #define NBACKENDS (sizeof(all_backends) / sizeof(all_backends[0]))
 
-/* The backends here: memfd, and the kernel's where /dev/sn exists. */
+/*
+ * The backends here: memfd, and the kernel's where /dev/sn exists; only
+ * those named in SN_STRESS_BACKENDS (a comma-separated list) when it is
+ * set, for a long hunt on one of them.
+ */
 static int have_backend(const struct backend *b)
 {
+	const char *only = getenv("SN_STRESS_BACKENDS");
 	struct stat st;
 
+	if (only) {
+		size_t n = strlen(b->name);
+		const char *p = only;
+
+		while ((p = strstr(p, b->name)) &&
+		       !((p == only || p[-1] == ',') &&
+			 (p[n] == 0 || p[n] == ',')))
+			p += n;
+		if (!p)
+			return 0;
+	}
 	return b->flags == SN_BACKEND_MEMFD || stat(SN_DEVICE_PATH, &st) == 0;
 }
 

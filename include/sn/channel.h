@@ -53,8 +53,10 @@
  *    reservations and sn_producer_wait() return -EPIPE until a new consumer
  *    opens; what is in the ring stays for it.
  *  - A dead producer's lane is free for a new producer, which continues
- *    from its tail; what it committed stays readable in order; what it
- *    reserved and did not commit is lost and counted (reserved_lost).
+ *    from its tail; what it committed stays readable in order (a message
+ *    whose slot it committed before it could store the tail included);
+ *    what it reserved and did not commit is lost and counted
+ *    (reserved_lost).
  *  - A dead SPSC/MPSC consumer frees the consumer claim; a new consumer
  *    continues from the heads: what the dead one peeked and did not
  *    release is delivered again (at least once; counted, redelivered).
@@ -115,7 +117,9 @@ extern "C" {
 /* Geometry limits libsn creates (the module has its own, often the same). */
 #define SN_CHANNEL_MAX_SLOTS		(1U << 20)
 #define SN_CHANNEL_MAX_SLOT_SIZE	65536U
-#define SN_CHANNEL_MAX_BYTES		(1ULL << 30)	/* slots*slot_size*lanes */
+/* slot memory, slots * stride * lanes (stride: slot_size + its 8-byte
+ * header, rounded up to 16, 32, 64 or a multiple of 64) */
+#define SN_CHANNEL_MAX_BYTES		(1ULL << 30)
 
 struct sn_channel;
 
@@ -769,8 +773,8 @@ int sn__consumer_publish(struct sn_consumer *c);
 
 /*
  * SPSC/MPSC: received is derived from the heads (sn_index64()); the one
- * consumer publishes a lane's upper bits when its head crosses half the
- * index space, and at sleeps and close.
+ * consumer publishes a lane's upper bits when its head crosses a multiple
+ * of 2^30, and at close.
  */
 void sn__consumer_publish_lane(struct sn_consumer *c, __u32 lane);
 
@@ -822,7 +826,7 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 		 * with the producer's acquire load in sn__prod_refill) */
 		__atomic_store_n(sn__cons_head_p(c, lane), pos + n,
 				 __ATOMIC_RELEASE);
-		if ((pos ^ (pos + n)) & 0x80000000U)
+		if ((pos ^ (pos + n)) & 0x40000000U)
 			sn__consumer_publish_lane(c, lane);
 	} else {
 		__u32 *rel = c->release + (__u64)lane * (c->mask + 1);

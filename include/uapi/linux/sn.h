@@ -120,10 +120,14 @@
  * memfd ring (libsn without the module) is ASYM only when its creator
  * registered for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED): every
  * process that skips the fences is registered, and a sleeper runs that
- * membarrier command as H. The module parameter asym=0 (or
- * SN_CREATE_FULL_FENCE) makes new rings FULL, for sites that must not
- * take IPIs (nohz_full CPUs); H then costs one IPI round per sleep,
- * never per message.
+ * membarrier command as H. An sn.ko ring is ASYM when its creator asked
+ * (SN_CREATE_ASYM; libsn does unless SN_FENCE=full is in its environment)
+ * and the module parameter asym is 1 (the default); else FULL. On an ASYM
+ * ring H costs one IPI round to every other online CPU per sleep, never
+ * per message, and any user of the ring can cause it (poll(),
+ * SN_IOC_BARRIER), as any process can with membarrier(2)'s global
+ * command: sites whose isolated or nohz_full CPUs must not take IPIs set
+ * asym=0, which makes every new ring FULL.
  *
  * A sleeper's poll() arms the ring on a per-CPU kernel thread (sn/N, the
  * ring's home CPU when online) that watches it and wakes sleepers as soon
@@ -158,7 +162,9 @@
  *   order; what it had reserved and not committed (its lane's
  *   sn_prod_stats.reserved, clamped to slots) is lost and counted in
  *   kpage->peers.reserved_lost. A new producer may claim the lane and
- *   continues from its tail.
+ *   continues from its tail. In format 3, what it committed past the
+ *   tail (it died between its seq stores and its tail store) is committed:
+ *   the kernel moves the tail past it when the fd goes.
  * - A consumer fd of an SPSC/MPSC ring: the consumer claim is free again.
  *   A new consumer continues from the heads: what the dead one peeked and
  *   did not release is delivered again (at least once), counted in
@@ -272,10 +278,13 @@ enum sn_role {
 #define SN_CREATE_NUMA_NODE	(1U << 1)	/* numa_node is given */
 /* format 3: every slot starts with a struct sn_slot (see "Format 3") */
 #define SN_CREATE_FORMAT3	(1U << 2)
-/* fast sides fence: SN_FENCE_FULL whatever the module parameter asym */
-#define SN_CREATE_FULL_FENCE	(1U << 3)
+/*
+ * the fast sides skip their fences, sleepers pay (SN_FENCE_ASYM; "Sleeping
+ * and waking"), unless the module parameter asym is 0; else SN_FENCE_FULL
+ */
+#define SN_CREATE_ASYM		(1U << 3)
 #define SN_CREATE_FLAGS		(SN_CREATE_HOME_CPU | SN_CREATE_NUMA_NODE | \
-				 SN_CREATE_FORMAT3 | SN_CREATE_FULL_FENCE)
+				 SN_CREATE_FORMAT3 | SN_CREATE_ASYM)
 
 /* SN_IOC_CREATE on /dev/sn: returns a new ring fd (O_CLOEXEC). */
 struct sn_create {
@@ -372,7 +381,12 @@ struct sn_kpage {
 	struct sn_peer_stats peers;
 };
 
-/* Statistics kept by each side in its own lines; hints, never trusted. */
+/*
+ * Statistics kept by each side in its own lines; hints, never trusted. In
+ * format 3, sent is published at refills and (SPSC/MPSC) received per lane
+ * when the lane's head crosses a multiple of 2^30 and at close: readers
+ * extend the lane's tail and head with them (sn_index64()).
+ */
 struct sn_prod_stats {
 	__u64 sent;
 	__u64 full;		/* send attempts refused: lane full */
@@ -547,12 +561,14 @@ static inline __u32 sn_slot_stride(__u32 slot_size)
 
 /*
  * Extends a free-running 32-bit index @idx to 64 bits with @pub, a 64-bit
- * count of the same index published at most 2^32 - 1 steps behind it
- * (statistics that a reader derives from the tail or the head).
+ * count of the same index published less than 2^31 steps away from it,
+ * behind or (read in the other order) ahead: format 3's sent and received
+ * statistics, which their sides publish now and then and readers extend
+ * from the tail or the head.
  */
 static inline __u64 sn_index64(__u64 pub, __u32 idx)
 {
-	return pub + (__u32)(idx - (__u32)pub);
+	return pub + (__u64)(__s64)(__s32)(idx - (__u32)pub);
 }
 
 /*
