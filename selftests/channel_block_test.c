@@ -14,6 +14,9 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "channel_common.h"
@@ -589,6 +592,103 @@ TEST(scribbler)
 		}
 		EXPECT_EQ(0, sn_channel_close(ch));
 	}
+}
+
+/* ---- without membarrier(2): the FULL fence, or a refused attach ---- */
+
+/* Makes membarrier(2) fail with ENOSYS, as a container's filter may. */
+static int seccomp_no_membarrier(void)
+{
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_membarrier, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = { .len = sizeof(f) / sizeof(f[0]),
+				   .filter = f };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -1;
+	return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
+}
+
+/*
+ * The exec'd child of fence_without_membarrier (a fresh libsn: its fence
+ * is decided once per process), before the harness's main: 99 if a memfd
+ * channel it creates is FULL and works, sleeps included, and attaching
+ * the parent's ASYM ring (fd SN_NOMB_FD, or -1 when the parent's was FULL)
+ * is refused; else the step that failed.
+ */
+__attribute__((constructor)) static void nomb_child(void)
+{
+	const char *env = getenv("SN_NOMB_FD");
+	struct sn_channel_info info;
+	struct sn_channel *ch, *other;
+	struct sn_producer *p;
+	struct sn_consumer *c;
+	__u64 m = 42, out = 0;
+	int fd;
+
+	if (!env)
+		return;
+	fd = atoi(env);
+	if (sn_channel_create(&ch, SN_RING_SPSC, 8, 8, 1, SN_BACKEND_MEMFD))
+		_exit(10);
+	if (sn_channel_info(ch, &info) || info.fence != SN_FENCE_FULL)
+		_exit(11);
+	if (sn_producer_open(ch, &p) || sn_consumer_open(ch, &c))
+		_exit(12);
+	if (sn_recv(c, &out, 20 * MS) != -ETIMEDOUT)	/* a real sleep */
+		_exit(13);
+	if (sn_send(p, &m, SN_NO_WAIT) || sn_recv(c, &out, 1000 * MS) ||
+	    out != 42)
+		_exit(14);
+	sn_consumer_close(c);
+	sn_producer_close(p);
+	sn_channel_close(ch);
+	if (fd >= 0 && sn_channel_attach(&other, fd, 0) != -EOPNOTSUPP)
+		_exit(15);
+	_exit(99);	/* not 0: a child that ran the harness is no pass */
+}
+
+TEST(fence_without_membarrier)
+{
+	struct sn_channel_info info;
+	struct sn_channel *ch;
+	int status, fd = -1;
+	char arg[16];
+	pid_t pid;
+
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 8, 8, 1,
+				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_info(ch, &info));
+	if (info.fence == SN_FENCE_ASYM) {
+		fd = fcntl(sn_channel_fd(ch), F_DUPFD, 100);	/* no CLOEXEC */
+		ASSERT_LE(0, fd);
+	} else {
+		TH_LOG("this kernel has no membarrier: the refused attach is not tried");
+	}
+	snprintf(arg, sizeof(arg), "%d", fd);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		char *argv[] = { "fence_child", NULL };
+
+		setenv("SN_NOMB_FD", arg, 1);
+		if (seccomp_no_membarrier())
+			_exit(2);
+		execv("/proc/self/exe", argv);
+		_exit(3);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(99, WEXITSTATUS(status))
+		TH_LOG("the child failed at step %d", WEXITSTATUS(status));
+	if (fd >= 0)
+		close(fd);
+	EXPECT_EQ(0, sn_channel_close(ch));
 }
 
 TEST_HARNESS_MAIN
