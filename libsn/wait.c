@@ -11,8 +11,11 @@
  *   consumer: add 1 to cons waiters; [W1]; re-check; sleep; subtract 1
  *   producer: set its lane's waiting word; [W2]; re-check; sleep; clear it
  * [W1] pairs with [P1] in sn__prod_publish() (include/sn/channel.h), [W2]
- * with [C1] in sn__cons_done(): each side stores its own word, issues a
- * full barrier and loads the other's, so one of them sees the other.
+ * with [C1] in sn__cons_done(): each side stores its own word, then a
+ * barrier, then loads the other's, so one of them sees the other. On FULL
+ * rings both barriers are full barriers; on ASYM rings [P1]/[C1] are
+ * compiler barriers and the sleeper's is the heavy barrier H (sn.ko's
+ * poll() runs it; memfd: membarrier(2), sn_sleeper_barrier()).
  */
 #include <errno.h>
 #include <limits.h>

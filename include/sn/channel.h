@@ -124,7 +124,8 @@ extern "C" {
 struct sn_channel;
 
 /*
- * The full barrier of the sleep/wake protocol ([P1], [C1], [W1], [W2]).
+ * The full barrier of the sleep/wake protocol ([W1], [W2]; [P1] and [C1]
+ * on SN_FENCE_FULL rings).
  * ThreadSanitizer cannot model fences (GCC refuses them under
  * -fsanitize=thread): there, a sequentially consistent read-modify-write
  * of a private word, a full barrier on the hardware all the same.

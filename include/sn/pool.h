@@ -52,7 +52,8 @@
  *                   ready), so the worker waits on an eventfd of its own,
  *                   read through the same io_uring. Its announcement is a
  *                   per-worker word of the pool; a pool producer, after
- *                   publishing (full barrier [P1] in the channel code),
+ *                   publishing ([P1] in the channel code; the worker
+ *                   pays the ring's heavy barrier before it sleeps),
  *                   swaps the word to 0 and writes the eventfd if it was
  *                   set: one eventfd write per sleep, none while it works.
  *
