@@ -263,12 +263,18 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 static void sn_ring_redelivered(struct sn_ring *ring)
 {
 	u64 *word = sn_cons_peeked(ring);
-	u64 peeked = READ_ONCE(*word);
+	u64 peeked = READ_ONCE(*word), most = 0;
+	u32 lane;
 
 	if (!peeked)
 		return;
-	ring->peers.redelivered += min_t(u64, peeked,
-					 (u64)ring->geo.slots * ring->geo.lanes);
+	/*
+	 * No more than the lanes hold: a consumer that died between storing
+	 * its head and clearing peeked had released them.
+	 */
+	for (lane = 0; lane < ring->geo.lanes; lane++)
+		most += sn_lane_depth(ring, lane);
+	ring->peers.redelivered += min_t(u64, peeked, most);
 	WRITE_ONCE(*word, 0);
 }
 

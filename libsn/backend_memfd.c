@@ -506,8 +506,23 @@ static void sn_memfd_redelivered(const struct sn_channel *ch)
 	struct sn_cons_stats *cs = (struct sn_cons_stats *)
 		(sn_cons_ptr(ch) + ch->off.cons_stats);
 	__u64 n = __atomic_exchange_n(&cs->peeked, 0, __ATOMIC_ACQ_REL);
-	__u64 most = (__u64)ch->geo.slots * ch->geo.lanes;
+	__u64 most = 0;
+	__u32 lane;
 
+	/* no more than the lanes hold: a consumer that died between its
+	 * head and its peeked store released them (sn_release()) */
+	for (lane = 0; lane < ch->geo.lanes; lane++) {
+		unsigned char *l = sn_lane_ptr(ch, lane);
+
+		most += sn__clamp_depth(
+			__atomic_load_n((__u32 *)(l + ch->off.prod_tail),
+					__ATOMIC_ACQUIRE),
+			__atomic_load_n((__u32 *)(sn_cons_ptr(ch) +
+						  ch->off.cons_lane +
+						  lane * 2 * SN_PAD),
+					__ATOMIC_ACQUIRE),
+			ch->geo.slots);
+	}
 	if (n)
 		__atomic_fetch_add(&sn_kpage(ch)->peers.redelivered,
 				   n < most ? n : most, __ATOMIC_RELAXED);

@@ -911,9 +911,12 @@ static inline int sn_release(struct sn_consumer *c, __u32 n)
 	    ((c->flags & SN__MPMC) && n != c->peek_n))
 		return -EINVAL;
 	c->peek_n = 0;
+	sn__cons_done(c, c->peek_lane, c->peek_pos, n);
+	/* after the head: a death between the two stores leaves peeked
+	 * over messages released, which the reaper clamps to what the
+	 * lanes hold, never a redelivery it does not count */
 	if (!(c->flags & SN__MPMC))
 		__atomic_store_n(&c->stats->peeked, 0, __ATOMIC_RELAXED);
-	sn__cons_done(c, c->peek_lane, c->peek_pos, n);
 	sn__cons_count(c, n, 0);
 	return 0;
 }
