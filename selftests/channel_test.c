@@ -213,6 +213,45 @@ TEST(mpmc_peek_claims)
 }
 
 /* Free-running indices across 2^32: start every lane just below it. */
+/*
+ * Makes @ch, new and without handles (16 slots per lane), look like a ring
+ * whose lanes have carried @start messages each: tails, heads and MPMC
+ * release words at @start, and with @stats their published counts too
+ * (sent, and SPSC/MPSC received), as the sides would have left them.
+ */
+static int ring_at(struct sn_channel *ch, __u32 start, int stats)
+{
+	struct sn_channel_info info;
+	struct sn_offsets off;
+	unsigned char *base;
+	__u32 l, x;
+	void *vb;
+
+	if (sn_channel_layout(ch, &vb, &off) || sn_channel_info(ch, &info) ||
+	    info.slots != 16)
+		return -1;
+	base = vb;
+	for (l = 0; l < info.lanes; l++) {
+		unsigned char *lane = base + off.lane0 + l * off.lane_size;
+
+		*(__u32 *)(lane + off.prod_tail) = start;
+		*(__u32 *)(base + off.cons + off.cons_lane + l * 2 * SN_PAD) =
+			start;
+		if (stats) {
+			((struct sn_prod_stats *)(lane + off.prod_stats))->sent =
+				start;
+			if (info.type != SN_RING_MPMC)
+				((struct sn_cons_stats *)(base + off.cons +
+					off.cons_stats + l * 2 * SN_PAD))->
+					received = start;
+		}
+		for (x = start; info.type == SN_RING_MPMC && x != start + 16; x++)
+			((__u32 *)(base + off.cons +
+				   off.cons_release))[l * 16 + (x & 15)] = x;
+	}
+	return 0;
+}
+
 TEST(index_wraparound)
 {
 	const __u32 start = 0xffffff00U;
@@ -224,27 +263,12 @@ TEST(index_wraparound)
 		struct sn_producer *p;
 		struct sn_consumer *c;
 		struct sn_channel *ch;
-		struct sn_offsets off;
-		unsigned char *base;
-		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2, l, x;
+		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2;
 		__u64 i, m, out;
-		void *vb;
 
 		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
 					       flags[b]));
-		ASSERT_EQ(0, sn_channel_layout(ch, &vb, &off));
-		base = vb;
-		for (l = 0; l < lanes; l++) {
-			*(__u32 *)(base + off.lane0 + l * off.lane_size +
-				   off.prod_tail) = start;
-			*(__u32 *)(base + off.cons + off.cons_lane +
-				   l * 2 * SN_PAD) = start;
-			for (x = start; types[t] == SN_RING_MPMC &&
-			     x != start + 16; x++)
-				((__u32 *)(base + off.cons +
-					   off.cons_release))[l * 16 +
-							      (x & 15)] = x;
-		}
+		ASSERT_EQ(0, ring_at(ch, start, 0));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		for (i = 0, m = 0; i < 400; i++) {
@@ -283,40 +307,16 @@ TEST(stats_exact_at_rest)
 		struct sn_consumer *c;
 		struct sn_channel *ch;
 		struct sn_channel_stats st0, st;
-		struct sn_offsets off;
-		unsigned char *base;
 		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2, l, x, start;
 		__u64 sent = 0, recvd = 0, m[8] = { 0 }, i;
 		unsigned int seed = 7 + t * 3 + z;
 		__u32 pos;
-		void *vb;
 		int r;
 
 		start = starts[z];
 		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
 					       flags[b]));
-		ASSERT_EQ(0, sn_channel_layout(ch, &vb, &off));
-		base = vb;
-		/* what a ring that has carried `start` messages per lane
-		 * looks like (its counts' upper bits published) */
-		for (l = 0; l < lanes; l++) {
-			*(__u32 *)(base + off.lane0 + l * off.lane_size +
-				   off.prod_tail) = start;
-			((struct sn_prod_stats *)(base + off.lane0 +
-				l * off.lane_size + off.prod_stats))->sent =
-				start;
-			*(__u32 *)(base + off.cons + off.cons_lane +
-				   l * 2 * SN_PAD) = start;
-			if (types[t] != SN_RING_MPMC)
-				((struct sn_cons_stats *)(base + off.cons +
-					off.cons_stats + l * 2 * SN_PAD))->
-					received = start;
-			for (x = start; types[t] == SN_RING_MPMC &&
-			     x != start + 16; x++)
-				((__u32 *)(base + off.cons +
-					   off.cons_release))[l * 16 +
-							      (x & 15)] = x;
-		}
+		ASSERT_EQ(0, ring_at(ch, start, 1));
 		ASSERT_EQ(0, sn_channel_stats(ch, &st0));
 		for (l = 0; l < lanes; l++)
 			ASSERT_EQ(0, sn_producer_open(ch, &p[l]));

@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/sn.h>
+
 #include "snbench.h"
 
 static const char *bare_skip(const struct snb_cfg *cfg, int pingpong)
@@ -185,18 +187,6 @@ struct bare_seq {
 	char pad2[128 - 28];
 };
 
-/* A slot: the 8-byte sequence, then the payload; 16, 32, 64 or k * 64. */
-static unsigned int bs_stride(unsigned int size)
-{
-	unsigned int s = 8 + size;
-
-	if (s <= 16)
-		return 16;
-	if (s <= 32)
-		return 32;
-	return (s + 63) & ~63U;
-}
-
 static void *bs_create(const struct snb_cfg *cfg)
 {
 	struct bare_seq *q = aligned_alloc(128, sizeof(*q));
@@ -207,7 +197,9 @@ static void *bs_create(const struct snb_cfg *cfg)
 	q->cap = cfg->capacity;
 	q->mask = cfg->capacity - 1;
 	q->size = cfg->msg_size;
-	q->stride = bs_stride(cfg->msg_size);
+	/* a slot: the 8-byte sequence, then the payload, as libsn's format 3
+	 * lays it out: 16, 32, 64 or k * 64 bytes */
+	q->stride = sn_slot_stride(cfg->msg_size);
 	/* every sequence 0: no slot holds position 0 + 1 yet */
 	q->slots = bare_slots((size_t)cfg->capacity * q->stride);
 	if (!q->slots) {
