@@ -165,8 +165,10 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	info.claim = rf->claim;
 	info.id = ring->id;
 	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
-			SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3;
+			SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3 |
+			SN_FEAT_VARLEN;
 	info.off = ring->off;
+	info.geo_flags = ring->geo.flags;
 	if (copy_to_user(uinfo, &info, info.size))
 		return -EFAULT;
 	/* A newer caller's fields that we do not know read as zero. */

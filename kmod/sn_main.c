@@ -204,7 +204,7 @@ static int __init sn_init(void)
 	int ret;
 
 	BUILD_BUG_ON(sizeof(struct sn_create) != SN_CREATE_SIZE_VER0);
-	BUILD_BUG_ON(sizeof(struct sn_info) != SN_INFO_SIZE_VER0);
+	BUILD_BUG_ON(sizeof(struct sn_info) != SN_INFO_SIZE_VER1);
 	BUILD_BUG_ON(sizeof(struct sn_narrow) != SN_NARROW_SIZE_VER0);
 	BUILD_BUG_ON(offsetof(struct sn_kpage, kflags) != SN_PAD);
 	BUILD_BUG_ON(sizeof(struct sn_kpage) > PAGE_SIZE);

@@ -40,6 +40,13 @@ static atomic64_t sn_next_id = ATOMIC64_INIT(0);
  */
 #define SN_MAX_MAP_SIZE		(128ULL << 30)
 
+/* The SN_GEO_* flags of a ring created with SN_CREATE_* @flags. */
+static u32 sn_geo_flags(u32 flags)
+{
+	return (flags & SN_CREATE_FORMAT3 ? SN_GEO_FORMAT3 : 0) |
+	       (flags & SN_CREATE_VARLEN ? SN_GEO_VARLEN : 0);
+}
+
 static int sn_check_create(const struct sn_create *p)
 {
 	u64 lane_bytes, ring_bytes;
@@ -63,8 +70,12 @@ static int sn_check_create(const struct sn_create *p)
 	if (!p->lanes || p->lanes > SN_MAX_LANES ||
 	    (p->type == SN_RING_SPSC && p->lanes != 1))
 		return -EINVAL;
-	stride = p->flags & SN_CREATE_FORMAT3 ? sn_slot_stride(p->slot_size) :
-		 p->slot_size;
+	if ((p->flags & SN_CREATE_VARLEN) && !(p->flags & SN_CREATE_FORMAT3))
+		return -EINVAL;
+	stride = sn_geo_stride(&(struct sn_geometry){
+		.slot_size = p->slot_size,
+		.flags = sn_geo_flags(p->flags),
+	});
 	if (check_mul_overflow((u64)p->slots, (u64)stride, &lane_bytes) ||
 	    check_mul_overflow(lane_bytes, (u64)p->lanes, &ring_bytes) ||
 	    ring_bytes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
@@ -200,6 +211,7 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 		    SN_KPAGE_MAGIC;
 	kp->fence = ring->fence;
 	kp->stride = ring->off.stride;
+	kp->geo_flags = ring->geo.flags;
 	kp->type = ring->geo.type;
 	kp->slot_size = ring->geo.slot_size;
 	kp->slots = ring->geo.slots;
@@ -262,7 +274,7 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->geo.slot_size = p->slot_size;
 	ring->geo.slots = p->slots;
 	ring->geo.lanes = p->lanes;
-	ring->geo.flags = p->flags & SN_CREATE_FORMAT3 ? SN_GEO_FORMAT3 : 0;
+	ring->geo.flags = sn_geo_flags(p->flags);
 	/* Fixed for the ring's life: its publishers decide by it once. */
 	ring->fence = READ_ONCE(sn_asym) && (p->flags & SN_CREATE_ASYM) ?
 		      SN_FENCE_ASYM : SN_FENCE_FULL;
@@ -452,33 +464,51 @@ u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
 }
 
 /*
- * Format 3: a producer that dies between storing its slots' seq words and
- * the tail leaves committed messages past the tail, which the kernel's
+ * The slots of the committed record at position @t of @lane, read from its
+ * header (seq acquired, len read once): 0 if none is committed there or
+ * its length is not valid (sn_record_span()). Fixed-size rings: 1.
+ */
+static u32 sn_lane_record_at(const struct sn_ring *ring, u64 lane_off, u32 t)
+{
+	u32 mask = ring->geo.slots - 1;
+	const struct sn_slot *s;
+
+	s = (const struct sn_slot *)(ring->vaddr + lane_off + ring->off.slots +
+				     (u64)(t & mask) * ring->off.stride);
+	/*
+	 * acquire: pairs with the producer's release of seq, so a release
+	 * of the tail past it publishes the message too
+	 */
+	if (smp_load_acquire(&s->seq) != t + 1)
+		return 0;
+	if (!(ring->geo.flags & SN_GEO_VARLEN))
+		return 1;
+	return sn_record_span(READ_ONCE(s->len), t & mask, ring->geo.slots,
+			      ilog2(ring->off.stride));
+}
+
+/*
+ * Format 3: a producer that dies between storing its records' seq words
+ * and the tail leaves committed messages past the tail, which the kernel's
  * readers and MPMC consumers go by. Called while the dying producer fd
- * still owns @lane: moves the tail past them (at most a lap, each seq read
- * once) and returns true if it did. A full-role fd writing the tail
- * meanwhile wins: the tail moves only from the value read.
+ * still owns @lane: moves the tail past them (at most a lap, each header
+ * read once, a record only whole and valid) and returns true if it did. A
+ * full-role fd writing the tail meanwhile wins: the tail moves only from
+ * the value read.
  */
 bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane)
 {
 	u64 lane_off = sn_lane_off(ring, lane);
 	u32 *tailp = (u32 *)(ring->vaddr + lane_off + ring->off.prod_tail);
-	u32 t0 = READ_ONCE(*tailp), t = t0, mask = ring->geo.slots - 1;
-	const u32 *seq;
+	u32 t0 = READ_ONCE(*tailp), t = t0, n, walked = 0;
 
 	if (!(ring->geo.flags & SN_GEO_FORMAT3))
 		return false;
-	while (t - t0 <= mask) {
-		seq = (const u32 *)(ring->vaddr + lane_off + ring->off.slots +
-				    (u64)(t & mask) * ring->off.stride +
-				    offsetof(struct sn_slot, seq));
-		/*
-		 * acquire: pairs with the producer's release of seq, so
-		 * the release below publishes the messages too
-		 */
-		if (smp_load_acquire(seq) != t + 1)
-			break;
-		if (!(++t % 4096))
+	while ((n = sn_lane_record_at(ring, lane_off, t)) &&
+	       n <= ring->geo.slots - (t - t0)) {
+		t += n;
+		walked++;
+		if (!(walked % 4096))
 			cond_resched();
 	}
 	/* release: the messages before the tail, as the producer's own */
@@ -506,14 +536,33 @@ u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos)
 	return READ_ONCE(*sn_release_word(ring, lane, pos));
 }
 
+/*
+ * Varlen: the slots @lane's waiting producer said it needs (uapi
+ * "Records"), 1..slots; fixed-size rings: 1.
+ */
+static u32 sn_lane_need(const struct sn_ring *ring, u32 lane)
+{
+	u32 need;
+
+	if (!(ring->geo.flags & SN_GEO_VARLEN))
+		return 1;
+	need = sn_shared_u32(ring, sn_lane_off(ring, lane) +
+			     ring->off.prod_need);
+	return clamp_t(u32, need, 1, ring->geo.slots);
+}
+
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
 {
-	u32 tail;
+	u32 tail, need = sn_lane_need(ring, lane), i;
 
 	if (ring->geo.type != SN_RING_MPMC)
-		return sn_lane_depth(ring, lane) < ring->geo.slots;
+		return ring->geo.slots - sn_lane_depth(ring, lane) >= need;
+	/* bounded: poll may run in atomic context (io_uring's wakeups) */
 	tail = sn_lane_tail(ring, lane);
-	return sn_lane_release(ring, lane, tail) == tail;
+	for (i = 0; i < need && i < SN_NEED_SCAN; i++)
+		if (sn_lane_release(ring, lane, tail + i) != tail + i)
+			return false;
+	return sn_lane_release(ring, lane, tail + need - 1) == tail + need - 1;
 }
 
 bool sn_ring_readable(const struct sn_ring *ring)
@@ -553,11 +602,14 @@ u32 sn_ring_sleepers(const struct sn_ring *ring)
 /*
  * Totals of the sides' own statistics: hints, as the sides keep them. In
  * format 3 the sides publish sent and (SPSC/MPSC) received only now and
- * then; the tail and the head give the rest (sn_index64()).
+ * then; the tail and the head give the rest (sn_index64()). Varlen rings'
+ * sides store them per operation.
  */
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received)
 {
-	bool fmt3 = ring->geo.flags & SN_GEO_FORMAT3;
+	/* varlen: the indices count slots, the statistics messages */
+	bool fmt3 = (ring->geo.flags & (SN_GEO_FORMAT3 | SN_GEO_VARLEN)) ==
+		    SN_GEO_FORMAT3;
 	u32 lane;
 	u64 s, r;
 

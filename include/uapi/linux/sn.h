@@ -283,8 +283,14 @@ enum sn_role {
  * and waking"), unless the module parameter asym is 0; else SN_FENCE_FULL
  */
 #define SN_CREATE_ASYM		(1U << 3)
+/*
+ * format 3 with records of any length: a message may take several
+ * consecutive slots (see "Records"); needs SN_CREATE_FORMAT3
+ */
+#define SN_CREATE_VARLEN	(1U << 4)
 #define SN_CREATE_FLAGS		(SN_CREATE_HOME_CPU | SN_CREATE_NUMA_NODE | \
-				 SN_CREATE_FORMAT3 | SN_CREATE_ASYM)
+				 SN_CREATE_FORMAT3 | SN_CREATE_ASYM | \
+				 SN_CREATE_VARLEN)
 
 /* SN_IOC_CREATE on /dev/sn: returns a new ring fd (O_CLOEXEC). */
 struct sn_create {
@@ -343,7 +349,10 @@ struct sn_offsets {
 	__u32 slots;		/* slot 0; slot j at slots + j * stride */
 	/* bytes per slot: slot_size, or sn_slot_stride() in format 3 */
 	__u32 stride;
-	__u64 reserved[3];
+	/* varlen: __u32, the slots a waiting producer needs (see "Records") */
+	__u32 prod_need;
+	__u32 pad;
+	__u64 reserved[2];
 };
 
 /* What became of dead peers (see "Dead peers"); counts only grow. */
@@ -374,7 +383,9 @@ struct sn_kpage {
 	__u64 claims_live;	/* MPMC: bit i: record i has a consumer fd */
 	__u32 fence;		/* SN_FENCE_*: fixed at creation */
 	__u32 stride;		/* bytes per slot (struct sn_offsets) */
-	__u64 reserved[8];
+	__u32 geo_flags;	/* SN_GEO_* */
+	__u32 pad2;
+	__u64 reserved[7];
 	/* SN_PAD: what the kernel changes while the ring runs */
 	__u32 kflags;		/* SN_KFLAG_* */
 	__u32 pad1;
@@ -421,9 +432,12 @@ struct sn_info {
 	__u64 id;
 	__u64 features;		/* SN_FEAT_* */
 	struct sn_offsets off;
+	__u32 geo_flags;	/* SN_GEO_* (SN_INFO_SIZE_VER1) */
+	__u32 pad;
 };
 
 #define SN_INFO_SIZE_VER0	168
+#define SN_INFO_SIZE_VER1	176
 
 #define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
 #define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
@@ -431,6 +445,7 @@ struct sn_info {
 #define SN_FEAT_PEERS		(1ULL << 3)	/* dead peers, SN_IOC_SHUTDOWN */
 #define SN_FEAT_ASYM		(1ULL << 4)	/* SN_FENCE_ASYM rings */
 #define SN_FEAT_FORMAT3		(1ULL << 5)	/* SN_CREATE_FORMAT3 */
+#define SN_FEAT_VARLEN		(1ULL << 6)	/* SN_CREATE_VARLEN */
 
 /*
  * kpage->fence: what the fast sides of the sleep protocol do ("Sleeping
@@ -453,8 +468,55 @@ struct sn_info {
  */
 struct sn_slot {
 	__u32 seq;		/* position + 1, stored last (release) */
-	__u32 len;		/* message bytes: slot_size */
+	__u32 len;		/* message bytes (SN_SLOT_LEN), SN_SLOT_PAD */
 };
+
+/*
+ * Records (SN_CREATE_VARLEN). A message of len bytes takes
+ * sn_record_slots(len) consecutive slots of its lane: the header of the
+ * first, then the message, contiguous over the slots that follow (their own
+ * headers are message bytes). The stride is a power of two
+ * (sn_var_stride()). A record never crosses the end of the lane: where
+ * the next record does not fit before it, the producer first commits a
+ * padding record (len == SN_SLOT_PAD, no message) that covers the rest of
+ * the lane, as Aeron's log buffers do; one mapping per lane, so the lane
+ * needs no second mapping of its pages as BPF's ring buffer has, and a
+ * record may be as long as the lane allows (sn_record_max()). A
+ * fixed-size ring is the case where every record takes one slot and no
+ * padding is ever needed.
+ *
+ * Commit. The producer writes the message and len, then (SPSC and MPSC)
+ * stores seq = 0 in the slot after the record, then seq = the record's
+ * position + 1 with release, then the tail past the record with release.
+ * So a consumer at a record boundary h finds there 0 or h + 1, never the
+ * bytes of an older record's message posing as h + 1: an SPSC or MPSC
+ * producer needs the record's slots plus one free. MPMC consumers claim
+ * by the tail, which moves only past whole records (no terminator: the
+ * slot after the record may still be read by a slow consumer).
+ *
+ * Validation. Lengths are written by the producer, so nobody trusts them:
+ * a reader reads len once and takes sn_record_span() of it, which is 0
+ * for flags other than SN_SLOT_PAD, a padding record at slot 0 or a record
+ * that would cross the end of the lane. A consumer that meets such a bad
+ * record drops the rest of the lane's lap (libsn counts it), so that only
+ * the lane a producer can write loses data. MPMC consumers also never take
+ * a record beyond the tail.
+ *
+ * Statistics. In a varlen ring the tail and the heads count slots, not
+ * messages: sent and received are stored by their sides per operation and
+ * read as stored; the reserved and peeked words count records, and
+ * peers.claims_lost counts slots.
+ *
+ * Sleeping producer. Before it announces itself, a producer stores in its
+ * lane's prod_need word the slots it waits for (the record, a padding
+ * record before it and the terminator); poll's EPOLLOUT for its fd then
+ * means that many are free (clamped to 1..slots), so a woken producer
+ * finds its room. MPMC: the release words from the tail are checked up to
+ * SN_NEED_SCAN of them and the last needed one.
+ */
+#define SN_SLOT_PAD		(1U << 31)
+#define SN_SLOT_LEN		0x3fffffffU	/* bits of the length */
+#define SN_NEED_SCAN		256
 
 #define SN_CLAIM_NONE		0xffffffffU
 
@@ -537,6 +599,7 @@ struct sn_geometry {
 
 /* struct sn_geometry flags */
 #define SN_GEO_FORMAT3		(1U << 0)	/* slots start with sn_slot */
+#define SN_GEO_VARLEN		(1U << 1)	/* records of any length */
 
 static inline __u64 sn_align_up(__u64 x, __u64 a)
 {
@@ -560,6 +623,85 @@ static inline __u32 sn_slot_stride(__u32 slot_size)
 }
 
 /*
+ * A varlen ring's bytes per slot: sn_slot_stride() rounded up to a power
+ * of two, so that a record's slot count is a shift.
+ */
+static inline __u32 sn_var_stride(__u32 slot_size)
+{
+	__u32 s = sn_slot_stride(slot_size);
+
+	while (s & (s - 1))
+		s += s & -s;
+	return s;
+}
+
+/* log2 of a power of two @x. */
+static inline __u32 sn_log2(__u32 x)
+{
+	__u32 n = 0;
+
+	while (x > 1) {
+		x >>= 1;
+		n++;
+	}
+	return n;
+}
+
+/* Slots a record of @len message bytes takes (1 << @shift bytes each). */
+static inline __u64 sn_record_slots(__u64 len, __u32 shift)
+{
+	return (len + sizeof(struct sn_slot) + (1ULL << shift) - 1) >> shift;
+}
+
+/*
+ * The longest message of a varlen lane of @slots slots of 1 << @shift
+ * bytes: all but one slot (SPSC and MPSC keep one for the terminator;
+ * MPMC the same, so that every type takes the same messages), header
+ * excluded, within SN_SLOT_LEN.
+ */
+static inline __u32 sn_record_max(__u32 slots, __u32 shift)
+{
+	__u64 m = ((__u64)(slots - 1) << shift);
+
+	if (m <= sizeof(struct sn_slot))
+		return 0;
+	m -= sizeof(struct sn_slot);
+	return m > SN_SLOT_LEN ? SN_SLOT_LEN : (__u32)m;
+}
+
+/*
+ * The slots taken by the record whose header says @len, at slot @idx
+ * (0..slots - 1) of a varlen lane of @slots slots of 1 << @shift bytes;
+ * 0 when it is no valid record there: unknown flags, a padding record at
+ * slot 0, a message above sn_record_max(), or a record crossing the lane
+ * end. Everything that reads a record's length goes through this.
+ */
+static inline __u32 sn_record_span(__u32 len, __u32 idx, __u32 slots,
+				   __u32 shift)
+{
+	__u64 n;
+
+	if (idx >= slots)
+		return 0;
+	if (len == SN_SLOT_PAD)
+		return idx ? slots - idx : 0;
+	if (len > sn_record_max(slots, shift))
+		return 0;
+	n = sn_record_slots(len, shift);
+	return n <= slots - idx ? (__u32)n : 0;
+}
+
+/* Bytes per slot of a ring of geometry @g (struct sn_offsets' stride). */
+static inline __u32 sn_geo_stride(const struct sn_geometry *g)
+{
+	if (g->flags & SN_GEO_VARLEN)
+		return sn_var_stride(g->slot_size);
+	if (g->flags & SN_GEO_FORMAT3)
+		return sn_slot_stride(g->slot_size);
+	return g->slot_size;
+}
+
+/*
  * Extends a free-running 32-bit index @idx to 64 bits with @pub, a 64-bit
  * count of the same index published less than 2^31 steps away from it,
  * behind or (read in the other order) ahead: format 3's sent and received
@@ -575,10 +717,9 @@ static inline __u64 sn_index64(__u64 pub, __u32 idx)
  * The ring layout, from its geometry and the page size. Both the kernel and
  * libsn's memfd backend call this; nothing else decides where things sit.
  * The caller has checked the geometry: slots a power of two, slot_size a
- * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * slot_size below 2^56
- * (the kernel allows at most SN_MAX_SLOTS * SN_MAX_SLOT_SIZE = 2^44). Then
- * nothing here overflows: a format 3 stride is at most slot_size + 64, so
- * all lanes take below 2^63 bytes, the release words below 2^40, and
+ * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * stride * lanes below
+ * 2^56 (the kernel allows at most max_ring_mb, 2^36 bytes). Then nothing
+ * here overflows: the release words take below 2^40 bytes, and
  * map_size fits a __u64 (below 2^52 for the kernel's rings); the __u32
  * offsets stay within the first lane page or, for cons_claims and
  * cons_release, 24.25 KiB rounded up to a page.
@@ -590,9 +731,8 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 
 	off->reserved[0] = 0;
 	off->reserved[1] = 0;
-	off->reserved[2] = 0;
-	off->stride = g->flags & SN_GEO_FORMAT3 ?
-		      sn_slot_stride(g->slot_size) : g->slot_size;
+	off->stride = sn_geo_stride(g);
+	off->pad = 0;
 	off->cons_waiters = 0;
 	off->cons_lane = 2 * SN_PAD;
 	off->cons_stats = 3 * SN_PAD;
@@ -610,6 +750,7 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 	off->prod_tail = 0;
 	off->prod_waiting = SN_PAD;
 	off->prod_stats = 2 * SN_PAD;
+	off->prod_need = SN_PAD + sizeof(__u32);
 	off->slots = (__u32)page_size;
 
 	off->kpage = 0;
