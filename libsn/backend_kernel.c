@@ -78,12 +78,16 @@ int sn_kernel_attach(struct sn_channel *ch)
 	ch->geo.slot_size = info.slot_size;
 	ch->geo.slots = info.slots;
 	ch->geo.lanes = info.lanes;
-	ch->geo.flags = SN_GEO_FORMAT3;
+	/* a module without geo_flags (SN_INFO_SIZE_VER0) has no varlen */
+	ch->geo.flags = info.size >= SN_INFO_SIZE_VER1 ?
+			info.geo_flags & (SN_GEO_FORMAT3 | SN_GEO_VARLEN) :
+			SN_GEO_FORMAT3;
 	if (sn_geometry_check(&ch->geo, SN_KERNEL_MAX_BYTES))
 		return -EINVAL;
 	/* libsn speaks format 3 only (slot headers: a stride above slot_size) */
 	if (!(info.features & SN_FEAT_FORMAT3) ||
-	    info.off.stride != sn_slot_stride(info.slot_size))
+	    !(ch->geo.flags & SN_GEO_FORMAT3) ||
+	    info.off.stride != sn_geo_stride(&ch->geo))
 		return -EPROTONOSUPPORT;
 	if (info.role == SN_ROLE_PRODUCER && info.lane >= info.lanes)
 		return -EINVAL;
@@ -108,7 +112,8 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 		.slots = ch->geo.slots,
 		.lanes = ch->geo.lanes,
 		.flags = SN_CREATE_FORMAT3 |
-			 (sn_fence_env_full() ? 0 : SN_CREATE_ASYM),
+			 (sn_fence_env_full() ? 0 : SN_CREATE_ASYM) |
+			 (ch->geo.flags & SN_GEO_VARLEN ? SN_CREATE_VARLEN : 0),
 	};
 	int ret;
 

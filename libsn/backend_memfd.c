@@ -75,6 +75,7 @@ int sn_memfd_create(struct sn_channel *ch)
 	kp->slots = ch->geo.slots;
 	kp->lanes = ch->geo.lanes;
 	kp->stride = ch->off.stride;
+	kp->geo_flags = ch->geo.flags;
 	/* ASYM only if we skip fences: we are registered for membarrier */
 	kp->fence = sn_fence_process_asym() && !sn_fence_env_full() ?
 		    SN_FENCE_ASYM : SN_FENCE_FULL;
@@ -110,7 +111,7 @@ int sn_memfd_attach(struct sn_channel *ch)
 	ch->geo.slot_size = kp.slot_size;
 	ch->geo.slots = kp.slots;
 	ch->geo.lanes = kp.lanes;
-	ch->geo.flags = SN_GEO_FORMAT3;
+	ch->geo.flags = SN_GEO_FORMAT3 | (kp.geo_flags & SN_GEO_VARLEN);
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES))
 		return -EINVAL;
 	sn_ring_layout(&ch->geo, ch->page, &ch->off);

@@ -30,10 +30,10 @@ int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes)
 	    (g->type == SN_RING_SPSC && g->lanes != 1))
 		return -EINVAL;
 	/* slot memory as the module counts it (format 3: headers included);
-	 * each factor is below 2^29: the product fits */
-	if ((__u64)g->slots * (g->flags & SN_GEO_FORMAT3 ?
-			       sn_slot_stride(g->slot_size) : g->slot_size) *
-	    g->lanes > max_bytes)
+	 * each factor is below 2^30: the product fits */
+	if ((g->flags & SN_GEO_VARLEN) && !(g->flags & SN_GEO_FORMAT3))
+		return -EINVAL;
+	if ((__u64)g->slots * sn_geo_stride(g) * g->lanes > max_bytes)
 		return -EINVAL;
 	return 0;
 }
@@ -78,12 +78,13 @@ int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 	     !sn_within(o->cons_claims, (__u64)SN_MAX_CLAIMS * SN_PAD,
 			o->cons_size, 8)))
 		return -EINVAL;
-	if (o->stride != (g->flags & SN_GEO_FORMAT3 ?
-			  sn_slot_stride(g->slot_size) : g->slot_size) ||
+	if (o->stride != sn_geo_stride(g) ||
 	    !sn_within(o->slots, (__u64)g->slots * o->stride, o->lane_size,
 		       8) ||
 	    !sn_within(o->prod_tail, 4, o->slots, 4) ||
 	    !sn_within(o->prod_waiting, 4, o->slots, 4) ||
+	    ((g->flags & SN_GEO_VARLEN) &&
+	     !sn_within(o->prod_need, 4, o->slots, 4)) ||
 	    !sn_within(o->prod_stats, sizeof(struct sn_prod_stats), o->slots,
 		       8))
 		return -EINVAL;
@@ -170,7 +171,8 @@ SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
 	int devfd = -1, ret;
 
 	if (!out || (flags & ~SN_CHANNEL_FLAGS) ||
-	    (flags & SN_CHANNEL_FLAGS) == SN_CHANNEL_FLAGS)
+	    (flags & (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)) ==
+	    (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD))
 		return -EINVAL;
 	ch = sn_channel_alloc();
 	if (!ch)
@@ -179,7 +181,8 @@ SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
 	ch->geo.slots = slots;
 	ch->geo.slot_size = slot_size;
 	ch->geo.lanes = lanes;
-	ch->geo.flags = SN_GEO_FORMAT3;
+	ch->geo.flags = SN_GEO_FORMAT3 |
+			(flags & SN_CHANNEL_VARLEN ? SN_GEO_VARLEN : 0);
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES) ||
 	    slots > SN_CHANNEL_MAX_SLOTS || slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
 		free(ch);
@@ -301,7 +304,16 @@ SN_API int sn_channel_info(const struct sn_channel *ch,
 	info->fence = ch->fence;
 	info->map_size = ch->off.map_size;
 	info->id = ch->id;
+	info->flags = ch->geo.flags & SN_GEO_VARLEN ? SN_CHANNEL_VARLEN : 0;
+	info->max_msg = sn_channel_max_msg(ch);
 	return 0;
+}
+
+__u32 sn_channel_max_msg(const struct sn_channel *ch)
+{
+	if (!(ch->geo.flags & SN_GEO_VARLEN))
+		return ch->geo.slot_size;
+	return sn_record_max(ch->geo.slots, sn_log2(ch->off.stride));
 }
 
 SN_API int sn_channel_layout(const struct sn_channel *ch, void **base,
@@ -341,9 +353,11 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 {
 	const struct sn_kpage *kp;
 	__u32 lane, kflags;
+	int varlen;
 
 	if (!ch || !st)
 		return -EINVAL;
+	varlen = !!(ch->geo.flags & SN_GEO_VARLEN);
 	if (ch->backend == SN_BACKEND_MEMFD)
 		sn_memfd_check_peers(ch);
 	memset(st, 0, sizeof(*st));
@@ -367,11 +381,15 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 			(sn_cons_ptr(ch) + ch->off.cons_lane +
 			 lane * 2 * SN_PAD);
 
-		/* SPSC/MPSC: derived from the head (sn__cons_count()) */
-		st->received += ch->geo.type == SN_RING_MPMC ?
-			sn_load64(&cs->received) :
-			sn_index64(sn_load64(&cs->received),
-				   __atomic_load_n(head, __ATOMIC_RELAXED));
+		__u64 recv = sn_load64(&cs->received);
+
+		/* SPSC/MPSC: derived from the head (sn__cons_count()), but
+		 * in varlen rings, whose heads count slots */
+		if (ch->geo.type != SN_RING_MPMC && !varlen)
+			recv = sn_index64(recv, __atomic_load_n(head,
+							__ATOMIC_RELAXED));
+		st->received += recv;
+		st->bad_records += sn_load64(&cs->bad);
 		st->recv_empty += sn_load64(&cs->empty);
 		st->sleeps += sn_load64(&cs->sleeps);
 		st->wakeups += sn_load64(&cs->wakeups);
@@ -383,15 +401,26 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 							   ch->off.prod_tail),
 						  __ATOMIC_RELAXED);
 
-			st->sent += sn_index64(sn_load64(&ps->sent), t);
+			__u64 sent = sn_load64(&ps->sent);
+
+			if (!varlen)
+				sent = sn_index64(sent, t);
+			st->sent += sent;
 			st->send_errors += sn_load64(&ps->full);
 			st->sleeps += sn_load64(&ps->sleeps);
 			st->kicks += sn_load64(&ps->kicks);
-			st->depth += sn__clamp_depth(t, __atomic_load_n(head,
-							__ATOMIC_RELAXED),
-						     ch->geo.slots);
+			if (!varlen)
+				st->depth += sn__clamp_depth(t,
+					__atomic_load_n(head, __ATOMIC_RELAXED),
+					ch->geo.slots);
+			else if (ch->geo.type != SN_RING_MPMC)
+				st->depth += sent > recv ? sent - recv : 0;
 		}
 	}
+	/* varlen MPMC: the consumers count in lane 0's line */
+	if (varlen && ch->geo.type == SN_RING_MPMC)
+		st->depth = st->sent > st->received ?
+			    st->sent - st->received : 0;
 	return 0;
 }
 
@@ -416,18 +445,25 @@ __u32 sn_lane_commit_orphans(const struct sn_channel *ch, __u32 lane,
 {
 	unsigned char *l = sn_lane_ptr(ch, lane);
 	__u32 *tail_p = (__u32 *)(l + ch->off.prod_tail);
-	__u32 t0 = __atomic_load_n(tail_p, __ATOMIC_ACQUIRE), t = t0;
-	__u32 mask = ch->geo.slots - 1;
+	__u32 t0 = __atomic_load_n(tail_p, __ATOMIC_ACQUIRE), t = t0, n;
+	__u32 slots = ch->geo.slots, shift = sn_log2(ch->off.stride);
 
-	/* acquire: pairs with the producer's release of seq, so that our
-	 * release of the tail publishes the messages too */
-	while (t - t0 <= mask &&
-	       __atomic_load_n((const __u32 *)(l + ch->off.slots +
-					       (__u64)(t & mask) *
-					       ch->off.stride +
-					       offsetof(struct sn_slot, seq)),
-			       __ATOMIC_ACQUIRE) == t + 1)
-		t++;
+	for (;;) {
+		const struct sn_slot *s = (const void *)
+			(l + ch->off.slots +
+			 (__u64)(t & (slots - 1)) * ch->off.stride);
+
+		/* acquire: pairs with the producer's release of seq, so that
+		 * our release of the tail publishes the messages too */
+		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != t + 1)
+			break;
+		n = !(ch->geo.flags & SN_GEO_VARLEN) ? 1 :
+		    sn_record_span(__atomic_load_n(&s->len, __ATOMIC_RELAXED),
+				   t & (slots - 1), slots, shift);
+		if (!n || n > slots - (t - t0))	/* whole, valid, one lap */
+			break;
+		t += n;
+	}
 	*moved = t != t0 &&
 		 __atomic_compare_exchange_n(tail_p, &t0, t, 0,
 					     __ATOMIC_RELEASE,
@@ -486,10 +522,18 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	p->waiting_p = (__u32 *)(l + ch->off.prod_waiting);
 	p->kflags_p = sn_kflags_ptr(ch);
 	p->stats = (struct sn_prod_stats *)(l + ch->off.prod_stats);
+	p->shift = sn_log2(ch->off.stride);
+	p->max_len = sn_channel_max_msg(ch);
+	p->need = 1;
+	p->need_p = (__u32 *)(l + ch->off.prod_need);
+	if (ch->geo.flags & SN_GEO_VARLEN)
+		p->flags |= SN__VARLEN;
 	/* continue where the lane's last owner stopped */
 	p->tail = sn_lane_commit_orphans(ch, lane, &moved);
 	p->limit = p->tail;
-	p->sent = sn_index64(sn_load64(&p->stats->sent), p->tail);
+	p->sent = sn_load64(&p->stats->sent);
+	if (!(p->flags & SN__VARLEN))
+		p->sent = sn_index64(p->sent, p->tail);
 	p->full = sn_load64(&p->stats->full);
 	p->sleeps = sn_load64(&p->stats->sleeps);
 	p->kicks = sn_load64(&p->stats->kicks);
@@ -592,6 +636,10 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	c->kflags_p = sn_kflags_ptr(ch);
 	c->stats = (struct sn_cons_stats *)(sn_cons_ptr(ch) +
 					    ch->off.cons_stats);
+	c->shift = sn_log2(ch->off.stride);
+	c->max_len = sn_channel_max_msg(ch);
+	if (ch->geo.flags & SN_GEO_VARLEN)
+		c->flags |= SN__VARLEN;
 	if (single) {
 		/* the one consumer continues the heads and the counts */
 		for (lane = 0; lane < c->lanes; lane++) {
@@ -618,6 +666,8 @@ SN_API void sn__consumer_publish_lane(struct sn_consumer *c, __u32 lane)
 	struct sn_cons_stats *cs = (struct sn_cons_stats *)
 		((unsigned char *)c->stats + (__u64)lane * 2 * SN_PAD);
 
+	if (c->flags & SN__VARLEN)	/* stored per message */
+		return;
 	__atomic_store_n(&cs->received,
 			 sn_index64(sn_load64(&cs->received), c->head[lane]),
 			 __ATOMIC_RELAXED);

@@ -58,6 +58,8 @@ void sn_channel_free(struct sn_channel *ch);
 /* lane @lane and the consumer region in the mapping */
 unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
 unsigned char *sn_cons_ptr(const struct sn_channel *ch);
+/* the longest message: slot_size, or sn_record_max() of a varlen ring */
+__u32 sn_channel_max_msg(const struct sn_channel *ch);
 /*
  * @lane's tail, moved first past the slots its last producer committed
  * (seq) and died before it stored the tail (*@moved: 1 then). Called by

@@ -250,11 +250,20 @@ static int sn_consumer_woken(void *c)
 	return sn_consumer_poll_state(c) != 0;
 }
 
+/* Room for what the producer waits for: p->need slots (1 but for a
+ * record that did not fit). */
+static __u32 sn_producer_room(struct sn_producer *p)
+{
+	__u32 room = sn__prod_refill(p);
+
+	return room >= p->need ? room : 0;
+}
+
 static int sn_producer_woken(void *arg)
 {
 	struct sn_producer *p = arg;
 
-	return sn__prod_orphaned(p) || sn__prod_refill(p);
+	return sn__prod_orphaned(p) || sn_producer_room(p);
 }
 
 static void sn_producer_count_sleep(struct sn_producer *p)
@@ -285,14 +294,14 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 	for (i = 0; i < spins; i++) {
 		if (sn__prod_orphaned(p))
 			return -EPIPE;
-		room = sn__prod_refill(p);
+		room = sn_producer_room(p);
 		if (room)
 			return (int)(room > INT_MAX ? INT_MAX : room);
 		sn_cpu_relax();
 	}
 	for (i = 0; i < yields; i++) {
 		sched_yield();
-		room = sn__prod_refill(p);
+		room = sn_producer_room(p);
 		if (room)
 			return (int)(room > INT_MAX ? INT_MAX : room);
 		if (sn_now_ns() >= deadline)
@@ -305,13 +314,15 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 			return -EPIPE;
 		if (!sn_left(deadline, ~0ULL, &ts))
 			return -ETIMEDOUT;
+		/* what poll()'s EPOLLOUT waits for (uapi "Records") */
+		__atomic_store_n(p->need_p, p->need, __ATOMIC_RELAXED);
 		if (p->flags & SN__MEMFD)
 			v = __atomic_or_fetch(p->waiting_p, 1, __ATOMIC_SEQ_CST);
 		else
 			__atomic_store_n(p->waiting_p, 1, __ATOMIC_SEQ_CST);
 		/* [W2] pairs with [C1] in sn__cons_done() */
 		ret = sn_sleeper_barrier(p->chan, p->flags);
-		room = sn__prod_refill(p);
+		room = sn_producer_room(p);
 		if (!room && !ret) {
 			sn_producer_count_sleep(p);
 			if (p->flags & SN__MEMFD)
@@ -326,7 +337,7 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 					   __ATOMIC_RELEASE);
 		else
 			__atomic_store_n(p->waiting_p, 0, __ATOMIC_RELEASE);
-		room = sn__prod_refill(p);
+		room = sn_producer_room(p);
 		if (room)
 			return (int)(room > INT_MAX ? INT_MAX : room);
 		if (ret)
@@ -406,7 +417,7 @@ SN_API int sn_consumer_wait(struct sn_consumer *c, __u64 timeout_ns)
 	return sn_consumer_wait_until(c, sn_deadline(timeout_ns));
 }
 
-SN_API int sn__send_wait(struct sn_producer *p, const void *msg,
+SN_API int sn__send_wait(struct sn_producer *p, const void *msg, __u32 len,
 			 __u64 timeout_ns)
 {
 	__u64 deadline = sn_deadline(timeout_ns);
@@ -416,13 +427,14 @@ SN_API int sn__send_wait(struct sn_producer *p, const void *msg,
 		r = sn_producer_wait_until(p, deadline);
 		if (r < 0)
 			return r;
-		r = sn_try_send(p, msg);
+		r = sn_try_send_len(p, msg, len);
 		if (r != -EAGAIN)
 			return r;
 	}
 }
 
-SN_API int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns)
+SN_API int sn__recv_wait(struct sn_consumer *c, void *buf, __u32 cap,
+			 __u32 *len, __u64 timeout_ns)
 {
 	__u64 deadline = sn_deadline(timeout_ns);
 	int r;
@@ -432,7 +444,7 @@ SN_API int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns)
 		if (r < 0)
 			return r;
 		/* MPMC: another consumer may take it first; wait again */
-		r = sn_try_recv(c, msg);
+		r = sn_try_recv_len(c, buf, cap, len);
 		if (r != -EAGAIN)
 			return r;
 		if (sn_now_ns() >= deadline)

@@ -108,7 +108,19 @@ extern "C" {
  * Neither flag: the kernel backend when /dev/sn opens, else memfd. */
 #define SN_BACKEND_KERNEL	(1U << 0)
 #define SN_BACKEND_MEMFD	(1U << 1)
-#define SN_CHANNEL_FLAGS	(SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)
+/*
+ * sn_channel_create() flag: messages of any length up to
+ * sn_channel_info().max_msg (records; the uapi header's "Records"):
+ * slot_size is then the bytes of one slot, and a message of len bytes
+ * takes sn_record_slots() consecutive slots (8 bytes of header included;
+ * the slot's bytes are slot_size + 8 rounded up to a power of two). Send
+ * and receive with the *_len calls; sn_try_send/sn_send send slot_size
+ * bytes, sn_try_recv/sn_recv receive messages of at most slot_size bytes;
+ * the bursts, sn_reserve and sn_peek fail with -EINVAL.
+ */
+#define SN_CHANNEL_VARLEN	(1U << 2)
+#define SN_CHANNEL_FLAGS	(SN_BACKEND_KERNEL | SN_BACKEND_MEMFD | \
+				 SN_CHANNEL_VARLEN)
 
 /* Timeouts of sn_send()/sn_recv()/sn_*_wait(), in nanoseconds. */
 #define SN_NO_WAIT		0ULL
@@ -155,6 +167,7 @@ struct sn_channel;
 #define SN__MPMC	(1U << 0)
 #define SN__MEMFD	(1U << 1)
 #define SN__FENCE	(1U << 2)	/* the ring is SN_FENCE_FULL */
+#define SN__VARLEN	(1U << 3)	/* records (SN_CHANNEL_VARLEN) */
 
 /*
  * A producer: owns one lane. Transparent for the inline hot path; fields
@@ -189,6 +202,12 @@ struct sn_producer {
 	int fd;			/* kernel: the lane's producer fd; memfd: its
 				 * lock fd (see backend_memfd.c) */
 	int own_fd;		/* fd is the handle's own (closed with it) */
+	/* records (SN__VARLEN) */
+	__u32 shift;		/* log2 of the stride */
+	__u32 max_len;		/* sn_record_max(); fixed: slot_size */
+	__u32 need;		/* slots the last refused send needed */
+	__u32 resv_len;		/* sn_reserve_len(): bytes reserved */
+	__u32 *need_p;		/* the lane's prod_need word */
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /*
@@ -232,6 +251,12 @@ struct sn_consumer {
 					 * MPMC: the head ctail was read at */
 	/* SPSC/MPSC: committed up to (slots' seq); MPMC: cached tails */
 	__u32 ctail[SN_MAX_LANES];
+	/* records (SN__VARLEN) */
+	__u32 shift;		/* log2 of the stride */
+	__u32 max_len;		/* sn_record_max(); fixed: slot_size */
+	__u32 peek_slots;	/* slots of the record sn_peek_len() holds */
+	__u32 pad2;
+	__u64 bad;		/* bad records dropped (MPMC: unpublished) */
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /* Statistics of a channel, summed over what this process can read. */
@@ -253,6 +278,9 @@ struct sn_channel_stats {
 	__u64 claims_recovered;	/* MPMC: dead consumers' claims released */
 	__u64 claims_lost;	/* MPMC: messages in them (at most once) */
 	__u64 redelivered;	/* SPSC/MPSC: peeked, unreleased, consumer gone */
+	/* SN_CHANNEL_VARLEN: records a producer garbled, dropped by consumers
+	 * with the rest of their lane's lap */
+	__u64 bad_records;
 	__u32 ended;		/* no producer left (end of stream once drained) */
 	__u32 orphaned;		/* no consumer left (sends fail with -EPIPE) */
 };
@@ -272,6 +300,10 @@ struct sn_channel_info {
 	__u32 fence;
 	__u64 map_size;
 	__u64 id;		/* kernel: the ring id; memfd: 0 */
+	__u32 flags;		/* SN_CHANNEL_VARLEN */
+	/* the longest message: slot_size, or with SN_CHANNEL_VARLEN all but
+	 * one of a lane's slots, less the 8-byte header */
+	__u32 max_msg;
 };
 
 /* ---- Channels (libsn/channel.c) ---- */
@@ -524,24 +556,15 @@ static inline void sn__prod_full(struct sn_producer *p)
 	__atomic_store_n(&p->stats->full, p->full, __ATOMIC_RELAXED);
 }
 
-/* Publishes @n written slots and kicks a sleeping consumer. */
-static inline void sn__prod_publish(struct sn_producer *p, __u32 n)
+/*
+ * Stores the tail (p->tail) and kicks a sleeping consumer: what every
+ * publication ends with.
+ */
+static inline void sn__prod_ship(struct sn_producer *p)
 {
-	__u32 i, t = p->tail;
-
-	for (i = 0; i < n; i++) {
-		struct sn_slot *s = sn__prod_hdr(p, t + i);
-
-		__atomic_store_n(&s->len, p->slot_size, __ATOMIC_RELAXED);
-		/* release: the message and len before seq (pairs with the
-		 * consumer's acquire load of seq in sn__cons_take()) */
-		__atomic_store_n(&s->seq, t + i + 1, __ATOMIC_RELEASE);
-	}
-	p->tail = t + n;
 	/* release: the slots before the tail, which the kernel and MPMC
 	 * consumers read (pairs with their acquire loads) */
 	__atomic_store_n(p->tail_p, p->tail, __ATOMIC_RELEASE);
-	p->sent += n;
 	/* [P1] pairs with [W1] (libsn/wait.c; sn.ko's poll runs its H) and
 	 * [T1]/[T2] (kmod/sn_thread.c): the sleeper sees the new tail or
 	 * we see its announcement */
@@ -552,6 +575,28 @@ static inline void sn__prod_publish(struct sn_producer *p, __u32 n)
 	    (__atomic_load_n(p->kflags_p, __ATOMIC_RELAXED) &
 	     SN_KFLAG_NEED_WAKEUP))
 		sn_producer_kick(p);
+}
+
+/*
+ * Publishes @n written slots of @len bytes each (fixed-size channels) and
+ * kicks a sleeping consumer.
+ */
+static inline void sn__prod_publish(struct sn_producer *p, __u32 n,
+				    __u32 len)
+{
+	__u32 i, t = p->tail;
+
+	for (i = 0; i < n; i++) {
+		struct sn_slot *s = sn__prod_hdr(p, t + i);
+
+		__atomic_store_n(&s->len, len, __ATOMIC_RELAXED);
+		/* release: the message and len before seq (pairs with the
+		 * consumer's acquire load of seq in sn__cons_take()) */
+		__atomic_store_n(&s->seq, t + i + 1, __ATOMIC_RELEASE);
+	}
+	p->tail = t + n;
+	p->sent += n;
+	sn__prod_ship(p);
 }
 
 /*
@@ -576,15 +621,16 @@ static inline int sn__prod_take(struct sn_producer *p, __u32 n, __u32 room)
  * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
  * for i below the result), then sn_commit(). Returns how many (1..n),
  * -EAGAIN when the lane is full, -EPIPE when every consumer has gone,
- * -EINVAL when @n is 0 or a reservation is outstanding. The lane's
- * statistics line says how many are reserved: if the producer dies before
- * committing, they are counted as lost.
+ * -EINVAL when @n is 0, a reservation is outstanding or the channel is
+ * SN_CHANNEL_VARLEN (sn_reserve_len()). The lane's statistics line says
+ * how many are reserved: if the producer dies before committing, they are
+ * counted as lost.
  */
 static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 {
 	int r;
 
-	if (!n || p->resv)
+	if (!n || p->resv || (p->flags & SN__VARLEN))
 		return -EINVAL;
 	if (sn__prod_orphaned(p))
 		return -EPIPE;
@@ -599,25 +645,31 @@ static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 
 /*
  * Publishes the first @n (1..reserved) reserved slots; the rest of the
- * reservation is dropped. Returns 0 or -EINVAL.
+ * reservation is dropped. Returns 0 or -EINVAL (also on SN_CHANNEL_VARLEN
+ * channels: sn_commit_len()).
  */
 static inline int sn_commit(struct sn_producer *p, __u32 n)
 {
-	if (!n || n > p->resv)
+	if (!n || n > p->resv || (p->flags & SN__VARLEN))
 		return -EINVAL;
 	p->resv = 0;
 	__atomic_store_n(&p->stats->reserved, 0, __ATOMIC_RELAXED);
-	sn__prod_publish(p, n);
+	sn__prod_publish(p, n, p->slot_size);
 	return 0;
 }
+
+static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
+				  __u32 len);
 
 /* Sends one message of slot_size bytes from @msg. 0, -EAGAIN (full),
  * -EPIPE (every consumer has gone), -EINVAL (a reservation is
  * outstanding). */
 static inline int sn_try_send(struct sn_producer *p, const void *msg)
 {
-	if (p->resv)
-		return -EINVAL;
+	/* one test for both rare cases */
+	if (p->resv | (p->flags & SN__VARLEN))
+		return p->resv ? -EINVAL : sn_try_send_len(p, msg,
+							   p->slot_size);
 	if (sn__prod_orphaned(p))
 		return -EPIPE;
 	if (!sn__prod_room(p)) {
@@ -625,14 +677,14 @@ static inline int sn_try_send(struct sn_producer *p, const void *msg)
 		return -EAGAIN;
 	}
 	sn__copy(sn_producer_slot(p, p->tail), msg, p->slot_size);
-	sn__prod_publish(p, 1);
+	sn__prod_publish(p, 1, p->slot_size);
 	return 0;
 }
 
 /*
  * Sends as many of the @n messages at @msgs (n * slot_size bytes) as fit.
  * Returns how many (1..n), 0 when @n is 0, -EAGAIN when none fit, -EPIPE
- * (every consumer has gone), -EINVAL.
+ * (every consumer has gone), -EINVAL (also on SN_CHANNEL_VARLEN channels).
  */
 static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 				__u32 n)
@@ -641,7 +693,7 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 	__u32 room, i;
 	int r;
 
-	if (p->resv)
+	if (p->resv | (p->flags & SN__VARLEN))
 		return -EINVAL;
 	if (!n)
 		return 0;
@@ -657,8 +709,167 @@ static inline int sn_send_burst(struct sn_producer *p, const void *msgs,
 	for (i = 0; i < n; i++)
 		sn__copy(sn_producer_slot(p, p->tail + i),
 			 src + (__u64)i * p->slot_size, p->slot_size);
-	sn__prod_publish(p, n);
+	sn__prod_publish(p, n, p->slot_size);
 	return (int)n;
+}
+
+/* ---- Messages of any length (records; SN_CHANNEL_VARLEN) ---- */
+
+/*
+ * Varlen: commits at the tail the record of @n slots whose message is
+ * written, its header saying @len. SPSC/MPSC store the terminator first, a
+ * zero seq in the slot after the record (the uapi header's "Records").
+ */
+static inline void sn__prod_put_record(struct sn_producer *p, __u32 len,
+				       __u32 n)
+{
+	__u32 t = p->tail;
+	struct sn_slot *s = sn__prod_hdr(p, t);
+
+	__atomic_store_n(&s->len, len, __ATOMIC_RELAXED);
+	if (!(p->flags & SN__MPMC))
+		__atomic_store_n(&sn__prod_hdr(p, t + n)->seq, 0,
+				 __ATOMIC_RELAXED);
+	/* release: the message, len and terminator before seq (pairs with
+	 * the consumer's acquire load of seq in sn__cons_var_take()) */
+	__atomic_store_n(&s->seq, t + 1, __ATOMIC_RELEASE);
+	p->tail = t + n;
+}
+
+/* Varlen: one message more, stored as sent (the tail counts slots). */
+static inline void sn__prod_count_record(struct sn_producer *p)
+{
+	p->sent++;
+	__atomic_store_n(&p->stats->sent, p->sent, __ATOMIC_RELAXED);
+}
+
+/*
+ * Varlen: whether a record of @n slots fits at the tail, after a padding
+ * record to the lane end where it would cross it (committed as soon as it
+ * fits, even if the record does not yet). When not, p->need says how many
+ * free slots to wait for.
+ */
+static inline int sn__prod_var_fit(struct sn_producer *p, __u32 n)
+{
+	__u32 slots = p->mask + 1, idx = p->tail & p->mask;
+	__u32 term = !(p->flags & SN__MPMC);
+	__u32 pad = idx + n > slots ? slots - idx : 0;
+	__u32 room = sn__prod_room(p);
+
+	if (room < pad + n + term)
+		room = sn__prod_refill(p);
+	if (pad && room >= pad + term) {
+		sn__prod_put_record(p, SN_SLOT_PAD, pad);
+		sn__prod_ship(p);
+		room -= pad;
+		pad = 0;
+	}
+	if (room >= pad + n + term)
+		return 1;
+	/* a padding record and a record longer than what follows it fit one
+	 * after the other, each once the lane has drained enough */
+	p->need = pad + n + term < slots ? pad + n + term : slots;
+	return 0;
+}
+
+/*
+ * The checks every *_len send makes: the slots a message of @len bytes
+ * takes (fixed-size channels: 1), or -EINVAL, -EMSGSIZE, -EPIPE.
+ */
+static inline int sn__prod_len_check(struct sn_producer *p, __u32 len)
+{
+	if (p->resv)
+		return -EINVAL;
+	if (len > p->max_len)
+		return -EMSGSIZE;
+	if (sn__prod_orphaned(p))
+		return -EPIPE;
+	if (!(p->flags & SN__VARLEN))
+		return 1;
+	return (int)sn_record_slots(len, p->shift);
+}
+
+/* Whether @n slots fit now; if not, counts a refusal. */
+static inline int sn__prod_len_fit(struct sn_producer *p, __u32 n)
+{
+	int fit = p->flags & SN__VARLEN ? sn__prod_var_fit(p, n) :
+		  !!sn__prod_room(p);
+
+	if (!fit)
+		sn__prod_full(p);
+	return fit;
+}
+
+/* Publishes the message of @len bytes written at the tail (@n slots). */
+static inline void sn__prod_len_publish(struct sn_producer *p, __u32 len,
+					__u32 n)
+{
+	if (!(p->flags & SN__VARLEN)) {
+		sn__prod_publish(p, 1, len);
+		return;
+	}
+	sn__prod_put_record(p, len, n);
+	sn__prod_count_record(p);
+	sn__prod_ship(p);
+}
+
+/*
+ * Sends one message of @len bytes from @msg, on any channel: up to
+ * slot_size bytes on a fixed-size one (one slot; the receiver learns the
+ * length), up to sn_channel_info().max_msg with SN_CHANNEL_VARLEN. 0,
+ * -EAGAIN (no room), -EPIPE (every consumer has gone), -EMSGSIZE (too
+ * long for the channel), -EINVAL (a reservation is outstanding).
+ */
+static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
+				  __u32 len)
+{
+	int n = sn__prod_len_check(p, len);
+
+	if (n < 0)
+		return n;
+	if (!sn__prod_len_fit(p, (__u32)n))
+		return -EAGAIN;
+	memcpy(sn__prod_hdr(p, p->tail) + 1, msg, len);
+	sn__prod_len_publish(p, len, (__u32)n);
+	return 0;
+}
+
+/*
+ * Reserves room for one message of up to @len bytes and stores in *@buf
+ * where to write it, in the ring (zero copy: @len bytes, 8-byte aligned,
+ * contiguous), then sn_commit_len(). Errors as sn_try_send_len(). The lane's
+ * statistics line counts the reservation: if the producer dies before
+ * committing, the message is counted as lost.
+ */
+static inline int sn_reserve_len(struct sn_producer *p, __u32 len, void **buf)
+{
+	int n = sn__prod_len_check(p, len);
+
+	if (n < 0)
+		return n;
+	if (!sn__prod_len_fit(p, (__u32)n))
+		return -EAGAIN;
+	p->resv = (__u32)n;
+	p->resv_len = len;
+	__atomic_store_n(&p->stats->reserved, 1, __ATOMIC_RELAXED);
+	*buf = sn__prod_hdr(p, p->tail) + 1;
+	return 0;
+}
+
+/*
+ * Publishes the message reserved with sn_reserve_len(), @len bytes (at
+ * most the reserved length). 0, or -EINVAL (nothing reserved, @len too
+ * long: the reservation stays).
+ */
+static inline int sn_commit_len(struct sn_producer *p, __u32 len)
+{
+	if (!p->resv || len > p->resv_len)
+		return -EINVAL;
+	p->resv = 0;
+	__atomic_store_n(&p->stats->reserved, 0, __ATOMIC_RELAXED);
+	sn__prod_len_publish(p, len, p->flags & SN__VARLEN ?
+			     (__u32)sn_record_slots(len, p->shift) : 1);
+	return 0;
 }
 
 static inline __u32 *sn__cons_head_p(const struct sn_consumer *c, __u32 lane)
@@ -827,7 +1038,8 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 		 * with the producer's acquire load in sn__prod_refill) */
 		__atomic_store_n(sn__cons_head_p(c, lane), pos + n,
 				 __ATOMIC_RELEASE);
-		if ((pos ^ (pos + n)) & 0x40000000U)
+		if (((pos ^ (pos + n)) & 0x40000000U) &&
+		    !(c->flags & SN__VARLEN))
 			sn__consumer_publish_lane(c, lane);
 	} else {
 		__u32 *rel = c->release + (__u64)lane * (c->mask + 1);
@@ -901,12 +1113,17 @@ static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	return (int)k;
 }
 
+static inline int sn__release_record(struct sn_consumer *c, __u32 n);
+
 /*
  * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest
- * stay in the ring; MPMC: exactly the peeked count). 0 or -EINVAL.
+ * stay in the ring; MPMC: exactly the peeked count; after sn_peek_len():
+ * 1). 0 or -EINVAL.
  */
 static inline int sn_release(struct sn_consumer *c, __u32 n)
 {
+	if (c->flags & SN__VARLEN)
+		return sn__release_record(c, n);
 	if (!n || n > c->peek_n ||
 	    ((c->flags & SN__MPMC) && n != c->peek_n))
 		return -EINVAL;
@@ -925,14 +1142,14 @@ static inline int sn_release(struct sn_consumer *c, __u32 n)
  * Receives up to @n messages into @msgs (n * slot_size bytes), from as
  * many lanes as needed. Returns how many (1..n), 0 when @n is 0, -EAGAIN
  * when every lane is empty, -EPIPE at the end of the stream (see sn_peek),
- * -EINVAL when a peek is outstanding.
+ * -EINVAL when a peek is outstanding (and on SN_CHANNEL_VARLEN channels).
  */
 static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 {
 	unsigned char *dst = (unsigned char *)msgs;
 	__u32 got = 0, lane = 0, pos = 0, k, i, pass;
 
-	if (c->peek_n)
+	if (c->peek_n | (c->flags & SN__VARLEN))
 		return -EINVAL;
 	if (!n)
 		return 0;
@@ -953,14 +1170,19 @@ static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 	return got ? (int)got : sn__cons_empty(c);
 }
 
+static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
+				  __u32 cap, __u32 *len);
+
 /* Receives one message into @msg (slot_size bytes). 0, -EAGAIN, -EPIPE,
- * -EINVAL. */
+ * -EINVAL; on SN_CHANNEL_VARLEN channels messages of up to slot_size
+ * bytes (-EMSGSIZE for a longer one, which stays: sn_try_recv_len()). */
 static inline int sn_try_recv(struct sn_consumer *c, void *msg)
 {
 	__u32 lane = 0, pos = 0;
 
-	if (c->peek_n)
-		return -EINVAL;
+	if (c->peek_n | (c->flags & SN__VARLEN))
+		return c->peek_n ? -EINVAL :
+		       sn_try_recv_len(c, msg, c->slot_size, &pos);
 	if (!sn__cons_find(c, 1, &pos, &lane)) {
 		sn__cons_count(c, 0, 1);
 		return sn__cons_empty(c);
@@ -971,9 +1193,262 @@ static inline int sn_try_recv(struct sn_consumer *c, void *msg)
 	return 0;
 }
 
-/* Out of line parts of sn_send()/sn_recv(). */
-int sn__send_wait(struct sn_producer *p, const void *msg, __u64 timeout_ns);
-int sn__recv_wait(struct sn_consumer *c, void *msg, __u64 timeout_ns);
+/* Varlen: a bad record dropped from @lane, counted in its line. */
+static inline void sn__cons_bad(struct sn_consumer *c, __u32 lane)
+{
+	struct sn_cons_stats *cs = (struct sn_cons_stats *)
+		((unsigned char *)c->stats +
+		 (c->flags & SN__MPMC ? 0 : (__u64)lane * 2 * SN_PAD));
+
+	c->bad++;
+	__atomic_fetch_add(&cs->bad, 1, __ATOMIC_RELAXED);
+}
+
+/* Varlen: one message more received from @lane (the head counts slots). */
+static inline void sn__cons_var_count(struct sn_consumer *c, __u32 lane)
+{
+	struct sn_cons_stats *cs = (struct sn_cons_stats *)
+		((unsigned char *)c->stats + (__u64)lane * 2 * SN_PAD);
+
+	if (!(c->flags & SN__MPMC))
+		__atomic_store_n(&cs->received,
+				 __atomic_load_n(&cs->received,
+						 __ATOMIC_RELAXED) + 1,
+				 __ATOMIC_RELAXED);
+	sn__cons_count(c, 1, 0);
+}
+
+/*
+ * Varlen: takes the next record of @lane, after a padding record and
+ * after dropping the rest of the lap at a bad one (uapi "Records").
+ * SPSC/MPSC read the seq at the head; MPMC claim the record by the tail,
+ * unless its message is longer than @cap. Returns the record's slots with
+ * *@pos and *@len, 0 when there is none, -EMSGSIZE when the message is
+ * longer than @cap (it stays; *@len says how long).
+ */
+static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
+				    __u32 cap, __u32 *pos, __u32 *len)
+{
+	__u32 slots = c->mask + 1, h, l, n, idx, d, skips = 0, tries;
+	const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
+					      c->off_tail);
+	const struct sn_slot *s;
+
+	if (!(c->flags & SN__MPMC)) {
+		for (;;) {
+			h = c->head[lane];
+			if (!sn__cons_committed(c, lane, h, 1))
+				return 0;
+			s = sn__cons_hdr(c, lane, h);
+			l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+			idx = h & c->mask;
+			n = sn_record_span(l, idx, slots, c->shift);
+			if (n && l != SN_SLOT_PAD) {
+				if (l > cap) {
+					*len = l;
+					return -EMSGSIZE;
+				}
+				*pos = h;
+				*len = l;
+				return (int)n;
+			}
+			if (!n)
+				sn__cons_bad(c, lane);
+			sn__cons_done(c, lane, h, slots - idx);
+			if (++skips == 2)	/* two in a row: a bad lane */
+				return 0;
+		}
+	}
+	h = __atomic_load_n(sn__cons_head_p(c, lane), __ATOMIC_RELAXED);
+	for (tries = 0; tries < 64; tries++) {
+		d = sn__clamp_depth(__atomic_load_n(tail_p, __ATOMIC_ACQUIRE),
+				    h, slots);
+		if (!d)
+			break;
+		s = sn__cons_hdr(c, lane, h);
+		idx = h & c->mask;
+		l = SN_SLOT_PAD;
+		n = 0;
+		/* acquire: pairs with the producer's release of seq; below
+		 * the tail a record's seq is h + 1 unless the head moved on
+		 * (our h is stale) or the producer garbled it */
+		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == h + 1) {
+			l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+			n = sn_record_span(l, idx, slots, c->shift);
+		} else if (__atomic_load_n(sn__cons_head_p(c, lane),
+					   __ATOMIC_RELAXED) != h) {
+			h = __atomic_load_n(sn__cons_head_p(c, lane),
+					    __ATOMIC_RELAXED);
+			continue;
+		}
+		if (!n || n > d) {	/* bad: drop what is committed of the lap */
+			n = d < slots - idx ? d : slots - idx;
+			l = ~0U;
+		} else if (l != SN_SLOT_PAD && l > cap) {
+			__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE,
+					 __ATOMIC_RELEASE);
+			*len = l;
+			return -EMSGSIZE;
+		}
+		/* the claim record first, as in sn__cons_take() ([D7],
+		 * [D1], [D2]) */
+		__atomic_store_n(&c->claim->lane, lane, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->claim->pos, h, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->claim->n, n, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->claim->state, SN_CLAIM_INTENT,
+				 __ATOMIC_RELEASE);
+		if (!__atomic_compare_exchange_n(sn__cons_head_p(c, lane), &h,
+						 h + n, 0, __ATOMIC_ACQ_REL,
+						 __ATOMIC_RELAXED))
+			continue;
+		__atomic_store_n(&c->claim->state, SN_CLAIM_HELD,
+				 __ATOMIC_RELAXED);
+		if (l != SN_SLOT_PAD && l != ~0U) {
+			*pos = h;
+			*len = l;
+			return (int)n;
+		}
+		if (l == ~0U)
+			sn__cons_bad(c, lane);
+		sn__cons_done(c, lane, h, n);
+		h += n;
+		if (++skips == 2)
+			return 0;
+	}
+	__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Varlen: the next record of any lane, round robin (sn__cons_var_take). */
+static inline int sn__cons_var_find(struct sn_consumer *c, __u32 cap,
+				    __u32 *pos, __u32 *len, __u32 *lane)
+{
+	__u32 i;
+	int n;
+
+	for (i = 0; i < c->lanes; i++) {
+		__u32 l = c->next_lane;
+
+		c->next_lane = l + 1 < c->lanes ? l + 1 : 0;
+		n = sn__cons_var_take(c, l, cap, pos, len);
+		if (n == -EMSGSIZE)
+			c->next_lane = l;	/* the same message next */
+		if (n) {
+			*lane = l;
+			return n;
+		}
+	}
+	return 0;
+}
+
+/* Fixed-size channels: the length a message's header says, clamped. */
+static inline __u32 sn__cons_fixed_len(const struct sn_consumer *c,
+				       __u32 lane, __u32 pos)
+{
+	__u32 l = __atomic_load_n(&sn__cons_hdr(c, lane, pos)->len,
+				  __ATOMIC_RELAXED);
+
+	return l < c->slot_size ? l : c->slot_size;
+}
+
+/*
+ * Receives one message into @buf (@cap bytes) and stores its length in
+ * *@len, on any channel (on fixed-size ones @cap must be at least
+ * slot_size, else -EINVAL). 0, -EAGAIN, -EPIPE (as sn_try_recv()),
+ * -EMSGSIZE when the next message is longer than @cap: it stays in the
+ * ring and *@len says its length.
+ */
+static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
+				  __u32 cap, __u32 *len)
+{
+	__u32 lane = 0, pos = 0, l = 0;
+	int n;
+
+	if (c->peek_n)
+		return -EINVAL;
+	if (!(c->flags & SN__VARLEN)) {
+		if (cap < c->slot_size)
+			return -EINVAL;
+		n = (int)sn__cons_find(c, 1, &pos, &lane);
+		if (n)
+			l = sn__cons_fixed_len(c, lane, pos);
+	} else {
+		n = sn__cons_var_find(c, cap, &pos, &l, &lane);
+		if (n == -EMSGSIZE) {
+			*len = l;
+			return n;
+		}
+	}
+	if (!n) {
+		sn__cons_count(c, 0, 1);
+		return sn__cons_empty(c);
+	}
+	memcpy(buf, sn__cons_hdr(c, lane, pos) + 1, l);
+	sn__cons_done(c, lane, pos, (__u32)n);
+	if (c->flags & SN__VARLEN)
+		sn__cons_var_count(c, lane);
+	else
+		sn__cons_count(c, 1, 0);
+	*len = l;
+	return 0;
+}
+
+/*
+ * Peeks at one message in place, on any channel: stores where it is in
+ * *@msg and its length in *@len; then sn_release(c, 1). MPMC: claimed.
+ * 0, -EAGAIN, -EPIPE, -EINVAL (a peek is outstanding). A peer may change
+ * the message while it is read: copy what you validate.
+ */
+static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
+			      __u32 *len)
+{
+	__u32 lane = 0, pos = 0, l = 0;
+	int n;
+
+	if (!(c->flags & SN__VARLEN)) {
+		n = sn_peek(c, 1, &pos);
+		if (n < 0)
+			return n;
+		*msg = sn_consumer_slot(c, pos);
+		*len = sn__cons_fixed_len(c, c->peek_lane, pos);
+		return 0;
+	}
+	if (c->peek_n)
+		return -EINVAL;
+	n = sn__cons_var_find(c, ~0U, &pos, &l, &lane);
+	if (n <= 0) {
+		sn__cons_count(c, 0, 1);
+		return sn__cons_empty(c);
+	}
+	c->peek_lane = lane;
+	c->peek_pos = pos;
+	c->peek_n = 1;
+	c->peek_slots = (__u32)n;
+	if (!(c->flags & SN__MPMC))
+		__atomic_store_n(&c->stats->peeked, 1, __ATOMIC_RELAXED);
+	*msg = sn__cons_hdr(c, lane, pos) + 1;
+	*len = l;
+	return 0;
+}
+
+/* Varlen: sn_release() of the record sn_peek_len() holds (@n: 1). */
+static inline int sn__release_record(struct sn_consumer *c, __u32 n)
+{
+	if (n != 1 || !c->peek_n)
+		return -EINVAL;
+	c->peek_n = 0;
+	sn__cons_done(c, c->peek_lane, c->peek_pos, c->peek_slots);
+	if (!(c->flags & SN__MPMC))
+		__atomic_store_n(&c->stats->peeked, 0, __ATOMIC_RELAXED);
+	sn__cons_var_count(c, c->peek_lane);
+	return 0;
+}
+
+/* Out of line parts of sn_send()/sn_recv() and their *_len forms. */
+int sn__send_wait(struct sn_producer *p, const void *msg, __u32 len,
+		  __u64 timeout_ns);
+int sn__recv_wait(struct sn_consumer *c, void *buf, __u32 cap, __u32 *len,
+		  __u64 timeout_ns);
 
 /*
  * Sends one message, waiting for room at most @timeout_ns (SN_NO_WAIT: as
@@ -987,17 +1462,40 @@ static inline int sn_send(struct sn_producer *p, const void *msg,
 
 	if (r != -EAGAIN || !timeout_ns)
 		return r;
-	return sn__send_wait(p, msg, timeout_ns);
+	return sn__send_wait(p, msg, p->slot_size, timeout_ns);
 }
 
 /* Receives one message, waiting at most @timeout_ns; as sn_send(). */
 static inline int sn_recv(struct sn_consumer *c, void *msg, __u64 timeout_ns)
 {
+	__u32 len;
 	int r = sn_try_recv(c, msg);
 
 	if (r != -EAGAIN || !timeout_ns)
 		return r;
-	return sn__recv_wait(c, msg, timeout_ns);
+	return sn__recv_wait(c, msg, c->slot_size, &len, timeout_ns);
+}
+
+/* sn_try_send_len(), waiting for room at most @timeout_ns; as sn_send(). */
+static inline int sn_send_len(struct sn_producer *p, const void *msg,
+			      __u32 len, __u64 timeout_ns)
+{
+	int r = sn_try_send_len(p, msg, len);
+
+	if (r != -EAGAIN || !timeout_ns)
+		return r;
+	return sn__send_wait(p, msg, len, timeout_ns);
+}
+
+/* sn_try_recv_len(), waiting at most @timeout_ns; as sn_recv(). */
+static inline int sn_recv_len(struct sn_consumer *c, void *buf, __u32 cap,
+			      __u32 *len, __u64 timeout_ns)
+{
+	int r = sn_try_recv_len(c, buf, cap, len);
+
+	if (r != -EAGAIN || !timeout_ns)
+		return r;
+	return sn__recv_wait(c, buf, cap, len, timeout_ns);
 }
 
 #ifdef __cplusplus

@@ -412,6 +412,9 @@ struct sn_cons_stats {
 	__u64 sleeps;
 	__u64 wakeups;
 	__u64 peeked;		/* SPSC/MPSC: peeked now, not yet released */
+	/* varlen: bad records dropped with the rest of their lap (SPSC/MPSC:
+	 * per lane; MPMC: in lane 0's line) */
+	__u64 bad;
 };
 
 /* SN_IOC_INFO on a ring fd: what a process needs to map and use it. */
