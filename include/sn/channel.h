@@ -1219,6 +1219,25 @@ static inline void sn__cons_var_count(struct sn_consumer *c, __u32 lane)
 }
 
 /*
+ * SPSC/MPSC varlen: the record at position @h of @lane, without taking it:
+ * its slots and *@len, its length; 0 when none is committed there. A
+ * padding record (*@len SN_SLOT_PAD) and a bad one (*@len ~0U) span the
+ * rest of the lap: whoever takes them drops them (a bad one counted).
+ */
+static inline __u32 sn__cons_var_at(const struct sn_consumer *c, __u32 lane,
+				    __u32 h, __u32 *len)
+{
+	__u32 slots = c->mask + 1, idx = h & c->mask, l, n;
+
+	if (!sn__cons_committed(c, lane, h, 1))
+		return 0;
+	l = __atomic_load_n(&sn__cons_hdr(c, lane, h)->len, __ATOMIC_RELAXED);
+	n = sn_record_span(l, idx, slots, c->shift);
+	*len = n ? l : ~0U;
+	return n ? n : slots - idx;
+}
+
+/*
  * Varlen: takes the next record of @lane, after a padding record and
  * after dropping the rest of the lap at a bad one (uapi "Records").
  * SPSC/MPSC read the seq at the head; MPMC claim the record by the tail,
@@ -1229,7 +1248,7 @@ static inline void sn__cons_var_count(struct sn_consumer *c, __u32 lane)
 static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 				    __u32 cap, __u32 *pos, __u32 *len)
 {
-	__u32 slots = c->mask + 1, h, l, n, idx, d, skips = 0, tries;
+	__u32 slots = c->mask + 1, h, l = 0, n, idx, d, skips = 0, tries;
 	const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
 					      c->off_tail);
 	const struct sn_slot *s;
@@ -1237,13 +1256,10 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 	if (!(c->flags & SN__MPMC)) {
 		for (;;) {
 			h = c->head[lane];
-			if (!sn__cons_committed(c, lane, h, 1))
+			n = sn__cons_var_at(c, lane, h, &l);
+			if (!n)
 				return 0;
-			s = sn__cons_hdr(c, lane, h);
-			l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
-			idx = h & c->mask;
-			n = sn_record_span(l, idx, slots, c->shift);
-			if (n && l != SN_SLOT_PAD) {
+			if (l <= SN_SLOT_LEN) {
 				if (l > cap) {
 					*len = l;
 					return -EMSGSIZE;
@@ -1252,9 +1268,9 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 				*len = l;
 				return (int)n;
 			}
-			if (!n)
+			if (l != SN_SLOT_PAD)
 				sn__cons_bad(c, lane);
-			sn__cons_done(c, lane, h, slots - idx);
+			sn__cons_done(c, lane, h, n);
 			if (++skips == 2)	/* two in a row: a bad lane */
 				return 0;
 		}
