@@ -165,6 +165,7 @@ u32 sn_ring_sleepers(const struct sn_ring *ring);
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received);
 u32 *sn_head_word(const struct sn_ring *ring, u32 lane);
 u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos);
+void sn_ring_reclaim_bufs(struct sn_ring *ring, u32 claim);
 struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim);
 u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane);
 u64 *sn_cons_peeked(const struct sn_ring *ring);

@@ -166,9 +166,11 @@ static long sn_ring_info(struct sn_ring_file *rf, struct sn_info __user *uinfo)
 	info.id = ring->id;
 	info.features = SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
 			SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3 |
-			SN_FEAT_VARLEN;
+			SN_FEAT_VARLEN | SN_FEAT_BUFS;
 	info.off = ring->off;
 	info.geo_flags = ring->geo.flags;
+	info.bufs = ring->geo.bufs;
+	info.buf_size = ring->geo.buf_size;
 	if (copy_to_user(uinfo, &info, info.size))
 		return -EFAULT;
 	/* A newer caller's fields that we do not know read as zero. */
@@ -316,6 +318,8 @@ static bool sn_ring_unclaim(struct sn_ring *ring, enum sn_role role, u32 lane,
 		}
 		if (!undo && ring->geo.type != SN_RING_MPMC)
 			sn_ring_redelivered(ring);
+		if (!undo && ring->geo.bufs)
+			sn_ring_reclaim_bufs(ring, claim);
 		/* its record is still reserved (dying): no one else writes it */
 		if (!undo)
 			sn_ring_forget_sleeper(ring, SN_LANE_ANY,

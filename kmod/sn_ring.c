@@ -72,11 +72,19 @@ static int sn_check_create(const struct sn_create *p)
 		return -EINVAL;
 	if ((p->flags & SN_CREATE_VARLEN) && !(p->flags & SN_CREATE_FORMAT3))
 		return -EINVAL;
+	/* buffers: lane pages after the slots; sent[] fits the lane page */
+	if (p->bufs > SN_MAX_BUFS ||
+	    (p->bufs && !(p->flags & SN_CREATE_VARLEN)) ||
+	    (p->bufs ? p->buf_size < 64 || p->buf_size % 64 ||
+		       p->buf_size > SN_MAX_BUF_SIZE : p->buf_size))
+		return -EINVAL;
 	stride = sn_geo_stride(&(struct sn_geometry){
 		.slot_size = p->slot_size,
 		.flags = sn_geo_flags(p->flags),
 	});
 	if (check_mul_overflow((u64)p->slots, (u64)stride, &lane_bytes) ||
+	    check_add_overflow(lane_bytes, (u64)p->bufs * p->buf_size,
+			       &lane_bytes) ||
 	    check_mul_overflow(lane_bytes, (u64)p->lanes, &ring_bytes) ||
 	    ring_bytes > (u64)READ_ONCE(sn_max_ring_mb) << 20)
 		return -EINVAL;
@@ -212,6 +220,8 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 	kp->fence = ring->fence;
 	kp->stride = ring->off.stride;
 	kp->geo_flags = ring->geo.flags;
+	kp->bufs = ring->geo.bufs;
+	kp->buf_size = ring->geo.buf_size;
 	kp->type = ring->geo.type;
 	kp->slot_size = ring->geo.slot_size;
 	kp->slots = ring->geo.slots;
@@ -275,6 +285,8 @@ struct sn_ring *sn_ring_create(const struct sn_create *p)
 	ring->geo.slots = p->slots;
 	ring->geo.lanes = p->lanes;
 	ring->geo.flags = sn_geo_flags(p->flags);
+	ring->geo.bufs = p->bufs;
+	ring->geo.buf_size = p->buf_size;
 	/* Fixed for the ring's life: its publishers decide by it once. */
 	ring->fence = READ_ONCE(sn_asym) && (p->flags & SN_CREATE_ASYM) ?
 		      SN_FENCE_ASYM : SN_FENCE_FULL;
@@ -456,6 +468,7 @@ void sn_ring_mirror_peers(struct sn_ring *ring)
 	WRITE_ONCE(kp->peers.claims_recovered, ring->peers.claims_recovered);
 	WRITE_ONCE(kp->peers.claims_lost, ring->peers.claims_lost);
 	WRITE_ONCE(kp->peers.redelivered, ring->peers.redelivered);
+	WRITE_ONCE(kp->peers.bufs_reclaimed, ring->peers.bufs_reclaimed);
 }
 
 u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
@@ -513,6 +526,34 @@ bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane)
 	}
 	/* release: the messages before the tail, as the producer's own */
 	return t != t0 && cmpxchg_release(tailp, t0, t) == t0;
+}
+
+/*
+ * A consumer fd goes (uapi "Buffers"): returns the buffers it held, @claim
+ * its MPMC claim record, else SN_CLAIM_NONE (the SPSC/MPSC consumer: the
+ * buffers whose records the head passed). Every word is userspace's: read
+ * once, and cmpxchg'd only from the value read. The caller holds
+ * ring->lock; at most SN_MAX_LANES * SN_MAX_BUFS words.
+ */
+void sn_ring_reclaim_bufs(struct sn_ring *ring, u32 claim)
+{
+	u32 lane, j;
+	u64 *ret, v;
+
+	for (lane = 0; lane < ring->geo.lanes; lane++) {
+		u32 head = sn_lane_head(ring, lane);
+
+		ret = (u64 *)(ring->vaddr + ring->off.cons + ring->off.cons_bufs +
+			      (u64)lane * ring->geo.bufs * sizeof(u64));
+		for (j = 0; j < ring->geo.bufs; j++) {
+			v = READ_ONCE(ret[j]);
+			if (!sn_buf_orphaned(v, claim, head))
+				continue;
+			/* release: as the consumer's own return */
+			if (cmpxchg_release(&ret[j], v, v & U32_MAX) == v)
+				ring->peers.bufs_reclaimed++;
+		}
+	}
 }
 
 u32 sn_lane_head(const struct sn_ring *ring, u32 lane)

@@ -82,6 +82,10 @@ int sn_kernel_attach(struct sn_channel *ch)
 	ch->geo.flags = info.size >= SN_INFO_SIZE_VER1 ?
 			info.geo_flags & (SN_GEO_FORMAT3 | SN_GEO_VARLEN) :
 			SN_GEO_FORMAT3;
+	if (info.size >= SN_INFO_SIZE_VER1) {
+		ch->geo.bufs = info.bufs;
+		ch->geo.buf_size = info.buf_size;
+	}
 	if (sn_geometry_check(&ch->geo, SN_KERNEL_MAX_BYTES))
 		return -EINVAL;
 	/* libsn speaks format 3 only (slot headers: a stride above slot_size) */
@@ -111,6 +115,8 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 		.slot_size = ch->geo.slot_size,
 		.slots = ch->geo.slots,
 		.lanes = ch->geo.lanes,
+		.bufs = ch->geo.bufs,
+		.buf_size = ch->geo.buf_size,
 		.flags = SN_CREATE_FORMAT3 |
 			 (sn_fence_env_full() ? 0 : SN_CREATE_ASYM) |
 			 (ch->geo.flags & SN_GEO_VARLEN ? SN_CREATE_VARLEN : 0),

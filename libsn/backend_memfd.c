@@ -76,6 +76,8 @@ int sn_memfd_create(struct sn_channel *ch)
 	kp->lanes = ch->geo.lanes;
 	kp->stride = ch->off.stride;
 	kp->geo_flags = ch->geo.flags;
+	kp->bufs = ch->geo.bufs;
+	kp->buf_size = ch->geo.buf_size;
 	/* ASYM only if we skip fences: we are registered for membarrier */
 	kp->fence = sn_fence_process_asym() && !sn_fence_env_full() ?
 		    SN_FENCE_ASYM : SN_FENCE_FULL;
@@ -112,6 +114,8 @@ int sn_memfd_attach(struct sn_channel *ch)
 	ch->geo.slots = kp.slots;
 	ch->geo.lanes = kp.lanes;
 	ch->geo.flags = SN_GEO_FORMAT3 | (kp.geo_flags & SN_GEO_VARLEN);
+	ch->geo.bufs = kp.bufs;
+	ch->geo.buf_size = kp.buf_size;
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES))
 		return -EINVAL;
 	sn_ring_layout(&ch->geo, ch->page, &ch->off);
@@ -530,6 +534,35 @@ static void sn_memfd_redelivered(const struct sn_channel *ch)
 }
 
 /*
+ * A consumer goes (closed or dead; @claim its MPMC record, else
+ * SN_CLAIM_NONE): returns the buffers it held, as sn.ko does (uapi
+ * "Buffers").
+ */
+static void sn_memfd_reclaim_bufs(const struct sn_channel *ch, __u32 claim)
+{
+	__u64 *ret = (__u64 *)(sn_cons_ptr(ch) + ch->off.cons_bufs), v;
+	__u32 lane, j, head;
+
+	for (lane = 0; lane < ch->geo.lanes; lane++) {
+		head = __atomic_load_n((__u32 *)(sn_cons_ptr(ch) +
+						 ch->off.cons_lane +
+						 lane * 2 * SN_PAD),
+				       __ATOMIC_ACQUIRE);
+		for (j = 0; j < ch->geo.bufs; j++, ret++) {
+			v = __atomic_load_n(ret, __ATOMIC_ACQUIRE);
+			if (sn_buf_orphaned(v, claim, head) &&
+			    __atomic_compare_exchange_n(ret, &v,
+							v & 0xffffffffULL, 0,
+							__ATOMIC_RELEASE,
+							__ATOMIC_RELAXED))
+				__atomic_fetch_add(&sn_kpage(ch)->peers.
+						   bufs_reclaimed, 1,
+						   __ATOMIC_RELAXED);
+		}
+	}
+}
+
+/*
  * Takes back the count a consumer that died asleep left in cons waiters
  * (its record says asleep: uapi "Dead peers"), so publishers stop kicking.
  */
@@ -558,6 +591,7 @@ static int sn_memfd_reap_record(const struct sn_channel *ch, __u32 j)
 	    sn_memfd_recover(ch, j, &lost))
 		return 0;
 	sn_memfd_unsleep(ch, sn_memfd_record(ch, j));
+	sn_memfd_reclaim_bufs(ch, j);
 	/* ours now: idle before the bit is free */
 	__atomic_store_n(&sn_memfd_record(ch, j)->state, SN_CLAIM_IDLE,
 			 __ATOMIC_RELEASE);
@@ -607,6 +641,7 @@ static int sn_memfd_repair(const struct sn_channel *ch, int fd)
 						 __ATOMIC_ACQ_REL);
 			if (old & SN_MEMFD_CONSUMER_CLAIM) {
 				sn_memfd_redelivered(ch);
+				sn_memfd_reclaim_bufs(ch, SN_CLAIM_NONE);
 				__atomic_fetch_add(&kp->peers.consumers_died, 1,
 						   __ATOMIC_RELAXED);
 				changed = 1;
@@ -803,10 +838,12 @@ void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd)
 	struct sn_kpage *kp = sn_kpage(ch);
 
 	if (ch->geo.type == SN_RING_MPMC) {
+		sn_memfd_reclaim_bufs(ch, claim);
 		sn_memfd_unclaim(ch, &kp->claims_live, 1ULL << claim, lockfd);
 		return;
 	}
 	sn_memfd_redelivered(ch);
+	sn_memfd_reclaim_bufs(ch, SN_CLAIM_NONE);
 	sn_memfd_unclaim(ch, &kp->reserved[0], SN_MEMFD_CONSUMER_CLAIM, lockfd);
 }
 

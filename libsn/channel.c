@@ -33,7 +33,12 @@ int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes)
 	 * each factor is below 2^30: the product fits */
 	if ((g->flags & SN_GEO_VARLEN) && !(g->flags & SN_GEO_FORMAT3))
 		return -EINVAL;
-	if ((__u64)g->slots * sn_geo_stride(g) * g->lanes > max_bytes)
+	if (g->bufs > SN_MAX_BUFS || (g->bufs && !(g->flags & SN_GEO_VARLEN)) ||
+	    (g->bufs ? g->buf_size < 64 || g->buf_size % 64 ||
+		       g->buf_size > SN_MAX_BUF_SIZE : g->buf_size))
+		return -EINVAL;
+	if (((__u64)g->slots * sn_geo_stride(g) +
+	     (__u64)g->bufs * g->buf_size) * g->lanes > max_bytes)
 		return -EINVAL;
 	return 0;
 }
@@ -85,6 +90,13 @@ int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 	    !sn_within(o->prod_waiting, 4, o->slots, 4) ||
 	    ((g->flags & SN_GEO_VARLEN) &&
 	     !sn_within(o->prod_need, 4, o->slots, 4)) ||
+	    (g->bufs &&
+	     (!sn_within(o->prod_bufs, (__u64)g->bufs * 4, o->slots, 4) ||
+	      o->bufs < o->slots + (__u64)g->slots * o->stride ||
+	      !sn_within(o->bufs, (__u64)g->bufs * g->buf_size, o->lane_size,
+			 64) ||
+	      !sn_within(o->cons_bufs, (__u64)g->lanes * g->bufs * 8,
+			 o->cons_size, 8))) ||
 	    !sn_within(o->prod_stats, sizeof(struct sn_prod_stats), o->slots,
 		       8))
 		return -EINVAL;
@@ -167,24 +179,46 @@ SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
 			     unsigned int slots, unsigned int slot_size,
 			     unsigned int lanes, unsigned int flags)
 {
+	struct sn_channel_opts o = {
+		.size = sizeof(o),
+		.type = type,
+		.slots = slots,
+		.slot_size = slot_size,
+		.lanes = lanes,
+		.flags = flags,
+	};
+
+	return sn_channel_create_opts(out, &o);
+}
+
+SN_API int sn_channel_create_opts(struct sn_channel **out,
+				  const struct sn_channel_opts *o)
+{
 	struct sn_channel *ch;
+	unsigned int flags;
 	int devfd = -1, ret;
 
-	if (!out || (flags & ~SN_CHANNEL_FLAGS) ||
+	if (!out || !o || o->size < sizeof(*o))
+		return -EINVAL;
+	flags = o->flags;
+	if ((flags & ~SN_CHANNEL_FLAGS) ||
 	    (flags & (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)) ==
 	    (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD))
 		return -EINVAL;
 	ch = sn_channel_alloc();
 	if (!ch)
 		return -ENOMEM;
-	ch->geo.type = type;
-	ch->geo.slots = slots;
-	ch->geo.slot_size = slot_size;
-	ch->geo.lanes = lanes;
+	ch->geo.type = o->type;
+	ch->geo.slots = o->slots;
+	ch->geo.slot_size = o->slot_size;
+	ch->geo.lanes = o->lanes;
 	ch->geo.flags = SN_GEO_FORMAT3 |
 			(flags & SN_CHANNEL_VARLEN ? SN_GEO_VARLEN : 0);
+	ch->geo.bufs = o->bufs;
+	ch->geo.buf_size = o->buf_size;
 	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES) ||
-	    slots > SN_CHANNEL_MAX_SLOTS || slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
+	    o->slots > SN_CHANNEL_MAX_SLOTS ||
+	    o->slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
 		free(ch);
 		return -EINVAL;
 	}
@@ -306,6 +340,8 @@ SN_API int sn_channel_info(const struct sn_channel *ch,
 	info->id = ch->id;
 	info->flags = ch->geo.flags & SN_GEO_VARLEN ? SN_CHANNEL_VARLEN : 0;
 	info->max_msg = sn_channel_max_msg(ch);
+	info->bufs = ch->geo.bufs;
+	info->buf_size = ch->geo.buf_size;
 	return 0;
 }
 
@@ -526,6 +562,12 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	p->max_len = sn_channel_max_msg(ch);
 	p->need = 1;
 	p->need_p = (__u32 *)(l + ch->off.prod_need);
+	p->bufs = ch->geo.bufs;
+	p->buf_size = ch->geo.buf_size;
+	p->buf0 = l + ch->off.bufs;
+	p->sent_p = (__u32 *)(l + ch->off.prod_bufs);
+	p->ret_p = (const __u64 *)(sn_cons_ptr(ch) + ch->off.cons_bufs) +
+		   (__u64)lane * ch->geo.bufs;
 	if (ch->geo.flags & SN_GEO_VARLEN)
 		p->flags |= SN__VARLEN;
 	/* continue where the lane's last owner stopped */
@@ -640,6 +682,11 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 	c->max_len = sn_channel_max_msg(ch);
 	if (ch->geo.flags & SN_GEO_VARLEN)
 		c->flags |= SN__VARLEN;
+	c->bufs = ch->geo.bufs;
+	c->buf_size = ch->geo.buf_size;
+	c->off_bufs = ch->off.bufs;
+	c->ret = (__u64 *)(sn_cons_ptr(ch) + ch->off.cons_bufs);
+	c->holder = SN_BUF_HELD + (single ? 0 : claim);
 	if (single) {
 		/* the one consumer continues the heads and the counts */
 		for (lane = 0; lane < c->lanes; lane++) {

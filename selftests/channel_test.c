@@ -391,7 +391,7 @@ static int memfd_with(const void *kpage, size_t kplen, off_t size, int seal)
 TEST(attach_validates)
 {
 	struct sn_channel *ch, *a;
-	struct sn_geometry g = { SN_RING_MPSC, 16, 8, 2, SN_GEO_FORMAT3 };
+	struct sn_geometry g = { SN_RING_MPSC, 16, 8, 2, SN_GEO_FORMAT3, 0, 0 };
 	struct sn_offsets off;
 	struct sn_kpage kp = { .magic = SN_KPAGE_MAGIC_FORMAT3,
 			       .type = SN_RING_MPSC,

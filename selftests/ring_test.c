@@ -104,7 +104,7 @@ TEST(create_bad_params)
 	p.flags = SN_CREATE_NUMA_NODE;
 	p.numa_node = 4096;
 	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("numa_node 4096");
-	for (int r = 0; r < 4; r++) {
+	for (int r = 0; r < (int)ARRAY_SIZE(p.reserved); r++) {
 		p = params(SN_RING_SPSC, 8, 16, 1);
 		p.reserved[r] = 1;
 		EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("reserved[%d]", r);
@@ -147,7 +147,7 @@ TEST(create_and_info)
 
 	for (int t = 0; t < 3; t++) {
 		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 3;
-		struct sn_geometry g = { types[t], 24, 64, lanes, 0 };
+		struct sn_geometry g = { types[t], 24, 64, lanes, 0, 0, 0 };
 		struct sn_offsets want;
 		struct sn_info i;
 		int fd = create_simple(types[t], 24, 64, lanes);
@@ -201,7 +201,7 @@ TEST(create_format3)
 		int full = k >= ARRAY_SIZE(sizes);
 		struct sn_create p = params(SN_RING_MPMC, sizes[z], 64, 2);
 		struct sn_geometry g = { SN_RING_MPMC, sizes[z], 64, 2,
-					 SN_GEO_FORMAT3 };
+					 SN_GEO_FORMAT3, 0, 0 };
 		struct sn_offsets want;
 		struct sn_kpage *kp;
 		struct sn_info i;
@@ -1262,7 +1262,7 @@ TEST(largest_geometry)
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, view_open(&v, fd));
 	{
-		struct sn_geometry g = { SN_RING_MPMC, 8, 1U << 16, 64, 0 };
+		struct sn_geometry g = { SN_RING_MPMC, 8, 1U << 16, 64, 0, 0, 0 };
 		struct sn_offsets want;
 		__u32 *rel = (__u32 *)(v.base + v.i.off.cons +
 				       v.i.off.cons_release);

@@ -208,6 +208,15 @@ struct sn_producer {
 	__u32 need;		/* slots the last refused send needed */
 	__u32 resv_len;		/* sn_reserve_len(): bytes reserved */
 	__u32 *need_p;		/* the lane's prod_need word */
+	/* buffers (uapi "Buffers") */
+	__u32 bufs;
+	__u32 buf_size;
+	unsigned char *buf0;	/* the lane's buffer 0 */
+	__u32 *sent_p;		/* the lane's sent[] words */
+	const __u64 *ret_p;	/* the lane's ret[] words */
+	__u32 buf_next;		/* where sn_buf_get() looks first */
+	__u32 pad2;
+	__u64 got[SN_MAX_BUFS / 64];	/* got by sn_buf_get(), not sent */
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /*
@@ -255,8 +264,12 @@ struct sn_consumer {
 	__u32 shift;		/* log2 of the stride */
 	__u32 max_len;		/* sn_record_max(); fixed: slot_size */
 	__u32 peek_slots;	/* slots of the record sn_peek_len() holds */
-	__u32 pad2;
+	__u32 bufs;		/* buffers per lane (uapi "Buffers") */
 	__u64 bad;		/* bad records dropped (MPMC: unpublished) */
+	__u64 off_bufs;		/* buffer 0 within a lane */
+	__u32 buf_size;
+	__u32 holder;		/* SN_BUF_HELD + our holder number */
+	__u64 *ret;		/* lane i's ret words at ret + i * bufs */
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /* Statistics of a channel, summed over what this process can read. */
@@ -304,6 +317,8 @@ struct sn_channel_info {
 	/* the longest message: slot_size, or with SN_CHANNEL_VARLEN all but
 	 * one of a lane's slots, less the 8-byte header */
 	__u32 max_msg;
+	__u32 bufs;		/* buffers per lane (sn_buf_get()) */
+	__u32 buf_size;
 };
 
 /* ---- Channels (libsn/channel.c) ---- */
@@ -320,6 +335,32 @@ struct sn_channel_info {
 int sn_channel_create(struct sn_channel **out, unsigned int type,
 		      unsigned int slots, unsigned int slot_size,
 		      unsigned int lanes, unsigned int flags);
+
+/* What sn_channel_create_opts() creates; fields left 0 are absent. */
+struct sn_channel_opts {
+	__u32 size;		/* sizeof(struct sn_channel_opts) */
+	__u32 type;		/* as sn_channel_create() */
+	__u32 slots;
+	__u32 slot_size;
+	__u32 lanes;
+	__u32 flags;
+	/*
+	 * Buffers for large messages passed without a copy (needs
+	 * SN_CHANNEL_VARLEN): @bufs per lane, 1..SN_MAX_BUFS, of @buf_size
+	 * bytes each, a multiple of 64 up to SN_MAX_BUF_SIZE (kernel rings:
+	 * within the module's max_ring_mb). See sn_buf_get().
+	 */
+	__u32 bufs;
+	__u32 buf_size;
+};
+
+/*
+ * sn_channel_create() with options, and buffers. Errors as there; -EINVAL
+ * also for a size below sizeof(struct sn_channel_opts) and a bad buffer
+ * geometry.
+ */
+int sn_channel_create_opts(struct sn_channel **out,
+			   const struct sn_channel_opts *o);
 
 /*
  * Attaches to the ring behind @fd (a kernel ring fd of any role, or a libsn
@@ -1220,9 +1261,10 @@ static inline void sn__cons_var_count(struct sn_consumer *c, __u32 lane)
 
 /*
  * SPSC/MPSC varlen: the record at position @h of @lane, without taking it:
- * its slots and *@len, its length; 0 when none is committed there. A
- * padding record (*@len SN_SLOT_PAD) and a bad one (*@len ~0U) span the
- * rest of the lap: whoever takes them drops them (a bad one counted).
+ * its slots and *@len, its header's length; 0 when none is committed
+ * there. A padding record (*@len SN_SLOT_PAD) and a bad one (*@len ~0U)
+ * span the rest of the lap: whoever takes them drops them (a bad one
+ * counted). A buffer record (SN_SLOT_BUF) needs sn__cons_resolve().
  */
 static inline __u32 sn__cons_var_at(const struct sn_consumer *c, __u32 lane,
 				    __u32 h, __u32 *len)
@@ -1233,25 +1275,78 @@ static inline __u32 sn__cons_var_at(const struct sn_consumer *c, __u32 lane,
 		return 0;
 	l = __atomic_load_n(&sn__cons_hdr(c, lane, h)->len, __ATOMIC_RELAXED);
 	n = sn_record_span(l, idx, slots, c->shift);
+	if ((l & SN_SLOT_BUF) && !c->bufs)
+		n = 0;		/* a buffer record where there are none */
 	*len = n ? l : ~0U;
 	return n ? n : slots - idx;
 }
+
+/* A record a consumer took: where its message is and how long it is. */
+struct sn__rec {
+	const void *data;	/* in the slots, or in the buffer */
+	__u32 pos;		/* the record's position */
+	__u32 slots;		/* slots it spans */
+	__u32 len;		/* message bytes */
+	__u32 buf;		/* a buffer record: its buffer + 1; else 0 */
+};
+
+/* Buffer @j of @lane (uapi "Buffers"). */
+static inline const unsigned char *sn__cons_buf(const struct sn_consumer *c,
+						__u32 lane, __u32 j)
+{
+	return sn__cons_lane(c, lane) + c->off_bufs + (__u64)j * c->buf_size;
+}
+
+/*
+ * Fills @r for the valid record at @h of @lane spanning @n slots, its
+ * header's length @l: the message in place, or the buffer a buffer record
+ * names, whose index and length are checked (each read once). 0 when the
+ * reference is bad.
+ */
+static inline int sn__cons_resolve(const struct sn_consumer *c, __u32 lane,
+				   __u32 h, __u32 l, __u32 n,
+				   struct sn__rec *r)
+{
+	const __u32 *m = (const __u32 *)(sn__cons_hdr(c, lane, h) + 1);
+	__u32 j, bl;
+
+	r->pos = h;
+	r->slots = n;
+	r->buf = 0;
+	r->data = m;
+	r->len = l;
+	if (!(l & SN_SLOT_BUF))
+		return 1;
+	j = __atomic_load_n(&m[0], __ATOMIC_RELAXED);
+	bl = __atomic_load_n(&m[1], __ATOMIC_RELAXED);
+	if (j >= c->bufs || bl > c->buf_size)
+		return 0;
+	r->buf = j + 1;
+	r->len = bl;
+	r->data = sn__cons_buf(c, lane, j);
+	return 1;
+}
+
+/* What sn__cons_var_take() takes: any record, or buffer records only. */
+#define SN__TAKE_ANY	0
+#define SN__TAKE_BUF	1
 
 /*
  * Varlen: takes the next record of @lane, after a padding record and
  * after dropping the rest of the lap at a bad one (uapi "Records").
  * SPSC/MPSC read the seq at the head; MPMC claim the record by the tail,
- * unless its message is longer than @cap. Returns the record's slots with
- * *@pos and *@len, 0 when there is none, -EMSGSIZE when the message is
- * longer than @cap (it stays; *@len says how long).
+ * unless it is refused: -EMSGSIZE when its message is longer than @cap,
+ * -ENOMSG when @what is SN__TAKE_BUF and it is no buffer record (it stays;
+ * r->len says how long it is). Returns the record's slots with @r filled,
+ * 0 when there is none.
  */
 static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
-				    __u32 cap, __u32 *pos, __u32 *len)
+				    __u32 cap, int what, struct sn__rec *r)
 {
 	__u32 slots = c->mask + 1, h, l = 0, n, idx, d, skips = 0, tries;
 	const __u32 *tail_p = (const __u32 *)(sn__cons_lane(c, lane) +
 					      c->off_tail);
-	const struct sn_slot *s;
+	int err = 0;
 
 	if (!(c->flags & SN__MPMC)) {
 		for (;;) {
@@ -1259,37 +1354,35 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 			n = sn__cons_var_at(c, lane, h, &l);
 			if (!n)
 				return 0;
-			if (l <= SN_SLOT_LEN) {
-				if (l > cap) {
-					*len = l;
-					return -EMSGSIZE;
-				}
-				*pos = h;
-				*len = l;
-				return (int)n;
+			if (l != SN_SLOT_PAD && l != ~0U &&
+			    sn__cons_resolve(c, lane, h, l, n, r)) {
+				if (what == SN__TAKE_BUF && !r->buf)
+					return -ENOMSG;
+				return r->len > cap ? -EMSGSIZE : (int)n;
 			}
 			if (l != SN_SLOT_PAD)
 				sn__cons_bad(c, lane);
-			sn__cons_done(c, lane, h, n);
+			sn__cons_done(c, lane, h, slots - (h & c->mask));
 			if (++skips == 2)	/* two in a row: a bad lane */
 				return 0;
 		}
 	}
 	h = __atomic_load_n(sn__cons_head_p(c, lane), __ATOMIC_RELAXED);
-	for (tries = 0; tries < 64; tries++) {
+	for (tries = 0; tries < 64 && !err; tries++) {
 		d = sn__clamp_depth(__atomic_load_n(tail_p, __ATOMIC_ACQUIRE),
 				    h, slots);
 		if (!d)
 			break;
-		s = sn__cons_hdr(c, lane, h);
 		idx = h & c->mask;
-		l = SN_SLOT_PAD;
+		l = ~0U;
 		n = 0;
 		/* acquire: pairs with the producer's release of seq; below
 		 * the tail a record's seq is h + 1 unless the head moved on
 		 * (our h is stale) or the producer garbled it */
-		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) == h + 1) {
-			l = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&sn__cons_hdr(c, lane, h)->seq,
+				    __ATOMIC_ACQUIRE) == h + 1) {
+			l = __atomic_load_n(&sn__cons_hdr(c, lane, h)->len,
+					    __ATOMIC_RELAXED);
 			n = sn_record_span(l, idx, slots, c->shift);
 		} else if (__atomic_load_n(sn__cons_head_p(c, lane),
 					   __ATOMIC_RELAXED) != h) {
@@ -1297,14 +1390,19 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 					    __ATOMIC_RELAXED);
 			continue;
 		}
-		if (!n || n > d) {	/* bad: drop what is committed of the lap */
+		if (n && n <= d && l != SN_SLOT_PAD &&
+		    !((l & SN_SLOT_BUF) && !c->bufs) &&
+		    sn__cons_resolve(c, lane, h, l, n, r)) {
+			if (what == SN__TAKE_BUF && !r->buf)
+				err = -ENOMSG;
+			else if (r->len > cap)
+				err = -EMSGSIZE;
+			if (err)
+				break;
+		} else if (l != SN_SLOT_PAD || !n || n > d) {
+			/* bad: drop what is committed of the lap */
 			n = d < slots - idx ? d : slots - idx;
 			l = ~0U;
-		} else if (l != SN_SLOT_PAD && l > cap) {
-			__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE,
-					 __ATOMIC_RELEASE);
-			*len = l;
-			return -EMSGSIZE;
 		}
 		/* the claim record first, as in sn__cons_take() ([D7],
 		 * [D1], [D2]) */
@@ -1319,11 +1417,8 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 			continue;
 		__atomic_store_n(&c->claim->state, SN_CLAIM_HELD,
 				 __ATOMIC_RELAXED);
-		if (l != SN_SLOT_PAD && l != ~0U) {
-			*pos = h;
-			*len = l;
+		if (l != SN_SLOT_PAD && l != ~0U)
 			return (int)n;
-		}
 		if (l == ~0U)
 			sn__cons_bad(c, lane);
 		sn__cons_done(c, lane, h, n);
@@ -1332,12 +1427,12 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 			return 0;
 	}
 	__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE, __ATOMIC_RELEASE);
-	return 0;
+	return err;
 }
 
 /* Varlen: the next record of any lane, round robin (sn__cons_var_take). */
 static inline int sn__cons_var_find(struct sn_consumer *c, __u32 cap,
-				    __u32 *pos, __u32 *len, __u32 *lane)
+				    int what, struct sn__rec *r, __u32 *lane)
 {
 	__u32 i;
 	int n;
@@ -1346,8 +1441,8 @@ static inline int sn__cons_var_find(struct sn_consumer *c, __u32 cap,
 		__u32 l = c->next_lane;
 
 		c->next_lane = l + 1 < c->lanes ? l + 1 : 0;
-		n = sn__cons_var_take(c, l, cap, pos, len);
-		if (n == -EMSGSIZE)
+		n = sn__cons_var_take(c, l, cap, what, r);
+		if (n < 0)
 			c->next_lane = l;	/* the same message next */
 		if (n) {
 			*lane = l;
@@ -1370,14 +1465,16 @@ static inline __u32 sn__cons_fixed_len(const struct sn_consumer *c,
 /*
  * Receives one message into @buf (@cap bytes) and stores its length in
  * *@len, on any channel (on fixed-size ones @cap must be at least
- * slot_size, else -EINVAL). 0, -EAGAIN, -EPIPE (as sn_try_recv()),
- * -EMSGSIZE when the next message is longer than @cap: it stays in the
- * ring and *@len says its length.
+ * slot_size, else -EINVAL); a buffer's message is copied and the buffer
+ * returned. 0, -EAGAIN, -EPIPE (as sn_try_recv()), -EMSGSIZE when the
+ * next message is longer than @cap: it stays in the ring and *@len says
+ * its length.
  */
 static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
 				  __u32 cap, __u32 *len)
 {
-	__u32 lane = 0, pos = 0, l = 0;
+	struct sn__rec r = { 0, 0, 0, 0, 0 };
+	__u32 lane = 0;
 	int n;
 
 	if (c->peek_n)
@@ -1385,13 +1482,16 @@ static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
 	if (!(c->flags & SN__VARLEN)) {
 		if (cap < c->slot_size)
 			return -EINVAL;
-		n = (int)sn__cons_find(c, 1, &pos, &lane);
-		if (n)
-			l = sn__cons_fixed_len(c, lane, pos);
+		n = (int)sn__cons_find(c, 1, &r.pos, &lane);
+		if (n) {
+			r.len = sn__cons_fixed_len(c, lane, r.pos);
+			r.data = sn__cons_hdr(c, lane, r.pos) + 1;
+			r.slots = 1;
+		}
 	} else {
-		n = sn__cons_var_find(c, cap, &pos, &l, &lane);
+		n = sn__cons_var_find(c, cap, SN__TAKE_ANY, &r, &lane);
 		if (n == -EMSGSIZE) {
-			*len = l;
+			*len = r.len;
 			return n;
 		}
 	}
@@ -1399,26 +1499,30 @@ static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
 		sn__cons_count(c, 0, 1);
 		return sn__cons_empty(c);
 	}
-	memcpy(buf, sn__cons_hdr(c, lane, pos) + 1, l);
-	sn__cons_done(c, lane, pos, (__u32)n);
+	memcpy(buf, r.data, r.len);
+	/* a buffer taken and not marked held is free once its record is
+	 * released (uapi "Buffers"): nothing to return */
+	sn__cons_done(c, lane, r.pos, r.slots);
 	if (c->flags & SN__VARLEN)
 		sn__cons_var_count(c, lane);
 	else
 		sn__cons_count(c, 1, 0);
-	*len = l;
+	*len = r.len;
 	return 0;
 }
 
 /*
- * Peeks at one message in place, on any channel: stores where it is in
- * *@msg and its length in *@len; then sn_release(c, 1). MPMC: claimed.
- * 0, -EAGAIN, -EPIPE, -EINVAL (a peek is outstanding). A peer may change
- * the message while it is read: copy what you validate.
+ * Peeks at one message in place, on any channel (a buffer's message where
+ * it is in the buffer): stores where it is in *@msg and its length in
+ * *@len; then sn_release(c, 1). MPMC: claimed. 0, -EAGAIN, -EPIPE,
+ * -EINVAL (a peek is outstanding). A peer may change the message while it
+ * is read: copy what you validate.
  */
 static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
 			      __u32 *len)
 {
-	__u32 lane = 0, pos = 0, l = 0;
+	struct sn__rec r = { 0, 0, 0, 0, 0 };
+	__u32 lane = 0, pos = 0;
 	int n;
 
 	if (!(c->flags & SN__VARLEN)) {
@@ -1431,19 +1535,19 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
 	}
 	if (c->peek_n)
 		return -EINVAL;
-	n = sn__cons_var_find(c, ~0U, &pos, &l, &lane);
+	n = sn__cons_var_find(c, ~0U, SN__TAKE_ANY, &r, &lane);
 	if (n <= 0) {
 		sn__cons_count(c, 0, 1);
 		return sn__cons_empty(c);
 	}
 	c->peek_lane = lane;
-	c->peek_pos = pos;
+	c->peek_pos = r.pos;
 	c->peek_n = 1;
 	c->peek_slots = (__u32)n;
 	if (!(c->flags & SN__MPMC))
 		__atomic_store_n(&c->stats->peeked, 1, __ATOMIC_RELAXED);
-	*msg = sn__cons_hdr(c, lane, pos) + 1;
-	*len = l;
+	*msg = r.data;
+	*len = r.len;
 	return 0;
 }
 
@@ -1459,6 +1563,75 @@ static inline int sn__release_record(struct sn_consumer *c, __u32 n)
 	sn__cons_var_count(c, c->peek_lane);
 	return 0;
 }
+
+/* ---- Buffers: large messages without a copy (libsn/buf.c) ---- */
+
+/*
+ * A channel created with buffers (sn_channel_opts.bufs) gives each lane
+ * bufs buffers of buf_size bytes in the ring (the uapi header's
+ * "Buffers"). A producer takes a free buffer of its lane, fills it in
+ * place and sends it: the message is a small record naming the buffer,
+ * and the buffer belongs to the ring until a consumer takes it. The
+ * consumers' ordinary calls see it as a message of the buffer's length:
+ * sn_try_recv_len() copies it out, sn_peek_len() shows it in place until
+ * sn_release(); sn_recv_buf() takes the buffer itself, to be read in
+ * place for as long as the consumer likes and returned with sn_buf_put(),
+ * in any order. Only the lane's producer fd (and full-role fds) can write
+ * its buffers (kernel backend; memfd: every process that maps the ring),
+ * so a buffer a producer sent can change only if that producer writes it
+ * again: a consumer copies what it validates. The buffers of a consumer
+ * that goes (closed or died) come back as the uapi header says.
+ */
+
+/*
+ * A free buffer of @p's lane, the producer's until sn_buf_send() or
+ * sn_buf_drop(): stores its index in *@idx and where it is in *@buf
+ * (buf_size bytes, 64-byte aligned). -EAGAIN when every buffer is in the
+ * ring or held by a consumer, -EINVAL when the channel has no buffers.
+ */
+int sn_buf_get(struct sn_producer *p, void **buf, __u32 *idx);
+
+/*
+ * As sn_buf_get(), waiting at most @timeout_ns for a buffer to come back
+ * (SN_NO_WAIT, SN_WAIT_FOREVER). The wait polls, sleeping up to a
+ * millisecond between looks: a consumer's return kicks no one.
+ * -ETIMEDOUT, -EPIPE (every consumer has gone), -EINVAL.
+ */
+int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
+		    __u64 timeout_ns);
+
+/*
+ * Sends buffer @idx (from sn_buf_get()) holding a message of @len bytes
+ * (at most buf_size). 0; -EAGAIN (no room in the ring: the buffer stays
+ * the producer's), -EPIPE, -EINVAL (not a buffer the producer holds, @len,
+ * a reservation outstanding).
+ */
+int sn_buf_send(struct sn_producer *p, __u32 idx, __u32 len);
+
+/* Gives back buffer @idx got and not sent. 0 or -EINVAL. */
+int sn_buf_drop(struct sn_producer *p, __u32 idx);
+
+/* A buffer a consumer holds (sn_recv_buf()). */
+struct sn_buf {
+	const void *data;	/* the message, in the buffer */
+	__u32 len;		/* its bytes */
+	__u32 lane;		/* which buffer, for sn_buf_put() */
+	__u32 idx;
+	__u32 tag;
+};
+
+/*
+ * Takes the next message if it is a buffer: fills @b and releases the
+ * message's record, so that the ring moves on while the consumer holds
+ * the buffer; sn_buf_put() returns it. 0, -EAGAIN, -EPIPE (as
+ * sn_try_recv()), -ENOMSG when the next message is not a buffer (it stays:
+ * receive it with sn_try_recv_len() or sn_peek_len()), -EINVAL (a peek is
+ * outstanding, no buffers).
+ */
+int sn_recv_buf(struct sn_consumer *c, struct sn_buf *b);
+
+/* Returns a buffer sn_recv_buf() gave. 0 or -EINVAL. */
+int sn_buf_put(struct sn_consumer *c, const struct sn_buf *b);
 
 /* Out of line parts of sn_send()/sn_recv() and their *_len forms. */
 int sn__send_wait(struct sn_producer *p, const void *msg, __u32 len,

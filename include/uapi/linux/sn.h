@@ -302,12 +302,16 @@ struct sn_create {
 	__u32 flags;		/* SN_CREATE_* */
 	__u32 home_cpu;		/* SN_CREATE_HOME_CPU: else 0, creator's CPU */
 	__u32 numa_node;	/* SN_CREATE_NUMA_NODE: else 0, home's node */
-	__u64 reserved[4];	/* zero */
+	__u32 bufs;		/* arena buffers per lane (see "Buffers") */
+	__u32 buf_size;		/* bytes per buffer; 0 without buffers */
+	__u64 reserved[3];	/* zero */
 };
 
 /*
  * SN_IOC_CREATE fails with EINVAL for a bad type, a slot_size that is not a
- * multiple of 8 or above the module parameter max_slot_size, slots not a
+ * multiple of 8 or above the module parameter max_slot_size, bufs above
+ * SN_MAX_BUFS or without SN_CREATE_VARLEN, a buf_size that is not a
+ * multiple of 64 in 64..SN_MAX_BUF_SIZE (0 without bufs), slots not a
  * power of two or above max_slots, lanes out of range, slot memory (slots *
  * slot_size * lanes) above max_ring_mb, and a home_cpu that is not a
  * possible CPU in the caller's allowed CPUs (sched_setaffinity, cpusets):
@@ -351,8 +355,14 @@ struct sn_offsets {
 	__u32 stride;
 	/* varlen: __u32, the slots a waiting producer needs (see "Records") */
 	__u32 prod_need;
-	__u32 pad;
-	__u64 reserved[2];
+	/* buffers: __u32 sent[bufs] in the lane's first page */
+	__u32 prod_bufs;
+	/* buffers: lane i's buffer j at lane0 + i * lane_size + bufs + j *
+	 * buf_size, after the slots
+	 */
+	__u64 bufs;
+	/* buffers: lane i's __u64 ret[bufs] at cons_bufs + i * bufs * 8 */
+	__u64 cons_bufs;
 };
 
 /* What became of dead peers (see "Dead peers"); counts only grow. */
@@ -367,6 +377,8 @@ struct sn_peer_stats {
 	__u64 claims_lost;	/* MPMC: messages in those positions */
 	/* SPSC/MPSC: peeked and not released by a consumer that went */
 	__u64 redelivered;
+	/* buffers a consumer that went held, returned (see "Buffers") */
+	__u64 bufs_reclaimed;
 };
 
 /* Written by the kernel only; read-only in every mapping. */
@@ -384,8 +396,10 @@ struct sn_kpage {
 	__u32 fence;		/* SN_FENCE_*: fixed at creation */
 	__u32 stride;		/* bytes per slot (struct sn_offsets) */
 	__u32 geo_flags;	/* SN_GEO_* */
-	__u32 pad2;
-	__u64 reserved[7];
+	__u32 bufs;		/* buffers per lane */
+	__u32 buf_size;
+	__u32 pad3;
+	__u64 reserved[6];
 	/* SN_PAD: what the kernel changes while the ring runs */
 	__u32 kflags;		/* SN_KFLAG_* */
 	__u32 pad1;
@@ -413,7 +427,8 @@ struct sn_cons_stats {
 	__u64 wakeups;
 	__u64 peeked;		/* SPSC/MPSC: peeked now, not yet released */
 	/* varlen: bad records dropped with the rest of their lap (SPSC/MPSC:
-	 * per lane; MPMC: in lane 0's line) */
+	 * per lane; MPMC: in lane 0's line)
+	 */
 	__u64 bad;
 };
 
@@ -435,12 +450,15 @@ struct sn_info {
 	__u64 id;
 	__u64 features;		/* SN_FEAT_* */
 	struct sn_offsets off;
-	__u32 geo_flags;	/* SN_GEO_* (SN_INFO_SIZE_VER1) */
+	/* SN_INFO_SIZE_VER1 */
+	__u32 geo_flags;	/* SN_GEO_* */
+	__u32 bufs;		/* buffers per lane */
+	__u32 buf_size;
 	__u32 pad;
 };
 
 #define SN_INFO_SIZE_VER0	168
-#define SN_INFO_SIZE_VER1	176
+#define SN_INFO_SIZE_VER1	184
 
 #define SN_FEAT_ROLES		(1ULL << 0)	/* SN_IOC_NARROW */
 #define SN_FEAT_KICK		(1ULL << 1)	/* SN_IOC_KICK */
@@ -449,6 +467,7 @@ struct sn_info {
 #define SN_FEAT_ASYM		(1ULL << 4)	/* SN_FENCE_ASYM rings */
 #define SN_FEAT_FORMAT3		(1ULL << 5)	/* SN_CREATE_FORMAT3 */
 #define SN_FEAT_VARLEN		(1ULL << 6)	/* SN_CREATE_VARLEN */
+#define SN_FEAT_BUFS		(1ULL << 7)	/* bufs, buf_size */
 
 /*
  * kpage->fence: what the fast sides of the sleep protocol do ("Sleeping
@@ -518,10 +537,84 @@ struct sn_slot {
  * SN_NEED_SCAN of them and the last needed one.
  */
 #define SN_SLOT_PAD		(1U << 31)
+#define SN_SLOT_BUF		(1U << 30)	/* the message is a sn_bufref */
 #define SN_SLOT_LEN		0x3fffffffU	/* bits of the length */
 #define SN_NEED_SCAN		256
 
+/*
+ * Buffers (an arena; sn_create bufs and buf_size, SN_CREATE_VARLEN only).
+ * Each lane owns bufs buffers of buf_size bytes after its slots: they are
+ * lane pages, so lane i's producer fd (and a full-role fd) may write them
+ * and consumers read them, exactly as the lane's slots; a producer can
+ * spoil only buffers of its own lane. A large message travels as a record
+ * of len SN_SLOT_BUF | sizeof(struct sn_bufref) that names a buffer of the
+ * producer's lane; the consumer reads it in place and returns it, in any
+ * order. Who owns a buffer is told by two words:
+ *
+ *   sent[j]  (lane page, producer) the tag (sn_buf_tag()) of the record
+ *            that last carried buffer j, stored before that record's seq
+ *   ret[j]   (consumer region, __u64) tag | state << 32: the tag of the
+ *            record a consumer took it from, and SN_BUF_RETURNED or
+ *            SN_BUF_HELD + holder (SPSC/MPSC: 0; MPMC: the claim record)
+ *
+ * Buffer j is free iff ret[j] is RETURNED with tag == sent[j] (zeroed
+ * memory: every buffer free, as no record has tag 0), or the record of
+ * sent[j] has been consumed (SPSC/MPSC: the head passed it; MPMC: its
+ * release word moved on; the producer looks at that before it reads ret)
+ * while ret[j]'s tag is not sent[j]: it was taken without being held
+ * (copied out, or read in place until its record's release) or dropped (a
+ * bad record, a dead MPMC consumer's recovered claim). A consumer that
+ * keeps the buffer past the record stores ret[j] = tag | HELD (holder)
+ * with release before it releases the record, and tag | RETURNED with
+ * release when it is done with it; a producer reads ret[j] with acquire.
+ * So a buffer has
+ * one owner at a time: its producer (free, or got and not sent), the ring
+ * (sent, not yet taken), one consumer (held).
+ * Validation: a consumer takes a buffer record only if its idx < bufs and
+ * len <= buf_size (else it is a bad record); a producer trusts ret[] only
+ * for the rule above. When a consumer fd is released, the kernel returns
+ * what it held (counted in peers.bufs_reclaimed): SPSC/MPSC, every held
+ * buffer whose record the head has passed (one not passed is delivered
+ * again and taken again); MPMC, every buffer held by its claim record.
+ */
+struct sn_bufref {
+	__u32 idx;		/* buffer of the record's lane: < bufs */
+	__u32 len;		/* message bytes in it: <= buf_size */
+};
+
+#define SN_BUF_RETURNED		0U
+#define SN_BUF_HELD		1U	/* + holder */
+
+/*
+ * The tag of a buffer record at position @pos: pos + 1, never 0 (position
+ * 2^32 - 1 shares tag 1 with position 0; a tag names its record's position
+ * as tag - 1, late by one at worst).
+ */
+static inline __u32 sn_buf_tag(__u32 pos)
+{
+	return pos + 1 ? pos + 1 : 1;
+}
+
+#define SN_MAX_BUFS		512
+#define SN_MAX_BUF_SIZE		(16U << 20)
+
 #define SN_CLAIM_NONE		0xffffffffU
+
+/*
+ * Whether a consumer that went, @claim its MPMC claim record (else
+ * SN_CLAIM_NONE: the SPSC/MPSC consumer, its lane's head @head), held the
+ * buffer whose ret word reads @ret and nobody else will return it.
+ */
+static inline int sn_buf_orphaned(__u64 ret, __u32 claim, __u32 head)
+{
+	__u32 tag = (__u32)ret, state = (__u32)(ret >> 32);
+
+	if (state == SN_BUF_RETURNED)
+		return 0;
+	if (claim != SN_CLAIM_NONE)
+		return state == SN_BUF_HELD + claim;
+	return (__s32)(head - (tag - 1)) > 0;
+}
 
 /*
  * An MPMC consumer's claim record, in the consumer region; written by its
@@ -598,6 +691,8 @@ struct sn_geometry {
 	__u32 slots;
 	__u32 lanes;
 	__u32 flags;		/* SN_GEO_* */
+	__u32 bufs;		/* buffers per lane, 0..SN_MAX_BUFS */
+	__u32 buf_size;		/* a multiple of 64 */
 };
 
 /* struct sn_geometry flags */
@@ -676,8 +771,9 @@ static inline __u32 sn_record_max(__u32 slots, __u32 shift)
  * The slots taken by the record whose header says @len, at slot @idx
  * (0..slots - 1) of a varlen lane of @slots slots of 1 << @shift bytes;
  * 0 when it is no valid record there: unknown flags, a padding record at
- * slot 0, a message above sn_record_max(), or a record crossing the lane
- * end. Everything that reads a record's length goes through this.
+ * slot 0, a buffer record of another length, a message above
+ * sn_record_max(), or a record crossing the lane end. Everything that
+ * reads a record's length goes through this.
  */
 static inline __u32 sn_record_span(__u32 len, __u32 idx, __u32 slots,
 				   __u32 shift)
@@ -688,6 +784,8 @@ static inline __u32 sn_record_span(__u32 len, __u32 idx, __u32 slots,
 		return 0;
 	if (len == SN_SLOT_PAD)
 		return idx ? slots - idx : 0;
+	if (len == (SN_SLOT_BUF | sizeof(struct sn_bufref)))
+		len = sizeof(struct sn_bufref);
 	if (len > sn_record_max(slots, shift))
 		return 0;
 	n = sn_record_slots(len, shift);
@@ -720,9 +818,11 @@ static inline __u64 sn_index64(__u64 pub, __u32 idx)
  * The ring layout, from its geometry and the page size. Both the kernel and
  * libsn's memfd backend call this; nothing else decides where things sit.
  * The caller has checked the geometry: slots a power of two, slot_size a
- * multiple of 8, lanes 1 to SN_MAX_LANES, and slots * stride * lanes below
- * 2^56 (the kernel allows at most max_ring_mb, 2^36 bytes). Then nothing
- * here overflows: the release words take below 2^40 bytes, and
+ * multiple of 8, lanes 1 to SN_MAX_LANES, bufs at most SN_MAX_BUFS, and
+ * (slots * stride + bufs * buf_size) * lanes below 2^56 (the kernel allows
+ * at most max_ring_mb, 2^36 bytes). Then nothing here overflows: the
+ * release words take below 2^40 bytes, sent[] ends within the lane's first
+ * page (4 * SN_PAD + 4 * SN_MAX_BUFS bytes), and
  * map_size fits a __u64 (below 2^52 for the kernel's rings); the __u32
  * offsets stay within the first lane page or, for cons_claims and
  * cons_release, 24.25 KiB rounded up to a page.
@@ -732,10 +832,7 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 {
 	__u64 cons_bytes;
 
-	off->reserved[0] = 0;
-	off->reserved[1] = 0;
 	off->stride = sn_geo_stride(g);
-	off->pad = 0;
 	off->cons_waiters = 0;
 	off->cons_lane = 2 * SN_PAD;
 	off->cons_stats = 3 * SN_PAD;
@@ -750,18 +847,23 @@ static inline void sn_ring_layout(const struct sn_geometry *g, __u64 page_size,
 		off->cons_claims = 0;
 		off->cons_release = 0;
 	}
+	off->cons_bufs = sn_align_up(cons_bytes, 8);
+	cons_bytes = off->cons_bufs + (__u64)g->lanes * g->bufs * 8;
 	off->prod_tail = 0;
 	off->prod_waiting = SN_PAD;
 	off->prod_stats = 2 * SN_PAD;
 	off->prod_need = SN_PAD + sizeof(__u32);
+	off->prod_bufs = 4 * SN_PAD;
 	off->slots = (__u32)page_size;
 
 	off->kpage = 0;
 	off->cons = page_size;
 	off->cons_size = sn_align_up(cons_bytes, page_size);
 	off->lane0 = off->cons + off->cons_size;
-	off->lane_size = page_size +
+	off->bufs = page_size +
 		sn_align_up((__u64)g->slots * off->stride, page_size);
+	off->lane_size = off->bufs +
+		sn_align_up((__u64)g->bufs * g->buf_size, page_size);
 	off->map_size = off->lane0 + g->lanes * off->lane_size;
 }
 
