@@ -1137,8 +1137,10 @@ static void print_sizes_json(const struct result *r)
 
 /*
  * The messages of one timed run of about opt.seconds: runs of 64, 256,
- * 1024, ... messages until one takes 20 ms (a warm-up too). 0: @im skips
- * the cell or a run failed (measure() then says which).
+ * 1024, ... messages until one takes 20 ms and carries 1024 messages or
+ * 64 MiB (a warm-up too; a probe that a busy machine stalled does not
+ * make the timed runs tiny). 0: @im skips the cell or a run failed
+ * (measure() then says which).
  */
 static uint64_t sizes_messages(const struct snb_impl *im,
 			       const struct snb_cfg *cfg0)
@@ -1156,7 +1158,9 @@ static uint64_t sizes_messages(const struct snb_impl *im,
 			return 0;
 		}
 		free(run.lat);
-		if (run.seconds >= 0.02 || n >= (1ULL << 32))
+		if ((run.seconds >= 0.02 &&
+		     (n >= 1024 || n * cfg.msg_size >= (64ULL << 20))) ||
+		    n >= (1ULL << 32))
 			break;
 	}
 	n = (uint64_t)((double)n * opt.seconds / run.seconds);
@@ -1240,6 +1244,7 @@ static void run_sizes(const struct snb_cfg *cfg0)
 			if (opt.use_size[j])
 				printf("  %-10s %u  %s\n", size_rows[j].im->name,
 				       size_rows[j].copies, size_rows[j].what);
+		printf("GB/s: msg/s x size; libsn_zc's counts bytes delivered in place, not bytes moved\n");
 	}
 	for (i = 0; i < opt.nsizes; i++) {
 		cfg.msg_size = opt.sizes[i];
