@@ -6,12 +6,14 @@
  * bare yardstick rows and libsn's vs_bare, raw_2line in pingpong, raw_line's
  * p50 against its own throughput, the suite's named targets, --plot, the
  * wakeup scenario (its sn rows skipped without /dev/sn), the worker_pool
- * scenario (handled == submitted), and snstat's parser on a listing with
+ * scenario (handled == submitted), the sizes sweep (every row of every
+ * size, GB/s, ratios, its named targets), and snstat's parser on a listing with
  * extra trailing fields and without the module.
  *
  * Runs the snbench and snstat beside it (build/; SNBENCH, SNSTAT override).
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -526,6 +528,33 @@ TEST(raw_line_p50_agrees_with_throughput)
 }
 
 /*
+ * Each of the @n targets @named is in the targets section @t, measured:
+ * a ratio, then met or MISSED. NULL, or what is wrong (in @why).
+ */
+static const char *targets_measured(const char *t, const char *const *named,
+				    size_t n, char *why, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const char *l = strstr(t, named[i]);
+		size_t end;
+
+		if (!l) {
+			snprintf(why, len, "no target %s", named[i]);
+			return why;
+		}
+		end = strcspn(l, "\n");
+		snprintf(why, len, "%.*s", (int)end, l);
+		if (!strstr(why, "x  met ") && !strstr(why, "x  MISSED")) {
+			snprintf(why, len, "not measured: %.*s", (int)end, l);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/*
  * The suite's targets are named and measured: a tiny suite with the
  * peers the targets need prints each SPSC, pingpong and MPSC/MPMC target
  * with a ratio and met or MISSED, and names no issue.
@@ -546,8 +575,7 @@ TEST(suite_targets_named)
 		"MPMC 1 producer: libsn vs best peer >= 1.5x",
 		"MPMC 2 producers: libsn vs best peer >= 1.5x",
 	};
-	char *out, *t;
-	size_t i;
+	char *out, *t, why[256];
 	int st;
 
 	out = run(argv, &st);
@@ -557,18 +585,8 @@ TEST(suite_targets_named)
 	ASSERT_NE(NULL, t) TH_LOG("no targets section");
 	EXPECT_EQ(NULL, strstr(out, "issue"));
 	EXPECT_NE(NULL, strstr(out, "vs bare"));
-	for (i = 0; i < sizeof(named) / sizeof(named[0]); i++) {
-		char *l = strstr(t, named[i]), *end;
-
-		ASSERT_NE(NULL, l) TH_LOG("no target %s", named[i]);
-		end = strchr(l, '\n');
-		if (end)
-			*end = 0;
-		EXPECT_TRUE(strstr(l, "x  met ") || strstr(l, "x  MISSED"))
-			TH_LOG("not measured: %s", l);
-		if (end)
-			*end = '\n';
-	}
+	EXPECT_EQ(NULL, targets_measured(t, named, ARRAY_SIZE(named), why,
+					 sizeof(why))) TH_LOG("%s", why);
 	EXPECT_NE(NULL, strstr(t, "worker pool, 1 worker vs SPSC channel >= 0.5x"));
 	EXPECT_NE(NULL, strstr(t, "worker pool, 16 workers vs 1 >= 14x on 16+ cores"));
 	free(out);
@@ -778,6 +796,103 @@ TEST(wakeup_table)
 	EXPECT_NE(NULL, strstr(out, "  pipe "));
 	if (access("/dev/sn", F_OK))
 		EXPECT_NE(NULL, strstr(out, "kthread   skipped: /dev/sn absent"));
+	free(out);
+}
+
+/*
+ * sizes: a tiny sweep of 16 B and 64 KiB with --json: the seven rows of
+ * each size measured (every run checks count and checksum), GB/s the
+ * msg/s times the size, the copies each row says, best peer a peer and
+ * vs_best_peer and vs_memcpy the ratios of the rows' msg/s.
+ */
+TEST(sizes_json)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "sizes", "--sizes",
+			       "16,64K", "--messages", "200", "--repeat", "1",
+			       "--json", "--quiet", NULL };
+	static const char *const rows[] = { "libsn", "libsn_zc", "pipe",
+		"socketpair", "vmsplice", "uring_pipe", "memcpy" };
+	static const unsigned int copies[] = { 2, 0, 2, 2, 1, 2, 1 };
+	static const char *const nums[] = { "msgs_per_sec", "gb_per_sec",
+		"best_peer_gb_per_sec", "vs_best_peer", "memcpy_gb_per_sec",
+		"vs_memcpy", "buffer" };
+	int st, seen[2][7] = { { 0 } };
+	char *out, *line, *save = NULL;
+	struct jobj o;
+	size_t i, k;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const struct jfield *f, *impl, *bp;
+		double size, rate;
+
+		ASSERT_EQ(0, jparse(line, &o)) TH_LOG("not JSON: %s", line);
+		EXPECT_STREQ("sizes", jget(&o, "scenario")->str);
+		EXPECT_EQ(NULL, jget(&o, "failed")) TH_LOG("%s", line);
+		EXPECT_EQ(NULL, jget(&o, "skipped")) TH_LOG("%s", line);
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+			f = jget(&o, nums[i]);
+			ASSERT_TRUE(f && f->kind == 'n' && f->num > 0)
+				TH_LOG("%s not positive: %s", nums[i], line);
+		}
+		impl = jget(&o, "impl");
+		for (k = 0; k < 7 && strcmp(impl->str, rows[k]); k++)
+			;
+		ASSERT_GT(7, k) TH_LOG("unknown row %s", impl->str);
+		size = jget(&o, "msg_size")->num;
+		ASSERT_TRUE(size == 16 || size == 65536) TH_LOG("%s", line);
+		seen[size == 16 ? 0 : 1][k]++;
+		EXPECT_EQ(copies[k], jget(&o, "copies")->num) TH_LOG("%s", line);
+		rate = jget(&o, "msgs_per_sec")->num;
+		/* 4 decimals of GB/s */
+		EXPECT_GE(0.0001 + 0.001 * rate * size / 1e9,
+			  fabs(jget(&o, "gb_per_sec")->num - rate * size / 1e9))
+			TH_LOG("%s", line);
+		bp = jget(&o, "best_peer");
+		ASSERT_NE(NULL, bp);
+		EXPECT_TRUE(!strcmp(bp->str, "pipe") ||
+			    !strcmp(bp->str, "socketpair") ||
+			    !strcmp(bp->str, "vmsplice") ||
+			    !strcmp(bp->str, "uring_pipe")) TH_LOG("%s", line);
+		if (!strcmp(impl->str, bp->str))
+			EXPECT_EQ(1.0, jget(&o, "vs_best_peer")->num);
+		if (!strcmp(impl->str, "memcpy"))
+			EXPECT_EQ(1.0, jget(&o, "vs_memcpy")->num);
+	}
+	for (i = 0; i < 2; i++)
+		for (k = 0; k < 7; k++)
+			EXPECT_EQ(1, seen[i][k]) TH_LOG("size %zu row %s", i, rows[k]);
+	free(out);
+}
+
+/* The sweep's table names its targets, each measured: met or MISSED. */
+TEST(sizes_targets_named)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "sizes", "--sizes",
+			       "4K,64K,1M", "--messages", "40", "--repeat", "1",
+			       "--quiet", NULL };
+	static const char *const named[] = {
+		"sizes 4 KiB: copy vs best peer >= 3x",
+		"sizes 64 KiB: zero-copy vs best peer >= 10x",
+		"sizes 64 KiB: zero-copy vs memcpy GB/s > 1x",
+		"sizes 1 MiB: zero-copy vs best peer >= 10x",
+		"sizes 1 MiB: zero-copy vs memcpy GB/s > 1x",
+	};
+	char *out, *t, why[256];
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	ASSERT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "zc/memcpy"));
+	EXPECT_EQ(NULL, strstr(out, "issue"));
+	t = strstr(out, "\ntargets, ratios from this run:\n");
+	ASSERT_NE(NULL, t) TH_LOG("no targets section");
+	EXPECT_EQ(NULL, targets_measured(t, named, ARRAY_SIZE(named), why,
+					 sizeof(why))) TH_LOG("%s", why);
 	free(out);
 }
 

@@ -70,6 +70,17 @@ void snb_buf_free(void *p)
 	free(p);
 }
 
+void *snb_open_queue(void *q, unsigned int idx)
+{
+	(void)idx;
+	return q;
+}
+
+void snb_close_none(void *h)
+{
+	(void)h;
+}
+
 void snb_start(struct snb_worker *w)
 {
 	if (snb_pin(w->cpu))

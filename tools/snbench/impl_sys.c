@@ -7,6 +7,9 @@
  * writer signals every send and its reader sleeps in read() when the buffer
  * is empty; the io_uring producer posts one MSG_RING completion per send
  * into the consumer's ring, whose consumer polls its completion queue.
+ * For the sizes sweep, two more on a pipe: vmsplice (the producer's pages
+ * spliced in, no copy on the send side) and uring_pipe (io_uring's
+ * IORING_OP_WRITE and IORING_OP_READ).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +19,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "snbench.h"
@@ -25,11 +29,39 @@
 struct stream_q {
 	int rfd, wfd;
 	unsigned int size;
+	long pipe_bytes;		/* pipe: its buffer, F_GETPIPE_SZ */
 };
 
-static void *stream_create(const struct snb_cfg *cfg, int sock)
+/*
+ * Gives pipe @fd a buffer of @want bytes (a page at least); without
+ * CAP_SYS_RESOURCE, at most /proc/sys/fs/pipe-max-size (1 MiB by default)
+ * when @want is above it. Returns the buffer's size.
+ */
+static long pipe_grow(int fd, long want)
 {
-	struct stream_q *q = calloc(1, sizeof(*q));
+	long max = 1 << 20;
+	FILE *f;
+	int err;
+
+	if (want < 4096)
+		want = 4096;
+	if (fcntl(fd, F_SETPIPE_SZ, want) >= 0)
+		return fcntl(fd, F_GETPIPE_SZ);
+	err = errno;
+	if (err == EPERM && (f = fopen("/proc/sys/fs/pipe-max-size", "r"))) {
+		if (fscanf(f, "%ld", &max) != 1)
+			max = 1 << 20;
+		fclose(f);
+	}
+	if (err != EPERM || want <= max || fcntl(fd, F_SETPIPE_SZ, max) < 0)
+		fprintf(stderr, "snbench: F_SETPIPE_SZ: %s\n", strerror(err));
+	return fcntl(fd, F_GETPIPE_SZ);
+}
+
+/* A queue of @qsize bytes that starts with its struct stream_q. */
+static void *stream_create(const struct snb_cfg *cfg, int sock, size_t qsize)
+{
+	struct stream_q *q = calloc(1, qsize);
 	int fd[2];
 
 	if (!q)
@@ -42,25 +74,22 @@ static void *stream_create(const struct snb_cfg *cfg, int sock)
 	q->rfd = fd[0];
 	q->wfd = fd[1];
 	q->size = cfg->msg_size;
-	if (!sock) {
-		/* the pipe holds capacity * producers messages (a page at
-		 * least); the sockets keep their default buffers */
-		long want = (long)cfg->capacity * cfg->producers * cfg->msg_size;
-
-		if (fcntl(q->wfd, F_SETPIPE_SZ, want < 4096 ? 4096 : want) < 0)
-			perror("snbench: F_SETPIPE_SZ");
-	}
+	/* the pipe holds capacity * producers messages (a page at least);
+	 * the sockets keep their default buffers */
+	if (!sock)
+		q->pipe_bytes = pipe_grow(q->wfd, (long)cfg->capacity *
+					  cfg->producers * cfg->msg_size);
 	return q;
 }
 
 static void *pipe_create(const struct snb_cfg *cfg)
 {
-	return stream_create(cfg, 0);
+	return stream_create(cfg, 0, sizeof(struct stream_q));
 }
 
 static void *sock_create(const struct snb_cfg *cfg)
 {
-	return stream_create(cfg, 1);
+	return stream_create(cfg, 1, sizeof(struct stream_q));
 }
 
 static void stream_shutdown(void *p)
@@ -83,17 +112,6 @@ static void stream_destroy(void *p)
 	free(q);
 }
 
-static void *any_open(void *q, unsigned int idx)
-{
-	(void)idx;
-	return q;
-}
-
-static void no_close(void *h)
-{
-	(void)h;
-}
-
 /* A peer of this file: the handles are the queue itself, nothing to close. */
 #define SYS_IMPL(name_, skip_, create_, destroy_, shutdown_, loops_)	\
 	{								\
@@ -101,10 +119,10 @@ static void no_close(void *h)
 		.skip = skip_,						\
 		.create = create_,					\
 		.destroy = destroy_,					\
-		.prod_open = any_open,					\
-		.cons_open = any_open,					\
-		.prod_close = no_close,					\
-		.cons_close = no_close,					\
+		.prod_open = snb_open_queue,				\
+		.cons_open = snb_open_queue,				\
+		.prod_close = snb_close_none,				\
+		.cons_close = snb_close_none,				\
 		.shutdown = shutdown_,					\
 		.producer = loops_##_producer,				\
 		.consumer = loops_##_consumer,				\
@@ -162,6 +180,213 @@ const struct snb_impl snb_impl_pipe =
 const struct snb_impl snb_impl_socketpair =
 	SYS_IMPL("socketpair", NULL, sock_create, stream_destroy,
 		 stream_shutdown, stream);
+
+/* The sweep's peers (snbench sizes) carry one message per call. */
+static const char *one_by_one(const struct snb_cfg *cfg, int pingpong)
+{
+	if (pingpong || cfg->type != SNB_SPSC || cfg->batch != 1)
+		return "SPSC message passing at batch 1 only (snbench sizes)";
+	return NULL;
+}
+
+/* ---- vmsplice: the producer's pages into a pipe, read() out ---- */
+
+/*
+ * The producer vmsplice()s each message from its own memory into a pipe:
+ * the pipe takes references to its pages, no copy on the send side; the
+ * consumer read()s it out (one copy, the stream consumer). A page in the
+ * pipe is still the producer's, so it must not write it again before the
+ * consumer has read it: message i goes to buffer i % nbuf, and nbuf is
+ * more than the messages the pipe can hold. Spliced pages never merge,
+ * so each message takes at least one of the pipe's page slots, one of k
+ * pages k of them: when the producer comes back to a buffer, the pipe has
+ * room for it only because what the buffer held was read.
+ */
+struct vms_q {
+	struct stream_q s;		/* first: the stream consumer's */
+	unsigned char *bufs;
+	unsigned int nbuf;
+};
+
+static void *vms_create(const struct snb_cfg *cfg)
+{
+	struct vms_q *q = stream_create(cfg, 0, sizeof(*q));
+	size_t pages = ((size_t)cfg->msg_size + 4095) / 4096, len;
+
+	if (!q)
+		return NULL;
+	q->nbuf = (unsigned int)((size_t)q->s.pipe_bytes / 4096 / pages) + 2;
+	len = ((size_t)q->nbuf * cfg->msg_size + 4095) & ~(size_t)4095;
+	q->bufs = aligned_alloc(4096, len);
+	if (!q->bufs) {
+		stream_destroy(q);
+		return NULL;
+	}
+	memset(q->bufs, 0, len);
+	return q;
+}
+
+static void vms_destroy(void *p)
+{
+	struct vms_q *q = p;
+
+	free(q->bufs);
+	stream_destroy(q);
+}
+
+static void vms_producer(struct snb_worker *w)
+{
+	struct vms_q *q = w->h;
+	unsigned int size = q->s.size, i = 0;
+	uint64_t seq;
+
+	snb_start(w);
+	w->t_start = snb_now_ns();
+	for (seq = 0; seq < w->count; seq++) {
+		struct iovec iov = { q->bufs + (size_t)i * size, size };
+
+		snb_hdr_put(w, iov.iov_base, seq, size);
+		if (++i == q->nbuf)
+			i = 0;
+		while (iov.iov_len) {
+			ssize_t r = vmsplice(q->s.wfd, &iov, 1, 0);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r < 0) {
+				snb_fail(w, "vmsplice");
+				goto out;
+			}
+			iov.iov_base = (char *)iov.iov_base + r;
+			iov.iov_len -= (size_t)r;
+		}
+	}
+out:
+	w->t_end = snb_now_ns();
+}
+
+const struct snb_impl snb_impl_vmsplice = {
+	.name = "vmsplice",
+	.skip = one_by_one,
+	.create = vms_create,
+	.destroy = vms_destroy,
+	.prod_open = snb_open_queue,
+	.cons_open = snb_open_queue,
+	.prod_close = snb_close_none,
+	.cons_close = snb_close_none,
+	.shutdown = stream_shutdown,
+	.producer = vms_producer,
+	.consumer = stream_consumer,
+};
+
+/* ---- io_uring IORING_OP_WRITE and IORING_OP_READ on a pipe ---- */
+
+/*
+ * The pipe's bytes through io_uring: the producer's ring submits a write
+ * of the message and waits for its completion (again for the rest after a
+ * short write), the consumer's ring a read of one message (again for the
+ * rest after a short read). One request in flight per side, so the
+ * messages stay in order; io_uring_submit_and_wait() is one syscall per
+ * request, and a request the pipe cannot take yet waits in the kernel
+ * (poll) as a blocking write() or read() would.
+ */
+struct urp_q {
+	struct stream_q s;		/* first: stream_shutdown's */
+	struct io_uring pring, cring;	/* the producer's, the consumer's */
+};
+
+static void *urp_create(const struct snb_cfg *cfg)
+{
+	struct urp_q *q = stream_create(cfg, 0, sizeof(*q));
+	int r;
+
+	if (!q)
+		return NULL;
+	r = io_uring_queue_init(4, &q->pring, 0);
+	if (!r) {
+		r = io_uring_queue_init(4, &q->cring, 0);
+		if (r)
+			io_uring_queue_exit(&q->pring);
+	}
+	if (r) {
+		fprintf(stderr, "snbench: io_uring_queue_init: %s\n",
+			strerror(-r));
+		stream_destroy(q);
+		return NULL;
+	}
+	return q;
+}
+
+static void urp_destroy(void *p)
+{
+	struct urp_q *q = p;
+
+	io_uring_queue_exit(&q->cring);
+	io_uring_queue_exit(&q->pring);
+	stream_destroy(q);
+}
+
+/* Writes (@wr) or reads all @len bytes at @buf through @ring: 0 or -1. */
+static inline int urp_io(struct io_uring *ring, int fd, char *buf, size_t len,
+			 int wr)
+{
+	struct io_uring_cqe *cqe;
+	size_t done = 0;
+
+	while (done < len) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		int r;
+
+		if (!sqe)
+			return -1;
+		if (wr)
+			io_uring_prep_write(sqe, fd, buf + done,
+					    (unsigned int)(len - done), -1);
+		else
+			io_uring_prep_read(sqe, fd, buf + done,
+					   (unsigned int)(len - done), -1);
+		do
+			r = io_uring_submit_and_wait(ring, 1);
+		while (r == -EINTR);
+		if (r < 0)
+			return -1;
+		do
+			r = io_uring_wait_cqe(ring, &cqe);
+		while (r == -EINTR);
+		if (r < 0)
+			return -1;
+		r = cqe->res;
+		io_uring_cqe_seen(ring, cqe);
+		if (r == -EINTR || r == -EAGAIN)
+			continue;
+		if (r <= 0)
+			return -1;	/* an error, or end of file */
+		done += (size_t)r;
+	}
+	return 0;
+}
+
+static inline int urp_send(void *h, const void *msgs, unsigned int n)
+{
+	struct urp_q *q = h;
+
+	return urp_io(&q->pring, q->s.wfd, (char *)msgs, (size_t)n * q->s.size,
+		      1) ? -1 : (int)n;
+}
+
+static inline int urp_recv(void *h, void *msgs, unsigned int n)
+{
+	struct urp_q *q = h;
+
+	(void)n;
+	return urp_io(&q->cring, q->s.rfd, msgs, q->s.size, 0) ? -1 : 1;
+}
+
+SNB_DEFINE_LOOPS(urp, urp_send, urp_recv)
+
+const struct snb_impl snb_impl_uring_pipe =
+	SYS_IMPL("uring_pipe", one_by_one, urp_create, urp_destroy,
+		 stream_shutdown, urp);
 
 /* ---- a shared SPSC buffer for the notification peers ---- */
 

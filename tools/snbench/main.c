@@ -10,6 +10,10 @@
  *   snbench wakeup [--messages ROUNDS] [--gap-us US] [--poll-mode adaptive|always]
  *           sleeping-consumer wake latency: kthread, kick, futex, eventfd,
  *           pipe (see wakeup.c)
+ *   snbench sizes [--sizes LIST] [--seconds S]
+ *           msg/s and GB/s per message size, libsn copying and zero copy
+ *           against pipe, socketpair, vmsplice, io_uring and memcpy (see
+ *           sizes.c)
  *   common: --peers LIST|all|none, --repeat N, --json, --plot FILE.png,
  *           --cpus LIST, --quiet
  *
@@ -49,6 +53,27 @@ static const struct snb_impl *const all_impls[] = {
 
 static const char *const type_names[] = { "spsc", "mpsc", "mpmc" };
 
+/*
+ * The rows of the sizes sweep (snbench sizes), libsn's first: each with
+ * the copies of the payload one message costs and what it does.
+ */
+static const struct {
+	const struct snb_impl *im;
+	unsigned int copies;
+	const char *what;
+} size_rows[] = {
+	{ &snb_impl_sn_len, 2, "varlen SPSC channel (64 B slots), sn_try_send_len / sn_try_recv_len" },
+	{ &snb_impl_sn_zc, 0, "the same channel zero copy: sn_reserve_len / sn_commit_len, sn_peek_len /\n"
+			      "             sn_release; header (seq, stamp, length) written and checked, payload untouched" },
+	{ &snb_impl_pipe, 2, "write / read, F_SETPIPE_SZ to the cell's buffer" },
+	{ &snb_impl_socketpair, 2, "unix SOCK_STREAM write / read, framed by the cell's fixed size" },
+	{ &snb_impl_vmsplice, 1, "vmsplice of the producer's pages into a pipe (no copy), read" },
+	{ &snb_impl_uring_pipe, 2, "io_uring IORING_OP_WRITE / IORING_OP_READ on a pipe, 1 in flight a side" },
+	{ &snb_impl_memcpy, 1, "yardstick: one thread copies each message into the cell's buffer" },
+};
+#define SIZE_ROWS (sizeof(size_rows) / sizeof(size_rows[0]))
+#define SIZES_MAX 16
+
 struct result {
 	const char *scenario;
 	const char *impl;
@@ -75,6 +100,8 @@ struct result {
 					 * is not in it) */
 	uint64_t submitted, handled;
 	int shared_cpus;
+	/* sizes: a row of the message-size sweep (group: one size) */
+	int sizes;
 };
 
 static struct {
@@ -83,6 +110,10 @@ static struct {
 	const char *plot;
 	int use[NIMPLS];
 	int use_wake[SNB_WAKE_IMPLS];
+	int use_size[SIZE_ROWS];
+	unsigned int sizes[SIZES_MAX];	/* sizes: the message sizes */
+	unsigned int nsizes;
+	double seconds;			/* sizes: one timed run of a cell */
 	int ncpus;
 	int cpus[SNB_MAX_THREADS];
 	int backend;
@@ -286,7 +317,8 @@ static int is_bare(const struct result *r)
 
 static int is_yardstick(const struct result *r)
 {
-	return is_bare(r) || !strncmp(r->impl, "raw_", 4);
+	return is_bare(r) || !strncmp(r->impl, "raw_", 4) ||
+	       !strcmp(r->impl, "memcpy");
 }
 
 /*
@@ -341,6 +373,17 @@ static void print_json_head(const struct result *r, const char *type,
 	       cpu1, opt.cpu_model, opt.online, opt.kernel);
 }
 
+/* Closes a JSON line of a row without numbers: "skipped" or "failed";
+ * 1 when it did. */
+static int print_json_unmeasured(const struct result *r)
+{
+	if (r->skipped)
+		printf(",\"skipped\":\"%s\"}\n", r->skipped);
+	else if (r->failed)
+		printf(",\"failed\":true}\n");
+	return r->skipped || r->failed;
+}
+
 static void print_json(const struct result *r)
 {
 	print_json_head(r, type_names[r->cfg.type], r->cfg.cpus[0],
@@ -352,14 +395,8 @@ static void print_json(const struct result *r)
 			       strcmp(r->impl, "kick") ? r->wcfg.poll_mode :
 			       "off", r->wcfg.home_cpu);
 	}
-	if (r->skipped) {
-		printf(",\"skipped\":\"%s\"}\n", r->skipped);
+	if (print_json_unmeasured(r))
 		return;
-	}
-	if (r->failed) {
-		printf(",\"failed\":true}\n");
-		return;
-	}
 	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
 	       "\"msgs_per_sec_max\":%.0f,\"p50_ns\":%.1f,\"p99_ns\":%.1f,"
 	       "\"p999_ns\":%.1f,\"sn_advantage\":%.4f",
@@ -405,6 +442,22 @@ static void print_wake_row(const struct result *r);
 static void print_pool_json(const struct result *r);
 static void print_pool_head(const struct result *r);
 static void print_pool_row(const struct result *r);
+static void print_sizes_json(const struct result *r);
+static void print_sizes_head(const struct result *r);
+static void print_sizes_row(const struct result *r);
+
+/* How the scenarios with tables of their own print a row. */
+struct printer {
+	void (*json)(const struct result *r);
+	void (*head)(const struct result *r);	/* before the first row */
+	void (*row)(const struct result *r);
+};
+static const struct printer pool_printer = {
+	print_pool_json, print_pool_head, print_pool_row
+};
+static const struct printer sizes_printer = {
+	print_sizes_json, print_sizes_head, print_sizes_row
+};
 
 static void print_group(int group)
 {
@@ -416,15 +469,18 @@ static void print_group(int group)
 		const struct result *r = &results[i];
 		const struct snb_cfg *c = &r->cfg;
 
+		const struct printer *pr = r->sizes ? &sizes_printer :
+					   r->pool ? &pool_printer : NULL;
+
 		if (r->group != group)
 			continue;
-		if (r->pool) {
+		if (pr) {
 			if (opt.json) {
-				print_pool_json(r);
+				pr->json(r);
 			} else {
 				if (!head++)
-					print_pool_head(r);
-				print_pool_row(r);
+					pr->head(r);
+				pr->row(r);
 			}
 			continue;
 		}
@@ -631,39 +687,6 @@ static void run_wakeup(const struct snb_cfg *cfg, unsigned int gap_ns,
 	ngroups++;
 }
 
-static void use_wake_peers(const char *list)
-{
-	char *copy, *save = NULL, *tok;
-	unsigned int i;
-
-	memset(opt.use_wake, 0, sizeof(opt.use_wake));
-	/* the reference row always runs, as libsn does elsewhere */
-	opt.use_wake[0] = 1;
-	if (!strcmp(list, "none"))
-		return;
-	if (!strcmp(list, "all")) {
-		for (i = 0; i < SNB_WAKE_IMPLS; i++)
-			opt.use_wake[i] = 1;
-		return;
-	}
-	copy = strdup(list);
-	for (tok = strtok_r(copy, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		for (i = 0; i < SNB_WAKE_IMPLS; i++)
-			if (!strcmp(tok, snb_wake_names[i]))
-				break;
-		if (i == SNB_WAKE_IMPLS) {
-			fprintf(stderr, "snbench: unknown wakeup row %s; rows:", tok);
-			for (i = 0; i < SNB_WAKE_IMPLS; i++)
-				fprintf(stderr, " %s", snb_wake_names[i]);
-			fprintf(stderr, "\n");
-			exit(2);
-		}
-		opt.use_wake[i] = 1;
-	}
-	free(copy);
-}
-
 /* ---- the targets ---- */
 
 static const struct result *find(const char *scenario, const char *impl,
@@ -685,9 +708,9 @@ static const struct result *find(const char *scenario, const char *impl,
 	return NULL;
 }
 
-/* The best peer's throughput in libsn's group: queues only, no yardstick
- * (bare_*, raw_*). */
-static const struct result *best_peer(const struct result *sn)
+/* The best peer's throughput in @group: queues only, no libsn row (libsn,
+ * libsn_zc), no yardstick (bare_*, raw_*, memcpy). */
+static const struct result *best_peer(int group)
 {
 	const struct result *best = NULL;
 	size_t i;
@@ -695,8 +718,8 @@ static const struct result *best_peer(const struct result *sn)
 	for (i = 0; i < nresults; i++) {
 		const struct result *r = &results[i];
 
-		if (r->group != sn->group || r == sn || r->skipped ||
-		    r->failed || is_yardstick(r))
+		if (r->group != group || !strncmp(r->impl, "libsn", 5) ||
+		    r->skipped || r->failed || is_yardstick(r))
 			continue;
 		if (!best || r->rate > best->rate)
 			best = r;
@@ -731,7 +754,7 @@ static void spsc_targets(const char *name, unsigned int batch,
 
 	sn = find("message_passing", "libsn", SNB_SPSC, 1, batch);
 	p = !sn ? NULL : peer ? find("message_passing", peer, SNB_SPSC, 1, batch) :
-	    best_peer(sn);
+	    best_peer(sn->group);
 	snprintf(what, sizeof(what), "%s: libsn vs %s >= %gx", name,
 		 peer ? peer : "best peer", need_peer);
 	snprintf(d, sizeof(d), "%s%s", peer ? "" : "best peer ",
@@ -777,7 +800,7 @@ static void print_targets(void)
 			char what[96];
 
 			sn = find("message_passing", "libsn", t, np, 1);
-			p = sn ? best_peer(sn) : NULL;
+			p = sn ? best_peer(sn->group) : NULL;
 			snprintf(what, sizeof(what),
 				 "%s %u producer%s: libsn vs best peer >= 1.5x",
 				 t == SNB_MPSC ? "MPSC" : "MPMC", np,
@@ -798,6 +821,8 @@ static void print_targets(void)
 	       "worker pool, 1 worker vs SPSC channel >= 0.5x");
 	printf("  %-*s not in the suite: snbench worker_pool --workers 16\n",
 	       TARGET_W, "worker pool, 16 workers vs 1 >= 14x on 16+ cores");
+	printf("  %-*s not in the suite: snbench sizes\n", TARGET_W,
+	       "sizes: 4 KiB copy, 64 KiB and 1 MiB zero-copy");
 }
 
 /* ---- worker_pool: msg/s for 1, 2, 4, ... workers ---- */
@@ -1000,6 +1025,284 @@ static void print_pool_json(const struct result *r)
 	fflush(stdout);
 }
 
+/* ---- sizes: msg/s and GB/s for messages of 16 B to 1 MiB ---- */
+
+/* @size as "16 B", "4 KiB", "1 MiB", in @buf (16 bytes). */
+static const char *size_name(unsigned int size, char *buf)
+{
+	if (size >= (1U << 20) && !(size & ((1U << 20) - 1)))
+		snprintf(buf, 16, "%u MiB", size >> 20);
+	else if (size >= 1024 && !(size & 1023))
+		snprintf(buf, 16, "%u KiB", size >> 10);
+	else
+		snprintf(buf, 16, "%u B", size);
+	return buf;
+}
+
+/* The measured row @impl of the sweep's @size-byte cell, or NULL. */
+static const struct result *size_cell(unsigned int size, const char *impl)
+{
+	size_t i;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (r->sizes && r->cfg.msg_size == size &&
+		    !strcmp(r->impl, impl) && !r->skipped && !r->failed)
+			return r;
+	}
+	return NULL;
+}
+
+static double gbps(const struct result *r)
+{
+	return r->rate * r->cfg.msg_size / 1e9;
+}
+
+/* @r's msg/s over @than's (0: either not measured). */
+static double ratio(const struct result *r, const struct result *than)
+{
+	return r && than && !r->skipped && !r->failed && than->rate > 0 ?
+	       r->rate / than->rate : 0;
+}
+
+static unsigned int size_copies(const char *impl)
+{
+	size_t i;
+
+	for (i = 0; i < SIZE_ROWS; i++)
+		if (!strcmp(size_rows[i].im->name, impl))
+			return size_rows[i].copies;
+	return 0;
+}
+
+static void print_sizes_head(const struct result *r)
+{
+	char b[16];
+
+	printf("\nsizes %s: 1 producer (CPU %d), 1 consumer (CPU %d), one message a call, buffer %zu KiB,\n"
+	       "%u timed runs of about %.2f s each (messages calibrated per row)\n",
+	       size_name(r->cfg.msg_size, b), r->cfg.cpus[0], r->cfg.cpus[1],
+	       snb_sizes_buffer(r->cfg.msg_size) >> 10, r->repeats,
+	       opt.seconds);
+	printf("  %-10s %6s %9s %8s %7s %12s %9s %10s\n", "impl", "copies",
+	       "Mmsg/s", "GB/s", "spread", "vs best peer", "vs memcpy",
+	       "messages");
+}
+
+static void print_sizes_row(const struct result *r)
+{
+	const struct result *p = best_peer(r->group);
+	const struct result *m = size_cell(r->cfg.msg_size, "memcpy");
+
+	if (print_unmeasured(r, 10, "(not run: ", ")"))
+		return;
+	printf("  %-10s %6u %9.3f %8.3f %6.1f%% ", r->impl,
+	       size_copies(r->impl), r->rate / 1e6, gbps(r),
+	       100 * (r->rate_max - r->rate_min) / r->rate);
+	if (ratio(r, p) > 0)
+		printf("%11.2fx ", ratio(r, p));
+	else
+		printf("%12s ", "-");
+	if (ratio(r, m) > 0)
+		printf("%8.2fx ", ratio(r, m));
+	else
+		printf("%9s ", "-");
+	printf("%10llu\n", (unsigned long long)r->cfg.messages);
+}
+
+static void print_sizes_json(const struct result *r)
+{
+	const struct result *p = best_peer(r->group);
+	const struct result *m = size_cell(r->cfg.msg_size, "memcpy");
+
+	print_json_head(r, type_names[r->cfg.type], r->cfg.cpus[0],
+			r->cfg.cpus[1]);
+	printf(",\"buffer\":%zu,\"copies\":%u",
+	       snb_sizes_buffer(r->cfg.msg_size), size_copies(r->impl));
+	if (print_json_unmeasured(r))
+		return;
+	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
+	       "\"msgs_per_sec_max\":%.0f,\"gb_per_sec\":%.4f",
+	       r->rate, r->rate_min, r->rate_max, gbps(r));
+	if (p)
+		printf(",\"best_peer\":\"%s\",\"best_peer_gb_per_sec\":%.4f,"
+		       "\"vs_best_peer\":%.4f", p->impl, gbps(p), ratio(r, p));
+	if (m)
+		printf(",\"memcpy_gb_per_sec\":%.4f,\"vs_memcpy\":%.4f",
+		       gbps(m), ratio(r, m));
+	printf("}\n");
+	fflush(stdout);
+}
+
+/*
+ * The messages of one timed run of about opt.seconds: runs of 64, 256,
+ * 1024, ... messages until one takes 20 ms and carries 1024 messages or
+ * 64 MiB (a warm-up too; a probe that a busy machine stalled does not
+ * make the timed runs tiny). 0: @im skips the cell or a run failed
+ * (measure() then says which).
+ */
+static uint64_t sizes_messages(const struct snb_impl *im,
+			       const struct snb_cfg *cfg0)
+{
+	struct snb_cfg cfg = *cfg0;
+	struct snb_run run;
+	uint64_t n;
+
+	if (im->skip && im->skip(&cfg, 0))
+		return 0;
+	for (n = 64;; n *= 4) {
+		cfg.messages = n;
+		if (snb_run_mp(im, &cfg, &run)) {
+			free(run.lat);
+			return 0;
+		}
+		free(run.lat);
+		if ((run.seconds >= 0.02 &&
+		     (n >= 1024 || n * cfg.msg_size >= (64ULL << 20))) ||
+		    n >= (1ULL << 32))
+			break;
+	}
+	n = (uint64_t)((double)n * opt.seconds / run.seconds);
+	return n < 16 ? 16 : n;
+}
+
+/* The summary: GB/s of each size and the ratios the targets read. */
+static void sizes_summary(void)
+{
+	unsigned int i;
+	char b[16];
+
+	printf("\nsizes, GB/s (10^9 bytes of messages a second) and ratios from this run; best peer: the\n"
+	       "fastest of pipe, socketpair, vmsplice and uring_pipe at that size; copy: libsn, zc: libsn_zc\n");
+	printf("  %-7s %8s %8s %8s %8s %-10s %9s %9s %9s\n", "size", "libsn",
+	       "libsn_zc", "memcpy", "peer", "(best)", "copy/peer",
+	       "zc/peer", "zc/memcpy");
+	for (i = 0; i < opt.nsizes; i++) {
+		unsigned int sz = opt.sizes[i];
+		const struct result *c = size_cell(sz, "libsn");
+		const struct result *z = size_cell(sz, "libsn_zc");
+		const struct result *m = size_cell(sz, "memcpy");
+		const struct result *p = c ? best_peer(c->group) :
+					 z ? best_peer(z->group) : NULL;
+		const struct result *cells[] = { c, z, m, p };
+		double rs[] = { ratio(c, p), ratio(z, p), ratio(z, m) };
+
+		printf("  %-7s", size_name(sz, b));
+		for (size_t k = 0; k < 4; k++)
+			if (cells[k])
+				printf(" %8.3f", gbps(cells[k]));
+			else
+				printf(" %8s", "-");
+		printf(" %-10s", p ? p->impl : "-");
+		for (size_t k = 0; k < 3; k++)
+			if (rs[k] > 0)
+				printf(" %8.2fx", rs[k]);
+			else
+				printf(" %9s", "-");
+		printf("\n");
+	}
+}
+
+/* One target of the sweep: libsn row @impl at @size over @than (the best
+ * peer, or the row named so) >= @need. */
+static void sizes_target(unsigned int size, const char *impl,
+			 const char *than, double need)
+{
+	const struct result *r = size_cell(size, impl), *t = NULL;
+	char what[96], d[160], b[16];
+	int peer = !strcmp(than, "best peer");
+
+	if (r)
+		t = peer ? best_peer(r->group) : size_cell(size, than);
+	snprintf(what, sizeof(what), "sizes %s: %s vs %s %s %gx",
+		 size_name(size, b), strcmp(impl, "libsn") ? "zero-copy" : "copy",
+		 than, peer ? ">=" : "GB/s >", need);
+	if (r && t)
+		snprintf(d, sizeof(d), "%s%s, %.3f vs %.3f GB/s",
+			 peer ? "best peer " : "", t->impl, gbps(r), gbps(t));
+	else
+		snprintf(d, sizeof(d), "%s", r ? "no peer measured" :
+			 "not in --sizes or --peers");
+	target(what, ratio(r, t), need, 1, d);
+}
+
+static void run_sizes(const struct snb_cfg *cfg0)
+{
+	struct snb_cfg cfg = *cfg0;
+	unsigned int i, j;
+
+	cfg.type = SNB_SPSC;
+	cfg.producers = cfg.consumers = 1;
+	cfg.batch = 1;
+	nsteps = 0;
+	for (j = 0; j < SIZE_ROWS; j++)
+		nsteps += opt.use_size[j] * opt.nsizes;
+	if (!opt.json) {
+		printf("\nsizes: the rows (copies: of each message's bytes, per message)\n");
+		for (j = 0; j < SIZE_ROWS; j++)
+			if (opt.use_size[j])
+				printf("  %-10s %u  %s\n", size_rows[j].im->name,
+				       size_rows[j].copies, size_rows[j].what);
+		printf("GB/s: msg/s x size; libsn_zc's counts bytes delivered in place, not bytes moved\n");
+	}
+	for (i = 0; i < opt.nsizes; i++) {
+		cfg.msg_size = opt.sizes[i];
+		cfg.capacity = (unsigned int)(snb_sizes_buffer(cfg.msg_size) /
+					      cfg.msg_size);
+		for (j = 0; j < SIZE_ROWS; j++) {
+			const struct snb_impl *im = size_rows[j].im;
+
+			if (!opt.use_size[j])
+				continue;
+			cfg.messages = cfg0->messages;
+			if (!cfg.messages)
+				cfg.messages = sizes_messages(im, &cfg);
+			if (!cfg.messages)
+				cfg.messages = 1000;
+			measure(im, "sizes", &cfg, 0);
+			results[nresults - 1].sizes = 1;
+		}
+		progress_done();
+		print_group(ngroups);
+		ngroups++;
+	}
+	if (opt.json)
+		return;
+	sizes_summary();
+	printf("\ntargets, ratios from this run:\n");
+	sizes_target(4096, "libsn", "best peer", 3);
+	sizes_target(65536, "libsn_zc", "best peer", 10);
+	sizes_target(65536, "libsn_zc", "memcpy", 1);
+	sizes_target(1U << 20, "libsn_zc", "best peer", 10);
+	sizes_target(1U << 20, "libsn_zc", "memcpy", 1);
+}
+
+/* --sizes: a list of byte counts, K and M binary (4K = 4096). */
+static void parse_sizes(const char *s)
+{
+	char *copy = strdup(s), *save = NULL, *tok, *end;
+
+	opt.nsizes = 0;
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		unsigned long long v = strtoull(tok, &end, 0);
+
+		if (*end == 'k' || *end == 'K')
+			v <<= 10, end++;
+		else if (*end == 'm' || *end == 'M')
+			v <<= 20, end++;
+		if (*end || v < 16 || v > (16U << 20))
+			die("--sizes: byte counts from 16 to 16M (K, M: 1024, 1048576)");
+		if (opt.nsizes == SIZES_MAX)
+			die("--sizes: at most 16 sizes");
+		opt.sizes[opt.nsizes++] = (unsigned int)v;
+	}
+	free(copy);
+	if (!opt.nsizes)
+		die("--sizes: empty list");
+}
+
 /* ---- machine ---- */
 
 static void machine(void)
@@ -1172,35 +1475,57 @@ static void plot(const char *png)
 
 /* ---- options ---- */
 
-static void use_peers(const char *list)
+/*
+ * --peers: sets use[i] for each of the @n rows @names[i] in @list ("all",
+ * "none", or names separated by commas), and use[0], the reference row,
+ * always; an unknown name ends the run.
+ */
+static void pick_rows(const char *list, const char *const *names, size_t n,
+		      int *use)
 {
+	char *copy, *save = NULL, *tok;
 	size_t i;
 
-	memset(opt.use, 0, sizeof(opt.use));
-	if (!strcmp(list, "none"))
+	for (i = 0; i < n; i++)
+		use[i] = !i || !strcmp(list, "all");
+	if (!strcmp(list, "none") || !strcmp(list, "all"))
 		return;
-	if (!strcmp(list, "all")) {
-		for (i = 0; i < NIMPLS; i++)
-			opt.use[i] = 1;
-		return;
-	}
-	char *copy = strdup(list), *save = NULL, *tok;
-
+	copy = strdup(list);
 	for (tok = strtok_r(copy, ",", &save); tok;
 	     tok = strtok_r(NULL, ",", &save)) {
-		for (i = 0; i < NIMPLS; i++)
-			if (!strcmp(tok, all_impls[i]->name))
+		for (i = 0; i < n; i++)
+			if (!strcmp(tok, names[i]))
 				break;
-		if (i == NIMPLS) {
+		if (i == n) {
 			fprintf(stderr, "snbench: unknown peer %s; peers:", tok);
-			for (i = 1; i < NIMPLS; i++)
-				fprintf(stderr, " %s", all_impls[i]->name);
+			for (i = 1; i < n; i++)
+				fprintf(stderr, " %s", names[i]);
 			fprintf(stderr, "\n");
 			exit(2);
 		}
-		opt.use[i] = 1;
+		use[i] = 1;
 	}
 	free(copy);
+}
+
+static void use_peers(const char *list)
+{
+	const char *names[NIMPLS];
+	size_t i;
+
+	for (i = 0; i < NIMPLS; i++)
+		names[i] = all_impls[i]->name;
+	pick_rows(list, names, NIMPLS, opt.use);
+}
+
+static void use_size_peers(const char *list)
+{
+	const char *names[SIZE_ROWS];
+	size_t i;
+
+	for (i = 0; i < SIZE_ROWS; i++)
+		names[i] = size_rows[i].im->name;
+	pick_rows(list, names, SIZE_ROWS, opt.use_size);
 }
 
 static void parse_cpus(const char *s)
@@ -1238,7 +1563,9 @@ static void usage(int st)
 		"usage: snbench [SCENARIO] [options]\n"
 		"scenarios: message_passing, pingpong, suite (default: the short suite of make bench),\n"
 		"           wakeup (sleeping-consumer wake latency: kthread, kick, futex, eventfd, pipe),\n"
-		"           worker_pool (libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers)\n"
+		"           worker_pool (libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers),\n"
+		"           sizes (msg/s and GB/s, 16 B to 1 MiB messages: libsn copying and zero copy,\n"
+		"           pipe, socketpair, vmsplice, io_uring, memcpy)\n"
 		"  --type spsc|mpsc|mpmc  --producers N  --consumers N  --msg-size BYTES\n"
 		"  --batch N  --capacity SLOTS (per producer)  --messages N (per run)\n"
 		"  --repeat N (timed runs, default 3)  --peers LIST|all|none (default all)\n"
@@ -1250,7 +1577,10 @@ static void usage(int st)
 		"  futex,eventfd,pipe; the sn rows need /dev/sn and root\n"
 		"worker_pool: --workers N (default: the online CPUs, at most 64), --messages N (per\n"
 		"  run, over all submitters, default 1000000), --batch N (default 32), --msg-size,\n"
-		"  --capacity (slots per ingress lane)\n");
+		"  --capacity (slots per ingress lane)\n"
+		"sizes: --sizes LIST (default 16,256,4K,64K,1M; K, M: 1024, 1048576), --seconds S (one\n"
+		"  timed run of a cell, default 0.1: messages calibrated per row; --messages N fixes\n"
+		"  them), --peers LIST of libsn_zc,pipe,socketpair,vmsplice,uring_pipe,memcpy\n");
 	exit(st);
 }
 
@@ -1266,6 +1596,7 @@ int main(int argc, char **argv)
 		{ "quiet", 0, 0, 'q' }, { "workers", 1, 0, 'w' },
 		{ "sample-shift", 1, 0, 'k' }, { "help", 0, 0, 'h' },
 		{ "gap-us", 1, 0, 'G' }, { "poll-mode", 1, 0, 'M' },
+		{ "sizes", 1, 0, 'S' }, { "seconds", 1, 0, 'T' },
 		{ 0, 0, 0, 0 }
 	};
 	struct snb_cfg cfg = {
@@ -1278,6 +1609,8 @@ int main(int argc, char **argv)
 	int c, workers = 0, batch_set = 0;
 
 	opt.repeat = 3;
+	opt.seconds = 0.1;
+	parse_sizes("16,256,4K,64K,1M");
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 't':
@@ -1313,6 +1646,12 @@ int main(int argc, char **argv)
 				die("--poll-mode: adaptive or always");
 			poll_mode = optarg;
 			break;
+		case 'S': parse_sizes(optarg); break;
+		case 'T':
+			opt.seconds = atof(optarg);
+			if (!(opt.seconds > 0 && opt.seconds <= 60))
+				die("--seconds: more than 0, at most 60");
+			break;
 		case 'h': usage(0); break;
 		default: usage(2);
 		}
@@ -1322,7 +1661,9 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		usage(2);
 	if (!strcmp(scenario, "wakeup"))
-		use_wake_peers(peers);
+		pick_rows(peers, snb_wake_names, SNB_WAKE_IMPLS, opt.use_wake);
+	else if (!strcmp(scenario, "sizes"))
+		use_size_peers(peers);
 	else
 		use_peers(peers);
 	if (opt.plot && !strcmp(scenario, "wakeup"))
@@ -1344,8 +1685,9 @@ int main(int argc, char **argv)
 	if (cfg.producers >= (1U << 16))
 		die("too many producers");
 
-	if (opt.plot && !strcmp(scenario, "worker_pool"))
-		die("--plot draws the peers' groups: not worker_pool");
+	if (opt.plot && (!strcmp(scenario, "worker_pool") ||
+			 !strcmp(scenario, "sizes")))
+		die("--plot draws the peers' groups: not worker_pool or sizes");
 	if (workers > SNB_MAX_THREADS)
 		die("--workers: at most 64");
 	snb_tsc_calibrate();
@@ -1379,6 +1721,8 @@ int main(int argc, char **argv)
 				  opt.online > SNB_MAX_THREADS ?
 				  SNB_MAX_THREADS : opt.online;
 		run_worker_pool(&cfg, (unsigned int)workers);
+	} else if (!strcmp(scenario, "sizes")) {
+		run_sizes(&cfg);
 	} else if (!strcmp(scenario, "suite")) {
 		/* the short suite: at most 2 minutes on a 2-core machine */
 		struct snb_cfg s = cfg;
@@ -1403,7 +1747,8 @@ int main(int argc, char **argv)
 		run_group("pingpong", &s, 1);
 		print_targets();
 		if (!opt.json)
-			printf("\nnot in the suite: worker_pool (snbench worker_pool); wake latency: snbench wakeup\n");
+			printf("\nnot in the suite: worker_pool (snbench worker_pool); wake latency: snbench wakeup;\n"
+			       "message sizes 16 B to 1 MiB: snbench sizes\n");
 	} else {
 		fprintf(stderr, "snbench: unknown scenario %s\n", scenario);
 		usage(2);

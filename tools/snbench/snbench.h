@@ -24,6 +24,16 @@ struct snb_msg {
 };
 #define SNB_SEQ_MASK	((1ULL << 48) - 1)
 
+/*
+ * The header of a message of the sizes sweep's rows that write messages
+ * in place (libsn_zc, vmsplice): struct snb_msg, then the message's
+ * length, as much of it as the message holds (16 B: no length).
+ */
+struct snb_hdr {
+	struct snb_msg m;
+	uint64_t len;
+};
+
 /* The configuration of one message_passing or pingpong measurement. */
 struct snb_cfg {
 	enum snb_type type;
@@ -144,12 +154,22 @@ int snb_run_pp(const struct snb_impl *im, const struct snb_cfg *cfg,
 int snb_pin(int cpu);
 void *snb_buf_alloc(unsigned int size, unsigned int n);
 void snb_buf_free(void *p);
+/* prod_open/cons_open of a peer whose handles are the queue itself, and
+ * prod_close/cons_close with nothing to close */
+void *snb_open_queue(void *q, unsigned int idx);
+void snb_close_none(void *h);
 
 /* ---- the peers ---- */
 extern const struct snb_impl snb_impl_sn, snb_impl_rte, snb_impl_ck,
 	snb_impl_pipe, snb_impl_eventfd, snb_impl_socketpair,
 	snb_impl_uring, snb_impl_raw, snb_impl_raw2, snb_impl_bare_cached,
 	snb_impl_bare_seq;
+/* the sizes sweep's rows: libsn's records (sizes.c), vmsplice and
+ * uring_pipe (impl_sys.c); one SPSC producer and consumer, batch 1 */
+extern const struct snb_impl snb_impl_sn_len, snb_impl_sn_zc,
+	snb_impl_memcpy, snb_impl_vmsplice, snb_impl_uring_pipe;
+/* The bytes a sweep cell's queue holds for @size-byte messages. */
+size_t snb_sizes_buffer(unsigned int size);
 #ifdef SNB_CXX_PEERS
 extern const struct snb_impl snb_impl_boost, snb_impl_aq;
 #endif
@@ -211,6 +231,20 @@ SNB_INLINE void snb_producer_loop(struct snb_worker *w, snb_send_fn send)
 out:
 	w->t_end = snb_now_ns();
 	snb_buf_free(heap);
+}
+
+/* Writes message @seq's header at @msg (@size bytes, as much as fits),
+ * stamped as snb_producer_loop stamps. */
+SNB_INLINE void snb_hdr_put(const struct snb_worker *w, void *msg,
+			    uint64_t seq, unsigned int size)
+{
+	uint64_t smask = (1ULL << w->sh->cfg->sample_shift) - 1;
+	struct snb_hdr h = {
+		{ (uint64_t)w->id << 48 | seq, (seq & smask) ? 0 : snb_tsc() },
+		size,
+	};
+
+	__builtin_memcpy(msg, &h, size < sizeof(h) ? size : sizeof(h));
 }
 
 /* Accounts for @k received messages: the checksum and latency samples. */
