@@ -270,6 +270,8 @@ struct sn_consumer {
 	__u32 buf_size;
 	__u32 holder;		/* SN_BUF_HELD + our holder number */
 	__u64 *ret;		/* lane i's ret words at ret + i * bufs */
+	__u32 peek_buf;		/* the peeked record's buffer + 1, or 0 */
+	__u32 pad3;
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /* Statistics of a channel, summed over what this process can read. */
@@ -1327,6 +1329,20 @@ static inline int sn__cons_resolve(const struct sn_consumer *c, __u32 lane,
 	return 1;
 }
 
+/*
+ * A buffer record at @pos of @lane is done with (copied out, or read in
+ * place until its release): its buffer is returned before the record is
+ * released, also over the mark of a consumer that died holding it from an
+ * earlier delivery of the same record (release: our reads first).
+ */
+static inline void sn__cons_buf_done(struct sn_consumer *c, __u32 lane,
+				     __u32 buf, __u32 pos)
+{
+	if (buf)
+		__atomic_store_n(&c->ret[(__u64)lane * c->bufs + buf - 1],
+				 (__u64)sn_buf_tag(pos), __ATOMIC_RELEASE);
+}
+
 /* What sn__cons_var_take() takes: any record, or buffer records only. */
 #define SN__TAKE_ANY	0
 #define SN__TAKE_BUF	1
@@ -1500,8 +1516,7 @@ static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
 		return sn__cons_empty(c);
 	}
 	memcpy(buf, r.data, r.len);
-	/* a buffer taken and not marked held is free once its record is
-	 * released (uapi "Buffers"): nothing to return */
+	sn__cons_buf_done(c, lane, r.buf, r.pos);
 	sn__cons_done(c, lane, r.pos, r.slots);
 	if (c->flags & SN__VARLEN)
 		sn__cons_var_count(c, lane);
@@ -1544,6 +1559,7 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
 	c->peek_pos = r.pos;
 	c->peek_n = 1;
 	c->peek_slots = (__u32)n;
+	c->peek_buf = r.buf;
 	if (!(c->flags & SN__MPMC))
 		__atomic_store_n(&c->stats->peeked, 1, __ATOMIC_RELAXED);
 	*msg = r.data;
@@ -1557,6 +1573,7 @@ static inline int sn__release_record(struct sn_consumer *c, __u32 n)
 	if (n != 1 || !c->peek_n)
 		return -EINVAL;
 	c->peek_n = 0;
+	sn__cons_buf_done(c, c->peek_lane, c->peek_buf, c->peek_pos);
 	sn__cons_done(c, c->peek_lane, c->peek_pos, c->peek_slots);
 	if (!(c->flags & SN__MPMC))
 		__atomic_store_n(&c->stats->peeked, 0, __ATOMIC_RELAXED);

@@ -561,12 +561,13 @@ struct sn_slot {
  * memory: every buffer free, as no record has tag 0), or the record of
  * sent[j] has been consumed (SPSC/MPSC: the head passed it; MPMC: its
  * release word moved on; the producer looks at that before it reads ret)
- * while ret[j]'s tag is not sent[j]: it was taken without being held
- * (copied out, or read in place until its record's release) or dropped (a
- * bad record, a dead MPMC consumer's recovered claim). A consumer that
- * keeps the buffer past the record stores ret[j] = tag | HELD (holder)
- * with release before it releases the record, and tag | RETURNED with
- * release when it is done with it; a producer reads ret[j] with acquire.
+ * while ret[j]'s tag is not sent[j]: it was dropped (a bad record, a dead
+ * MPMC consumer's recovered claim). A consumer that keeps the buffer past
+ * the record stores ret[j] = tag | HELD (holder) with release before it
+ * releases the record, and tag | RETURNED with release when it is done
+ * with it; one that is done with it by then (it copied the message out,
+ * or read it in place until the record's release) stores tag | RETURNED
+ * before the release; a producer reads ret[j] with acquire.
  * So a buffer has
  * one owner at a time: its producer (free, or got and not sent), the ring
  * (sent, not yet taken), one consumer (held).
