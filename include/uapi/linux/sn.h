@@ -546,7 +546,10 @@ struct sn_slot {
  * Each lane owns bufs buffers of buf_size bytes after its slots: they are
  * lane pages, so lane i's producer fd (and a full-role fd) may write them
  * and consumers read them, exactly as the lane's slots; a producer can
- * spoil only buffers of its own lane. A large message travels as a record
+ * spoil only buffers of its own lane. Within its lane a producer can
+ * still write a buffer it sent or a consumer holds: page rights are fixed
+ * per fd, and taking pages away per message would cost a TLB shootdown
+ * per message, so a consumer copies what it must validate. A large message travels as a record
  * of len SN_SLOT_BUF | sizeof(struct sn_bufref) that names a buffer of the
  * producer's lane; the consumer reads it in place and returns it, in any
  * order. Who owns a buffer is told by two words:
