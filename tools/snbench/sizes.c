@@ -14,6 +14,10 @@
  *             and sn_commit_len()s it; the consumer sn_peek_len()s it,
  *             checks length, sequence and header and sn_release()s it.
  *             The payload is never touched: that is what zero copy buys;
+ *   libsn_buf the message in one of the lane's buffers (sn_channel_opts
+ *             bufs): sn_buf_get(), header written in place, sn_buf_send();
+ *             the consumer sn_recv_buf()s it, checks the header and
+ *             sn_buf_put()s it back; zero copy, as libsn_zc;
  *   memcpy    the yardstick: one thread copies the message into the
  *             cell's buffer (snb_sizes_buffer() bytes, slot after slot,
  *             as a channel's send copies into its lane) and reads back
@@ -306,6 +310,133 @@ static void snz_consumer(struct snb_worker *w)
 
 const struct snb_impl snb_impl_sn_zc =
 	SNL_IMPL("libsn_zc", snz_producer, snz_consumer);
+
+/* ---- libsn_buf: the message in a buffer of the lane, passed by reference ---- */
+
+/*
+ * The same lane size for the records (each an 8-byte reference), and the
+ * cell's buffer in buffers of the message's size (64-byte multiples): as
+ * many as fit, 4 to SN_MAX_BUFS.
+ */
+static void *snbuf_create(const struct snb_cfg *cfg)
+{
+	unsigned int buf_size = (cfg->msg_size + 63) & ~63U;
+	size_t bufs = snb_sizes_buffer(cfg->msg_size) / buf_size;
+	struct sn_channel_opts o = {
+		.size = sizeof(o),
+		.type = SN_RING_SPSC,
+		.slots = 1024,
+		.slot_size = SNL_SLOT_SIZE,
+		.lanes = 1,
+		.flags = SN_CHANNEL_VARLEN,
+	};
+	struct snl_q *q = calloc(1, sizeof(*q));
+	int r;
+
+	if (!q)
+		return NULL;
+	o.bufs = (unsigned int)(bufs < 4 ? 4 : bufs > SN_MAX_BUFS ?
+				SN_MAX_BUFS : bufs);
+	o.buf_size = buf_size;
+	r = sn_channel_create_opts(&q->ch, &o);
+	if (r) {
+		fprintf(stderr, "snbench: sn_channel_create_opts(%u bufs of %u B): %s\n",
+			o.bufs, buf_size, strerror(-r));
+		free(q);
+		return NULL;
+	}
+	q->size = cfg->msg_size;
+	return q;
+}
+
+static void snbuf_producer(struct snb_worker *w)
+{
+	struct snl_h *h = w->h;
+	unsigned int spins = 0;
+	uint64_t seq = 0;
+	void *buf = NULL;
+	__u32 idx = 0;
+	int got = 0;
+
+	snb_start(w);
+	w->t_start = snb_now_ns();
+	while (seq < w->count) {
+		int r = got ? 0 : sn_buf_get(h->end, &buf, &idx);
+
+		if (!r && !got) {
+			snb_hdr_put(w, buf, seq, h->size);
+			got = 1;
+		}
+		if (!r)
+			r = sn_buf_send(h->end, idx, h->size);
+		if (r == -EAGAIN) {
+			snb_backoff(&spins);
+			continue;
+		}
+		if (r) {
+			snb_fail(w, "sn_buf_get/sn_buf_send");
+			break;
+		}
+		got = 0;
+		seq++;
+		spins = 0;
+	}
+	w->t_end = snb_now_ns();
+}
+
+static void snbuf_consumer(struct snb_worker *w)
+{
+	struct snl_h *h = w->h;
+	unsigned int spins = 0;
+	uint64_t seq = 0;
+
+	snb_start(w);
+	for (;;) {
+		struct snb_hdr hd = { { 0, 0 }, 0 };
+		struct sn_buf b;
+		int r = sn_recv_buf(h->end, &b);
+
+		if (!r) {
+			memcpy(&hd, b.data,
+			       b.len < sizeof(hd) ? b.len : sizeof(hd));
+			sn_buf_put(h->end, &b);
+			if (!snz_valid(&hd, b.len, seq, h->size)) {
+				snb_fail(w, "buffer message");
+				break;
+			}
+			snb_consume(w, (const unsigned char *)&hd, 1,
+				    sizeof(hd));
+			seq++;
+			spins = 0;
+			if (seq >= w->sh->expected) {
+				w->t_end = snb_now_ns();
+				break;
+			}
+			continue;
+		}
+		if (snb_all_received(w))
+			break;
+		if (r != -EAGAIN) {
+			snb_fail(w, "sn_recv_buf");
+			break;
+		}
+		snb_backoff(&spins);
+	}
+}
+
+const struct snb_impl snb_impl_sn_buf = {
+	.name = "libsn_buf",
+	.skip = snl_skip,
+	.create = snbuf_create,
+	.destroy = snl_destroy,
+	.prod_open = snl_prod_open,
+	.cons_open = snl_cons_open,
+	.prod_close = snl_prod_close,
+	.cons_close = snl_cons_close,
+	.syscalls = snl_syscalls,
+	.producer = snbuf_producer,
+	.consumer = snbuf_consumer,
+};
 
 /* ---- memcpy: one thread, the copy a channel's send makes ---- */
 

@@ -166,7 +166,7 @@ extern const struct snb_impl snb_impl_sn, snb_impl_rte, snb_impl_ck,
 	snb_impl_bare_seq;
 /* the sizes sweep's rows: libsn's records (sizes.c), vmsplice and
  * uring_pipe (impl_sys.c); one SPSC producer and consumer, batch 1 */
-extern const struct snb_impl snb_impl_sn_len, snb_impl_sn_zc,
+extern const struct snb_impl snb_impl_sn_len, snb_impl_sn_zc, snb_impl_sn_buf,
 	snb_impl_memcpy, snb_impl_vmsplice, snb_impl_uring_pipe;
 /* The bytes a sweep cell's queue holds for @size-byte messages. */
 size_t snb_sizes_buffer(unsigned int size);
