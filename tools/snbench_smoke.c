@@ -800,7 +800,7 @@ TEST(wakeup_table)
 }
 
 /*
- * sizes: a tiny sweep of 16 B and 64 KiB with --json: the seven rows of
+ * sizes: a tiny sweep of 16 B and 64 KiB with --json: the eight rows of
  * each size measured (every run checks count and checksum), GB/s the
  * msg/s times the size, the copies each row says, best peer a peer and
  * vs_best_peer and vs_memcpy the ratios of the rows' msg/s.
@@ -810,13 +810,14 @@ TEST(sizes_json)
 	const char *argv[] = { tool("SNBENCH", "snbench"), "sizes", "--sizes",
 			       "16,64K", "--messages", "200", "--repeat", "1",
 			       "--json", "--quiet", NULL };
-	static const char *const rows[] = { "libsn", "libsn_zc", "pipe",
-		"socketpair", "vmsplice", "uring_pipe", "memcpy" };
-	static const unsigned int copies[] = { 2, 0, 2, 2, 1, 2, 1 };
+	static const char *const rows[] = { "libsn", "libsn_zc", "libsn_buf",
+		"pipe", "socketpair", "vmsplice", "uring_pipe", "memcpy" };
+	static const unsigned int copies[] = { 2, 0, 0, 2, 2, 1, 2, 1 };
+	enum { NROWS = sizeof(rows) / sizeof(rows[0]) };
 	static const char *const nums[] = { "msgs_per_sec", "gb_per_sec",
 		"best_peer_gb_per_sec", "vs_best_peer", "memcpy_gb_per_sec",
 		"vs_memcpy", "buffer" };
-	int st, seen[2][7] = { { 0 } };
+	int st, seen[2][NROWS] = { { 0 } };
 	char *out, *line, *save = NULL;
 	struct jobj o;
 	size_t i, k;
@@ -839,9 +840,9 @@ TEST(sizes_json)
 				TH_LOG("%s not positive: %s", nums[i], line);
 		}
 		impl = jget(&o, "impl");
-		for (k = 0; k < 7 && strcmp(impl->str, rows[k]); k++)
+		for (k = 0; k < NROWS && strcmp(impl->str, rows[k]); k++)
 			;
-		ASSERT_GT(7, k) TH_LOG("unknown row %s", impl->str);
+		ASSERT_GT(NROWS, k) TH_LOG("unknown row %s", impl->str);
 		size = jget(&o, "msg_size")->num;
 		ASSERT_TRUE(size == 16 || size == 65536) TH_LOG("%s", line);
 		seen[size == 16 ? 0 : 1][k]++;
@@ -863,7 +864,7 @@ TEST(sizes_json)
 			EXPECT_EQ(1.0, jget(&o, "vs_memcpy")->num);
 	}
 	for (i = 0; i < 2; i++)
-		for (k = 0; k < 7; k++)
+		for (k = 0; k < NROWS; k++)
 			EXPECT_EQ(1, seen[i][k]) TH_LOG("size %zu row %s", i, rows[k]);
 	free(out);
 }
