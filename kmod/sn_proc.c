@@ -14,7 +14,10 @@
  *   consumers sleepers kicks polls sent received bytes armed_cpu
  *   thread_wakes need_wakeup lanes_live lanes_dead producers_died
  *   consumers_died reserved_lost claims_recovered claims_lost ended
- *   orphaned redelivered
+ *   orphaned redelivered varlen bufs buf_size bufs_reclaimed
+ *
+ * depth counts slots: in a varlen ring (varlen 1) a message may take
+ * several.
  *
  * Who sees which ring: a ring's counters and depth tell what its users do,
  * so the listing shows a ring only to a viewer whose user namespace is the
@@ -102,7 +105,7 @@ static int sn_rings_show(struct seq_file *m, void *v)
 	struct sn_ring *ring;
 
 	if (v == &sn_rings) {
-		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup lanes_live lanes_dead producers_died consumers_died reserved_lost claims_recovered claims_lost ended orphaned redelivered\n");
+		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup lanes_live lanes_dead producers_died consumers_died reserved_lost claims_recovered claims_lost ended orphaned redelivered varlen bufs buf_size bufs_reclaimed\n");
 		return 0;
 	}
 	ring = list_entry(v, struct sn_ring, node);
@@ -130,11 +133,14 @@ static int sn_rings_show(struct seq_file *m, void *v)
 		   (u64)ring->nr_pages << PAGE_SHIFT, READ_ONCE(ring->arm_cpu),
 		   atomic64_read(&ring->thread_wakes),
 		   !!(kflags & SN_KFLAG_NEED_WAKEUP));
-	seq_printf(m, " 0x%llx 0x%llx %llu %llu %llu %llu %llu %u %u %llu\n",
+	seq_printf(m, " 0x%llx 0x%llx %llu %llu %llu %llu %llu %u %u %llu",
 		   live, dead, peers.producers_died, peers.consumers_died,
 		   peers.reserved_lost, peers.claims_recovered,
 		   peers.claims_lost, !!(kflags & SN_KFLAG_NO_PRODUCER),
 		   !!(kflags & SN_KFLAG_NO_CONSUMER), peers.redelivered);
+	seq_printf(m, " %u %u %u %llu\n",
+		   !!(ring->geo.flags & SN_GEO_VARLEN), ring->geo.bufs,
+		   ring->geo.buf_size, peers.bufs_reclaimed);
 	return 0;
 }
 
