@@ -2075,6 +2075,106 @@ TEST(varlen_pollout_mpmc_long_need)
 	close(fd);
 }
 
+struct var_sleeper {
+	int fd;
+	int ret;
+	short revents;
+	__u64 done;	/* t_now() when poll() returned */
+};
+
+/* A producer asleep in poll() for POLLOUT, up to 10 s. */
+static void *var_sleep(void *arg)
+{
+	struct var_sleeper *s = arg;
+	struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+
+	s->ret = poll(&p, 1, 10000);
+	s->done = t_now();
+	s->revents = p.revents;
+	return NULL;
+}
+
+/*
+ * A varlen producer asleep for several slots is woken by whichever
+ * release completes its room, the last one needed or one in the middle,
+ * while a wakeup thread watches the ring (poll_mode=always: NEED_WAKEUP
+ * stays clear, so the consumer, as the protocol says, does not kick).
+ */
+static void var_sleeper_case(struct __test_metadata *_metadata, __u32 type,
+			     __u32 last)
+{
+	const __u32 slots = 16, need = 4;
+	int fd = varlen_ring(type, 8, slots, 1), prod, cons;
+	struct var_sleeper s;
+	struct view v;
+	pthread_t t;
+	__u64 freed;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 0);
+	cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, prod);
+	ASSERT_LE(0, cons);
+	var_room(&v, 0, 0, slots);
+	if (type == SN_RING_MPMC) {
+		/* all released but position @last of the need */
+		atomic_store(release_of(&v, 0, last), last - slots);
+	} else {
+		/* one slot short */
+		atomic_store(head_of(&v, 0), need - 1 - slots);
+	}
+	atomic_store(var_word(v.base + v.i.off.lane0, v.i.off.prod_need), need);
+	ASSERT_FALSE(pollout(prod));
+
+	/* The producer announces itself ([W2] is in its poll) and sleeps. */
+	atomic_store(waiting_of(&v, 0), 1);
+	s.fd = prod;
+	s.ret = -2;
+	ASSERT_EQ(0, pthread_create(&t, NULL, var_sleep, &s));
+	/* Watched: the thread cleared NEED_WAKEUP and has looked a while. */
+	ASSERT_TRUE(WAIT_FOR(!(kflags_of(&v) & SN_KFLAG_NEED_WAKEUP)));
+	usleep(50000);
+	EXPECT_EQ(-2, s.ret) TH_LOG("woken without room");
+
+	/* The consumer makes the room, then kicks only if it must ([C1]). */
+	if (type == SN_RING_MPMC)
+		atomic_store(release_of(&v, 0, last), last);
+	else
+		atomic_fetch_add(head_of(&v, 0), 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(waiting_of(&v, 0)) &&
+	    (kflags_of(&v) & SN_KFLAG_NEED_WAKEUP))
+		ioctl(cons, SN_IOC_KICK, SN_KICK_PRODUCERS);
+	freed = t_now();
+	pthread_join(t, NULL);
+	EXPECT_EQ(1, s.ret);
+	EXPECT_NE(0, s.revents & POLLOUT);
+	/* woken, not ready at poll()'s last look after its timeout */
+	EXPECT_GT(5000000000ULL, s.done - freed)
+		TH_LOG("type %u, position %u: no wakeup", type, last);
+	atomic_store(waiting_of(&v, 0), 0);
+	close(cons);
+	close(prod);
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+}
+
+TEST(varlen_sleeper_woken_by_room)
+{
+	char mode[32];
+
+	get_param("poll_mode", mode, sizeof(mode));
+	ASSERT_EQ(0, set_param("poll_mode", "always"));
+	var_sleeper_case(_metadata, SN_RING_SPSC, 0);
+	var_sleeper_case(_metadata, SN_RING_MPSC, 0);
+	/* the last needed position, one in the middle, the first */
+	var_sleeper_case(_metadata, SN_RING_MPMC, 3);
+	var_sleeper_case(_metadata, SN_RING_MPMC, 1);
+	var_sleeper_case(_metadata, SN_RING_MPMC, 0);
+	set_param("poll_mode", mode);
+}
+
 /* A length to scribble: garbage, flags, the edges, sometimes valid. */
 static __u32 var_bad_len(__u64 *s, __u32 slots, __u32 shift)
 {
