@@ -21,7 +21,8 @@ struct user_struct;
 struct sn_lane_seen {
 	u32 tail;
 	u32 head;
-	u32 release;			/* MPMC: the release word at tail */
+	u32 need;			/* MPMC: sn_lane_need() */
+	u32 room;			/* MPMC: sn_lane_has_room_for(need) */
 };
 
 /* A dead MPMC consumer's claim record, as read once at its release. */
@@ -158,6 +159,8 @@ u32 sn_lane_head(const struct sn_ring *ring, u32 lane);
 bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane);
 u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos);
 u32 sn_lane_depth(const struct sn_ring *ring, u32 lane);
+u32 sn_lane_need(const struct sn_ring *ring, u32 lane);
+bool sn_lane_has_room_for(const struct sn_ring *ring, u32 lane, u32 need);
 bool sn_lane_has_room(const struct sn_ring *ring, u32 lane);
 bool sn_ring_readable(const struct sn_ring *ring);
 bool sn_ring_has_room(const struct sn_ring *ring);

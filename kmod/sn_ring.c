@@ -581,7 +581,7 @@ u32 sn_lane_release(const struct sn_ring *ring, u32 lane, u32 pos)
  * Varlen: the slots @lane's waiting producer said it needs (uapi
  * "Records"), 1..slots; fixed-size rings: 1.
  */
-static u32 sn_lane_need(const struct sn_ring *ring, u32 lane)
+u32 sn_lane_need(const struct sn_ring *ring, u32 lane)
 {
 	u32 need;
 
@@ -592,9 +592,10 @@ static u32 sn_lane_need(const struct sn_ring *ring, u32 lane)
 	return clamp_t(u32, need, 1, ring->geo.slots);
 }
 
-bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
+/* Whether @lane has room for @need slots (1..slots, sn_lane_need()). */
+bool sn_lane_has_room_for(const struct sn_ring *ring, u32 lane, u32 need)
 {
-	u32 tail, need = sn_lane_need(ring, lane), i;
+	u32 tail, i;
 
 	if (ring->geo.type != SN_RING_MPMC)
 		return ring->geo.slots - sn_lane_depth(ring, lane) >= need;
@@ -604,6 +605,11 @@ bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
 		if (sn_lane_release(ring, lane, tail + i) != tail + i)
 			return false;
 	return sn_lane_release(ring, lane, tail + need - 1) == tail + need - 1;
+}
+
+bool sn_lane_has_room(const struct sn_ring *ring, u32 lane)
+{
+	return sn_lane_has_room_for(ring, lane, sn_lane_need(ring, lane));
 }
 
 bool sn_ring_readable(const struct sn_ring *ring)

@@ -7,13 +7,17 @@
  * What a thread watches. Per lane, in the ring's kernel memory (never in
  * the shared pages), the values it saw last: the tail (a consumer waits for
  * it to move), the head (an SPSC/MPSC producer waits for it) and, for MPMC,
- * the release word at the tail (an MPMC producer waits for it). Lanes are
- * compared one by one, so no lane can hide another's progress. A moved tail
- * wakes EPOLLIN sleepers if that lane holds a message; a moved head or
- * release word (or an MPMC tail) wakes EPOLLOUT sleepers if that lane has
- * room. Wakes take the wait queue's lock after wq_has_sleeper()'s barrier,
- * which pairs with [K1] in sn_ring_poll(): a sleeper either is on the queue
- * when the thread wakes it or sees what the thread saw.
+ * the slots the producer needs (prod_need: varlen rings; else 1) and
+ * whether their release words say room (an MPMC producer waits for that:
+ * the word at the tail, and in a varlen ring the ones after it, which
+ * consumers release in any order). Lanes are compared one by one, so no
+ * lane can hide another's progress. A moved tail wakes EPOLLIN sleepers if
+ * that lane holds a message; a moved head wakes EPOLLOUT sleepers if that
+ * lane has room, and so does an MPMC lane that has room now where the
+ * room, its tail or its need was different before. Wakes take the wait
+ * queue's lock after wq_has_sleeper()'s barrier, which pairs with [K1] in
+ * sn_ring_poll(): a sleeper either is on the queue when the thread wakes it
+ * or sees what the thread saw.
  *
  * Rounds. A thread looks at its rings in passes of at most SN_PASS_LANES
  * lanes (a ring is never split), moving each looked-at ring from `todo` to
@@ -57,10 +61,12 @@
  * CPU locks.
  *
  * Bounds, since any user may arm rings (/dev/sn is 0666): a ring costs at
- * most SN_MAX_LANES lanes' reads per look; one user may have at most
- * max_armed_per_user rings on one thread (more are not watched: their
- * publishers kick); a thread is a normal SCHED_OTHER task that reschedules
- * between passes; and home_cpu is limited to the creator's allowed CPUs.
+ * most SN_MAX_LANES lanes' reads per look (an MPMC lane's room, up to
+ * SN_NEED_SCAN + 1 release words, only while it is in question); one user
+ * may have at most max_armed_per_user rings on one thread (more are not
+ * watched: their publishers kick); a thread is a normal SCHED_OTHER task
+ * that reschedules between passes; and home_cpu is limited to the
+ * creator's allowed CPUs.
  * Rings are read only through the kernel's own mapping with the clamped
  * readers of sn_ring.c: nothing userspace writes can oops a thread or make
  * one pass unbounded.
@@ -160,7 +166,22 @@ static bool sn_ring_watch(struct sn_ring *ring)
 		seen = &ring->seen[lane];
 		now.tail = sn_lane_tail(ring, lane);
 		now.head = sn_lane_head(ring, lane);
-		now.release = mpmc ? sn_lane_release(ring, lane, now.tail) : 0;
+		now.need = mpmc ? sn_lane_need(ring, lane) : 0;
+		/*
+		 * The release words from the tail only go from held to
+		 * released while the tail stays: room seen for the same tail
+		 * and need holds, and is not read again. A varlen producer
+		 * waits for more than the word at the tail, so watching that
+		 * one alone would miss a release after it that completes its
+		 * room (and consumers do not kick a watched ring).
+		 */
+		if (!mpmc)
+			now.room = 0;
+		else if (seen->room && now.tail == seen->tail &&
+			 now.need == seen->need)
+			now.room = 1;
+		else
+			now.room = sn_lane_has_room_for(ring, lane, now.need);
 		if (!memcmp(&now, seen, sizeof(now)))
 			continue;
 		moved = true;
@@ -168,9 +189,9 @@ static bool sn_ring_watch(struct sn_ring *ring)
 		if (now.tail != seen->tail && depth > 0)
 			in = true;
 		if (mpmc)
-			out |= (now.tail != seen->tail ||
-				now.release != seen->release) &&
-			       now.release == now.tail;
+			out |= now.room && (now.tail != seen->tail ||
+					    now.need != seen->need ||
+					    !seen->room);
 		else
 			out |= now.head != seen->head && depth < slots;
 		*seen = now;

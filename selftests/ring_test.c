@@ -164,8 +164,9 @@ TEST(create_and_info)
 		EXPECT_EQ(SN_ROLE_FULL, i.role);
 		EXPECT_LT(0, i.id);
 		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
-			  SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3,
-			  i.features);
+			  SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3 |
+			  SN_FEAT_VARLEN, i.features);
+		EXPECT_EQ(0, i.geo_flags);
 		EXPECT_EQ(SN_CLAIM_NONE, i.claim);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
@@ -180,6 +181,7 @@ TEST(create_and_info)
 		EXPECT_EQ(i.id, kp->id);
 		EXPECT_EQ(24, kp->stride);
 		EXPECT_EQ(24, i.off.stride);
+		EXPECT_EQ(0, kp->geo_flags);
 		EXPECT_EQ(SN_FENCE_FULL, kp->fence);
 		munmap(kp, getpagesize());
 		close(fd);
@@ -213,6 +215,7 @@ TEST(create_format3)
 		ASSERT_EQ(0, info(fd, &i));
 		EXPECT_EQ(strides[z], i.off.stride);
 		EXPECT_EQ(strides[z], sn_slot_stride(sizes[z]));
+		EXPECT_EQ(SN_GEO_FORMAT3, i.geo_flags);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
 		EXPECT_EQ(0, i.off.lane_size % getpagesize());
@@ -222,6 +225,7 @@ TEST(create_format3)
 		ASSERT_NE(MAP_FAILED, kp);
 		EXPECT_EQ(SN_KPAGE_MAGIC_FORMAT3, kp->magic);
 		EXPECT_EQ(strides[z], kp->stride);
+		EXPECT_EQ(SN_GEO_FORMAT3, kp->geo_flags);
 		EXPECT_EQ(full ? SN_FENCE_FULL : SN_FENCE_ASYM, kp->fence);
 		munmap(kp, getpagesize());
 		close(fd);
@@ -247,6 +251,109 @@ TEST(create_format3)
 		ASSERT_NE(MAP_FAILED, kp);
 		EXPECT_EQ(SN_FENCE_FULL, kp->fence);
 		munmap(kp, getpagesize());
+		close(fd);
+	}
+}
+
+/* A varlen ring: format 3 with records of any length (uapi "Records"). */
+static int varlen_ring(__u32 type, __u32 slot_size, __u32 slots,
+			 __u32 lanes)
+{
+	struct sn_create p = params(type, slot_size, slots, lanes);
+
+	p.flags = SN_CREATE_FORMAT3 | SN_CREATE_VARLEN;
+	return create(&p);
+}
+
+/* Whether [a, a + alen) and [b, b + blen) share a byte. */
+static bool overlap(__u32 a, __u32 alen, __u32 b, __u32 blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/*
+ * SN_CREATE_VARLEN: only with format 3; the stride is sn_var_stride(), a
+ * power of two (so a record's slot count is a shift), and info, the
+ * layout and the kpage all say varlen. The prod_need word sits in the
+ * lane's first page, apart from every other producer field: the kernel
+ * reads it for EPOLLOUT and must not take a tail or a statistic for it.
+ */
+TEST(create_varlen)
+{
+	__u32 sizes[] = { 8, 24, 40, 56, 120, 200 };
+	__u32 strides[] = { 16, 32, 64, 64, 128, 256 };
+	__u32 types[] = { SN_RING_SPSC, SN_RING_MPSC, SN_RING_MPMC };
+	struct sn_create p = params(SN_RING_SPSC, 8, 16, 1);
+	__u32 page = getpagesize();
+
+	p.flags = SN_CREATE_VARLEN;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("varlen without format 3");
+	p.flags = SN_CREATE_VARLEN | SN_CREATE_ASYM;
+	EXPECT_EQ(-EINVAL, create(&p)) TH_LOG("varlen, asym, no format 3");
+
+	for (unsigned int k = 0; k < 3 * ARRAY_SIZE(sizes); k++) {
+		unsigned int z = k % ARRAY_SIZE(sizes);
+		__u32 type = types[k / ARRAY_SIZE(sizes)];
+		__u32 lanes = type == SN_RING_SPSC ? 1 : 3;
+		struct sn_geometry g = { type, sizes[z], 64, lanes,
+					 SN_GEO_FORMAT3 | SN_GEO_VARLEN };
+		int fd = varlen_ring(type, sizes[z], 64, lanes);
+		struct sn_offsets want;
+		struct sn_kpage *kp;
+		struct sn_info i;
+
+		ASSERT_LE(0, fd) TH_LOG("type %u slot_size %u", type, sizes[z]);
+		ASSERT_EQ(0, info(fd, &i));
+		EXPECT_EQ(SN_GEO_FORMAT3 | SN_GEO_VARLEN, i.geo_flags);
+		EXPECT_NE(0, i.features & SN_FEAT_VARLEN);
+		EXPECT_NE(0, i.features & SN_FEAT_FORMAT3);
+		EXPECT_EQ(sizes[z], i.slot_size);
+		EXPECT_EQ(strides[z], i.off.stride) TH_LOG("slot_size %u",
+							   sizes[z]);
+		EXPECT_EQ(strides[z], sn_var_stride(sizes[z]));
+		EXPECT_EQ(0, i.off.stride & (i.off.stride - 1));
+		EXPECT_LE(sn_slot_stride(sizes[z]), i.off.stride);
+		sn_ring_layout(&g, page, &want);
+		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
+		EXPECT_LE((__u64)64 * strides[z] + page, i.off.lane_size);
+
+		/* prod_need: in the lane's first page, no other field's. */
+		EXPECT_LE(i.off.prod_need + sizeof(__u32), i.off.slots);
+		EXPECT_LE(i.off.slots, page);
+		EXPECT_EQ(0, i.off.prod_need % sizeof(__u32));
+		EXPECT_FALSE(overlap(i.off.prod_need, 4, i.off.prod_tail, 4));
+		EXPECT_FALSE(overlap(i.off.prod_need, 4, i.off.prod_waiting, 4));
+		EXPECT_FALSE(overlap(i.off.prod_need, 4, i.off.prod_stats,
+				     sizeof(struct sn_prod_stats)));
+
+		kp = map(fd, 0, page, PROT_READ);
+		ASSERT_NE(MAP_FAILED, kp);
+		EXPECT_EQ(SN_KPAGE_MAGIC_FORMAT3, kp->magic);
+		EXPECT_EQ(SN_GEO_FORMAT3 | SN_GEO_VARLEN, kp->geo_flags);
+		EXPECT_EQ(strides[z], kp->stride);
+		EXPECT_EQ(sizes[z], kp->slot_size);
+		munmap(kp, page);
+		close(fd);
+	}
+
+	/*
+	 * A caller of SN_INFO_SIZE_VER0 gets no geo_flags (the kernel writes
+	 * only what it was given room for); the ring's kpage still says it.
+	 */
+	{
+		char big[sizeof(struct sn_info) + 8];
+		struct sn_info *i = (struct sn_info *)big;
+		int fd = varlen_ring(SN_RING_SPSC, 8, 16, 1);
+
+		ASSERT_LE(0, fd);
+		memset(big, 0xff, sizeof(big));
+		i->size = SN_INFO_SIZE_VER0;
+		ASSERT_EQ(0, ioctl(fd, SN_IOC_INFO, i));
+		EXPECT_EQ(SN_INFO_SIZE_VER0, i->size);
+		EXPECT_EQ(16, i->off.stride);
+		for (size_t b = SN_INFO_SIZE_VER0; b < sizeof(big); b++) {
+			EXPECT_EQ((char)0xff, big[b]) TH_LOG("byte %zu", b);
+		}
 		close(fd);
 	}
 }
@@ -1608,6 +1715,614 @@ TEST(scribbler)
 	EXPECT_GE(4 * 16, depth);
 	close(cons);
 	close(fd);
+}
+
+/*
+ * Varlen rings' records (uapi "Records"): what a producer leaves past its
+ * tail, the room it waits for, and garbage in the headers.
+ */
+
+/* The header of position @pos (masked) of the lane mapped at @lane. */
+static struct sn_slot *var_slot(const struct sn_info *i, char *lane, __u32 pos)
+{
+	return (struct sn_slot *)(lane + i->off.slots +
+				  (__u64)(pos & (i->slots - 1)) * i->off.stride);
+}
+
+static _Atomic __u32 *var_word(char *lane, __u32 off)
+{
+	return (_Atomic __u32 *)(lane + off);
+}
+
+/* A header as a producer writes it: @seq is pos + 1 when committed. */
+struct var_rec {
+	__u32 pos;
+	__u32 seq;
+	__u32 len;
+};
+
+/*
+ * Writes @n headers into the lane mapped at @lane, in order, as a producer
+ * commits a record: the message (only where the length is a valid record
+ * there: the rest would leave the lane), the len, then seq with release.
+ * A later entry may land inside an earlier record's message: that is
+ * message bytes that look like a header.
+ */
+static void var_write(const struct sn_info *i, char *lane,
+		      const struct var_rec *r, unsigned int n)
+{
+	__u32 shift = sn_log2(i->off.stride);
+
+	for (unsigned int k = 0; k < n; k++) {
+		struct sn_slot *s = var_slot(i, lane, r[k].pos);
+		__u32 idx = r[k].pos & (i->slots - 1);
+
+		if (r[k].len != SN_SLOT_PAD &&
+		    sn_record_span(r[k].len, idx, i->slots, shift))
+			memset(s + 1, 0xa0 + k, r[k].len);
+		s->len = r[k].len;
+		atomic_store_explicit((_Atomic __u32 *)&s->seq, r[k].seq,
+				      memory_order_release);
+	}
+}
+
+/*
+ * One dead producer on lane 1 of a fresh MPSC varlen ring of 32 slots of
+ * 16 bytes (slot_size 8): tail and head start at @start, the producer fd
+ * writes @r through its own mapping of its lane and goes without storing
+ * the tail. Returns the tail the kernel left.
+ */
+static __u32 var_orphans(struct __test_metadata *_metadata, __u32 start,
+			 const struct var_rec *r, unsigned int n)
+{
+	int fd = varlen_ring(SN_RING_MPSC, 8, 32, 2), prod;
+	struct view v;
+	char *lane;
+	__u32 tail;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	ASSERT_EQ(16, v.i.off.stride);
+	atomic_store(tail_of(&v, 1), start);
+	atomic_store(head_of(&v, 1), start);
+	prod = narrow(fd, SN_ROLE_PRODUCER, 1);
+	ASSERT_LE(0, prod);
+	lane = map(prod, v.i.off.lane0 + v.i.off.lane_size, v.i.off.lane_size,
+		   PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, lane);
+	var_write(&v.i, lane, r, n);
+	EXPECT_EQ(start, atomic_load(tail_of(&v, 1)));
+	/* The mapping holds the file too: the fd goes with the last of both. */
+	munmap(lane, v.i.off.lane_size);
+	close(prod);
+	tail = atomic_load(tail_of(&v, 1));
+	/* Lane 0 had no producer: nothing of it moves. */
+	EXPECT_EQ(0, atomic_load(tail_of(&v, 0)));
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+	return tail;
+}
+
+/*
+ * A varlen producer that stored its records' headers and went before its
+ * tail store committed them all the same, and only whole, valid records:
+ * the kernel moves the tail record by record (sn_record_span() of each
+ * len, read once) and stops at the first header that is not the record
+ * at its position, a bad length, or a record that would cross the lane
+ * end. Stride 16, 32 slots: a record of len bytes takes
+ * (len + 8 + 15) / 16 slots, at most 31 (len 488).
+ */
+TEST(varlen_orphans_commit_whole_records)
+{
+	/* 1, 3, 1, 13, 7 slots, then padding over the last 7: a lap. */
+	const struct var_rec lap[] = {
+		{ 0, 1, 8 }, { 1, 2, 40 }, { 4, 5, 0 }, { 5, 6, 200 },
+		{ 18, 19, 100 }, { 25, 26, SN_SLOT_PAD },
+	};
+	/* From 20, over the lane end: padding at 30, records at slot 0. */
+	const struct var_rec wrap[] = {
+		{ 20, 21, 8 }, { 21, 22, 40 }, { 24, 25, 0 }, { 25, 26, 60 },
+		{ 30, 31, SN_SLOT_PAD }, { 32, 33, 100 }, { 39, 40, 24 },
+		{ 41, 0, 0 },	/* the terminator */
+	};
+	/* Inside the record at 1 (slots 1-3), message bytes like a header. */
+	const struct var_rec inner[] = {
+		{ 0, 1, 8 }, { 1, 2, 40 }, { 2, 3, 8 }, { 3, 4, 8 },
+		{ 4, 5, 24 },
+	};
+	/* The longest message (31 slots) at slot 0, then at slot 1. */
+	const struct var_rec longest[] = { { 0, 1, 488 }, { 31, 32, 8 } };
+	const struct var_rec longest_at_1[] = { { 0, 1, 8 }, { 1, 2, 488 } };
+	const struct {
+		const char *what;
+		__u32 start;
+		struct var_rec r[8];
+		unsigned int n;
+		__u32 want;
+	} stops[] = {
+		/* a length with flag bits stops the walk before it */
+		{ "len 1<<30", 0, { { 0, 1, 8 }, { 1, 2, 1U << 30 },
+				    { 2, 3, 8 } }, 3, 1 },
+		{ "len 1<<30 | 8", 0, { { 0, 1, 8 }, { 1, 2, (1U << 30) | 8 },
+					{ 2, 3, 8 } }, 3, 1 },
+		{ "pad | 8", 0, { { 0, 1, 24 }, { 2, 3, SN_SLOT_PAD | 8 },
+				  { 3, 4, 8 } }, 3, 2 },
+		{ "len ~0", 0, { { 0, 1, 8 }, { 1, 2, 0xffffffff } }, 2, 1 },
+		{ "len SN_SLOT_LEN", 0, { { 0, 1, 8 }, { 1, 2, SN_SLOT_LEN } },
+		  2, 1 },
+		{ "len max + 1", 0, { { 0, 1, 489 } }, 1, 0 },
+		/* 7 slots from slot 26: one past the lane end */
+		{ "crosses the end", 0, { { 0, 1, 8 }, { 1, 2, 376 },
+					  { 25, 26, 8 }, { 26, 27, 100 } },
+		  4, 26 },
+		/* the longest message fits at slots 0 and 1, not at 2 */
+		{ "longest at 2", 0, { { 0, 1, 8 }, { 1, 2, 0 },
+				       { 2, 3, 488 } }, 3, 2 },
+		/* a padding record at slot 0 is no record */
+		{ "pad at slot 0", 32, { { 32, 33, SN_SLOT_PAD },
+					 { 33, 34, 8 } }, 2, 32 },
+		/* a seq that is not the position + 1 */
+		{ "seq pos", 0, { { 0, 1, 8 }, { 1, 2, 40 }, { 4, 4, 8 },
+				  { 5, 6, 8 } }, 4, 4 },
+		{ "seq pos + 2", 0, { { 0, 1, 8 }, { 1, 2, 40 }, { 4, 6, 8 },
+				      { 5, 6, 8 } }, 4, 4 },
+		{ "seq a lap ago", 64, { { 64, 65, 8 }, { 65, 34, 8 } }, 2, 65 },
+		{ "seq 0", 0, { { 0, 1, 8 }, { 1, 0, 8 } }, 2, 1 },
+		{ "nothing", 7, { { 8, 9, 8 } }, 1, 7 },
+	};
+
+	EXPECT_EQ(32, var_orphans(_metadata, 0, lap, ARRAY_SIZE(lap)));
+	EXPECT_EQ(41, var_orphans(_metadata, 20, wrap, ARRAY_SIZE(wrap)));
+	EXPECT_EQ(6, var_orphans(_metadata, 0, inner, ARRAY_SIZE(inner)));
+	EXPECT_EQ(32, var_orphans(_metadata, 0, longest, ARRAY_SIZE(longest)));
+	EXPECT_EQ(32, var_orphans(_metadata, 0, longest_at_1,
+				  ARRAY_SIZE(longest_at_1)));
+	/* The same lap from near the end of the index space. */
+	{
+		struct var_rec hi[ARRAY_SIZE(lap)];
+		__u32 base = 0xffffffe0;
+
+		for (unsigned int k = 0; k < ARRAY_SIZE(lap); k++) {
+			hi[k] = lap[k];
+			hi[k].pos += base;
+			hi[k].seq += base;
+		}
+		EXPECT_EQ(base + 32, var_orphans(_metadata, base, hi,
+						 ARRAY_SIZE(hi)));
+	}
+	for (unsigned int k = 0; k < ARRAY_SIZE(stops); k++) {
+		EXPECT_EQ(stops[k].want,
+			  var_orphans(_metadata, stops[k].start, stops[k].r,
+				      stops[k].n)) TH_LOG("%s", stops[k].what);
+	}
+}
+
+/* POLLOUT of @fd, not waiting. */
+static bool pollout(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
+/*
+ * Makes @k of the @lane's slots free from its tail at @base. SPSC/MPSC:
+ * the head @k short of a full lane. MPMC, where room is the release words:
+ * positions [base, base + k) released by the consumers (release[p] == p),
+ * the rest of the lap still held (release[p] == p - slots: the last lap's
+ * position, not released yet).
+ */
+static void var_room(struct view *v, __u32 lane, __u32 base, __u32 k)
+{
+	__u32 slots = v->i.slots;
+
+	if (v->i.type != SN_RING_MPMC) {
+		atomic_store(head_of(v, lane), base - (slots - k));
+		atomic_store(tail_of(v, lane), base);
+		return;
+	}
+	atomic_store(head_of(v, lane), base);
+	atomic_store(tail_of(v, lane), base);
+	for (__u32 p = base; p != base + slots; p++)
+		atomic_store(release_of(v, lane, p),
+			     p - base < k ? p : p - slots);
+}
+
+/*
+ * A sleeping varlen producer stores in its lane's prod_need the slots it
+ * waits for: its fd's POLLOUT then means that many are free (clamped to
+ * 1..slots), not just one, so a woken producer finds room for its record.
+ */
+static void var_need(struct __test_metadata *_metadata, __u32 type)
+{
+	const __u32 slots = 16, lanes = type == SN_RING_SPSC ? 1 : 2;
+	const __u32 lane = lanes - 1, base = 0xfffffff8;
+	const __u32 ks[] = { 0, 1, 5, 15, 16 };
+	int fd = varlen_ring(type, 8, slots, lanes), prod;
+	_Atomic __u32 *need;
+	struct view v;
+	char *mine;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, lane);
+	ASSERT_LE(0, prod);
+	/* The producer writes its need in its own lane, through its fd. */
+	mine = map(prod, v.i.off.lane0 + lane * v.i.off.lane_size,
+		   v.i.off.lane_size, PROT_READ | PROT_WRITE);
+	ASSERT_NE(MAP_FAILED, mine);
+	need = var_word(mine, v.i.off.prod_need);
+
+	for (unsigned int x = 0; x < ARRAY_SIZE(ks); x++) {
+		__u32 k = ks[x];
+
+		var_room(&v, lane, base, k);
+		if (k < slots) {
+			atomic_store(need, k + 1);
+			EXPECT_FALSE(pollout(prod)) TH_LOG("need %u of %u", k + 1, k);
+		}
+		if (k) {
+			atomic_store(need, k);
+			EXPECT_TRUE(pollout(prod)) TH_LOG("need %u of %u", k, k);
+			atomic_store(need, 1);
+			EXPECT_TRUE(pollout(prod)) TH_LOG("need 1 of %u", k);
+		}
+		/* 0 is 1: a producer that asks for nothing needs one slot */
+		atomic_store(need, 0);
+		EXPECT_EQ(k >= 1, pollout(prod)) TH_LOG("need 0 of %u", k);
+		/* above the lane: clamped to slots, an empty lane will do */
+		atomic_store(need, slots + 1);
+		EXPECT_EQ(k == slots, pollout(prod)) TH_LOG("need %u of %u",
+							    slots + 1, k);
+		atomic_store(need, 0xffffffff);
+		EXPECT_EQ(k == slots, pollout(prod)) TH_LOG("need ~0 of %u", k);
+	}
+
+	/* The consumers make room: one more slot, and the need is met. */
+	var_room(&v, lane, base, 5);
+	atomic_store(need, 6);
+	EXPECT_FALSE(pollout(prod));
+	if (type == SN_RING_MPMC) {
+		/* a consumer read position p a lap ago: release[p] = p + slots */
+		__u32 p = base + 5 - slots;
+
+		atomic_store(release_of(&v, lane, p), p + slots);
+	} else {
+		atomic_fetch_add(head_of(&v, lane), 1);
+	}
+	EXPECT_TRUE(pollout(prod));
+	atomic_store(need, 7);
+	EXPECT_FALSE(pollout(prod));
+
+	if (type == SN_RING_MPMC) {
+		/*
+		 * Consumers release out of order: a position still held inside
+		 * the need, the first or the last needed, is no room.
+		 */
+		var_room(&v, lane, base, slots);
+		atomic_store(need, 10);
+		EXPECT_TRUE(pollout(prod));
+		for (__u32 h = 0; h < 10; h++) {
+			__u32 p = base + h;
+
+			atomic_store(release_of(&v, lane, p), p - slots);
+			EXPECT_FALSE(pollout(prod)) TH_LOG("held %u", h);
+			atomic_store(release_of(&v, lane, p), p);
+		}
+		/* past the need, a held position does not matter */
+		atomic_store(release_of(&v, lane, base + 10), base + 10 - slots);
+		EXPECT_TRUE(pollout(prod));
+	}
+
+	/* Another lane's need is not this producer's. */
+	if (lanes > 1) {
+		var_room(&v, lane, base, 3);
+		atomic_store(need, 3);
+		atomic_store((_Atomic __u32 *)(v.base + v.i.off.lane0 +
+					       v.i.off.prod_need), slots);
+		EXPECT_TRUE(pollout(prod));
+	}
+	munmap(mine, v.i.off.lane_size);
+	close(prod);
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+}
+
+TEST(varlen_pollout_needs_room)
+{
+	var_need(_metadata, SN_RING_SPSC);
+	var_need(_metadata, SN_RING_MPSC);
+	var_need(_metadata, SN_RING_MPMC);
+}
+
+/*
+ * The MPMC check is bounded (poll may run in atomic context): the first
+ * SN_NEED_SCAN release words from the tail and the last needed one.
+ */
+TEST(varlen_pollout_mpmc_long_need)
+{
+	const __u32 slots = 1024, need_n = 600;
+	int fd = varlen_ring(SN_RING_MPMC, 8, slots, 1), prod;
+	_Atomic __u32 *need;
+	struct view v;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 0);
+	ASSERT_LE(0, prod);
+	need = var_word(v.base + v.i.off.lane0, v.i.off.prod_need);
+	var_room(&v, 0, 100, slots);
+	atomic_store(need, need_n);
+	EXPECT_TRUE(pollout(prod));
+	{
+		const __u32 held[] = { 0, 1, SN_NEED_SCAN - 1, need_n - 1 };
+
+		for (unsigned int x = 0; x < ARRAY_SIZE(held); x++) {
+			__u32 p = 100 + held[x];
+
+			atomic_store(release_of(&v, 0, p), p - slots);
+			EXPECT_FALSE(pollout(prod)) TH_LOG("held %u", held[x]);
+			atomic_store(release_of(&v, 0, p), p);
+		}
+	}
+	EXPECT_TRUE(pollout(prod));
+	atomic_store(need, 0xffffffff);
+	EXPECT_TRUE(pollout(prod));
+	atomic_store(release_of(&v, 0, 100 + slots - 1), 100 - 1);
+	EXPECT_FALSE(pollout(prod)) TH_LOG("the last of a lap held");
+	close(prod);
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+}
+
+struct var_sleeper {
+	int fd;
+	int ret;
+	short revents;
+	__u64 done;	/* t_now() when poll() returned */
+};
+
+/* A producer asleep in poll() for POLLOUT, up to 10 s. */
+static void *var_sleep(void *arg)
+{
+	struct var_sleeper *s = arg;
+	struct pollfd p = { .fd = s->fd, .events = POLLOUT };
+
+	s->ret = poll(&p, 1, 10000);
+	s->done = t_now();
+	s->revents = p.revents;
+	return NULL;
+}
+
+/*
+ * A varlen producer asleep for several slots is woken by whichever
+ * release completes its room, the last one needed or one in the middle,
+ * while a wakeup thread watches the ring (poll_mode=always: NEED_WAKEUP
+ * stays clear, so the consumer, as the protocol says, does not kick).
+ */
+static void var_sleeper_case(struct __test_metadata *_metadata, __u32 type,
+			     __u32 last)
+{
+	const __u32 slots = 16, need = 4;
+	int fd = varlen_ring(type, 8, slots, 1), prod, cons;
+	struct var_sleeper s;
+	struct view v;
+	pthread_t t;
+	__u64 freed;
+
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, view_open(&v, fd));
+	prod = narrow(fd, SN_ROLE_PRODUCER, 0);
+	cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+	ASSERT_LE(0, prod);
+	ASSERT_LE(0, cons);
+	var_room(&v, 0, 0, slots);
+	if (type == SN_RING_MPMC) {
+		/* all released but position @last of the need */
+		atomic_store(release_of(&v, 0, last), last - slots);
+	} else {
+		/* one slot short */
+		atomic_store(head_of(&v, 0), need - 1 - slots);
+	}
+	atomic_store(var_word(v.base + v.i.off.lane0, v.i.off.prod_need), need);
+	ASSERT_FALSE(pollout(prod));
+
+	/* The producer announces itself ([W2] is in its poll) and sleeps. */
+	atomic_store(waiting_of(&v, 0), 1);
+	s.fd = prod;
+	s.ret = -2;
+	ASSERT_EQ(0, pthread_create(&t, NULL, var_sleep, &s));
+	/* Watched: the thread cleared NEED_WAKEUP and has looked a while. */
+	ASSERT_TRUE(WAIT_FOR(!(kflags_of(&v) & SN_KFLAG_NEED_WAKEUP)));
+	usleep(50000);
+	EXPECT_EQ(-2, s.ret) TH_LOG("woken without room");
+
+	/* The consumer makes the room, then kicks only if it must ([C1]). */
+	if (type == SN_RING_MPMC)
+		atomic_store(release_of(&v, 0, last), last);
+	else
+		atomic_fetch_add(head_of(&v, 0), 1);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(waiting_of(&v, 0)) &&
+	    (kflags_of(&v) & SN_KFLAG_NEED_WAKEUP))
+		ioctl(cons, SN_IOC_KICK, SN_KICK_PRODUCERS);
+	freed = t_now();
+	pthread_join(t, NULL);
+	EXPECT_EQ(1, s.ret);
+	EXPECT_NE(0, s.revents & POLLOUT);
+	/* woken, not ready at poll()'s last look after its timeout */
+	EXPECT_GT(5000000000ULL, s.done - freed)
+		TH_LOG("type %u, position %u: no wakeup", type, last);
+	atomic_store(waiting_of(&v, 0), 0);
+	close(cons);
+	close(prod);
+	munmap(v.base, v.i.off.map_size);
+	close(fd);
+}
+
+TEST(varlen_sleeper_woken_by_room)
+{
+	char mode[32];
+
+	get_param("poll_mode", mode, sizeof(mode));
+	ASSERT_EQ(0, set_param("poll_mode", "always"));
+	var_sleeper_case(_metadata, SN_RING_SPSC, 0);
+	var_sleeper_case(_metadata, SN_RING_MPSC, 0);
+	/* the last needed position, one in the middle, the first */
+	var_sleeper_case(_metadata, SN_RING_MPMC, 3);
+	var_sleeper_case(_metadata, SN_RING_MPMC, 1);
+	var_sleeper_case(_metadata, SN_RING_MPMC, 0);
+	set_param("poll_mode", mode);
+}
+
+/* A length to scribble: garbage, flags, the edges, sometimes valid. */
+static __u32 var_bad_len(__u64 *s, __u32 slots, __u32 shift)
+{
+	__u32 max = sn_record_max(slots, shift);
+
+	switch (xorshift(s) % 10) {
+	case 0: return 0xffffffff;
+	case 1: return SN_SLOT_PAD;
+	case 2: return SN_SLOT_PAD | (__u32)(xorshift(s) % 64);
+	case 3: return (1U << 30) | (__u32)(xorshift(s) % 64);
+	case 4: return SN_SLOT_LEN;
+	case 5: return max;
+	case 6: return max + 1;
+	case 7: return (__u32)(xorshift(s) % 256);
+	default: return (__u32)xorshift(s);
+	}
+}
+
+/*
+ * Garbage in every header of @lane from its tail on: mostly seq =
+ * position + 1, so that the kernel's walk goes on to read the length, and
+ * a padding record at slot 0 when the tail is there.
+ */
+static void var_scribble_lane(struct view *v, __u32 lane, __u64 *s)
+{
+	char *base = v->base + v->i.off.lane0 + lane * v->i.off.lane_size;
+	__u32 shift = sn_log2(v->i.off.stride), slots = v->i.slots;
+	__u32 t = (__u32)xorshift(s), h;
+
+	if (xorshift(s) % 3 == 0)
+		t &= ~(slots - 1);
+	atomic_store(tail_of(v, lane), t);
+	/* a head within a lap of the tail, or anywhere */
+	h = xorshift(s) % 2 ? t - (__u32)(xorshift(s) % slots) :
+	    (__u32)xorshift(s);
+	atomic_store(head_of(v, lane), h);
+	atomic_store(var_word(base, v->i.off.prod_need), (__u32)xorshift(s));
+	for (__u32 pos = t; pos != t + slots; pos++) {
+		struct sn_slot *h = var_slot(&v->i, base, pos);
+
+		h->len = (pos & (slots - 1)) == 0 && xorshift(s) % 2 ?
+			 SN_SLOT_PAD : var_bad_len(s, slots, shift);
+		h->seq = xorshift(s) % 8 ? pos + 1 : (__u32)xorshift(s);
+		if (v->i.type == SN_RING_MPMC)
+			atomic_store(release_of(v, lane, pos),
+				     xorshift(s) % 2 ? pos : (__u32)xorshift(s));
+	}
+}
+
+/* The listing has the ring, its depth within what its lanes hold. */
+static void var_listing_sane(struct __test_metadata *_metadata,
+			     struct view *v)
+{
+	char line[512], type[8];
+	unsigned int depth;
+
+	listing_line(v->i.id, line, sizeof(line));
+	ASSERT_EQ(2, sscanf(line, "%*u %7s %*u %*u %*u %*u %*u %u", type,
+			    &depth)) TH_LOG("%s", line);
+	EXPECT_GE(v->i.lanes * v->i.slots, depth);
+	EXPECT_LE(0, listing_count());
+}
+
+/*
+ * A full-role fd writes garbage into every header, the tails, heads,
+ * release words and prod_need, then producer fds go (the kernel walks the
+ * garbage for orphans) while poll, the listing and info look at it; then
+ * a peer scribbles on while producers come and go. Nothing happens but
+ * garbage: a dead producer's tail moves at most a lap, ioctls keep
+ * working, and the runner finds no kernel report in the log.
+ */
+TEST(varlen_scribbled_lengths_are_harmless)
+{
+	const __u32 types[] = { SN_RING_SPSC, SN_RING_MPSC, SN_RING_MPMC };
+	__u64 s = 0x2545f4914f6cdd1dULL;
+
+	for (unsigned int x = 0; x < ARRAY_SIZE(types); x++) {
+		__u32 type = types[x], lanes = type == SN_RING_SPSC ? 1 : 3;
+		int fd = varlen_ring(type, 24, 64, lanes), cons;
+		int prod[3];
+		__u32 t0[3];
+		struct sn_info i;
+		struct view v;
+		pid_t pid;
+		int status;
+
+		ASSERT_LE(0, fd);
+		ASSERT_EQ(0, view_open(&v, fd));
+		cons = narrow(fd, SN_ROLE_CONSUMER, 0);
+		ASSERT_LE(0, cons);
+		for (int round = 0; round < 100; round++) {
+			for (__u32 l = 0; l < lanes; l++) {
+				prod[l] = narrow(fd, SN_ROLE_PRODUCER, l);
+				ASSERT_LE(0, prod[l]) TH_LOG("round %d", round);
+				var_scribble_lane(&v, l, &s);
+				t0[l] = atomic_load(tail_of(&v, l));
+			}
+			for (__u32 l = 0; l < lanes; l++)
+				EXPECT_EQ(0, poll_mask(prod[l]) & ~POLLOUT);
+			EXPECT_EQ(0, poll_mask(cons) & ~POLLIN);
+			EXPECT_EQ(0, poll_mask(fd) & ~(POLLIN | POLLOUT));
+			for (__u32 l = 0; l < lanes; l++) {
+				close(prod[l]);
+				EXPECT_GE(v.i.slots,
+					  atomic_load(tail_of(&v, l)) - t0[l])
+					TH_LOG("round %d lane %u", round, l);
+			}
+			EXPECT_NE(0, poll_mask(cons) & POLLHUP);
+			var_listing_sane(_metadata, &v);
+			ASSERT_EQ(0, info(fd, &i));
+			EXPECT_EQ(SN_GEO_FORMAT3 | SN_GEO_VARLEN, i.geo_flags);
+			EXPECT_EQ(0, ioctl(fd, SN_IOC_KICK,
+					   SN_KICK_CONSUMERS | SN_KICK_PRODUCERS));
+		}
+
+		/* And while a peer scribbles on, through the same mapping. */
+		pid = fork();
+		ASSERT_LE(0, pid);
+		if (pid == 0) {
+			__u64 end = t_now() + 1000000000ULL;
+
+			while (t_now() < end)
+				for (__u32 l = 0; l < lanes; l++)
+					var_scribble_lane(&v, l, &s);
+			_exit(0);
+		}
+		for (int n = 0; n < 300; n++) {
+			__u32 l = n % lanes;
+			int p = narrow(fd, SN_ROLE_PRODUCER, l);
+
+			ASSERT_LE(0, p) TH_LOG("narrow %d", n);
+			EXPECT_EQ(0, poll_mask(p) & ~POLLOUT);
+			EXPECT_EQ(0, poll_mask(fd) & ~(POLLIN | POLLOUT | POLLHUP));
+			close(p);
+			if (n % 50 == 0) {
+				var_listing_sane(_metadata, &v);
+				ASSERT_EQ(0, info(cons, &i));
+			}
+		}
+		ASSERT_EQ(pid, waitpid(pid, &status, 0));
+		EXPECT_TRUE(WIFEXITED(status));
+		EXPECT_EQ(0, WEXITSTATUS(status));
+		ASSERT_EQ(0, info(fd, &i));
+		EXPECT_EQ(v.i.id, i.id);
+		close(cons);
+		munmap(v.base, v.i.off.map_size);
+		close(fd);
+	}
 }
 
 static int delete_module(const char *name, unsigned int flags)

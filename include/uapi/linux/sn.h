@@ -133,8 +133,9 @@
  * ring's home CPU when online) that watches it and wakes sleepers as soon
  * as the ring moves, so the publisher makes no system call while
  * NEED_WAKEUP is clear. The thread keeps, per lane and in kernel memory,
- * the tail, the head and (MPMC) the release word at the tail that it saw
- * last; a moved tail wakes EPOLLIN sleepers, a moved head or release word
+ * the tail, the head and (MPMC) the producer's need (see "Records") and
+ * whether the release words it needs say room, as it saw them last; a
+ * moved tail wakes EPOLLIN sleepers, a moved head or room that appeared
  * EPOLLOUT sleepers. A thread that sees no progress for the module
  * parameter poll_idle_us runs a closing round: it sets NEED_WAKEUP on
  * each ring of a pass, runs one barrier [T1] for them all (H if one of
