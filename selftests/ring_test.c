@@ -165,8 +165,10 @@ TEST(create_and_info)
 		EXPECT_LT(0, i.id);
 		EXPECT_EQ(SN_FEAT_ROLES | SN_FEAT_KICK | SN_FEAT_KTHREAD |
 			  SN_FEAT_PEERS | SN_FEAT_ASYM | SN_FEAT_FORMAT3 |
-			  SN_FEAT_VARLEN, i.features);
+			  SN_FEAT_VARLEN | SN_FEAT_BUFS, i.features);
 		EXPECT_EQ(0, i.geo_flags);
+		EXPECT_EQ(0, i.bufs);
+		EXPECT_EQ(0, i.buf_size);
 		EXPECT_EQ(SN_CLAIM_NONE, i.claim);
 		sn_ring_layout(&g, getpagesize(), &want);
 		EXPECT_EQ(0, memcmp(&want, &i.off, sizeof(want)));
@@ -296,7 +298,7 @@ TEST(create_varlen)
 		__u32 type = types[k / ARRAY_SIZE(sizes)];
 		__u32 lanes = type == SN_RING_SPSC ? 1 : 3;
 		struct sn_geometry g = { type, sizes[z], 64, lanes,
-					 SN_GEO_FORMAT3 | SN_GEO_VARLEN };
+					 SN_GEO_FORMAT3 | SN_GEO_VARLEN, 0, 0 };
 		int fd = varlen_ring(type, sizes[z], 64, lanes);
 		struct sn_offsets want;
 		struct sn_kpage *kp;

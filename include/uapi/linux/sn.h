@@ -515,7 +515,11 @@ struct sn_slot {
  * bytes of an older record's message posing as h + 1: an SPSC or MPSC
  * producer needs the record's slots plus one free. MPMC consumers claim
  * by the tail, which moves only past whole records (no terminator: the
- * slot after the record may still be read by a slow consumer).
+ * slot after the record may still be read by a slow consumer). So where
+ * an MPMC producer died between its seq and tail stores, the walk that
+ * commits its records ("Dead peers") could take bytes of an older
+ * message that happen to read as the next position's header for one more
+ * record: garbage in that dead producer's own lane only.
  *
  * Validation. Lengths are written by the producer, so nobody trusts them:
  * a reader reads len once and takes sn_record_span() of it, which is 0
