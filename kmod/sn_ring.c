@@ -70,7 +70,9 @@ static int sn_check_create(const struct sn_create *p)
 	if (!p->lanes || p->lanes > SN_MAX_LANES ||
 	    (p->type == SN_RING_SPSC && p->lanes != 1))
 		return -EINVAL;
-	if ((p->flags & SN_CREATE_VARLEN) && !(p->flags & SN_CREATE_FORMAT3))
+	/* varlen: a record and its terminator need two slots at least */
+	if ((p->flags & SN_CREATE_VARLEN) &&
+	    (!(p->flags & SN_CREATE_FORMAT3) || p->slots < 2))
 		return -EINVAL;
 	/* buffers: lane pages after the slots; sent[] fits the lane page */
 	if (p->bufs > SN_MAX_BUFS ||
@@ -483,7 +485,7 @@ u32 sn_lane_tail(const struct sn_ring *ring, u32 lane)
  */
 static u32 sn_lane_record_at(const struct sn_ring *ring, u64 lane_off, u32 t)
 {
-	u32 mask = ring->geo.slots - 1;
+	u32 mask = ring->geo.slots - 1, len;
 	const struct sn_slot *s;
 
 	s = (const struct sn_slot *)(ring->vaddr + lane_off + ring->off.slots +
@@ -496,7 +498,10 @@ static u32 sn_lane_record_at(const struct sn_ring *ring, u64 lane_off, u32 t)
 		return 0;
 	if (!(ring->geo.flags & SN_GEO_VARLEN))
 		return 1;
-	return sn_record_span(READ_ONCE(s->len), t & mask, ring->geo.slots,
+	len = READ_ONCE(s->len);
+	if ((len & SN_SLOT_BUF) && !ring->geo.bufs)
+		return 0;	/* a buffer record where there are none */
+	return sn_record_span(len, t & mask, ring->geo.slots,
 			      ilog2(ring->off.stride));
 }
 

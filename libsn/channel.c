@@ -31,7 +31,9 @@ int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes)
 		return -EINVAL;
 	/* slot memory as the module counts it (format 3: headers included);
 	 * each factor is below 2^30: the product fits */
-	if ((g->flags & SN_GEO_VARLEN) && !(g->flags & SN_GEO_FORMAT3))
+	/* varlen: a record and its terminator need two slots at least */
+	if ((g->flags & SN_GEO_VARLEN) &&
+	    (!(g->flags & SN_GEO_FORMAT3) || g->slots < 2))
 		return -EINVAL;
 	if (g->bufs > SN_MAX_BUFS || (g->bufs && !(g->flags & SN_GEO_VARLEN)) ||
 	    (g->bufs ? g->buf_size < 64 || g->buf_size % 64 ||
@@ -450,13 +452,17 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 					__atomic_load_n(head, __ATOMIC_RELAXED),
 					ch->geo.slots);
 			else if (ch->geo.type != SN_RING_MPMC)
-				st->depth += sent > recv ? sent - recv : 0;
+				st->depth += sent > recv ? (sent - recv < ch->geo.slots ?
+					sent - recv : ch->geo.slots) : 0;
 		}
 	}
 	/* varlen MPMC: the consumers count in lane 0's line */
-	if (varlen && ch->geo.type == SN_RING_MPMC)
+	if (varlen && ch->geo.type == SN_RING_MPMC) {
 		st->depth = st->sent > st->received ?
 			    st->sent - st->received : 0;
+		if (st->depth > (__u64)ch->geo.slots * ch->geo.lanes)
+			st->depth = (__u64)ch->geo.slots * ch->geo.lanes;
+	}
 	return 0;
 }
 
@@ -481,7 +487,7 @@ __u32 sn_lane_commit_orphans(const struct sn_channel *ch, __u32 lane,
 {
 	unsigned char *l = sn_lane_ptr(ch, lane);
 	__u32 *tail_p = (__u32 *)(l + ch->off.prod_tail);
-	__u32 t0 = __atomic_load_n(tail_p, __ATOMIC_ACQUIRE), t = t0, n;
+	__u32 t0 = __atomic_load_n(tail_p, __ATOMIC_ACQUIRE), t = t0, n, len;
 	__u32 slots = ch->geo.slots, shift = sn_log2(ch->off.stride);
 
 	for (;;) {
@@ -493,9 +499,10 @@ __u32 sn_lane_commit_orphans(const struct sn_channel *ch, __u32 lane,
 		 * our release of the tail publishes the messages too */
 		if (__atomic_load_n(&s->seq, __ATOMIC_ACQUIRE) != t + 1)
 			break;
+		len = __atomic_load_n(&s->len, __ATOMIC_RELAXED);
 		n = !(ch->geo.flags & SN_GEO_VARLEN) ? 1 :
-		    sn_record_span(__atomic_load_n(&s->len, __ATOMIC_RELAXED),
-				   t & (slots - 1), slots, shift);
+		    (len & SN_SLOT_BUF) && !ch->geo.bufs ? 0 :
+		    sn_record_span(len, t & (slots - 1), slots, shift);
 		if (!n || n > slots - (t - t0))	/* whole, valid, one lap */
 			break;
 		t += n;

@@ -430,6 +430,8 @@ SN_API int sn__send_wait(struct sn_producer *p, const void *msg, __u32 len,
 		r = sn_try_send_len(p, msg, len);
 		if (r != -EAGAIN)
 			return r;
+		if (sn_now_ns() >= deadline)
+			return -ETIMEDOUT;
 	}
 }
 

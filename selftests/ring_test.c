@@ -1759,7 +1759,7 @@ static void var_write(const struct sn_info *i, char *lane,
 		struct sn_slot *s = var_slot(i, lane, r[k].pos);
 		__u32 idx = r[k].pos & (i->slots - 1);
 
-		if (r[k].len != SN_SLOT_PAD &&
+		if (r[k].len <= SN_SLOT_LEN &&
 		    sn_record_span(r[k].len, idx, i->slots, shift))
 			memset(s + 1, 0xa0 + k, r[k].len);
 		s->len = r[k].len;

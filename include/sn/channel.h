@@ -1131,14 +1131,15 @@ static inline const void *sn_consumer_slot(const struct sn_consumer *c,
  * sn_consumer_slot(c, *pos + i)), then sn_release(). MPMC: the messages are
  * claimed, no other consumer gets them. Returns how many (1..n), -EAGAIN
  * when every lane is empty, -EPIPE when besides every producer has gone
- * (end of stream), -EINVAL when @n is 0 or a peek is outstanding.
+ * (end of stream), -EINVAL when @n is 0, a peek is outstanding or the
+ * channel is SN_CHANNEL_VARLEN (sn_peek_len()).
  * A peer may change a slot while it is read: copy what you validate.
  */
 static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 {
 	__u32 lane = 0, k;
 
-	if (!n || c->peek_n)
+	if (!n || c->peek_n || (c->flags & SN__VARLEN))
 		return -EINVAL;
 	if (n > (__u32)0x7fffffff)
 		n = 0x7fffffff;

@@ -313,8 +313,10 @@ struct sn_create {
  * multiple of 8 or above the module parameter max_slot_size, bufs above
  * SN_MAX_BUFS or without SN_CREATE_VARLEN, a buf_size that is not a
  * multiple of 64 in 64..SN_MAX_BUF_SIZE (0 without bufs), slots not a
- * power of two or above max_slots, lanes out of range, slot memory (slots *
- * slot_size * lanes) above max_ring_mb, and a home_cpu that is not a
+ * power of two or above max_slots, lanes out of range, ring memory ((slots
+ * * stride + bufs * buf_size) * lanes) above max_ring_mb,
+ * SN_CREATE_VARLEN without SN_CREATE_FORMAT3 or with fewer than 2 slots,
+ * and a home_cpu that is not a
  * possible CPU in the caller's allowed CPUs (sched_setaffinity, cpusets):
  * a ring's wakeup thread runs on its home CPU, so a caller may only choose
  * a CPU it may run on itself. Without SN_CREATE_HOME_CPU the home is the
@@ -782,7 +784,8 @@ static inline __u32 sn_record_max(__u32 slots, __u32 shift)
  * 0 when it is no valid record there: unknown flags, a padding record at
  * slot 0, a buffer record of another length, a message above
  * sn_record_max(), or a record crossing the lane end. Everything that
- * reads a record's length goes through this.
+ * reads a record's length goes through this (and refuses buffer records
+ * in a ring without buffers).
  */
 static inline __u32 sn_record_span(__u32 len, __u32 idx, __u32 slots,
 				   __u32 shift)
