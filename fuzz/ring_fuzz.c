@@ -70,6 +70,38 @@ static void check_record(const void *p, uint32_t len, uint32_t slots)
 	CHECK(c + len <= lane + g_off.slots + (uint64_t)slots * g_off.stride);
 }
 
+/* A buffer's message of @len bytes at @p lies within one buffer of the
+ * lane it is in (@bufs of @buf_size bytes after the lane's slots). */
+static void check_buf(const void *p, uint32_t len, uint32_t bufs,
+		      uint32_t buf_size)
+{
+	const unsigned char *c = p, *lane;
+	uint64_t at;
+
+	CHECK(c >= g_base + g_off.lane0 && c < g_base + g_off.map_size);
+	at = (uint64_t)(c - g_base - g_off.lane0);
+	lane = g_base + g_off.lane0 + at / g_off.lane_size * g_off.lane_size;
+	CHECK(c >= lane + g_off.bufs);
+	CHECK((uint64_t)(c - lane - g_off.bufs) % buf_size == 0);
+	CHECK((uint64_t)(c - lane - g_off.bufs) / buf_size < bufs);
+	CHECK(len <= buf_size);
+}
+
+/* A message handed out in place: in a buffer, or a record's slots. */
+static void check_msg(const void *p, uint32_t len, uint32_t slots,
+		      const struct sn_channel_info *info)
+{
+	const unsigned char *c = p;
+	uint64_t at = (uint64_t)(c - g_base - g_off.lane0) % g_off.lane_size;
+
+	if (info->bufs && at >= g_off.bufs)
+		check_buf(p, len, info->bufs, info->buf_size);
+	else if (info->flags & SN_CHANNEL_VARLEN)
+		check_record(p, len, slots);
+	else
+		check_slot(p, len);
+}
+
 /* The header of slot @pos of @lane. */
 static struct sn_slot *slot_hdr(uint32_t lane, uint32_t pos, uint32_t slots)
 {
@@ -108,7 +140,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned int slot_size = 8 * (take(&in, 1) % 4 + 1);
 	unsigned int lanes = type == SN_RING_SPSC ? 1 : take(&in, 1) % 3 + 1;
 	unsigned int ncons = type == SN_RING_MPMC ? 2 : 1, i;
-	unsigned int varlen = take(&in, 1) & 1 ? SN_CHANNEL_VARLEN : 0;
+	unsigned int vb = take(&in, 1);
+	unsigned int varlen = vb & 1 ? SN_CHANNEL_VARLEN : 0;
+	struct sn_channel_opts o = {
+		.size = sizeof(o), .type = type, .slots = slots,
+		.slot_size = slot_size, .lanes = lanes,
+		.flags = SN_BACKEND_MEMFD | varlen,
+		/* buffers (varlen only): 1 to 4 of 64 to 256 bytes */
+		.bufs = varlen && (vb & 2) ? (vb >> 2) % 4 + 1 : 0,
+		.buf_size = varlen && (vb & 2) ? 64 * ((vb >> 4) % 4 + 1) : 0,
+	};
+	struct sn_buf held[4];
+	unsigned int nheld = 0;
+	uint32_t most;
 	struct sn_producer *p[3] = { 0 };
 	struct sn_consumer *c[2] = { 0 };
 	struct sn_channel_stats st;
@@ -120,13 +164,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	void *base;
 	int ops = 0;
 
-	if (sn_channel_create(&ch, type, slots, slot_size, lanes,
-			      SN_BACKEND_MEMFD | varlen))
+	if (sn_channel_create_opts(&ch, &o))
 		return 0;
 	sn_channel_layout(ch, &base, &g_off);
 	g_base = base;
 	CHECK(!sn_channel_info(ch, &info));
 	CHECK(info.max_msg <= sizeof(buf) - 64);
+	CHECK(info.bufs == o.bufs && info.buf_size == o.buf_size);
+	/* the longest message a receive may see: a record, or a buffer's */
+	most = info.max_msg > info.buf_size ? info.max_msg : info.buf_size;
 	for (i = 0; i < lanes; i++)
 		CHECK(!sn_producer_open(ch, &p[i]));
 	for (i = 0; i < ncons; i++)
@@ -139,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		struct sn_consumer *cc = c[(op >> 4) % ncons];
 		int r, k;
 
-		switch (op % 15) {
+		switch (op % 17) {
 		case 0:	/* the peer: any word of the mapping, kpage included */
 		case 1: {
 			uint64_t off = (take(&in, 3) % g_off.map_size) & ~3ULL;
@@ -188,12 +234,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 								 r + 1)));
 			break;
 		case 7:
-			/* varlen: sn_peek() does not refuse records yet (a
-			 * known libsn bug, selftests/record_test.c's
-			 * varlen_peek_refused): sn_peek_len (case 14) instead */
-			if (varlen)
-				break;
 			n = take(&in, 1) % 9 + 1;
+			if (varlen) {	/* records: sn_peek_len (default) */
+				CHECK(sn_peek(cc, n, &pos) == -EINVAL);
+				break;
+			}
 			r = sn_peek(cc, n, &pos);
 			CHECK(r == -EAGAIN || r == -EPIPE || (r > 0 && (uint32_t)r <= n &&
 					       (uint32_t)r <= slots));
@@ -212,9 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t len = 0;
 
 			CHECK(!sn_channel_stats(ch, &st));
-			/* varlen rings count depth in messages from the
-			 * sides' statistics, which the input may scribble */
-			CHECK(varlen || st.depth <= (uint64_t)slots * lanes);
+			CHECK(st.depth <= (uint64_t)slots * lanes);
 			if (!(op & 0x80))
 				break;
 			switch (op & 0x60) {
@@ -225,15 +268,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				r = sn_recv(cc, buf, 2000);
 				break;
 			case 0x40:
-				/* a one-slot varlen SPSC/MPSC lane takes no
-				 * record, and sn_send_len() then spins past
-				 * its timeout (a known libsn bug: record_test's
-				 * one_slot_lane) */
-				if (varlen && slots == 1 &&
-				    type != SN_RING_MPMC) {
-					r = 0;
-					break;
-				}
 				len = any_len(&in, info.max_msg);
 				r = sn_send_len(pp, buf, len, 2000);
 				CHECK(r != -EMSGSIZE || len > info.max_msg);
@@ -241,7 +275,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			default:
 				r = sn_recv_len(cc, buf, sizeof(buf) - 64, &len,
 						2000);
-				CHECK(r || len <= sizeof(buf) - 64);
+				CHECK(r || len <= most);
 			}
 			CHECK(r == 0 || r == -ETIMEDOUT || r == -EPIPE ||
 			      r == -EMSGSIZE);
@@ -322,9 +356,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			      r == -EMSGSIZE ||
 			      (r == -EINVAL && !varlen && cap < slot_size));
 			if (r == 0)
-				CHECK(len <= cap && len <= info.max_msg);
+				CHECK(len <= cap && len <= most);
 			if (r == -EMSGSIZE)
-				CHECK(len > cap && len <= info.max_msg);
+				CHECK(len > cap && len <= most);
 			for (k = r == 0 ? (int)len : 0; k < (int)sizeof(buf);
 			     k++)
 				CHECK(buf[k] == 0xa5);
@@ -338,14 +372,77 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(r == 0 || r == -EAGAIN || r == -EPIPE);
 			if (r)
 				break;
-			CHECK(len <= info.max_msg);
-			if (varlen)
-				check_record(m, len, slots);
-			else
-				check_slot(m, len);
+			CHECK(len <= most);
+			check_msg(m, len, slots, &info);
 			memcpy(buf, m, len);
 			CHECK(sn_release(cc, 2) == -EINVAL);
 			CHECK(!sn_release(cc, 1));
+			break;
+		}
+		case 15: { /* buffers: a producer's get, send and drop */
+			void *w;
+			uint32_t idx, len = take(&in, 2) % (info.buf_size + 2);
+
+			r = sn_buf_get(pp, &w, &idx);
+			CHECK(r == 0 || r == -EAGAIN || (r == -EINVAL && !o.bufs));
+			if (r)
+				break;
+			check_buf(w, info.buf_size, info.bufs, info.buf_size);
+			memset(w, 0x77, info.buf_size);
+			if (take(&in, 1) & 1) {
+				CHECK(!sn_buf_drop(pp, idx));
+				break;
+			}
+			r = sn_buf_send(pp, idx, len);
+			CHECK(r == 0 || r == -EAGAIN || r == -EPIPE ||
+			      (r == -EINVAL && len > info.buf_size));
+			if (r)
+				sn_buf_drop(pp, idx);
+			break;
+		}
+		case 16: { /* buffers: a consumer's take and return, and the
+			    * peer: a buffer record naming any buffer */
+			struct sn_buf b;
+
+			if (take(&in, 1) & 1) {
+				uint32_t l = take(&in, 1) % lanes, at;
+				unsigned char *lp = g_base + g_off.lane0 +
+						    l * g_off.lane_size;
+				uint32_t *ref;
+
+				at = *(uint32_t *)(lp + g_off.prod_tail);
+				ref = (uint32_t *)(slot_hdr(l, at, slots) + 1);
+				__atomic_store_n(&ref[0], take(&in, 1) % 8,
+						 __ATOMIC_RELAXED);
+				__atomic_store_n(&ref[1], take(&in, 2) % 512,
+						 __ATOMIC_RELAXED);
+				__atomic_store_n(&slot_hdr(l, at, slots)->len,
+						 SN_SLOT_BUF | 8,
+						 __ATOMIC_RELAXED);
+				__atomic_store_n(&slot_hdr(l, at, slots)->seq,
+						 at + 1, __ATOMIC_RELEASE);
+				break;
+			}
+			if (nheld && (take(&in, 1) & 1)) {
+				k = (int)(take(&in, 1) % nheld);
+				/* held by c[0], which took it, unless the
+				 * peer scribbled over its ret word */
+				r = sn_buf_put(c[0], &held[k]);
+				CHECK(r == 0 || r == -EINVAL);
+				held[k] = held[--nheld];
+				break;
+			}
+			if (nheld == 4)
+				break;
+			r = sn_recv_buf(c[0], &b);
+			CHECK(r == 0 || r == -EAGAIN || r == -EPIPE ||
+			      r == -ENOMSG || (r == -EINVAL && !o.bufs));
+			if (r)
+				break;
+			check_buf(b.data, b.len, info.bufs, info.buf_size);
+			memcpy(buf, b.data, b.len);
+			held[nheld++] = b;
+			break;
 		}
 		}
 		for (i = 0; i < lanes; i++)
