@@ -4,7 +4,8 @@
  *
  * The main thread reads the file and submits every word (lowercased
  * letters and digits, at most 47 bytes) keyed by its hash, so each word
- * always reaches the same worker; each worker counts its words in a table
+ * always reaches the same worker (as a message of its own length: the
+ * pool carries records, max_msg_size); each worker counts its words in a table
  * of its own (state_size: the pool gives every worker its own zeroed
  * state, no locks, nothing shared). After shutdown main collects each
  * worker's table with sn_pool_worker_state(), merges them (the workers'
@@ -136,7 +137,11 @@ int main(int argc, char **argv)
 
 	sn_pool_config_init(&cfg);
 	cfg.workers = workers;			/* 0: one per online CPU */
-	cfg.msg_size = WORD_MAX + 1;
+	/* most words are short: slots of 8 payload bytes (32 bytes each),
+	 * longer words as records of up to 3 slots (pool.h "Message
+	 * sizes"), instead of 96-byte slots for every word */
+	cfg.msg_size = 8;
+	cfg.max_msg_size = WORD_MAX;
 	cfg.block_timeout_ns = SN_WAIT_FOREVER;	/* wait for room, forever */
 	cfg.partitioner.kind = SN_PART_JUMP;
 	cfg.state_size = sizeof(struct table);	/* each worker's own table */

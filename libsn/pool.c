@@ -54,20 +54,26 @@
 #define SN_POOL_POLL_NS		50000L		/* shutdown's and open's poll */
 #define SN_POOL_WAIT_SLICE	1000000ULL	/* a blocked submit re-checks
 						 * intake this often */
+#define SN_POOL_BACKENDS	(SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)
 #define SN_POOL_CHUNK		64U		/* sn_submit_batch() routes
 						 * this many at a time */
 
-/* What precedes the payload in every slot. */
+/* What precedes the payload in every slot (every record: records). */
 struct sn_msg_hdr {
 	__u64 key;
 	__u32 source;
-	__u32 len;
+	__u32 len;		/* fixed slots: the payload's; records: unused,
+				 * their own length says it */
 };
 
-/* Messages of one lane a handler call reads in place. */
+#define SN_HDR	((__u32)sizeof(struct sn_msg_hdr))
+
+/* Messages of one lane a handler call reads in place: n slots from pos
+ * holding k messages (fixed slots: n == k; records: padding and dropped
+ * records among them). */
 struct sn_seg {
 	struct sn_consumer *c;
-	__u32 lane, pos, n;
+	__u32 lane, pos, n, k;
 };
 
 /* The pool's own requests on a worker's io_uring. */
@@ -147,6 +153,9 @@ struct sn_pool {
 	struct sn_pool_config cfg;
 	int *cpus;
 	unsigned int n, slots, slot_size, msg_size, batch, lanes;
+	unsigned int max_msg;		/* the longest payload: msg_size, or
+					 * max_msg_size with records */
+	int varlen;			/* records (max_msg > msg_size) */
 	unsigned int entries;
 	int backend;
 	int hash;			/* the partitioner is SN_PART_HASH */
@@ -273,14 +282,65 @@ static inline void sn_copy_small(unsigned char *dst, const unsigned char *src,
 	}
 }
 
-static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key,
-			   __u32 source, const void *payload, __u32 len)
+/* Writes the header and the payload at @slot: the message's one copy. */
+static inline void sn_fill_at(unsigned char *slot, __u64 key, __u32 source,
+			      const void *payload, __u32 len)
 {
-	unsigned char *slot = sn_producer_slot(p, pos);
 	struct sn_msg_hdr h = { .key = key, .source = source, .len = len };
 
 	memcpy(slot, &h, sizeof(h));
 	sn_copy_small(slot + sizeof(h), payload, len);
+}
+
+static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key,
+			   __u32 source, const void *payload, __u32 len)
+{
+	sn_fill_at(sn_producer_slot(p, pos), key, source, payload, len);
+}
+
+/*
+ * Room in @p's lane (to worker @dw) for one message of @len payload bytes:
+ * a slot, or with records one record of header + payload (sn_reserve_len(),
+ * which on refusal leaves in p->need the slots sn_producer_wait() then
+ * waits for). 0 with *@slot where to write it (sn_fill_at()), then
+ * sn_msg_commit(); else why not (-EAGAIN: no room now).
+ */
+static inline int sn_msg_reserve(struct sn_pool *pool, struct sn_producer *p,
+				 struct sn_worker *dw, __u32 len,
+				 unsigned char **slot)
+{
+	__u32 pos, tail;
+	void *buf;
+	int r;
+
+	if (!pool->varlen) {
+		r = sn_reserve(p, 1, &pos);
+		if (r < 0)
+			return r;
+		*slot = sn_producer_slot(p, pos);
+		return 0;
+	}
+	tail = p->tail;
+	r = sn_reserve_len(p, SN_HDR + len, &buf);
+	if (!r)
+		*slot = buf;
+	else if (p->tail != tail)
+		/* refused after publishing a padding record to the lane's
+		 * end: the worker must wake to release it, else this record
+		 * waits for room forever (memfd: the channel's own kick
+		 * does not reach the pool's eventfd) */
+		sn_pool_wake(pool, dw);
+	return r;
+}
+
+/* Publishes the message sn_msg_reserve() gave room for. */
+static inline void sn_msg_commit(const struct sn_pool *pool,
+				 struct sn_producer *p, __u32 len)
+{
+	if (!pool->varlen)
+		sn_commit(p, 1);
+	else
+		sn_commit_len(p, SN_HDR + len);
 }
 
 /* The worker of @key: the hash partitioner inline (the common case on
@@ -424,17 +484,61 @@ static void sn_worker_envs(struct sn_worker *w, const struct sn_consumer *c,
 }
 
 /*
- * Gathers up to batch messages from the inbound rings (round robin over
- * rings and lanes, FIFO per lane) and hands them to the handler where
- * they lie: the slots are given back after it returned, so nothing is
- * copied. The pool's rings are in-process, written only by its own
- * producers. Returns how many.
+ * Records: envelopes for the records of @c's @lane from @pos, at most @max
+ * messages, read in place without taking them (sn__cons_var_at()), so that
+ * a lane's records of one batch are released at once after the handler,
+ * as fixed slots are. Padding records are passed over (released with the
+ * rest); bad records (a length the ring's geometry refuses, or one the
+ * pool's producers never write: shorter than the header, a payload above
+ * max_msg) are dropped, counted in the channel's bad_records, and never
+ * reach the handler. One lap at most: a garbled seq cannot keep us here.
+ * Returns the slots read (padding and dropped records included: they must
+ * go back too, a producer may wait for them), *@k the messages.
  */
-static unsigned int sn_worker_batch(struct sn_worker *w)
+static __u32 sn_lane_records(const struct sn_worker *w, struct sn_consumer *c,
+			     __u32 lane, __u32 pos, __u32 max,
+			     struct sn_envelope *env, __u32 *k)
+{
+	__u32 span, m, n, len;
+
+	for (span = 0, m = 0; m < max && span <= c->mask; span += n) {
+		const unsigned char *msg;
+		struct sn_msg_hdr h;
+
+		n = sn__cons_var_at(c, lane, pos + span, &len);
+		if (!n)
+			break;
+		if (len == SN_SLOT_PAD)
+			continue;
+		if (len < SN_HDR || len > SN_SLOT_LEN ||
+		    len - SN_HDR > w->pool->max_msg) {
+			sn__cons_bad(c, lane);
+			continue;
+		}
+		msg = (const unsigned char *)(sn__cons_hdr(c, lane, pos + span) +
+					      1);
+		memcpy(&h, msg, sizeof(h));
+		env[m].key = h.key;
+		env[m].source = h.source;
+		env[m].len = len - SN_HDR;
+		env[m].payload = msg + SN_HDR;
+		m++;
+	}
+	*k = m;
+	return span;
+}
+
+/*
+ * Gathers up to batch messages from the inbound rings (round robin over
+ * rings and lanes, FIFO per lane) into w->env, where they lie, and the
+ * lanes' segments into w->seg. Returns how many; *@nseg the segments
+ * (with records, some may hold padding only).
+ */
+static unsigned int sn_worker_gather(struct sn_worker *w, unsigned int *nseg)
 {
 	struct sn_pool *pool = w->pool;
-	unsigned int got = 0, nseg = 0, k, l, i;
-	__u32 pos, lane, n;
+	unsigned int got = 0, ns = 0, k, l;
+	__u32 pos, lane, n, m;
 
 	for (k = 0; k < w->nin && got < pool->batch; k++) {
 		struct sn_consumer *c = w->in[w->next_in];
@@ -443,34 +547,79 @@ static unsigned int sn_worker_batch(struct sn_worker *w)
 		for (l = 0; l < c->lanes && got < pool->batch; l++) {
 			lane = c->next_lane;
 			c->next_lane = lane + 1 < c->lanes ? lane + 1 : 0;
-			n = sn__cons_take(c, lane, pool->batch - got, &pos);
+			if (!pool->varlen) {
+				n = sn__cons_take(c, lane, pool->batch - got,
+						  &pos);
+				if (n)
+					sn_worker_envs(w, c, lane, pos, n,
+						       w->env + got);
+				m = n;
+			} else {
+				pos = c->head[lane];
+				n = sn_lane_records(w, c, lane, pos,
+						    pool->batch - got,
+						    w->env + got, &m);
+			}
 			if (!n)
 				continue;
-			sn_worker_envs(w, c, lane, pos, n, w->env + got);
-			w->seg[nseg].c = c;
-			w->seg[nseg].lane = lane;
-			w->seg[nseg].pos = pos;
-			w->seg[nseg].n = n;
-			nseg++;
-			got += n;
+			w->seg[ns].c = c;
+			w->seg[ns].lane = lane;
+			w->seg[ns].pos = pos;
+			w->seg[ns].n = n;
+			w->seg[ns].k = m;
+			ns++;
+			got += m;
 		}
 	}
-	if (!got)
+	*nseg = ns;
+	return got;
+}
+
+/*
+ * One batch: gathers messages and hands them to the handler where they
+ * lie: the slots are given back after it returned, so nothing is copied.
+ * The pool's rings are in-process, written only by its own producers.
+ * Returns how many messages.
+ */
+static unsigned int sn_worker_batch(struct sn_worker *w)
+{
+	struct sn_pool *pool = w->pool;
+	unsigned int got, nseg, i, j;
+
+	got = sn_worker_gather(w, &nseg);
+	if (!nseg)
 		return 0;
-	if (pool->cfg.handle(w, w->state, w->env, got) < 0)
+	if (got && pool->cfg.handle(w, w->state, w->env, got) < 0)
 		sn_count(&w->c.handler_errors, 1);
 	for (i = 0; i < nseg; i++) {
-		sn__cons_done(w->seg[i].c, w->seg[i].lane, w->seg[i].pos,
-			      w->seg[i].n);
-		sn__cons_count(w->seg[i].c, w->seg[i].n, 0);
+		struct sn_seg *sg = &w->seg[i];
+
+		sn__cons_done(sg->c, sg->lane, sg->pos, sg->n);
+		if (!pool->varlen) {
+			sn__cons_count(sg->c, sg->n, 0);
+			continue;
+		}
+		/* records: the ring's received count is stored per message
+		 * (its head counts slots), so each one adds its own */
+		for (j = 0; j < sg->k; j++)
+			sn__cons_var_count(sg->c, sg->lane);
 	}
+	if (!got)
+		return 0;	/* only padding or bad records went */
 	sn_count(&w->c.batches, 1);
 	/* after the handler: whatever it forwarded is counted already */
 	sn_count(&w->c.handled, got);
 	return got;
 }
 
-/* Any inbound ring holds a message (SPSC/MPSC: our heads are the truth). */
+/*
+ * Any inbound ring holds a message (SPSC/MPSC: our heads are the truth).
+ * Records too: tails and heads count slots there, and a producer stores
+ * the tail after the record's seq, so tail != head says a record (or a
+ * padding record, which the batch must release) is committed at the head,
+ * as sn__cons_committed() there would; the tail is what the producers'
+ * [P1] orders against our announcement.
+ */
 static int sn_worker_ready(const struct sn_worker *w)
 {
 	unsigned int i, lane;
@@ -732,11 +881,19 @@ static void sn_pool_free(struct sn_pool *pool)
 static int sn_pool_channel(struct sn_pool *pool, struct sn_channel **out,
 			   unsigned int type, unsigned int lanes)
 {
+	struct sn_channel_info info;
 	int ret = sn_channel_create(out, type, pool->slots, pool->slot_size,
-				    lanes, (unsigned int)pool->backend);
+				    lanes, (unsigned int)pool->backend |
+				    (pool->varlen ? SN_CHANNEL_VARLEN : 0));
 
 	if (!ret && !pool->backend)
 		pool->backend = sn_channel_backend(*out);
+	/* records: the lanes were sized for the longest message; the ring's
+	 * own word is the one that counts (a send never sees -EMSGSIZE) */
+	if (!ret && pool->varlen &&
+	    (sn_channel_info(*out, &info) ||
+	     info.max_msg < SN_HDR + pool->max_msg))
+		ret = -EINVAL;
 	return ret;
 }
 
@@ -768,7 +925,11 @@ static int sn_pool_build(struct sn_pool *pool)
 		w->efd_io.w = w;
 		w->in = calloc(w->nin, sizeof(*w->in));
 		w->out = calloc(n, sizeof(*w->out));
-		w->seg = calloc(pool->batch, sizeof(*w->seg));
+		/* records: a lane may also give padding only, so up to a
+		 * segment per inbound lane besides */
+		w->seg = calloc(pool->batch + (pool->varlen ?
+					       n + pool->lanes : 0),
+				sizeof(*w->seg));
 		w->env = calloc(pool->batch, sizeof(*w->env));
 		if (!w->in || !w->out || !w->seg || !w->env)
 			return -ENOMEM;
@@ -893,6 +1054,35 @@ static int sn_pool_start(struct sn_pool *pool)
 	return ret;
 }
 
+/*
+ * The longest payload, and with records (@max above msg_size) lanes that
+ * hold at least one such message: its record (header included) and the
+ * terminator slot, sn_record_max(). A msg_size message takes one slot:
+ * slot_size holds it with its header, and a record's stride is at least
+ * that plus the slot header. -EINVAL when @max is below msg_size or no
+ * lane of SN_CHANNEL_MAX_SLOTS can hold it.
+ */
+static int sn_pool_records(struct sn_pool *pool, unsigned int max)
+{
+	__u32 shift;
+	__u64 need;
+
+	pool->max_msg = max ? max : pool->msg_size;
+	if (pool->max_msg < pool->msg_size ||
+	    pool->max_msg > SN_SLOT_LEN - SN_HDR)
+		return -EINVAL;
+	pool->varlen = pool->max_msg > pool->msg_size;
+	if (!pool->varlen)
+		return 0;
+	shift = sn_log2(sn_var_stride(pool->slot_size));
+	need = sn_record_slots(SN_HDR + pool->max_msg, shift) + 1;
+	if (need > SN_CHANNEL_MAX_SLOTS)
+		return -EINVAL;
+	if (pool->slots < need)
+		pool->slots = sn_pow2_up((unsigned int)need);
+	return 0;
+}
+
 SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg)
 {
 	struct sn_pool *pool;
@@ -901,8 +1091,10 @@ SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg
 
 	if (!out || !cfg || !cfg->handle ||
 	    cfg->backpressure > SN_BP_BLOCK || cfg->max_submitters > 64 ||
-	    (cfg->backend & ~SN_CHANNEL_FLAGS) ||
-	    cfg->backend == SN_CHANNEL_FLAGS ||
+	    /* a backend, not other channel flags: records are the pool's
+	     * to choose (max_msg_size) */
+	    (cfg->backend & ~SN_POOL_BACKENDS) ||
+	    cfg->backend == SN_POOL_BACKENDS ||
 	    cfg->msg_size > SN_CHANNEL_MAX_SLOT_SIZE - 64 ||
 	    cfg->queue_capacity > SN_CHANNEL_MAX_SLOTS ||
 	    cfg->workers > SN_POOL_MAX_WORKERS || cfg->batch > 65536 ||
@@ -930,7 +1122,10 @@ SN_API int sn_pool_create(struct sn_pool **out, const struct sn_pool_config *cfg
 	while (pool->entries < 2 * (pool->n + 2) && pool->entries < 4096)
 		pool->entries <<= 1;
 	pool->backend = (int)cfg->backend;
-	ret = sn_partitioner_create(&pool->part, &cfg->partitioner, pool->n);
+	ret = sn_pool_records(pool, cfg->max_msg_size);
+	if (!ret)
+		ret = sn_partitioner_create(&pool->part, &cfg->partitioner,
+					    pool->n);
 	pool->hash = cfg->partitioner.kind == SN_PART_HASH;
 	if (!ret) {
 		if (cfg->affinity && cfg->cpus)
@@ -1400,34 +1595,45 @@ static int sn_submit_wait(struct sn_submitter *s, struct sn_producer *p,
 	return 0;
 }
 
+/*
+ * Sends one message to @worker's lane, waiting for room as backpressure
+ * says: 0, or why it was refused. Between sn_submit_begin() and
+ * sn_submit_end().
+ */
+static int sn_submit_one(struct sn_submitter *s, unsigned int worker,
+			 __u64 key, const void *payload, __u32 len)
+{
+	struct sn_pool *pool = s->pool;
+	struct sn_producer *p = s->p[worker];
+	unsigned char *slot;
+	__u64 deadline = 0;
+	int ret;
+
+	while (sn_msg_reserve(pool, p, pool->w[worker], len, &slot) < 0) {
+		ret = sn_submit_wait(s, p, &deadline);
+		if (ret)
+			return ret;
+	}
+	sn_fill_at(slot, key, SN_SOURCE_EXTERNAL, payload, len);
+	/* counted before it is published (see the top) */
+	sn_count(&s->submitted, 1);
+	sn_msg_commit(pool, p, len);
+	sn_pool_wake(pool, pool->w[worker]);
+	return 0;
+}
+
 SN_API int sn_submit_to(struct sn_submitter *s, unsigned int worker,
 			__u64 key, const void *payload, __u32 len)
 {
-	struct sn_pool *pool;
-	struct sn_producer *p;
-	__u64 deadline = 0;
-	__u32 pos;
 	int ret;
 
-	if (!s || worker >= s->pool->n || len > s->pool->msg_size ||
+	if (!s || worker >= s->pool->n || len > s->pool->max_msg ||
 	    (len && !payload))
 		return -EINVAL;
-	pool = s->pool;
-	p = s->p[worker];
 	ret = sn_submit_begin(s);
-	if (ret)
-		return sn_submit_end(s, 1, ret);
-	while (sn_reserve(p, 1, &pos) < 0) {
-		ret = sn_submit_wait(s, p, &deadline);
-		if (ret)
-			return sn_submit_end(s, 1, ret);
-	}
-	sn_fill(p, pos, key, SN_SOURCE_EXTERNAL, payload, len);
-	/* counted before it is published (see the top) */
-	sn_count(&s->submitted, 1);
-	sn_commit(p, 1);
-	sn_pool_wake(pool, pool->w[worker]);
-	return sn_submit_end(s, 0, 0);
+	if (!ret)
+		ret = sn_submit_one(s, worker, key, payload, len);
+	return sn_submit_end(s, !!ret, ret);
 }
 
 SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
@@ -1560,6 +1766,35 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 	}
 }
 
+/*
+ * Records: sn_submit_batch()'s prefix, one message at a time, each
+ * reserved and committed on its own (sn_reserve_len() takes one record a
+ * time: a lane's records of a chunk cannot be reserved together as slots
+ * are). Returns how many were taken; *@ret why the next one was refused,
+ * *@bad 1 when it has a bad length.
+ */
+static unsigned int sn_batch_records(struct sn_submitter *s,
+				     const struct sn_pool_msg *msgs,
+				     unsigned int n, int *ret, int *bad)
+{
+	struct sn_pool *pool = s->pool;
+	unsigned int done;
+
+	for (done = 0; done < n; done++) {
+		const struct sn_pool_msg *m = msgs + done;
+
+		if (m->len > pool->max_msg || (m->len && !m->payload)) {
+			*bad = 1;
+			break;
+		}
+		*ret = sn_submit_one(s, sn_pool_pick(pool, m->key, &s->rr),
+				     m->key, m->payload, m->len);
+		if (*ret)
+			break;
+	}
+	return done;
+}
+
 SN_API int sn_submit_batch(struct sn_submitter *s,
 			   const struct sn_pool_msg *msgs, unsigned int n)
 {
@@ -1575,12 +1810,14 @@ SN_API int sn_submit_batch(struct sn_submitter *s,
 		return 0;
 	pool = s->pool;
 	ret = sn_submit_begin(s);
+	if (!ret && pool->varlen)
+		done = sn_batch_records(s, msgs, n, &ret, &bad);
 	while (!ret && done < n && !bad) {
 		const struct sn_pool_msg *m = msgs + done;
 
 		k = n - done < SN_POOL_CHUNK ? n - done : SN_POOL_CHUNK;
 		for (j = 0; j < k; j++) {
-			if (m[j].len > pool->msg_size ||
+			if (m[j].len > pool->max_msg ||
 			    (m[j].len && !m[j].payload)) {
 				bad = 1;
 				break;
@@ -1649,9 +1886,9 @@ SN_API int sn_worker_send(struct sn_worker *w, unsigned int dest, __u64 key,
 {
 	struct sn_pool *pool;
 	struct sn_producer *p;
-	__u32 pos;
+	unsigned char *slot;
 
-	if (!w || dest >= w->pool->n || len > w->pool->msg_size ||
+	if (!w || dest >= w->pool->n || len > w->pool->max_msg ||
 	    (len && !payload))
 		return -EINVAL;
 	pool = w->pool;
@@ -1660,13 +1897,13 @@ SN_API int sn_worker_send(struct sn_worker *w, unsigned int dest, __u64 key,
 		return -ESHUTDOWN;
 	}
 	p = w->out[dest];
-	if (sn_reserve(p, 1, &pos) < 0) {
+	if (sn_msg_reserve(pool, p, pool->w[dest], len, &slot) < 0) {
 		sn_count(&w->c.forward_rejected, 1);
 		return -EAGAIN;
 	}
-	sn_fill(p, pos, key, w->id, payload, len);
+	sn_fill_at(slot, key, w->id, payload, len);
 	sn_count(&w->c.forwarded, 1);
-	sn_commit(p, 1);
+	sn_msg_commit(pool, p, len);
 	sn_pool_wake(pool, pool->w[dest]);
 	return 0;
 }

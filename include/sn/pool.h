@@ -19,12 +19,36 @@
  *            call unless an open waits (sn_submitter_open()).
  *
  * Every message carries an envelope: its source (a worker index or
- * SN_SOURCE_EXTERNAL), a 64-bit key and up to msg_size payload bytes. A
- * worker handles messages in batches: it gathers up to `batch` messages
- * from its inbound channels (round robin over them, FIFO per lane), calls
- * the handler once with their envelopes (pointing into the rings, no copy),
- * then calls the tick callback; tick runs on every loop iteration, with or
- * without messages.
+ * SN_SOURCE_EXTERNAL), a 64-bit key and up to max_msg_size payload bytes
+ * (msg_size unless configured longer). A worker handles messages in
+ * batches: it gathers up to `batch` messages from its inbound channels
+ * (round robin over them, FIFO per lane), calls the handler once with
+ * their envelopes (pointing into the rings, no copy), then calls the tick
+ * callback; tick runs on every loop iteration, with or without messages.
+ *
+ * Message sizes. Each message is a 16-byte header (key, source, length)
+ * and its payload, written once, from the sender's payload into the ring;
+ * the handler reads it there.
+ *
+ *   fixed slots  (max_msg_size 0 or msg_size, the default) every message
+ *                takes one slot of 16 + msg_size bytes (rounded up to 8,
+ *                plus the ring's 8-byte slot header, rounded up to 16, 32,
+ *                64 or a multiple of 64), whatever its length. The fastest:
+ *                sn_submit_batch() reserves and publishes each lane's share
+ *                of a chunk at once.
+ *   records      (max_msg_size above msg_size) the channels are created
+ *                with SN_CHANNEL_VARLEN (sn/channel.h): a message takes
+ *                as many consecutive slots as its header and payload need.
+ *                A slot is S bytes, S the power of two at or above the
+ *                fixed slot's bytes, so a message of up to msg_size payload
+ *                bytes takes one slot, a longer one ceil((len + 24) / S).
+ *                Costs: a record that does not fit before the end of its
+ *                lane leaves the rest of the lane as padding (at most its
+ *                own slots less one); every message is reserved and
+ *                published on its own (sn_submit_batch() too: one publish
+ *                per message); the consumer checks each record's length and
+ *                counts each message in the ring's statistics. Pick msg_size
+ *                as the common payload and max_msg_size as the longest.
  *
  * Order: messages of one submitter (or one worker) to one worker are
  * handled in the order sent. Messages of one key go to one worker (every
@@ -216,7 +240,7 @@ unsigned int sn_partition(const struct sn_partitioner *p, __u64 key,
 struct sn_envelope {
 	__u64 key;
 	__u32 source;		/* sending worker, or SN_SOURCE_EXTERNAL */
-	__u32 len;		/* payload bytes, <= msg_size */
+	__u32 len;		/* payload bytes, <= max_msg_size */
 	const void *payload;	/* 8-byte aligned */
 };
 
@@ -224,7 +248,7 @@ struct sn_envelope {
 struct sn_pool_msg {
 	__u64 key;
 	const void *payload;	/* len bytes (NULL when len is 0) */
-	__u32 len;		/* <= msg_size */
+	__u32 len;		/* <= max_msg_size */
 	__u32 pad;
 };
 
@@ -264,8 +288,27 @@ struct sn_pool_config {
 					 * power of two); 0: 1024. Handlers
 					 * read messages in place: a batch
 					 * keeps its slots until the handler
-					 * returns */
-	unsigned int msg_size;		/* payload bytes; 0: 48 */
+					 * returns. With records the slots
+					 * are S bytes (see "Message sizes"
+					 * at the top): capacity is
+					 * queue_capacity msg_size messages,
+					 * fewer longer ones; a lane is made
+					 * larger (a power of two) where it
+					 * could not hold one max_msg_size
+					 * message and one slot more, so
+					 * that every message fits an empty
+					 * lane */
+	unsigned int msg_size;		/* payload bytes a slot holds (fixed
+					 * slots: the longest payload); 0: 48 */
+	unsigned int max_msg_size;	/* the longest payload: 0 or msg_size
+					 * for fixed slots; above msg_size,
+					 * records of any length up to it
+					 * (at most 2^30 - 17, and lanes of
+					 * at most SN_CHANNEL_MAX_SLOTS and
+					 * SN_CHANNEL_MAX_BYTES); below:
+					 * -EINVAL. Every channel's lanes
+					 * hold one such message: mind the
+					 * n * n + n channels' memory */
 	unsigned int batch;		/* most messages per handler call;
 					 * 0: 32 */
 	unsigned int max_submitters;	/* ingress lanes, 1..64; 0: 8 */
@@ -418,8 +461,9 @@ int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out);
 int sn_submitter_close(struct sn_submitter *s);
 
 /*
- * Sends @len (<= msg_size) bytes of @payload with @key to the worker the
- * partitioner picks. When the worker's lane is full it waits as
+ * Sends @len (<= max_msg_size) bytes of @payload with @key to the worker
+ * the partitioner picks. When the worker's lane has no room for it (with
+ * records: for its slots, which may be more than one) it waits as
  * `backpressure` says, except on a worker thread of this pool, which
  * never waits (a worker waiting for room that only workers make could
  * wait for itself): -EAGAIN there. Returns 0, or counts a rejection and
@@ -437,7 +481,8 @@ int sn_submit_to(struct sn_submitter *s, unsigned int worker, __u64 key,
 /*
  * Submits @n messages in one call: each to the worker its key routes to
  * (as sn_submit()), routed in chunks of up to 64 messages with one publish
- * (and at most one wakeup) per worker's lane per chunk. Takes a prefix, in
+ * (and at most one wakeup) per worker's lane per chunk (with records: one
+ * publish per message). Takes a prefix, in
  * order: returns n, or how many were taken (1..n-1) when the next one was
  * refused, or a negative errno (as sn_submit()) when the first was; it
  * waits as sn_submit() does. Refused messages count as rejected, each one.
@@ -462,7 +507,8 @@ int sn_worker_stopping(const struct sn_worker *w);
 /*
  * Sends to worker @dest over the mesh (SPSC channel [self][dest]). Never
  * blocks (two workers waiting on each other's full rings would deadlock):
- * -EAGAIN when the ring is full (retry from a later tick, or drop), or
+ * -EAGAIN when the ring has no room for the message (retry from a later
+ * tick, or drop), or
  * -ESHUTDOWN from shutdown step 4 on; both counted as forward_rejected.
  * -EINVAL: @dest or @len out of range.
  */

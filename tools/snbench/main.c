@@ -104,6 +104,8 @@ struct result {
 	int shared_cpus;
 	/* sizes: a row of the message-size sweep (group: one size) */
 	int sizes;
+	unsigned int max_msg_size;	/* the pool carries records (0: fixed
+					 * slots) */
 };
 
 static struct {
@@ -829,12 +831,15 @@ static void print_targets(void)
 
 /* ---- worker_pool: msg/s for 1, 2, 4, ... workers ---- */
 
-/* One pool size: a warm-up run, then the timed repeats. */
-static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
+/* One pool size: a warm-up run, then the timed repeats. @max_msg_size:
+ * the pool's (records above msg_size). */
+static void measure_pool(unsigned int workers, const struct snb_cfg *cfg,
+			 unsigned int max_msg_size)
 {
 	struct result *res = new_result();
 	struct snb_pool_cfg pc = {
 		.workers = workers, .msg_size = cfg->msg_size,
+		.max_msg_size = max_msg_size,
 		.batch = cfg->batch, .capacity = cfg->capacity,
 		.messages = cfg->messages, .cpus = opt.cpus,
 		.ncpus = (unsigned int)opt.ncpus,
@@ -856,7 +861,9 @@ static void measure_pool(unsigned int workers, const struct snb_cfg *cfg)
 	res->syscalls_per_msg = -1;
 	res->pool = 1;
 	res->workers = workers;
-	snprintf(what, sizeof(what), "worker_pool %u workers", workers);
+	res->max_msg_size = max_msg_size;
+	snprintf(what, sizeof(what), "worker_pool %u workers%s", workers,
+		 max_msg_size ? " records" : "");
 	progress(what, "libsn");
 	pc.messages = cfg->messages / 10 < 1000 * workers ?
 		      1000 * workers : cfg->messages / 10;
@@ -909,18 +916,21 @@ static void pool_vs_channel(const struct result *ch, size_t first)
 
 		if (!r->pool || r->failed || r->rate <= 0)
 			continue;
-		printf("  %2u worker%s %6.2f Mmsg/s %7.1f ns/msg  %5.2fx the channel  %6.1f CPU ns/msg  CPU ratio %4.2fx",
-		       r->workers, r->workers > 1 ? "s" : " ", r->rate / 1e6,
+		printf("  %2u worker%s%s %6.2f Mmsg/s %7.1f ns/msg  %5.2fx the channel  %6.1f CPU ns/msg  CPU ratio %4.2fx",
+		       r->workers, r->workers > 1 ? "s" : " ",
+		       r->max_msg_size ? " records" : "", r->rate / 1e6,
 		       1e9 / r->rate, r->rate / ch->rate, r->cpu_per_msg,
 		       ch->cpu_per_msg / r->cpu_per_msg);
-		if (r->workers == 1)
+		if (r->workers == 1 && !r->max_msg_size)
 			printf("  target worker pool, 1 worker vs SPSC channel >= 0.5x: %s",
 			       r->rate >= 0.5 * ch->rate ? "met" : "MISSED");
 		printf("\n");
 	}
 }
 
-static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
+/* @records: with a max_msg_size, also 1 worker through records. */
+static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max,
+			    unsigned int records)
 {
 	const struct result *one = NULL, *ch;
 	struct snb_cfg cc = *cfg;
@@ -932,7 +942,7 @@ static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 	nsteps = 1;
 	for (w = 1; w < max; w *= 2)
 		nsteps++;
-	nsteps++;
+	nsteps += 1 + !!records;
 	/* the yardstick: libsn's SPSC channel, same batch, size, CPUs */
 	cc.type = SNB_SPSC;
 	cc.producers = cc.consumers = 1;
@@ -944,11 +954,15 @@ static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 	ngroups++;
 	first = nresults;
 	for (w = 1; w < max; w *= 2)
-		measure_pool(w, cfg);
-	measure_pool(max, cfg);
+		measure_pool(w, cfg, 0);
+	measure_pool(max, cfg, 0);
+	/* the same traffic through records: what they cost */
+	if (records)
+		measure_pool(1, cfg, records);
 	ch = &results[first - 1];	/* results may have moved */
 	for (i = first; i < nresults; i++) {
-		if (results[i].workers == 1 && !results[i].failed)
+		if (results[i].workers == 1 && !results[i].failed &&
+		    !results[i].max_msg_size)
 			one = &results[i];
 		if (!ch->failed && !ch->skipped)
 			results[i].channel_rate = ch->rate;
@@ -963,7 +977,7 @@ static void run_worker_pool(const struct snb_cfg *cfg, unsigned int max)
 	if (opt.json)
 		return;
 	for (i = first; i < nresults; i++)
-		if (results[i].workers == 16)
+		if (results[i].workers == 16 && !results[i].max_msg_size)
 			break;
 	if (i < nresults && !results[i].failed && results[i].speedup > 0)
 		printf("\ntarget worker pool, 16 workers vs 1 >= 14x on 16+ cores: %.2fx %s%s\n",
@@ -994,11 +1008,14 @@ static void print_pool_row(const struct result *r)
 		printf("  %7u FAILED (see stderr)\n", r->workers);
 		return;
 	}
-	printf("  %7u %9.2f %6.1f%% %7.2fx %12llu %12llu %s\n", r->workers,
+	printf("  %7u %9.2f %6.1f%% %7.2fx %12llu %12llu %s", r->workers,
 	       r->rate / 1e6, 100 * (r->rate_max - r->rate_min) / r->rate,
 	       r->speedup, (unsigned long long)r->submitted,
 	       (unsigned long long)r->handled,
 	       r->shared_cpus ? "share the workers' CPUs" : "own CPUs");
+	if (r->max_msg_size)
+		printf(", records (max_msg_size %u)", r->max_msg_size);
+	printf("\n");
 }
 
 /*
@@ -1009,8 +1026,10 @@ static void print_pool_json(const struct result *r)
 {
 	print_json_head(r, "pool", opt.cpus[0], opt.cpus[1 % opt.ncpus]);
 	printf(",\"workers\":%u,\"partitioner\":\"hash\","
-	       "\"backpressure\":\"block\",\"submitters_share_cpus\":%s",
-	       r->workers, r->shared_cpus ? "true" : "false");
+	       "\"backpressure\":\"block\",\"submitters_share_cpus\":%s,"
+	       "\"max_msg_size\":%u",
+	       r->workers, r->shared_cpus ? "true" : "false",
+	       r->max_msg_size);
 	if (r->failed) {
 		printf(",\"failed\":true}\n");
 		return;
@@ -1579,10 +1598,11 @@ static void usage(int st)
 		"  futex,eventfd,pipe; the sn rows need /dev/sn and root\n"
 		"worker_pool: --workers N (default: the online CPUs, at most 64), --messages N (per\n"
 		"  run, over all submitters, default 1000000), --batch N (default 32), --msg-size,\n"
-		"  --capacity (slots per ingress lane)\n"
+		"  --capacity (slots per ingress lane), --max-msg-size BYTES (also 1 worker whose pool\n"
+		"  carries records up to BYTES: the same messages, what records cost)\n"
 		"sizes: --sizes LIST (default 16,256,4K,64K,1M; K, M: 1024, 1048576), --seconds S (one\n"
 		"  timed run of a cell, default 0.1: messages calibrated per row; --messages N fixes\n"
-		"  them), --peers LIST of libsn_zc,pipe,socketpair,vmsplice,uring_pipe,memcpy\n");
+		"  them), --peers LIST of libsn_zc,libsn_buf,pipe,socketpair,vmsplice,uring_pipe,memcpy\n");
 	exit(st);
 }
 
@@ -1599,6 +1619,7 @@ int main(int argc, char **argv)
 		{ "sample-shift", 1, 0, 'k' }, { "help", 0, 0, 'h' },
 		{ "gap-us", 1, 0, 'G' }, { "poll-mode", 1, 0, 'M' },
 		{ "sizes", 1, 0, 'S' }, { "seconds", 1, 0, 'T' },
+		{ "max-msg-size", 1, 0, 'X' },
 		{ 0, 0, 0, 0 }
 	};
 	struct snb_cfg cfg = {
@@ -1609,6 +1630,7 @@ int main(int argc, char **argv)
 	const char *scenario = "suite", *peers = "all", *poll_mode = "always";
 	unsigned int gap_ns = 10000;
 	int c, workers = 0, batch_set = 0;
+	unsigned int records = 0;
 
 	opt.repeat = 3;
 	opt.seconds = 0.1;
@@ -1642,6 +1664,7 @@ int main(int argc, char **argv)
 		case 'q': opt.quiet = 1; break;
 		case 'w': workers = (int)num(optarg, "--workers"); break;
 		case 'k': cfg.sample_shift = (unsigned int)atoi(optarg); break;
+		case 'X': records = (unsigned int)num(optarg, "--max-msg-size"); break;
 		case 'G': gap_ns = (unsigned int)(atof(optarg) * 1000); break;
 		case 'M':
 			if (strcmp(optarg, "adaptive") && strcmp(optarg, "always"))
@@ -1722,7 +1745,9 @@ int main(int argc, char **argv)
 			workers = opt.online < 1 ? 1 :
 				  opt.online > SNB_MAX_THREADS ?
 				  SNB_MAX_THREADS : opt.online;
-		run_worker_pool(&cfg, (unsigned int)workers);
+		if (records && records <= cfg.msg_size)
+			die("worker_pool: --max-msg-size must exceed --msg-size");
+		run_worker_pool(&cfg, (unsigned int)workers, records);
 	} else if (!strcmp(scenario, "sizes")) {
 		run_sizes(&cfg);
 	} else if (!strcmp(scenario, "suite")) {

@@ -10,6 +10,10 @@
  * own state (state_size: no shared atomics), read after shutdown with
  * sn_pool_worker_state().
  *
+ * With cfg->max_msg_size above msg_size the pool carries records
+ * (pool.h's "Message sizes"): the same messages, to weigh what records
+ * cost against fixed slots.
+ *
  * The clock runs from releasing the submitters to sn_pool_shutdown()
  * returning, i.e. until every message was handled. Pool creation, thread
  * start and submitter opening are outside it. A run fails unless the
@@ -181,6 +185,7 @@ int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run)
 	pc.ncpus = cfg->ncpus;
 	pc.queue_capacity = cfg->capacity;
 	pc.msg_size = cfg->msg_size;
+	pc.max_msg_size = cfg->max_msg_size;
 	pc.batch = cfg->batch;
 	pc.max_submitters = w;
 	pc.backpressure = SN_BP_BLOCK;

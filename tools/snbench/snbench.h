@@ -427,6 +427,9 @@ void snb_wake_restore(void);
 struct snb_pool_cfg {
 	unsigned int workers;		/* the pool's, and as many submitters */
 	unsigned int msg_size, batch, capacity;
+	unsigned int max_msg_size;	/* the pool's: above msg_size, records
+					 * (the same msg_size messages through
+					 * them); 0: fixed slots */
 	uint64_t messages;		/* over all submitters: messages / workers each */
 	const int *cpus;		/* workers on cpus[0..workers-1], the
 					 * submitters after them when there are
