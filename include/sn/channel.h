@@ -701,8 +701,10 @@ static inline int sn_commit(struct sn_producer *p, __u32 n)
 	return 0;
 }
 
-static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
-				  __u32 len);
+/* Out of line: sn_try_send() and sn_try_recv() of varlen channels (kept
+ * out of the fixed-size hot path's code). */
+int sn__send_varlen(struct sn_producer *p, const void *msg);
+int sn__recv_varlen(struct sn_consumer *c, void *msg);
 
 /* Sends one message of slot_size bytes from @msg. 0, -EAGAIN (full),
  * -EPIPE (every consumer has gone), -EINVAL (a reservation is
@@ -711,8 +713,7 @@ static inline int sn_try_send(struct sn_producer *p, const void *msg)
 {
 	/* one test for both rare cases */
 	if (p->resv | (p->flags & SN__VARLEN))
-		return p->resv ? -EINVAL : sn_try_send_len(p, msg,
-							   p->slot_size);
+		return p->resv ? -EINVAL : sn__send_varlen(p, msg);
 	if (sn__prod_orphaned(p))
 		return -EPIPE;
 	if (!sn__prod_room(p)) {
@@ -861,7 +862,10 @@ static inline void sn__prod_len_publish(struct sn_producer *p, __u32 len,
  * slot_size bytes on a fixed-size one (one slot; the receiver learns the
  * length), up to sn_channel_info().max_msg with SN_CHANNEL_VARLEN. 0,
  * -EAGAIN (no room), -EPIPE (every consumer has gone), -EMSGSIZE (too
- * long for the channel), -EINVAL (a reservation is outstanding).
+ * long for the channel), -EINVAL (a reservation is outstanding). On a
+ * varlen channel a refused send may still have published a padding record
+ * (the tail moved; a consumer's ordinary wakeup covers it, a consumer that
+ * sleeps on a signal of the caller's own needs that signal).
  */
 static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
 				  __u32 len)
@@ -1157,7 +1161,8 @@ static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	return (int)k;
 }
 
-static inline int sn__release_record(struct sn_consumer *c, __u32 n);
+/* Out of line: sn_release() of the record sn_peek_len() holds. */
+int sn__release_record(struct sn_consumer *c, __u32 n);
 
 /*
  * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest
@@ -1214,9 +1219,6 @@ static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
 	return got ? (int)got : sn__cons_empty(c);
 }
 
-static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
-				  __u32 cap, __u32 *len);
-
 /* Receives one message into @msg (slot_size bytes). 0, -EAGAIN, -EPIPE,
  * -EINVAL; on SN_CHANNEL_VARLEN channels messages of up to slot_size
  * bytes (-EMSGSIZE for a longer one, which stays: sn_try_recv_len()). */
@@ -1225,8 +1227,7 @@ static inline int sn_try_recv(struct sn_consumer *c, void *msg)
 	__u32 lane = 0, pos = 0;
 
 	if (c->peek_n | (c->flags & SN__VARLEN))
-		return c->peek_n ? -EINVAL :
-		       sn_try_recv_len(c, msg, c->slot_size, &pos);
+		return c->peek_n ? -EINVAL : sn__recv_varlen(c, msg);
 	if (!sn__cons_find(c, 1, &pos, &lane)) {
 		sn__cons_count(c, 0, 1);
 		return sn__cons_empty(c);
@@ -1568,19 +1569,6 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
 	return 0;
 }
 
-/* Varlen: sn_release() of the record sn_peek_len() holds (@n: 1). */
-static inline int sn__release_record(struct sn_consumer *c, __u32 n)
-{
-	if (n != 1 || !c->peek_n)
-		return -EINVAL;
-	c->peek_n = 0;
-	sn__cons_buf_done(c, c->peek_lane, c->peek_buf, c->peek_pos);
-	sn__cons_done(c, c->peek_lane, c->peek_pos, c->peek_slots);
-	if (!(c->flags & SN__MPMC))
-		__atomic_store_n(&c->stats->peeked, 0, __ATOMIC_RELAXED);
-	sn__cons_var_count(c, c->peek_lane);
-	return 0;
-}
 
 /* ---- Buffers: large messages without a copy (libsn/buf.c) ---- */
 
