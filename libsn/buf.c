@@ -78,7 +78,7 @@ SN_API int sn_buf_get(struct sn_producer *p, void **buf, __u32 *idx)
 SN_API int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
 			   __u64 timeout_ns)
 {
-	__u64 start = sn_now_ns(), nap = 1000;
+	__u64 start = sn_now_ns(), nap = 1000, looked = start;
 	struct timespec ts;
 	int r;
 
@@ -86,6 +86,14 @@ SN_API int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
 		r = sn_buf_get(p, buf, idx);
 		if (r != -EAGAIN)
 			return r;
+		/* memfd: no kernel returns a dead consumer's buffers; look
+		 * for dead peers as a sleeper does */
+		if ((p->flags & SN__MEMFD) &&
+		    sn_now_ns() - looked >= SN_MEMFD_LIVENESS_NS) {
+			sn_memfd_check_peers(p->chan);
+			looked = sn_now_ns();
+			continue;
+		}
 		if (sn__prod_orphaned(p))
 			return -EPIPE;
 		if (timeout_ns != SN_WAIT_FOREVER &&

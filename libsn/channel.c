@@ -408,6 +408,7 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 	st->claims_recovered = sn_load64(&kp->peers.claims_recovered);
 	st->claims_lost = sn_load64(&kp->peers.claims_lost);
 	st->redelivered = sn_load64(&kp->peers.redelivered);
+	st->bufs_reclaimed = sn_load64(&kp->peers.bufs_reclaimed);
 	kflags = __atomic_load_n(sn_kflags_ptr(ch), __ATOMIC_RELAXED);
 	st->ended = !!(kflags & SN_KFLAG_NO_PRODUCER);
 	st->orphaned = !!(kflags & SN_KFLAG_NO_CONSUMER);

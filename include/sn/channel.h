@@ -296,6 +296,7 @@ struct sn_channel_stats {
 	/* SN_CHANNEL_VARLEN: records a producer garbled, dropped by consumers
 	 * with the rest of their lane's lap */
 	__u64 bad_records;
+	__u64 bufs_reclaimed;	/* buffers a departed consumer held, returned */
 	__u32 ended;		/* no producer left (end of stream once drained) */
 	__u32 orphaned;		/* no consumer left (sends fail with -EPIPE) */
 };
@@ -1600,7 +1601,8 @@ int sn_buf_get(struct sn_producer *p, void **buf, __u32 *idx);
 /*
  * As sn_buf_get(), waiting at most @timeout_ns for a buffer to come back
  * (SN_NO_WAIT, SN_WAIT_FOREVER). The wait polls, sleeping up to a
- * millisecond between looks: a consumer's return kicks no one.
+ * millisecond between looks: a consumer's return kicks no one (memfd: it
+ * looks for dead consumers every 50 ms, as sleepers do).
  * -ETIMEDOUT, -EPIPE (every consumer has gone), -EINVAL.
  */
 int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
