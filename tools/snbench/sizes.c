@@ -268,7 +268,16 @@ static int snz_valid(const struct snb_hdr *hd, __u32 len, uint64_t seq,
 	return size < sizeof(*hd) || hd->len == size;
 }
 
-static void snz_consumer(struct snb_worker *w)
+/*
+ * Takes the next message in place from @end: copies its header (at most
+ * sizeof(*hd) bytes) into @hd and its length into *@len, gives the message
+ * back. 0, -EAGAIN, or an error.
+ */
+typedef int (*snz_take_fn)(void *end, struct snb_hdr *hd, __u32 *len);
+
+/* A zero-copy consumer: takes with @take, checks each header (@what). */
+static void snz_consume(struct snb_worker *w, snz_take_fn take,
+			const char *what)
 {
 	struct snl_h *h = w->h;
 	unsigned int spins = 0;
@@ -277,15 +286,12 @@ static void snz_consumer(struct snb_worker *w)
 	snb_start(w);
 	for (;;) {
 		struct snb_hdr hd = { { 0, 0 }, 0 };
-		const void *msg = NULL;
 		__u32 len = 0;
-		int r = sn_peek_len(h->end, &msg, &len);
+		int r = take(h->end, &hd, &len);
 
 		if (!r) {
-			memcpy(&hd, msg, len < sizeof(hd) ? len : sizeof(hd));
-			sn_release(h->end, 1);
 			if (!snz_valid(&hd, len, seq, h->size)) {
-				snb_fail(w, "zero-copy record");
+				snb_fail(w, what);
 				break;
 			}
 			snb_consume(w, (const unsigned char *)&hd, 1,
@@ -301,11 +307,28 @@ static void snz_consumer(struct snb_worker *w)
 		if (snb_all_received(w))
 			break;
 		if (r != -EAGAIN) {
-			snb_fail(w, "sn_peek_len");
+			snb_fail(w, what);
 			break;
 		}
 		snb_backoff(&spins);
 	}
+}
+
+static int snz_take(void *end, struct snb_hdr *hd, __u32 *len)
+{
+	const void *msg = NULL;
+	int r = sn_peek_len(end, &msg, len);
+
+	if (!r) {
+		memcpy(hd, msg, *len < sizeof(*hd) ? *len : sizeof(*hd));
+		sn_release(end, 1);
+	}
+	return r;
+}
+
+static void snz_consumer(struct snb_worker *w)
+{
+	snz_consume(w, snz_take, "sn_peek_len: zero-copy record");
 }
 
 const struct snb_impl snb_impl_sn_zc =
@@ -384,44 +407,22 @@ static void snbuf_producer(struct snb_worker *w)
 	w->t_end = snb_now_ns();
 }
 
+static int snbuf_take(void *end, struct snb_hdr *hd, __u32 *len)
+{
+	struct sn_buf b;
+	int r = sn_recv_buf(end, &b);
+
+	if (!r) {
+		memcpy(hd, b.data, b.len < sizeof(*hd) ? b.len : sizeof(*hd));
+		*len = b.len;
+		sn_buf_put(end, &b);
+	}
+	return r;
+}
+
 static void snbuf_consumer(struct snb_worker *w)
 {
-	struct snl_h *h = w->h;
-	unsigned int spins = 0;
-	uint64_t seq = 0;
-
-	snb_start(w);
-	for (;;) {
-		struct snb_hdr hd = { { 0, 0 }, 0 };
-		struct sn_buf b;
-		int r = sn_recv_buf(h->end, &b);
-
-		if (!r) {
-			memcpy(&hd, b.data,
-			       b.len < sizeof(hd) ? b.len : sizeof(hd));
-			sn_buf_put(h->end, &b);
-			if (!snz_valid(&hd, b.len, seq, h->size)) {
-				snb_fail(w, "buffer message");
-				break;
-			}
-			snb_consume(w, (const unsigned char *)&hd, 1,
-				    sizeof(hd));
-			seq++;
-			spins = 0;
-			if (seq >= w->sh->expected) {
-				w->t_end = snb_now_ns();
-				break;
-			}
-			continue;
-		}
-		if (snb_all_received(w))
-			break;
-		if (r != -EAGAIN) {
-			snb_fail(w, "sn_recv_buf");
-			break;
-		}
-		snb_backoff(&spins);
-	}
+	snz_consume(w, snbuf_take, "sn_recv_buf: buffer message");
 }
 
 const struct snb_impl snb_impl_sn_buf = {
