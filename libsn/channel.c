@@ -439,7 +439,6 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 			__u32 t = __atomic_load_n((__u32 *)(l +
 							   ch->off.prod_tail),
 						  __ATOMIC_RELAXED);
-
 			__u64 sent = sn_load64(&ps->sent);
 
 			if (!varlen)
@@ -448,21 +447,10 @@ SN_API int sn_channel_stats(const struct sn_channel *ch,
 			st->send_errors += sn_load64(&ps->full);
 			st->sleeps += sn_load64(&ps->sleeps);
 			st->kicks += sn_load64(&ps->kicks);
-			if (!varlen)
-				st->depth += sn__clamp_depth(t,
-					__atomic_load_n(head, __ATOMIC_RELAXED),
-					ch->geo.slots);
-			else if (ch->geo.type != SN_RING_MPMC)
-				st->depth += sent > recv ? (sent - recv < ch->geo.slots ?
-					sent - recv : ch->geo.slots) : 0;
+			st->depth += sn__clamp_depth(t, __atomic_load_n(head,
+							__ATOMIC_RELAXED),
+						     ch->geo.slots);
 		}
-	}
-	/* varlen MPMC: the consumers count in lane 0's line */
-	if (varlen && ch->geo.type == SN_RING_MPMC) {
-		st->depth = st->sent > st->received ?
-			    st->sent - st->received : 0;
-		if (st->depth > (__u64)ch->geo.slots * ch->geo.lanes)
-			st->depth = (__u64)ch->geo.slots * ch->geo.lanes;
 	}
 	return 0;
 }

@@ -450,7 +450,10 @@ TEST_F(rec, varlen_limits)
 	ASSERT_EQ(0, sn_channel_stats(ch, &st));
 	EXPECT_EQ(1, st.sent);
 	EXPECT_EQ(0, st.received);
-	EXPECT_EQ(1, st.depth);
+	/* depth counts slots in varlen rings: the record's, and a padding
+	 * record's before it if one was needed */
+	EXPECT_LE(sn_record_slots(R_MAX, 6), st.depth);
+	EXPECT_GE(R_SLOTS, st.depth);
 	/* the other consumer (MPMC), with room enough */
 	memset(out, R_POISON, R_BUF);
 	ASSERT_EQ(0, sn_try_recv_len(cb, out, R_MAX, &len));

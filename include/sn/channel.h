@@ -280,7 +280,9 @@ struct sn_channel_stats {
 	__u64 received;		/* messages released by consumers */
 	__u64 send_errors;	/* send attempts refused: lane full */
 	__u64 recv_empty;	/* receive attempts that found nothing */
-	__u64 depth;		/* messages in the readable lanes now */
+	/* messages in the readable lanes now (SN_CHANNEL_VARLEN: the slots
+	 * they take, as the indices count) */
+	__u64 depth;
 	__u64 sleeps;		/* producers' and consumers' sleeps */
 	__u64 wakeups;		/* consumer sleeps that ended with a message */
 	__u64 kicks;		/* producers' kicks of sleeping consumers */
@@ -291,7 +293,8 @@ struct sn_channel_stats {
 	__u64 consumers_died;
 	__u64 reserved_lost;	/* reserved, never committed, owner gone */
 	__u64 claims_recovered;	/* MPMC: dead consumers' claims released */
-	__u64 claims_lost;	/* MPMC: messages in them (at most once) */
+	/* MPMC: messages in them (at most once; varlen: their slots) */
+	__u64 claims_lost;
 	__u64 redelivered;	/* SPSC/MPSC: peeked, unreleased, consumer gone */
 	/* SN_CHANNEL_VARLEN: records a producer garbled, dropped by consumers
 	 * with the rest of their lane's lap */
@@ -809,8 +812,10 @@ static inline int sn__prod_var_fit(struct sn_producer *p, __u32 n)
 		room -= pad;
 		pad = 0;
 	}
-	if (room >= pad + n + term)
+	if (room >= pad + n + term) {
+		p->need = 1;	/* what a later wait waits for, by default */
 		return 1;
+	}
 	/* a padding record and a record longer than what follows it fit one
 	 * after the other, each once the lane has drained enough */
 	p->need = pad + n + term < slots ? pad + n + term : slots;
@@ -1587,7 +1592,10 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
  * its buffers (kernel backend; memfd: every process that maps the ring),
  * so a buffer a producer sent can change only if that producer writes it
  * again: a consumer copies what it validates. The buffers of a consumer
- * that goes (closed or died) come back as the uapi header says.
+ * that goes come back as the uapi header says: kernel backend, when its fd
+ * is released (a consumer opened on a channel attached through a
+ * consumer-role fd uses that fd: when the channel closes); memfd, at its
+ * close or once its death is seen.
  */
 
 /*
