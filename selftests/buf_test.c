@@ -1206,49 +1206,31 @@ TEST(scribbled_records)
 
 /* ---- dead peers holding buffers ---- */
 
-/* What a forked child does with the channel (attached by its fd alone). */
-typedef int (*child_fn)(struct sn_channel *ch, void *arg);
-
 /*
- * Forks a child that attaches to @ch's fd, runs @fn and, if it returns 0,
- * says so through a pipe and waits to be killed. Its pid once it is
- * there, or -1.
+ * A forked child's work on the channel, attached by its fd alone (as a
+ * process given the fd would): @fn with @arg, run by t_spawn().
  */
-static pid_t spawn(struct sn_channel *ch, child_fn fn, void *arg)
+struct attached {
+	t_child_fn fn;
+	void *arg;
+};
+
+static int run_attached(struct sn_channel *ch, void *arg)
 {
-	int fds[2];
-	char ok;
-	pid_t pid;
+	const struct attached *a = arg;
+	struct sn_channel *mine;
 
-	if (pipe(fds))
+	if (sn_channel_attach(&mine, sn_channel_fd(ch), 0))
 		return -1;
-	pid = fork();
-	if (pid == 0) {
-		struct sn_channel *mine;
-
-		close(fds[0]);
-		if (sn_channel_attach(&mine, sn_channel_fd(ch), 0) ||
-		    fn(mine, arg) || write(fds[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(fds[1]);
-	if (pid > 0 && read(fds[0], &ok, 1) != 1) {
-		waitpid(pid, NULL, 0);
-		pid = -1;
-	}
-	close(fds[0]);
-	return pid;
+	return a->fn(mine, a->arg);
 }
 
-static int kill_child(pid_t pid)
+/* t_spawn() of a child that attaches first. */
+static pid_t spawn(struct sn_channel *ch, t_child_fn fn, void *arg)
 {
-	int status;
+	struct attached a = { fn, arg };
 
-	if (kill(pid, SIGKILL) || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
+	return t_spawn(ch, run_attached, &a);
 }
 
 /*
@@ -1317,7 +1299,7 @@ TEST(dead_consumer_holding)
 		pid = spawn(ch, child_holder, &three);
 		ASSERT_LT(0, pid);
 		EXPECT_EQ(0, get_all(p));
-		ASSERT_EQ(0, kill_child(pid));
+		ASSERT_EQ(0, t_kill(pid));
 		EXPECT_EQ(0, await_reclaimed(ch, 3))
 			TH_LOG("%s type %u: %llu reclaimed", bname(flags[b]),
 			       types[t], (unsigned long long)reclaimed(ch));
@@ -1369,7 +1351,7 @@ TEST(dead_mpmc_consumer_holding)
 			EXPECT_EQ(0, intact(x[i].data, x[i].len, 100, 0,
 					    2 + i));
 		}
-		ASSERT_EQ(0, kill_child(pid));
+		ASSERT_EQ(0, t_kill(pid));
 		EXPECT_EQ(0, await_reclaimed(ch, 2))
 			TH_LOG("%s: %llu reclaimed", bname(flags[b]),
 			       (unsigned long long)reclaimed(ch));
@@ -1446,7 +1428,7 @@ TEST(redelivered_buffer_taken_without_holding)
 		ASSERT_EQ(0, send_filled(p, 256, 0, &idx));
 		pid = spawn(ch, child_half_taken, &slots);
 		ASSERT_LT(0, pid);
-		ASSERT_EQ(0, kill_child(pid));
+		ASSERT_EQ(0, t_kill(pid));
 		/* the open reaps the dead one (memfd); nothing to return */
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		EXPECT_EQ(0, reclaimed(ch));
@@ -1488,7 +1470,7 @@ static void *killer_main(void *arg)
 	struct killer *k = arg;
 
 	usleep(k->ms * 1000);
-	k->ret = kill_child(k->pid);
+	k->ret = t_kill(k->pid);
 	return NULL;
 }
 
@@ -1572,7 +1554,7 @@ TEST(dead_producer_holding)
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		pid = spawn(ch, child_getter, NULL);
 		ASSERT_LT(0, pid);
-		ASSERT_EQ(0, kill_child(pid));
+		ASSERT_EQ(0, t_kill(pid));
 		ASSERT_EQ(0, sn_recv_buf(c, &x));
 		EXPECT_EQ(0, x.idx);
 		EXPECT_EQ(0, intact(x.data, x.len, 128, 0, 0));

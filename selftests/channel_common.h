@@ -376,4 +376,55 @@ static inline int t_deliver(const struct t_run *r, char *why, size_t whylen)
 	return ret;
 }
 
+/* ---- children that die holding something (dead-peer tests) ---- */
+
+#include <signal.h>
+
+/* What a child does once forked; it then reports ready and waits. */
+typedef int (*t_child_fn)(struct sn_channel *ch, void *arg);
+
+/*
+ * Forks a child that runs @fn on @ch and, if it returns 0, writes one byte
+ * to say it is ready and sleeps until killed. Returns its pid once ready,
+ * or -1 when it failed.
+ */
+static inline pid_t t_spawn(struct sn_channel *ch, t_child_fn fn, void *arg)
+{
+	int fds[2];
+	char b;
+	pid_t pid;
+
+	if (pipe(fds))
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(fds[0]);
+		if (fn(ch, arg))
+			_exit(1);
+		if (write(fds[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	if (pid < 0 || read(fds[0], &b, 1) != 1) {
+		close(fds[0]);
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+		return -1;
+	}
+	close(fds[0]);
+	return pid;
+}
+
+/* SIGKILLs the child @pid and reaps it: 0 if it died of that. */
+static inline int t_kill(pid_t pid)
+{
+	int status;
+
+	if (kill(pid, SIGKILL) || waitpid(pid, &status, 0) != pid)
+		return -1;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : -1;
+}
+
 #endif /* SN_CHANNEL_COMMON_H */
