@@ -2139,7 +2139,9 @@ static void var_sleeper_case(struct __test_metadata *_metadata, __u32 type,
 	usleep(50000);
 	EXPECT_EQ(-2, s.ret) TH_LOG("woken without room");
 
-	/* The consumer makes the room, then kicks only if it must ([C1]). */
+	/* The consumer makes the room, then kicks only if it must ([C1]);
+	 * the clock first: the sleeper may be done before we look again */
+	freed = t_now();
 	if (type == SN_RING_MPMC)
 		atomic_store(release_of(&v, 0, last), last);
 	else
@@ -2148,7 +2150,6 @@ static void var_sleeper_case(struct __test_metadata *_metadata, __u32 type,
 	if (atomic_load(waiting_of(&v, 0)) &&
 	    (kflags_of(&v) & SN_KFLAG_NEED_WAKEUP))
 		ioctl(cons, SN_IOC_KICK, SN_KICK_PRODUCERS);
-	freed = t_now();
 	pthread_join(t, NULL);
 	EXPECT_EQ(1, s.ret);
 	EXPECT_NE(0, s.revents & POLLOUT);
