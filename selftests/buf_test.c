@@ -1645,15 +1645,7 @@ static void stress_got(struct t_ctx *x, const void *m, __u32 len,
 		t_fail(x->sh, "garbled message", (long)seq);
 		return;
 	}
-	/* FIFO per producer: the one consumer sees every sequence in order,
-	 * each MPMC consumer an increasing subsequence */
-	if (r->type != SN_RING_MPMC ? seq != last[prod] : seq < last[prod])
-		t_fail(x->sh, "out of order", (long)seq);
-	last[prod] = seq + 1;
-	if (__atomic_fetch_add(&x->sh->seen[prod * r->msgs + seq], 1,
-			       __ATOMIC_RELAXED))
-		t_fail(x->sh, "duplicate", (long)seq);
-	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
+	t_arrived(x, prod, seq, last);
 }
 
 /* Puts back what @c holds, last taken first (out of order). */

@@ -169,10 +169,29 @@ static inline void t_produce(struct t_ctx *x, struct sn_producer *p)
 	free(buf);
 }
 
+/*
+ * Message @seq of producer @prod arrived (valid): checks its order against
+ * @last and that it came once, and counts it.
+ */
+static inline void t_arrived(struct t_ctx *x, __u32 prod, __u64 seq,
+			     __u64 *last)
+{
+	const struct t_run *r = x->run;
+
+	/* FIFO per producer: the one consumer sees every sequence in order,
+	 * each MPMC consumer an increasing subsequence */
+	if (r->type != SN_RING_MPMC ? seq != last[prod] : seq < last[prod])
+		t_fail(x->sh, "out of order", (long)seq);
+	last[prod] = seq + 1;
+	if (__atomic_fetch_add(&x->sh->seen[prod * r->msgs + seq], 1,
+			       __ATOMIC_RELAXED))
+		t_fail(x->sh, "duplicate", (long)seq);
+	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
+}
+
 static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
 {
 	const struct t_run *r = x->run;
-	int single = r->type != SN_RING_MPMC;
 	__u32 prod;
 	__u64 seq;
 
@@ -181,15 +200,7 @@ static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
 		t_fail(x->sh, "garbled message", (long)seq);
 		return;
 	}
-	/* FIFO per producer: the one consumer sees every sequence in order,
-	 * each MPMC consumer an increasing subsequence */
-	if (single ? seq != last[prod] : seq < last[prod])
-		t_fail(x->sh, "out of order", (long)seq);
-	last[prod] = seq + 1;
-	if (__atomic_fetch_add(&x->sh->seen[prod * r->msgs + seq], 1,
-			       __ATOMIC_RELAXED))
-		t_fail(x->sh, "duplicate", (long)seq);
-	__atomic_fetch_add(&x->sh->received, 1, __ATOMIC_RELAXED);
+	t_arrived(x, prod, seq, last);
 }
 
 /* Consumer: single, burst and zero-copy receives in turn, until all came
