@@ -1676,12 +1676,7 @@ static void stress_consume(struct t_ctx *x, struct sn_consumer *c)
 	int n, held = 0;
 	__u32 len;
 
-	while (__atomic_load_n(&x->sh->received, __ATOMIC_RELAXED) < total &&
-	       !x->sh->errors) {
-		if (t_now() > x->sh->deadline) {
-			t_fail(x->sh, "consumer past the deadline", 0);
-			break;
-		}
+	while (t_consuming(x, total)) {
 		switch (turn++ % 3) {
 		case 0:
 			n = sn_recv_buf(c, &hb[held]);

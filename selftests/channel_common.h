@@ -203,6 +203,22 @@ static inline void t_got(struct t_ctx *x, const unsigned char *m, __u64 *last)
 	t_arrived(x, prod, seq, last);
 }
 
+/*
+ * Whether a consumer goes on: fewer than @total messages came, no error,
+ * and the run's deadline has not passed (else it fails the run).
+ */
+static inline int t_consuming(struct t_ctx *x, __u64 total)
+{
+	if (__atomic_load_n(&x->sh->received, __ATOMIC_RELAXED) >= total ||
+	    x->sh->errors)
+		return 0;
+	if (t_now() > x->sh->deadline) {
+		t_fail(x->sh, "consumer past the deadline", 0);
+		return 0;
+	}
+	return 1;
+}
+
 /* Consumer: single, burst and zero-copy receives in turn, until all came
  * or the stream ended (-EPIPE: MPMC peers may hold the last messages). */
 static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
@@ -215,12 +231,7 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 	__u32 pos;
 	int n, i;
 
-	while (__atomic_load_n(&x->sh->received, __ATOMIC_RELAXED) < total &&
-	       !x->sh->errors) {
-		if (t_now() > x->sh->deadline) {
-			t_fail(x->sh, "consumer past the deadline", 0);
-			break;
-		}
+	while (t_consuming(x, total)) {
 		switch (turn++ % 3) {
 		case 0:
 			n = sn_recv(c, buf, 5 * MS);
