@@ -182,15 +182,34 @@ struct totals {
 static struct totals *totals;
 static pid_t main_pid;
 
+/* The first failure is the run's reason, said at once (a run that then
+ * hangs still tells why). */
 static void fail(struct shared *sh, const char *what, long v)
 {
-	if (__atomic_fetch_add(&sh->errors, 1, __ATOMIC_RELAXED) == 0)
+	if (__atomic_fetch_add(&sh->errors, 1, __ATOMIC_RELAXED) == 0) {
 		snprintf(sh->why, sizeof(sh->why), "%s (%ld)", what, v);
+		fprintf(stderr, "# failed: %s\n", sh->why);
+	}
 }
 
 static int failed(const struct shared *sh)
 {
 	return __atomic_load_n(&sh->errors, __ATOMIC_RELAXED) != 0;
+}
+
+/*
+ * A blocking call's retry loop goes on: nothing failed (the other side may
+ * have stopped) and the run's deadline has not passed (fails it).
+ */
+static int retry(struct shared *sh, const char *what)
+{
+	if (failed(sh))
+		return 0;
+	if (t_now() > sh->deadline) {
+		fail(sh, what, 0);
+		return 0;
+	}
+	return 1;
 }
 
 static __u64 rnd(__u64 *s)
@@ -510,7 +529,8 @@ static void *producer_main(void *arg)
 		if (r->sleeper == CONSUMERS) {
 			gap(x, &s);
 			n = sn_try_send(p, m);
-			while (n == -EAGAIN || n == -ETIMEDOUT) {
+			while ((n == -EAGAIN || n == -ETIMEDOUT) &&
+			       retry(x->sh, "send past the deadline")) {
 				if (n == -ETIMEDOUT)
 					__atomic_fetch_add(&x->sh->send_timeouts,
 							   1, __ATOMIC_RELAXED);
@@ -532,7 +552,8 @@ static void *producer_main(void *arg)
 			t0 = t_now();
 			n = sn_send(p, m, TIMEOUT_NS);
 			t1 = t_now();
-			if (n != -ETIMEDOUT)
+			if (n != -ETIMEDOUT ||
+			    !retry(x->sh, "send past the deadline"))
 				break;
 			__atomic_fetch_add(&x->sh->send_timeouts, 1,
 					   __ATOMIC_RELAXED);
