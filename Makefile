@@ -30,7 +30,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
 HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test \
-	wake_stress_test record_test buf_test
+	wake_stress_test record_test buf_test share_test
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
@@ -115,7 +115,7 @@ $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
 # build/tsan/): libsn's sources compiled into each test, dynamically linked
 # (the sanitizers' runtimes do not link statically). tools/check runs them.
 SAN_TESTS := channel_test channel_block_test pool_test peer_test memfd_dead_test \
-	wake_stress_test record_test buf_test
+	wake_stress_test record_test buf_test share_test
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSAN_FLAGS := -fsanitize=thread

@@ -164,7 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	void *base;
 	int ops = 0;
 
-	if (sn_channel_create_opts(&ch, &o))
+	if (sn_channel_create(&ch, &o))
 		return 0;
 	sn_channel_layout(ch, &base, &g_off);
 	g_base = base;

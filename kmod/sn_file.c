@@ -202,7 +202,7 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
 				ret = -EBUSY;
 		} else if (!~ring->claims_owned) {
 			/* ffz() of all ones is undefined: all records taken. */
-			ret = -ENOSPC;
+			ret = -EUSERS;
 		} else {
 			*claim = ffz(ring->claims_owned);
 			ring->claims_owned |= BIT_ULL(*claim);
@@ -227,7 +227,7 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
 		if (~ring->lanes_owned)
 			*lane = ffz(ring->lanes_owned);
 		if (!~ring->lanes_owned || *lane >= ring->geo.lanes)
-			ret = -ENOSPC;
+			ret = -EUSERS;
 	} else if (ring->lanes_owned & BIT_ULL(*lane)) {
 		ret = -EBUSY;
 	}

@@ -139,18 +139,20 @@ int sn_kernel_create(struct sn_channel *ch, int devfd)
 }
 
 /*
- * A new fd of @role narrowed from our fd: a producer's lane from our
- * full-role fd, or a consumer from our full-role fd or (MPMC) our consumer
- * fd. *@which is the producer's lane or the MPMC consumer's claim record
- * (SN_CLAIM_NONE for other consumers) on return. Returns the fd, -EPERM
- * when our fd may not narrow so, or the kernel's error.
+ * A new fd of @role narrowed from our fd: a producer of @lane (or
+ * SN_LANE_ANY) from our full-role fd, or a consumer from our full-role fd
+ * or (MPMC) our consumer fd. *@which is the producer's lane or the MPMC
+ * consumer's claim record (SN_CLAIM_NONE for other consumers) on return.
+ * Returns the fd, -EPERM when our fd may not narrow so, or the kernel's
+ * error.
  */
-int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which)
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 lane,
+		     __u32 *which)
 {
 	struct sn_narrow n = {
 		.size = sizeof(n),
 		.role = role,
-		.lane = role == SN_ROLE_PRODUCER ? SN_LANE_ANY : 0,
+		.lane = role == SN_ROLE_PRODUCER ? lane : 0,
 	};
 	struct sn_info info;
 	int fd, ret;

@@ -714,7 +714,7 @@ void sn_memfd_check_peers(const struct sn_channel *ch)
 
 /*
  * Under the state lock: takes a free bit of *@map below @all whose lock
- * (@lock0 + bit) we can take through @fd; sets it. -ENOSPC when no bit is
+ * (@lock0 + bit) we can take through @fd; sets it. -EUSERS when no bit is
  * free, -EBUSY when the free bits' locks are held (a live holder whose bit
  * a peer scribbled away).
  */
@@ -743,7 +743,7 @@ static int sn_memfd_take(const struct sn_channel *ch, int fd, __u64 *map,
 		*bit = b;
 		return 0;
 	}
-	return busy ? -EBUSY : -ENOSPC;
+	return busy ? -EBUSY : -EUSERS;
 }
 
 /*
@@ -830,7 +830,7 @@ int sn_memfd_claim_consumer(struct sn_channel *ch, __u32 *claim, int *lockfd)
 	ret = sn_memfd_claim(ch, &kp->reserved[0], SN_MEMFD_CONSUMER_CLAIM,
 			     SN_MEMFD_LOCK_CONSUMER, SN_MEMFD_HAD_CONSUMER,
 			     &bit, lockfd);
-	return ret == -ENOSPC ? -EBUSY : ret;
+	return ret == -EUSERS ? -EBUSY : ret;
 }
 
 void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd)

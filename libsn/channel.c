@@ -177,56 +177,109 @@ static struct sn_channel *sn_channel_alloc(void)
 	return ch;
 }
 
-SN_API int sn_channel_create(struct sn_channel **out, unsigned int type,
-			     unsigned int slots, unsigned int slot_size,
-			     unsigned int lanes, unsigned int flags)
+/* Online CPUs, at most SN_MAX_LANES: an MPSC/MPMC channel's default lanes. */
+static __u32 sn_default_lanes(void)
 {
-	struct sn_channel_opts o = {
-		.size = sizeof(o),
-		.type = type,
-		.slots = slots,
-		.slot_size = slot_size,
-		.lanes = lanes,
-		.flags = flags,
-	};
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-	return sn_channel_create_opts(out, &o);
+	return n < 1 ? 1 : n > SN_MAX_LANES ? SN_MAX_LANES : (__u32)n;
 }
 
-SN_API int sn_channel_create_opts(struct sn_channel **out,
-				  const struct sn_channel_opts *o)
+/*
+ * Says in sn_last_error() which of @o's fields (defaults applied in @g)
+ * broke which rule; "" if none did.
+ */
+static void sn_create_why(const struct sn_channel_opts *o,
+			  const struct sn_geometry *g)
 {
+	__u32 min_slots = o->flags & SN_CHANNEL_VARLEN ? 2 : 1;
+	__u64 bytes;
+
+	if (g->type < SN_RING_SPSC || g->type > SN_RING_MPMC)
+		sn_why("type %u: not SN_RING_SPSC (1), SN_RING_MPSC (2) or SN_RING_MPMC (3)",
+		       g->type);
+	else if (g->slots < min_slots || g->slots > SN_CHANNEL_MAX_SLOTS ||
+		 (g->slots & (g->slots - 1)))
+		sn_why("slots %u: not a power of two in %u..%u", g->slots,
+		       min_slots, SN_CHANNEL_MAX_SLOTS);
+	else if (g->slot_size < 8 || g->slot_size % 8 ||
+		 g->slot_size > SN_CHANNEL_MAX_SLOT_SIZE)
+		sn_why("slot_size %u: not a multiple of 8 in 8..%u",
+		       g->slot_size, SN_CHANNEL_MAX_SLOT_SIZE);
+	else if (g->type == SN_RING_SPSC && g->lanes != 1)
+		sn_why("lanes %u: an SPSC channel has 1 lane", g->lanes);
+	else if (g->lanes > SN_MAX_LANES)
+		sn_why("lanes %u: not in 1..%u", g->lanes, SN_MAX_LANES);
+	else if (g->bufs && !(o->flags & SN_CHANNEL_VARLEN))
+		sn_why("bufs %u: buffers need SN_CHANNEL_VARLEN", g->bufs);
+	else if (g->bufs > SN_MAX_BUFS)
+		sn_why("bufs %u: not in 0..%u", g->bufs, SN_MAX_BUFS);
+	else if (g->bufs ? g->buf_size < 64 || g->buf_size % 64 ||
+			   g->buf_size > SN_MAX_BUF_SIZE : g->buf_size)
+		sn_why("buf_size %u: %s", g->buf_size, g->bufs ?
+		       "not a multiple of 64 in 64..16777216" :
+		       "set without bufs");
+	else if ((bytes = ((__u64)g->slots * sn_geo_stride(g) +
+			   (__u64)g->bufs * g->buf_size) * g->lanes) >
+		 SN_CHANNEL_MAX_BYTES)
+		sn_why("%llu bytes of slots and buffers: above the %llu-byte limit (SN_CHANNEL_MAX_BYTES)",
+		       (unsigned long long)bytes,
+		       (unsigned long long)SN_CHANNEL_MAX_BYTES);
+}
+
+SN_API int sn_channel_create(struct sn_channel **out,
+			     const struct sn_channel_opts *o)
+{
+	struct sn_geometry g = { 0 };
 	struct sn_channel *ch;
 	unsigned int flags;
 	int devfd = -1, ret;
 
-	if (!out || !o || o->size < sizeof(*o))
+	sn_why_clear();
+	if (!out || !o) {
+		sn_why("%s is NULL", out ? "opts" : "out");
 		return -EINVAL;
+	}
+	if (o->size < SN_CHANNEL_OPTS_SIZE_VER0) {
+		sn_why("opts->size %u: below %u (sizeof(struct sn_channel_opts) of libsn 1.0; use SN_CHANNEL_OPTS())",
+		       o->size, SN_CHANNEL_OPTS_SIZE_VER0);
+		return -EINVAL;
+	}
 	flags = o->flags;
-	if ((flags & ~SN_CHANNEL_FLAGS) ||
-	    (flags & (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)) ==
-	    (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD))
+	if (flags & ~SN_CHANNEL_FLAGS) {
+		sn_why("flags 0x%x: unknown bits 0x%x", flags,
+		       flags & ~SN_CHANNEL_FLAGS);
 		return -EINVAL;
+	}
+	if ((flags & (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)) ==
+	    (SN_BACKEND_KERNEL | SN_BACKEND_MEMFD)) {
+		sn_why("flags: SN_BACKEND_KERNEL and SN_BACKEND_MEMFD both");
+		return -EINVAL;
+	}
+	g.type = o->type ? o->type : SN_RING_SPSC;
+	g.slots = o->slots ? o->slots : SN_CHANNEL_DEFAULT_SLOTS;
+	g.slot_size = o->slot_size ? o->slot_size : SN_CHANNEL_DEFAULT_SLOT_SIZE;
+	g.lanes = o->lanes ? o->lanes :
+		  g.type == SN_RING_SPSC ? 1 : sn_default_lanes();
+	g.flags = SN_GEO_FORMAT3 |
+		  (flags & SN_CHANNEL_VARLEN ? SN_GEO_VARLEN : 0);
+	g.bufs = o->bufs;
+	g.buf_size = o->buf_size;
+	if (sn_geometry_check(&g, SN_CHANNEL_MAX_BYTES) ||
+	    g.slots > SN_CHANNEL_MAX_SLOTS ||
+	    g.slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
+		sn_create_why(o, &g);
+		return -EINVAL;
+	}
 	ch = sn_channel_alloc();
 	if (!ch)
 		return -ENOMEM;
-	ch->geo.type = o->type;
-	ch->geo.slots = o->slots;
-	ch->geo.slot_size = o->slot_size;
-	ch->geo.lanes = o->lanes;
-	ch->geo.flags = SN_GEO_FORMAT3 |
-			(flags & SN_CHANNEL_VARLEN ? SN_GEO_VARLEN : 0);
-	ch->geo.bufs = o->bufs;
-	ch->geo.buf_size = o->buf_size;
-	if (sn_geometry_check(&ch->geo, SN_CHANNEL_MAX_BYTES) ||
-	    o->slots > SN_CHANNEL_MAX_SLOTS ||
-	    o->slot_size > SN_CHANNEL_MAX_SLOT_SIZE) {
-		free(ch);
-		return -EINVAL;
-	}
+	ch->geo = g;
 	if (!(flags & SN_BACKEND_MEMFD)) {
 		devfd = sn_device_open();
 		if (devfd < 0 && (flags & SN_BACKEND_KERNEL)) {
+			sn_why("SN_BACKEND_KERNEL: cannot open %s (is sn.ko loaded?)",
+			       SN_DEVICE_PATH);
 			free(ch);
 			return devfd;
 		}
@@ -234,6 +287,8 @@ SN_API int sn_channel_create_opts(struct sn_channel **out,
 	if (devfd >= 0) {
 		ret = sn_kernel_create(ch, devfd);
 		close(devfd);
+		if (ret == -EINVAL)
+			sn_why("sn.ko refused the geometry: above its limits (max_ring_mb and the others in /sys/module/sn/parameters)");
 	} else {
 		ret = sn_memfd_create(ch);
 	}
@@ -253,8 +308,12 @@ SN_API int sn_channel_attach(struct sn_channel **out, int fd,
 	struct sn_channel *ch;
 	int ret;
 
-	if (!out || flags)
+	sn_why_clear();
+	if (!out || flags) {
+		sn_why(out ? "flags 0x%x: none are defined" : "out is NULL",
+		       flags);
 		return -EINVAL;
+	}
 	if (fd < 0)
 		return -EBADF;
 	ch = sn_channel_alloc();
@@ -271,6 +330,9 @@ SN_API int sn_channel_attach(struct sn_channel **out, int fd,
 		ret = sn_memfd_attach(ch);
 	else if (ret > 0)
 		ret = 0;
+	if (ret == -EINVAL && !*sn_last_error())
+		sn_why("fd %d: neither an sn.ko ring fd nor a sealed libsn memfd holding a valid ring",
+		       fd);
 	if (!ret)
 		ret = sn_channel_fence(ch);
 	if (ret) {
@@ -344,6 +406,7 @@ SN_API int sn_channel_info(const struct sn_channel *ch,
 	info->max_msg = sn_channel_max_msg(ch);
 	info->bufs = ch->geo.bufs;
 	info->buf_size = ch->geo.buf_size;
+	info->roles_enforced = ch->backend == SN_BACKEND_KERNEL;
 	return 0;
 }
 
@@ -525,7 +588,7 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 		lane = ch->lane;
 		fd = ch->fd;
 	} else {
-		ret = sn_kernel_narrow(ch, SN_ROLE_PRODUCER, &lane);
+		ret = sn_kernel_narrow(ch, SN_ROLE_PRODUCER, SN_LANE_ANY, &lane);
 		fd = ret;
 		own = 1;
 		ret = ret < 0 ? ret : 0;
@@ -638,7 +701,7 @@ SN_API int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out)
 		fd = ch->fd;
 	} else {
 		/* MPMC: a consumer fd of our own, for its claim record */
-		ret = sn_kernel_narrow(ch, SN_ROLE_CONSUMER, &claim);
+		ret = sn_kernel_narrow(ch, SN_ROLE_CONSUMER, 0, &claim);
 		fd = ret;
 		own = 1;
 		ret = ret < 0 ? ret : 0;

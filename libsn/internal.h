@@ -48,6 +48,10 @@ struct sn_channel {
 	__u32 handle_flags;	/* SN__FENCE when our fast sides fence */
 };
 
+/* error.c: what sn_last_error() says (printf-style), or nothing */
+void sn_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void sn_why_clear(void);
+
 /* channel.c */
 int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes);
 int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
@@ -95,7 +99,8 @@ int sn_memfd_shutdown(struct sn_channel *ch);
 int sn_kernel_create(struct sn_channel *ch, int devfd);
 /* 1: a kernel ring, attached; 0: not a kernel ring fd; < 0: an error. */
 int sn_kernel_attach(struct sn_channel *ch);
-int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 *which);
+int sn_kernel_narrow(struct sn_channel *ch, __u32 role, __u32 lane,
+		     __u32 *which);
 
 /* fence.c */
 /* 1: this process is registered, its fast sides may skip fences */

@@ -882,9 +882,13 @@ static int sn_pool_channel(struct sn_pool *pool, struct sn_channel **out,
 			   unsigned int type, unsigned int lanes)
 {
 	struct sn_channel_info info;
-	int ret = sn_channel_create(out, type, pool->slots, pool->slot_size,
-				    lanes, (unsigned int)pool->backend |
-				    (pool->varlen ? SN_CHANNEL_VARLEN : 0));
+	int ret = sn_channel_create(out, SN_CHANNEL_OPTS(
+		.type = type,
+		.slots = pool->slots,
+		.slot_size = pool->slot_size,
+		.lanes = lanes,
+		.flags = (unsigned int)pool->backend |
+			 (pool->varlen ? SN_CHANNEL_VARLEN : 0)));
 
 	if (!ret && !pool->backend)
 		pool->backend = sn_channel_backend(*out);
@@ -1480,7 +1484,7 @@ static int sn_submitter_claim(struct sn_submitter *s)
 
 /*
  * Claims a slot for thread @me: its own first (it continues its lanes),
- * then one that is drained or was never used. 0 with *@out set, -ENOSPC
+ * then one that is drained or was never used. 0 with *@out set, -EUSERS
  * when none is free, -EAGAIN when the free ones still hold messages of
  * the threads that closed them.
  */
@@ -1507,7 +1511,7 @@ static int sn_submitter_pick(struct sn_pool *pool, uintptr_t me,
 				return 0;
 			}
 		}
-	return any ? -EAGAIN : -ENOSPC;
+	return any ? -EAGAIN : -EUSERS;
 }
 
 SN_API int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out)
@@ -1530,7 +1534,7 @@ SN_API int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out)
 		if (!deadline)
 			deadline = sn_pool_deadline(pool->cfg.block_timeout_ns);
 		if (!wait || sn_pool_now() >= deadline)
-			return -ENOSPC;
+			return -EUSERS;
 		sn_pool_nap();
 	}
 	if (ret)

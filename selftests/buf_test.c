@@ -571,7 +571,7 @@ static int buf_channel(struct sn_channel **ch, __u32 type, __u32 slots,
 		.bufs = bufs, .buf_size = buf_size,
 	};
 
-	return sn_channel_create_opts(ch, &o);
+	return sn_channel_create(ch, &o);
 }
 
 /* Where buffer @j of @lane is in the channel's mapping. */
@@ -942,14 +942,14 @@ TEST(bad_arguments)
 			q.flags = SN_BACKEND_MEMFD;
 		q.bufs = bad_geo[k].bufs;
 		q.buf_size = bad_geo[k].buf_size;
-		EXPECT_EQ(-EINVAL, sn_channel_create_opts(&ch, &q))
+		EXPECT_EQ(-EINVAL, sn_channel_create(&ch, &q))
 			TH_LOG("%s", bad_geo[k].what);
 	}
 	o.size = sizeof(o) - 4;
-	EXPECT_EQ(-EINVAL, sn_channel_create_opts(&ch, &o));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, &o));
 	o.size = sizeof(o);
-	EXPECT_EQ(-EINVAL, sn_channel_create_opts(&ch, NULL));
-	EXPECT_EQ(-EINVAL, sn_channel_create_opts(NULL, &o));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, NULL));
+	EXPECT_EQ(-EINVAL, sn_channel_create(NULL, &o));
 
 	for (b = 0; b < nb; b++) {
 		struct sn_channel_info ci;
@@ -977,7 +977,7 @@ TEST(bad_arguments)
 		EXPECT_EQ(0, close_all(p, c, ch));
 
 		o.flags = flags[b] | SN_CHANNEL_VARLEN;
-		ASSERT_EQ(0, sn_channel_create_opts(&ch, &o));
+		ASSERT_EQ(0, sn_channel_create(&ch, &o));
 		ASSERT_EQ(0, sn_channel_info(ch, &ci));
 		EXPECT_EQ(4, ci.bufs);
 		EXPECT_EQ(128, ci.buf_size);

@@ -42,8 +42,7 @@ TEST(timeouts)
 		struct sn_channel *ch;
 		__u64 m = 1, t0, dt;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 2, 8, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 2, .slot_size = 8, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		t0 = t_now();
@@ -111,9 +110,7 @@ TEST(sleepers_are_woken)
 		pthread_t th;
 		__u64 m = 1;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 1, 8,
-					       types[t] == SN_RING_SPSC ? 1 : 3,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 1, .slot_size = 8, .lanes = types[t] == SN_RING_SPSC ? 1 : 3, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &w.p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &w.c));
 		pthread_create(&th, NULL, recv_long, &w);
@@ -156,8 +153,7 @@ TEST(sleeper_in_another_process)
 		pid_t pid;
 		__u64 m = 42;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 4, 8, 2,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 4, .slot_size = 8, .lanes = 2, .flags = flags[b])));
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {
@@ -327,7 +323,7 @@ static void spin_run(struct __test_metadata *_metadata, unsigned int type,
 		__u32 ready = 0, i;
 		__u64 taken = 0, bad = 0;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, type, 256, 8, np, flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = type, .slots = 256, .slot_size = 8, .lanes = np, .flags = flags[b])));
 		for (i = 0; i < np + nc; i++) {
 			s[i] = (struct spin){ .msgs = msgs, .total = msgs * np,
 					      .id = i, .nthreads = np + nc,
@@ -553,8 +549,7 @@ TEST(scribbler)
 		int nv = types[t] == SN_RING_MPMC ? 4 : 1 + (int)lanes;
 		void *base;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 8, 64, lanes,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 8, .slot_size = 64, .lanes = lanes, .flags = flags[b])));
 		ASSERT_EQ(0, sn_channel_layout(ch, &base, &s.off));
 		s.base = base;
 		s.lanes = lanes;
@@ -634,7 +629,7 @@ __attribute__((constructor)) static void nomb_child(void)
 	if (!env)
 		return;
 	fd = atoi(env);
-	if (sn_channel_create(&ch, SN_RING_SPSC, 8, 8, 1, SN_BACKEND_MEMFD))
+	if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 8, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_MEMFD)))
 		_exit(10);
 	if (sn_channel_info(ch, &info) || info.fence != SN_FENCE_FULL)
 		_exit(11);
@@ -661,8 +656,7 @@ TEST(fence_without_membarrier)
 	char arg[16];
 	pid_t pid;
 
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 8, 8, 1,
-				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 8, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_MEMFD)));
 	ASSERT_EQ(0, sn_channel_info(ch, &info));
 	if (info.fence == SN_FENCE_ASYM) {
 		fd = fcntl(sn_channel_fd(ch), F_DUPFD, 100);	/* no CLOEXEC */

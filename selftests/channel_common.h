@@ -339,8 +339,7 @@ static inline int t_deliver(const struct t_run *r, char *why, size_t whylen)
 		return -1;
 	}
 	sh->deadline = t_now() + 60000 * MS;
-	ret = sn_channel_create(&ch, r->type, r->slots, r->slot_size,
-				r->producers, r->flags);
+	ret = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = r->type, .slots = r->slots, .slot_size = r->slot_size, .lanes = r->producers, .flags = r->flags));
 	if (ret) {
 		snprintf(why, whylen, "sn_channel_create: %d", ret);
 		munmap(sh, shsize);

@@ -16,32 +16,80 @@
 
 #include "kselftest_harness.h"
 
+/* Each mistake is -EINVAL, and sn_last_error() names the field. */
 TEST(create_rejects_bad_geometry)
 {
+	static const struct {
+		struct sn_channel_opts o;
+		const char *why;	/* in what sn_last_error() says */
+	} bad[] = {
+		{ { .slots = 3 }, "slots 3: not a power of two" },
+		{ { .slot_size = 12 }, "slot_size 12: not a multiple of 8" },
+		{ { .type = SN_RING_SPSC, .lanes = 2 }, "lanes 2: an SPSC" },
+		{ { .type = SN_RING_MPSC, .lanes = 65 }, "lanes 65: not in 1..64" },
+		{ { .type = 4 }, "type 4: not SN_RING_SPSC" },
+		{ { .flags = SN_BACKEND_MEMFD | SN_BACKEND_KERNEL },
+		  "flags: SN_BACKEND_KERNEL and SN_BACKEND_MEMFD" },
+		{ { .flags = 1U << 7 }, "flags 0x80: unknown bits 0x80" },
+		{ { .type = SN_RING_MPMC, .slots = SN_CHANNEL_MAX_SLOTS * 2 },
+		  "slots 2097152: not a power of two in 1..1048576" },
+		{ { .flags = SN_CHANNEL_VARLEN, .slots = 1 },
+		  "slots 1: not a power of two in 2.." },
+		{ { .bufs = 1, .buf_size = 64 }, "bufs 1: buffers need" },
+		{ { .flags = SN_CHANNEL_VARLEN, .bufs = 1, .buf_size = 96 },
+		  "buf_size 96: not a multiple of 64" },
+		{ { .buf_size = 64 }, "buf_size 64: set without bufs" },
+		{ { .type = SN_RING_MPSC, .lanes = 64, .slots = 1 << 16,
+		    .slot_size = 1024 }, "bytes of slots and buffers: above" },
+	};
+	struct sn_channel_opts o;
+	struct sn_channel *ch;
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o = bad[i].o;
+		o.size = sizeof(o);
+		if (!(o.flags & (SN_BACKEND_KERNEL | (1U << 7))))
+			o.flags |= SN_BACKEND_MEMFD;
+		EXPECT_EQ(-EINVAL, sn_channel_create(&ch, &o));
+		EXPECT_NE(NULL, strstr(sn_last_error(), bad[i].why))
+			TH_LOG("case %u: \"%s\", wanted \"%s...\"", i,
+			       sn_last_error(), bad[i].why);
+	}
+	/* a struct from before size was set, or none */
+	o = (struct sn_channel_opts){ .size = 8, .type = SN_RING_SPSC };
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, &o));
+	EXPECT_EQ(0, strncmp(sn_last_error(), "opts->size 8: below 32", 22));
+	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, NULL));
+	EXPECT_STREQ("opts is NULL", sn_last_error());
+	/* a success clears it */
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(
+		.flags = SN_BACKEND_MEMFD)));
+	EXPECT_STREQ("", sn_last_error());
+	EXPECT_EQ(0, sn_channel_close(ch));
+}
+
+/* Fields left 0 take the documented defaults. */
+TEST(create_defaults)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	struct sn_channel_info info;
 	struct sn_channel *ch;
 
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 3, 8, 1,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 12, 1,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 0, 1,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 2,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_MPSC, 4, 8, 65,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, 0, 4, 8, 1,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 0, 8, 1,
-					     SN_BACKEND_MEMFD));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
-					     SN_BACKEND_MEMFD |
-					     SN_BACKEND_KERNEL));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
-					     1U << 7));
-	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, SN_RING_MPMC,
-					     SN_CHANNEL_MAX_SLOTS * 2, 8, 1,
-					     SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(
+		.flags = SN_BACKEND_MEMFD)));
+	ASSERT_EQ(0, sn_channel_info(ch, &info));
+	EXPECT_EQ(SN_RING_SPSC, info.type);
+	EXPECT_EQ(SN_CHANNEL_DEFAULT_SLOTS, info.slots);
+	EXPECT_EQ(SN_CHANNEL_DEFAULT_SLOT_SIZE, info.slot_size);
+	EXPECT_EQ(1, info.lanes);
+	EXPECT_EQ(0, info.roles_enforced);
+	EXPECT_EQ(0, sn_channel_close(ch));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(
+		.type = SN_RING_MPMC, .flags = SN_BACKEND_MEMFD)));
+	ASSERT_EQ(0, sn_channel_info(ch, &info));
+	EXPECT_EQ(cpus > SN_MAX_LANES ? SN_MAX_LANES : cpus, info.lanes);
+	EXPECT_EQ(0, sn_channel_close(ch));
 }
 
 TEST(backend_choice)
@@ -51,8 +99,7 @@ TEST(backend_choice)
 	struct stat st;
 	int have = stat(SN_DEVICE_PATH, &st) == 0;
 
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
-				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 4, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_MEMFD)));
 	EXPECT_EQ(SN_BACKEND_MEMFD, sn_channel_backend(ch));
 	EXPECT_STREQ("memfd", sn_backend_name(sn_channel_backend(ch)));
 	ASSERT_EQ(0, sn_channel_info(ch, &info));
@@ -64,7 +111,7 @@ TEST(backend_choice)
 	EXPECT_EQ(0, sn_channel_close(ch));
 
 	/* automatic: the kernel's when the module is there */
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 4, 8, 2, 0));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 4, .slot_size = 8, .lanes = 2, .flags = 0)));
 	EXPECT_EQ(have ? SN_BACKEND_KERNEL : SN_BACKEND_MEMFD,
 		  sn_channel_backend(ch));
 	EXPECT_STREQ(have ? "kernel" : "memfd",
@@ -72,8 +119,7 @@ TEST(backend_choice)
 	EXPECT_EQ(0, sn_channel_close(ch));
 
 	if (!have)
-		EXPECT_EQ(-ENOENT, sn_channel_create(&ch, SN_RING_SPSC, 4, 8,
-						     1, SN_BACKEND_KERNEL));
+		EXPECT_EQ(-ENOENT, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 4, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_KERNEL)));
 	EXPECT_STREQ("?", sn_backend_name(0));
 }
 
@@ -91,8 +137,7 @@ TEST(spsc_contract)
 		__u64 m[4] = { 0 }, out[4];
 		__u32 pos;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 4, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		EXPECT_EQ(-EBUSY, sn_consumer_open(ch, &c2));
@@ -160,12 +205,11 @@ TEST(lanes_are_owned)
 		struct sn_consumer *c[3];
 		struct sn_channel *ch;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 8, 2,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 2, .slot_size = 8, .lanes = 2, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p[0]));
 		ASSERT_EQ(0, sn_producer_open(ch, &p[1]));
 		EXPECT_NE(sn_producer_lane(p[0]), sn_producer_lane(p[1]));
-		EXPECT_EQ(-ENOSPC, sn_producer_open(ch, &p[2]));
+		EXPECT_EQ(-EUSERS, sn_producer_open(ch, &p[2]));
 		EXPECT_EQ(0, sn_producer_close(p[0]));
 		ASSERT_EQ(0, sn_producer_open(ch, &p[2]));
 		/* MPMC: any number of consumers */
@@ -190,8 +234,7 @@ TEST(mpmc_peek_claims)
 	__u64 m = 7, out;
 	__u32 pos, pos2;
 
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 8, 1,
-				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 2, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_MEMFD)));
 	ASSERT_EQ(0, sn_producer_open(ch, &p));
 	ASSERT_EQ(0, sn_consumer_open(ch, &c1));
 	ASSERT_EQ(0, sn_consumer_open(ch, &c2));
@@ -266,8 +309,7 @@ TEST(index_wraparound)
 		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2;
 		__u64 i, m, out;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 16, .slot_size = 8, .lanes = lanes, .flags = flags[b])));
 		ASSERT_EQ(0, ring_at(ch, start, 0));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
@@ -314,8 +356,7 @@ TEST(stats_exact_at_rest)
 		int r;
 
 		start = starts[z];
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 8, lanes,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 16, .slot_size = 8, .lanes = lanes, .flags = flags[b])));
 		ASSERT_EQ(0, ring_at(ch, start, 1));
 		ASSERT_EQ(0, sn_channel_stats(ch, &st0));
 		for (l = 0; l < lanes; l++)
@@ -445,8 +486,7 @@ TEST(attach_validates)
 	close(pfd[1]);
 	EXPECT_EQ(-EBADF, sn_channel_attach(&a, -1, 0));
 	/* attaching dups: the caller's fd stays its own */
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 8, 1,
-				       SN_BACKEND_MEMFD));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 4, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_MEMFD)));
 	ASSERT_EQ(0, sn_channel_attach(&a, sn_channel_fd(ch), 0));
 	EXPECT_NE(sn_channel_fd(ch), sn_channel_fd(a));
 	EXPECT_EQ(0, sn_channel_close(a));
@@ -469,8 +509,7 @@ TEST(attach_by_scm_rights)
 		pid_t pid;
 
 		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_STREAM, 0, sv));
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 8, 4,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 8, .slot_size = 8, .lanes = 4, .flags = flags[b])));
 		pid = fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {

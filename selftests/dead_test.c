@@ -1009,8 +1009,8 @@ TEST(claim_records_limit)
 		seen |= 1ULL << idx;
 	}
 	EXPECT_EQ(~0ULL, kpage_of(&v)->claims_live);
-	EXPECT_EQ(-ENOSPC, narrow(full, SN_ROLE_CONSUMER, 0));
-	EXPECT_EQ(-ENOSPC, narrow(fds[3], SN_ROLE_CONSUMER, 0));
+	EXPECT_EQ(-EUSERS, narrow(full, SN_ROLE_CONSUMER, 0));
+	EXPECT_EQ(-EUSERS, narrow(fds[3], SN_ROLE_CONSUMER, 0));
 	__u32 freed = claim_idx(fds[5]);
 
 	close(fds[5]);

@@ -347,8 +347,7 @@ TEST_F(kthread, libsn_blocking_recv_no_producer_syscall)
 
 	ASSERT_EQ(0, set_param("poll_mode", "adaptive"));
 	ASSERT_EQ(0, set_param("poll_idle_us", "5000000"));
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 16, 8, 1,
-				       SN_BACKEND_KERNEL));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 16, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_KERNEL)));
 	ASSERT_EQ(0, sn_producer_open(ch, &lp.p));
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	/* Sleep once first so that a thread watches before the producer

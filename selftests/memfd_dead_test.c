@@ -142,7 +142,7 @@ TEST(lock_bytes_past_the_end)
 	char path[64];
 	int fd, nfd = t_fd_count(), i;
 
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 8, 4, M));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 8, .slot_size = 8, .lanes = 4, .flags = M)));
 	ASSERT_EQ(0, sn_channel_layout(ch, &base, &off));
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", sn_channel_fd(ch));
 	fd = open(path, O_RDWR | O_CLOEXEC);
@@ -186,7 +186,7 @@ TEST(no_proc_no_handles)
 		if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    mount("none", "/proc", "tmpfs", 0, NULL))
 			_exit(10);
-		if (sn_channel_create(&ch, SN_RING_MPMC, 8, 8, 2, M))
+		if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 8, .slot_size = 8, .lanes = 2, .flags = M)))
 			_exit(2);
 		if (sn_producer_open(ch, &p) != -ENOSYS ||
 		    sn_consumer_open(ch, &c) != -ENOSYS ||
@@ -220,7 +220,7 @@ TEST(fork_keeps_a_handle_alive)
 
 	/* the grandchild becomes ours when its parent dies */
 	ASSERT_EQ(0, prctl(PR_SET_CHILD_SUBREAPER, 1));
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 8, 2, M));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 8, .slot_size = 8, .lanes = 2, .flags = M)));
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	ASSERT_EQ(0, kid_start(&k));
 	if (!k.pid) {
@@ -284,7 +284,7 @@ static void *churn_main(void *arg)
 
 		if (i & 1) {
 			r = sn_producer_open(x->ch, &p);
-			if (r == -ENOSPC)
+			if (r == -EUSERS)
 				continue;
 			if (r) {
 				__atomic_fetch_add(&x->errors, 1, __ATOMIC_RELAXED);
@@ -293,7 +293,7 @@ static void *churn_main(void *arg)
 			w = (__u32)sn_producer_lane(p);
 		} else {
 			r = sn_consumer_open(x->ch, &c);
-			if (r == -ENOSPC)
+			if (r == -EUSERS)
 				continue;
 			if (r) {
 				__atomic_fetch_add(&x->errors, 1, __ATOMIC_RELAXED);
@@ -322,9 +322,9 @@ TEST(threads_open_and_close)
 	pthread_t th[8];
 	int nfd = t_fd_count(), i;
 
-	/* two lanes for four threads each: -ENOSPC now and then */
-	ASSERT_EQ(0, sn_channel_create(&x[0].ch, SN_RING_MPMC, 8, 8, 2, M));
-	ASSERT_EQ(0, sn_channel_create(&x[1].ch, SN_RING_MPMC, 8, 8, 2, M));
+	/* two lanes for four threads each: -EUSERS now and then */
+	ASSERT_EQ(0, sn_channel_create(&x[0].ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 8, .slot_size = 8, .lanes = 2, .flags = M)));
+	ASSERT_EQ(0, sn_channel_create(&x[1].ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 8, .slot_size = 8, .lanes = 2, .flags = M)));
 	for (i = 0; i < 8; i++)
 		pthread_create(&th[i], NULL, churn_main, &x[i & 1]);
 	for (i = 0; i < 8; i++)
@@ -357,7 +357,7 @@ TEST(mpmc_last_consumer_killed)
 	__u64 m;
 	int nfd = t_fd_count();
 
-	ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 4, 8, 1, M));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 4, .slot_size = 8, .lanes = 1, .flags = M)));
 	ASSERT_EQ(0, sn_producer_open(ch, &p));
 	for (m = 0; m < 2; m++)
 		ASSERT_EQ(0, sn_send(p, &m, 0));

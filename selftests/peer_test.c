@@ -103,8 +103,7 @@ TEST(producer_killed_holding_reservation)
 		__u32 lanes = types[t] == SN_RING_SPSC ? 1 : 2;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 16, 16, lanes,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 16, .slot_size = 16, .lanes = lanes, .flags = flags[b])));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		pid = t_spawn(ch, t_child_reserver, NULL);
 		ASSERT_LT(0, pid);
@@ -153,8 +152,7 @@ TEST(sleeping_consumer_wakes_at_producer_death)
 		__u64 m[2], t0;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 16, 16, 2,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 16, .slot_size = 16, .lanes = 2, .flags = flags[b])));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		pid = t_spawn(ch, t_child_producer, NULL);
 		ASSERT_LT(0, pid);
@@ -184,8 +182,7 @@ TEST(end_of_stream)
 		struct sn_channel *ch;
 		__u64 m[2] = { 0 };
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 16, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 16, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		EXPECT_EQ(-ETIMEDOUT, sn_recv(c, m, 20 * MS));
 		EXPECT_EQ(-EAGAIN, sn_try_recv(c, m));
@@ -209,8 +206,7 @@ TEST(end_of_stream)
 		EXPECT_EQ(0, sn_channel_close(ch));
 
 		/* never a producer, then the creator ends it */
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 16, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 16, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		EXPECT_EQ(-EAGAIN, sn_try_recv(c, m));
 		EXPECT_EQ(0, sn_channel_shutdown(ch));
@@ -241,8 +237,7 @@ TEST(producer_sees_consumer_death)
 		__u64 m[2] = { 0 }, i, t0;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 4, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 4, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		pid = t_spawn(ch, t_child_consumer, NULL);
 		ASSERT_LT(0, pid);
@@ -285,8 +280,7 @@ TEST(consumer_killed_holding_peek_redelivers)
 		__u32 two = 2;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPSC, 8, 16, 2,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .slots = 8, .slot_size = 16, .lanes = 2, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		for (m[0] = 0; m[0] < 3; m[0]++)
 			ASSERT_EQ(0, sn_try_send(p, m));
@@ -323,8 +317,7 @@ TEST(mpmc_consumer_killed_holding_claim)
 		__u32 two = 2;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 4, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 4, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		for (m[0] = 0; m[0] < 4; m[0]++)
@@ -422,8 +415,7 @@ TEST(dead_sleeper_leaves_no_announcement)
 		void *base;
 		pid_t pid;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, types[t], 4, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = types[t], .slots = 4, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_channel_layout(ch, &base, &off));
 		waiters = (__u32 *)((char *)base + off.cons +
 				    off.cons_waiters);
@@ -470,8 +462,7 @@ TEST(mpmc_consumers_die_together)
 		__u32 one = 1;
 		pid_t a, z;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_MPMC, 2, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_MPMC, .slots = 2, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_producer_open(ch, &p));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));	/* not orphaned */
 		ASSERT_EQ(0, sn_try_send(p, m));
@@ -509,8 +500,7 @@ TEST(failed_open_keeps_the_end)
 		__u64 m[2];
 		int lowest;
 
-		ASSERT_EQ(0, sn_channel_create(&ch, SN_RING_SPSC, 4, 16, 1,
-					       flags[b]));
+		ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 4, .slot_size = 16, .lanes = 1, .flags = flags[b])));
 		ASSERT_EQ(0, sn_consumer_open(ch, &c));
 		ASSERT_EQ(0, sn_channel_shutdown(ch));
 		EXPECT_EQ(-EPIPE, sn_try_recv(c, m));
@@ -577,7 +567,7 @@ static int c_open(struct c_run *r, int producer, void **h)
 		ret = producer ?
 			sn_producer_open(r->ch, (struct sn_producer **)h) :
 			sn_consumer_open(r->ch, (struct sn_consumer **)h);
-		if (ret != -EBUSY && ret != -ENOSPC)
+		if (ret != -EBUSY && ret != -EUSERS)
 			return ret;
 		usleep(1000);
 	} while (t_now() - t0 < C_TIMEOUT + C_SLACK);
@@ -755,7 +745,7 @@ static void c_chaos(struct __test_metadata *_metadata, unsigned int type,
 		    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, r.sh);
 	r.count = (unsigned char *)&r.sh->committed[r.ids];
-	ASSERT_EQ(0, sn_channel_create(&r.ch, type, 64, 16, r.lanes, flags));
+	ASSERT_EQ(0, sn_channel_create(&r.ch, SN_CHANNEL_OPTS(.type = type, .slots = 64, .slot_size = 16, .lanes = r.lanes, .flags = flags)));
 	srand(type * 7919 + flags);
 	for (i = 0; i < r.producers; i++)
 		prod[i] = c_start(&r, 1, i);

@@ -1542,7 +1542,7 @@ TEST(config_contract)
 	EXPECT_EQ(-1, sn_pool_worker_cpu(pool, 0));
 	EXPECT_EQ(0, sn_submitter_open(pool, &s[0]));
 	EXPECT_EQ(0, sn_submitter_open(pool, &s[1]));
-	EXPECT_EQ(-ENOSPC, sn_submitter_open(pool, &s[2]));
+	EXPECT_EQ(-EUSERS, sn_submitter_open(pool, &s[2]));
 	EXPECT_EQ(0, sn_submitter_close(s[1]));
 	EXPECT_EQ(0, sn_submitter_open(pool, &s[1]));
 	EXPECT_EQ(-EINVAL, sn_submit_to(s[0], 999, 0, NULL, 0));

@@ -69,9 +69,7 @@ FIXTURE_TEARDOWN(rec) {}
 static int rec_create(const FIXTURE_VARIANT(rec) *v, __u32 lanes,
 		      unsigned int flags, struct sn_channel **ch)
 {
-	return sn_channel_create(ch, v->type, R_SLOTS, R_SLOT_SIZE,
-				 v->type == SN_RING_SPSC ? 1 : lanes,
-				 v->backend | flags);
+	return sn_channel_create(ch, SN_CHANNEL_OPTS(.type = v->type, .slots = R_SLOTS, .slot_size = R_SLOT_SIZE, .lanes = v->type == SN_RING_SPSC ? 1 : lanes, .flags = v->backend | flags));
 }
 
 /* Bytes that differ with @seed at every offset (xorshift32). */
@@ -589,8 +587,7 @@ TEST_F(rec, one_slot_lane)
 	__u32 len;
 	pid_t pid;
 
-	r = sn_channel_create(&ch, variant->type, 1, R_SLOT_SIZE, 1,
-			      variant->backend | SN_CHANNEL_VARLEN);
+	r = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = variant->type, .slots = 1, .slot_size = R_SLOT_SIZE, .lanes = 1, .flags = variant->backend | SN_CHANNEL_VARLEN));
 	if (r == -EINVAL)
 		return;		/* refused: as good */
 	ASSERT_EQ(0, r);

@@ -527,7 +527,7 @@ TEST(narrow_roles)
 		EXPECT_EQ(FD_CLOEXEC, fcntl(p[l], F_GETFD) & FD_CLOEXEC);
 	}
 	EXPECT_EQ(7, kp->lanes_live);
-	EXPECT_EQ(-ENOSPC, narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY));
+	EXPECT_EQ(-EUSERS, narrow(fd, SN_ROLE_PRODUCER, SN_LANE_ANY));
 	EXPECT_EQ(-EBUSY, narrow(fd, SN_ROLE_PRODUCER, 1));
 	EXPECT_EQ(-EINVAL, narrow(fd, SN_ROLE_PRODUCER, 3));
 	close(p[1]);

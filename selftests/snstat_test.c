@@ -86,8 +86,7 @@ FIXTURE_SETUP(ring)
 	self->ch = NULL;
 	if (stat("/proc/sn/rings", &st))
 		SKIP(return, "/proc/sn/rings missing: the sn module is not loaded");
-	r = sn_channel_create(&self->ch, SN_RING_SPSC, 64, 32, 1,
-			      SN_BACKEND_KERNEL);
+	r = sn_channel_create(&self->ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 64, .slot_size = 32, .lanes = 1, .flags = SN_BACKEND_KERNEL));
 	ASSERT_EQ(0, r);
 	ASSERT_EQ(0, sn_producer_open(self->ch, &self->p));
 	ASSERT_EQ(0, sn_consumer_open(self->ch, &self->c));
@@ -185,7 +184,7 @@ static int nobody_lists_own(unsigned long long root_id)
 	/* setuid made us non-dumpable; /proc/self stays ours. */
 	if (prctl(PR_SET_DUMPABLE, 1, 0, 0, 0))
 		return 11;
-	if (sn_channel_create(&ch, SN_RING_SPSC, 16, 8, 1, SN_BACKEND_KERNEL))
+	if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 16, .slot_size = 8, .lanes = 1, .flags = SN_BACKEND_KERNEL)))
 		return 12;
 	if (sn_channel_info(ch, &info))
 		return 13;

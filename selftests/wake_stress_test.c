@@ -71,7 +71,7 @@
 #define TIMEOUT_NS	(2000 * MS)
 #define GAP_NS		20000ULL	/* the waker's gaps: 0..gap */
 #define GAP_MAX_NS	(256 * GAP_NS)	/* widened at most to this */
-#define ADAPT_ACTS	64		/* the gaps adapt this often */
+#define ADAPT_ACTS	16		/* the gaps adapt this often */
 #define UNWOKEN_MS	5
 #define SLOW_MS		10		/* reported, never failed */
 #define CASE_S		3		/* at most, per case and backend */
@@ -736,8 +736,7 @@ static int run_one(const struct run *r, struct result *res, char *why,
 	}
 	if (r->b->fence == SN_FENCE_FULL)
 		setenv("SN_FENCE", "full", 1);
-	ret = sn_channel_create(&ch, r->type, r->slots, SLOT_SIZE, r->producers,
-				r->b->flags);
+	ret = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = r->type, .slots = r->slots, .slot_size = SLOT_SIZE, .lanes = r->producers, .flags = r->b->flags));
 	unsetenv("SN_FENCE");
 	if (ret) {
 		snprintf(why, whylen, "sn_channel_create: %d", ret);

@@ -254,8 +254,7 @@ static int wcase_open(struct wcase *w)
 	w->full_fd = w->role_fd = -1;
 	w->ch = NULL;
 	if (w->way == W_LIBSN) {
-		ret = sn_channel_create(&w->ch, w->type, SLOTS, 8, lanes,
-					SN_BACKEND_KERNEL);
+		ret = sn_channel_create(&w->ch, SN_CHANNEL_OPTS(.type = w->type, .slots = SLOTS, .slot_size = 8, .lanes = lanes, .flags = SN_BACKEND_KERNEL));
 		if (ret)
 			return ret;
 		ret = sn_producer_open(w->ch, &w->p);

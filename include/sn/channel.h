@@ -63,7 +63,7 @@
  *  - A dead MPMC consumer's claimed, unreleased messages are released so
  *    the producers go on, and counted as lost (claims_lost: at most once).
  *    Each MPMC consumer handle owns a claim record, so at most
- *    SN_MAX_CLAIMS consumers are open at once (-ENOSPC beyond).
+ *    SN_MAX_CLAIMS consumers are open at once (-EUSERS beyond).
  * Memfd backend: no kernel sees a death, so libsn finds dead peers itself
  * through open-file-description locks that each handle holds on its own
  * open file description of the memfd (fcntl F_OFD_SETLK: the kernel drops
@@ -325,48 +325,74 @@ struct sn_channel_info {
 	__u32 max_msg;
 	__u32 bufs;		/* buffers per lane (sn_buf_get()) */
 	__u32 buf_size;
+	/* 1: the kernel enforces @role (SN_BACKEND_KERNEL); 0: every
+	 * process that maps the ring may write all of it (memfd) */
+	__u32 roles_enforced;
 };
 
 /* ---- Channels (libsn/channel.c) ---- */
 
 /*
- * Creates a channel: @type an enum sn_ring_type, @slots per lane (a power
- * of two, 1..SN_CHANNEL_MAX_SLOTS), @slot_size bytes per message (a multiple
- * of 8, 8..SN_CHANNEL_MAX_SLOT_SIZE), @lanes the most producers at a time
- * (1 for SPSC; 1..SN_MAX_LANES), @flags SN_BACKEND_* or 0 for automatic.
- * Stores the channel in *@out. Errors: -EINVAL (geometry, flags), -ENOENT
- * (SN_BACKEND_KERNEL without the module), or what open/ioctl/memfd_create/
- * mmap return (-ENOMEM, -EPERM ...).
+ * What sn_channel_create() creates. Size-first, as the kernel's structs,
+ * so it can grow: set @size to sizeof(struct sn_channel_opts) (the
+ * SN_CHANNEL_OPTS() macro does); fields left 0 take their defaults.
  */
-int sn_channel_create(struct sn_channel **out, unsigned int type,
-		      unsigned int slots, unsigned int slot_size,
-		      unsigned int lanes, unsigned int flags);
-
-/* What sn_channel_create_opts() creates; fields left 0 are absent. */
 struct sn_channel_opts {
 	__u32 size;		/* sizeof(struct sn_channel_opts) */
-	__u32 type;		/* as sn_channel_create() */
+	__u32 type;		/* enum sn_ring_type; 0: SN_RING_SPSC */
+	/* per lane: a power of two, 1..SN_CHANNEL_MAX_SLOTS (varlen: 2..);
+	 * 0: SN_CHANNEL_DEFAULT_SLOTS */
 	__u32 slots;
+	/* bytes per message (varlen: per slot): a multiple of 8,
+	 * 8..SN_CHANNEL_MAX_SLOT_SIZE; 0: SN_CHANNEL_DEFAULT_SLOT_SIZE */
 	__u32 slot_size;
+	/* the most producers at a time: 1 for SPSC, 1..SN_MAX_LANES; 0: 1
+	 * for SPSC, else the online CPUs (at most SN_MAX_LANES) */
 	__u32 lanes;
+	/* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD (neither: the kernel's when
+	 * /dev/sn opens, else memfd), SN_CHANNEL_VARLEN */
 	__u32 flags;
 	/*
 	 * Buffers for large messages passed without a copy (needs
 	 * SN_CHANNEL_VARLEN): @bufs per lane, 1..SN_MAX_BUFS, of @buf_size
 	 * bytes each, a multiple of 64 up to SN_MAX_BUF_SIZE (kernel rings:
-	 * within the module's max_ring_mb). See sn_buf_get().
+	 * within the module's max_ring_mb). See sn_buf_get(). 0: none.
 	 */
 	__u32 bufs;
 	__u32 buf_size;
 };
 
+#define SN_CHANNEL_OPTS_SIZE_VER0	32	/* libsn 1.0's */
+#define SN_CHANNEL_DEFAULT_SLOTS	1024U
+#define SN_CHANNEL_DEFAULT_SLOT_SIZE	64U
+
 /*
- * sn_channel_create() with options, and buffers. Errors as there; -EINVAL
- * also for a size below sizeof(struct sn_channel_opts) and a bad buffer
- * geometry.
+ * A pointer to options with @size set and the given fields, the rest 0
+ * (defaults), e.g. SN_CHANNEL_OPTS(.type = SN_RING_MPSC, .lanes = 4).
+ * C only (a compound literal); C++ fills a struct sn_channel_opts.
  */
-int sn_channel_create_opts(struct sn_channel **out,
-			   const struct sn_channel_opts *o);
+#define SN_CHANNEL_OPTS(...)						\
+	(&(const struct sn_channel_opts){				\
+		.size = sizeof(struct sn_channel_opts), __VA_ARGS__ })
+
+/*
+ * Creates a channel as @opts say and stores it in *@out. Errors: -EINVAL
+ * (a field breaks its rule above, or the total of slots and buffers is
+ * above SN_CHANNEL_MAX_BYTES, or sn.ko's limits for kernel rings;
+ * sn_last_error() says which), -ENOENT (SN_BACKEND_KERNEL without the
+ * module), or what open/ioctl/memfd_create/mmap return (-ENOMEM, -EPERM
+ * for a memlock limit, ...).
+ */
+int sn_channel_create(struct sn_channel **out,
+		      const struct sn_channel_opts *opts);
+
+/*
+ * Why the calling thread's last sn_channel_create(), sn_channel_attach()
+ * or sn_channel_recv_fd() failed, as a sentence naming the argument and
+ * the limit ("slots 1000: not a power of two in 1..1048576"); "" when its
+ * errno says all there is. Valid until this thread's next such call.
+ */
+const char *sn_last_error(void);
 
 /*
  * Attaches to the ring behind @fd (a kernel ring fd of any role, or a libsn
@@ -395,6 +421,55 @@ int sn_channel_shutdown(struct sn_channel *ch);
 
 /* The channel's own ring fd (to pass on by fork or SCM_RIGHTS). */
 int sn_channel_fd(const struct sn_channel *ch);
+
+/* ---- Sharing with other processes (libsn/share.c) ---- */
+
+/*
+ * A new fd (O_CLOEXEC; the caller closes it) that gives what @role allows,
+ * for another process to sn_channel_attach():
+ *   SN_ROLE_FULL      everything this channel's fd may do (a duplicate;
+ *                     -EPERM unless this channel's fd is full-role);
+ *   SN_ROLE_PRODUCER  one producer of lane @lane, or of a free lane with
+ *                     SN_LANE_ANY: the fd owns that lane from now on, so
+ *                     no producer of this process can take it;
+ *   SN_ROLE_CONSUMER  the consumer (SPSC/MPSC: the one consumer, held by
+ *                     the fd from now on; MPMC: one more claim record).
+ * Kernel backend: sn.ko enforces the role (the fd maps writable only what
+ * the role writes: sn_channel_info().roles_enforced is 1). Memfd backend:
+ * every process that maps the memfd can write everything, so a producer or
+ * consumer role cannot be given: -EOPNOTSUPP, never a full fd instead.
+ * Errors: -EINVAL (@role, @lane), -EBUSY (that lane or the SPSC/MPSC
+ * consumer is owned), -EUSERS (every lane, or every MPMC claim record, is
+ * owned), -EPERM (this channel's fd may not narrow so: only full-role fds
+ * narrow, and an MPMC consumer fd to another consumer), -EOPNOTSUPP.
+ */
+int sn_channel_share_fd(struct sn_channel *ch, unsigned int role,
+			unsigned int lane);
+
+/*
+ * Sends the channel over the connected unix socket @sock: an fd made by
+ * sn_channel_share_fd(@role, @lane) in SCM_RIGHTS, with a small header (a
+ * magic number, the version, the role, the lane and the backend). The fd is
+ * closed here once sent; in flight the socket holds it (and the lane or
+ * consumer it owns). Blocks as sendmsg(2) does (never SIGPIPE). 0, the
+ * errors of sn_channel_share_fd(), or sendmsg's (-EPIPE, -EAGAIN on a
+ * non-blocking socket, ...).
+ */
+int sn_channel_send_fd(struct sn_channel *ch, int sock, unsigned int role,
+		       unsigned int lane);
+
+/*
+ * Receives one channel sent with sn_channel_send_fd() from @sock and
+ * attaches to it (sn_channel_attach()): its handles can do what the
+ * sender's role allows (sn_channel_info() says the role and lane).
+ * @flags: 0. Blocks as recvmsg(2) does. Errors: -ECONNRESET (the sender
+ * closed the socket), -EPROTO (the message is not a channel: no fd, more
+ * than one, a short or unknown header, or an fd whose role differs from
+ * the header's; any fd received is closed), sn_channel_attach()'s errors,
+ * recvmsg's (-EAGAIN on a non-blocking socket, ...).
+ */
+int sn_channel_recv_fd(struct sn_channel **out, int sock,
+		       unsigned int flags);
 
 /* SN_BACKEND_KERNEL or SN_BACKEND_MEMFD. */
 int sn_channel_backend(const struct sn_channel *ch);
@@ -432,7 +507,7 @@ int sn_channel_stats(const struct sn_channel *ch, struct sn_channel_stats *st);
  * fd's lane (one producer per such channel). Memfd: claims a lane in the
  * kpage's lanes_live bitmap and locks it (see "Dead peers"), after looking
  * for dead peers. The new producer continues from the lane's tail.
- * Errors: -ENOSPC (every lane owned), -EBUSY, -EPERM (a consumer-role
+ * Errors: -EUSERS (every lane owned), -EBUSY, -EPERM (a consumer-role
  * fd), -ENOMEM, -ENOSYS (memfd: /proc is not mounted).
  */
 int sn_producer_open(struct sn_channel *ch, struct sn_producer **out);
@@ -446,7 +521,7 @@ int sn_producer_lane(const struct sn_producer *p);
 /*
  * Opens a consumer. SPSC/MPSC allow one at a time (-EBUSY): kernel backend
  * by narrowing to a consumer fd, memfd by the kpage's consumer claim. MPMC
- * allows SN_MAX_CLAIMS at once (-ENOSPC beyond). Errors: -EBUSY, -ENOSPC,
+ * allows SN_MAX_CLAIMS at once (-EUSERS beyond). Errors: -EBUSY, -EUSERS,
  * -EPERM (a producer-role fd), -ENOMEM, -ENOSYS (memfd: /proc is not
  * mounted).
  */

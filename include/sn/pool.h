@@ -451,7 +451,7 @@ void *sn_pool_worker_state(const struct sn_pool *pool, unsigned int i);
  * still hold its messages (see Order at the top); lanes another thread
  * closed that way are given out once drained, waiting for that as a
  * submit waits for room (backpressure, block_timeout_ns; never on a
- * worker of this pool). Errors: -ENOSPC (every lane open, or still
+ * worker of this pool). Errors: -EUSERS (every lane open, or still
  * reserved), -ESHUTDOWN (intake stopped), -EINVAL. Any thread.
  */
 int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out);

@@ -18,7 +18,7 @@ int snb_backend(int *fence)
 	struct sn_channel_info info;
 	struct sn_channel *ch;
 
-	if (sn_channel_create(&ch, SN_RING_SPSC, 8, 16, 1, 0))
+	if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 8, .slot_size = 16, .lanes = 1, .flags = 0)))
 		return -1;
 	sn_channel_info(ch, &info);
 	sn_channel_close(ch);
@@ -41,8 +41,7 @@ static void *sn_create(const struct snb_cfg *cfg)
 	struct sn_channel *ch;
 	int r;
 
-	r = sn_channel_create(&ch, sn_types[cfg->type], cfg->capacity,
-			      cfg->msg_size, cfg->producers, 0);
+	r = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = sn_types[cfg->type], .slots = cfg->capacity, .slot_size = cfg->msg_size, .lanes = cfg->producers, .flags = 0));
 	if (r) {
 		fprintf(stderr, "snbench: sn_channel_create: %d\n", r);
 		return NULL;

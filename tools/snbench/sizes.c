@@ -91,8 +91,7 @@ static void *snl_create(const struct snb_cfg *cfg)
 		return NULL;
 	while (slots < 2 * (rec + 1))
 		slots *= 2;
-	r = sn_channel_create(&q->ch, SN_RING_SPSC, (unsigned int)slots,
-			      SNL_SLOT_SIZE, 1, SN_CHANNEL_VARLEN);
+	r = sn_channel_create(&q->ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = (unsigned int)slots, .slot_size = SNL_SLOT_SIZE, .lanes = 1, .flags = SN_CHANNEL_VARLEN));
 	if (r) {
 		fprintf(stderr, "snbench: sn_channel_create(%zu slots, varlen): %s\n",
 			slots, strerror(-r));
@@ -361,9 +360,9 @@ static void *snbuf_create(const struct snb_cfg *cfg)
 	o.bufs = (unsigned int)(bufs < 4 ? 4 : bufs > SN_MAX_BUFS ?
 				SN_MAX_BUFS : bufs);
 	o.buf_size = buf_size;
-	r = sn_channel_create_opts(&q->ch, &o);
+	r = sn_channel_create(&q->ch, &o);
 	if (r) {
-		fprintf(stderr, "snbench: sn_channel_create_opts(%u bufs of %u B): %s\n",
+		fprintf(stderr, "snbench: sn_channel_create(%u bufs of %u B): %s\n",
 			o.bufs, buf_size, strerror(-r));
 		free(q);
 		return NULL;
