@@ -622,7 +622,7 @@ TEST(plot_png)
 	int st, fd;
 
 	if (system("command -v gnuplot >/dev/null 2>&1"))
-		SKIP(return, "gnuplot is not installed (tools/deps installs gnuplot-nox)");
+		SKIP(return, "gnuplot is not installed (tools/testing/deps installs gnuplot-nox)");
 	fd = mkstemps(png, 4);
 	ASSERT_LE(0, fd);
 	close(fd);
