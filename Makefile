@@ -86,11 +86,11 @@ SNBENCH_STATIC_LIBS := -lrte_ring -lrte_eal -lrte_kvargs -lrte_telemetry \
 $(B)/snbench-static: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -static -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_STATIC_LIBS)
 
-$(B)/snstat: tools/snstat.c | deps
+$(B)/snstat: tools/snstat/snstat.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
 
-$(B)/selftests/snstat_test: tools/snstat.c
+$(B)/selftests/snstat_test: tools/snstat/snstat.c
 
 # make check's smoke tests of snbench and snstat (host; tools/testing/check).
 $(B)/snbench_smoke: tools/snbench_smoke.c | deps

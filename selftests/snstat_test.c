@@ -22,7 +22,7 @@
 
 /* snstat itself, its main() renamed */
 #define main snstat_main
-#include "../tools/snstat.c"
+#include "../tools/snstat/snstat.c"
 #undef main
 
 static void __attribute__((constructor))
