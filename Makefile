@@ -93,7 +93,8 @@ $(B)/snstat: tools/snstat/snstat.c | deps
 $(B)/selftests/snstat_test: tools/snstat/snstat.c
 
 # make check's smoke tests of snbench and snstat (host; tools/testing/check).
-$(B)/snbench_smoke: tools/snbench_smoke.c | deps
+# Built in build/, not build/selftests/, whose every file the guests run.
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
 tests: $(TEST_BINS)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runs a command and captures its stdout: shared by the tests that run a
- * tool (selftests/snstat_test.c, tools/snbench_smoke.c).
+ * tool (selftests/snstat_test.c, selftests/snbench_smoke.c).
  */
 #ifndef SN_SELFTESTS_RUN_CAPTURE_H
 #define SN_SELFTESTS_RUN_CAPTURE_H

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "../selftests/run_capture.h"
+#include "run_capture.h"
 
 /* ---- running a tool ---- */
 
