@@ -64,8 +64,9 @@ $(B)/libsn.so: $(B)/libsn.so.1
 
 # snbench and snstat (tools/). snbench links the peers it measures from
 # their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
-# memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static (it also
-# runs in the guests, built into selftests/snstat_test).
+# memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static:
+# the guests run it too (tools/testing/vm/run copies it to /snstat for
+# snstat_test).
 SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
 SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
@@ -90,7 +91,8 @@ $(B)/snstat: tools/snstat/snstat.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
 
-$(B)/selftests/snstat_test: tools/snstat/snstat.c
+# snstat_test runs build/snstat (../snstat from its own folder).
+$(B)/selftests/snstat_test: $(B)/snstat
 
 # make check's smoke tests of snbench and snstat (host; tools/testing/check).
 # Built in build/, not build/selftests/, whose every file the guests run.

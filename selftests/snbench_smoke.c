@@ -27,7 +27,7 @@
 
 static char *run(const char *const *argv, int *status)
 {
-	return run_capture(argv[0], (char *const *)argv, NULL, status);
+	return run_capture(argv[0], (char *const *)argv, status);
 }
 
 /* $ENV, else the tool beside this binary (both live in build/). */
