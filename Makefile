@@ -9,12 +9,13 @@ export SN_CACHE
 # The kernel the module builds against: the running one's build tree when it
 # has one, else Debian's 6.12 headers.
 KDIR ?= $(firstword $(wildcard /lib/modules/$(shell uname -r)/build) \
-	$(wildcard /usr/src/linux-headers-$(shell bash -c '. tools/lib/common.sh && debian_release 6.12')))
+	$(wildcard /usr/src/linux-headers-$(shell bash -c '. tools/testing/lib/common.sh && debian_release 6.12')))
 
 B := build
-# kselftest_harness.h and kselftest.h, from linux-source-6.12 (tools/deps);
-# a system include so its own -Wextra findings are not ours.
-KSFT_DIR = $(shell bash -c '. tools/lib/common.sh && linux_src_dir')/tools/testing/selftests
+# kselftest_harness.h and kselftest.h, from linux-source-6.12
+# (tools/testing/deps); a system include so its own -Wextra findings are not
+# ours.
+KSFT_DIR = $(shell bash -c '. tools/testing/lib/common.sh && linux_src_dir')/tools/testing/selftests
 
 CC ?= gcc
 WARN := -Wall -Wextra -Werror
@@ -38,10 +39,10 @@ TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 all: module lib tools tests examples
 
 deps:
-	@tools/deps
+	@tools/testing/deps
 
 module: deps
-	@test -n "$(KDIR)" || { echo "no kernel headers: run tools/deps" >&2; exit 1; }
+	@test -n "$(KDIR)" || { echo "no kernel headers: run tools/testing/deps" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 lib: $(B)/libsn.a $(B)/libsn.so
@@ -62,9 +63,10 @@ $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
 
 # snbench and snstat (tools/). snbench links the peers it measures from
-# their Debian packages (tools/deps): DPDK's rte_ring (on plain memory, no
-# EAL), Concurrency Kit's ck_ring and liburing. snstat is static (it also
-# runs in the guests, built into selftests/snstat_test).
+# their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
+# memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static:
+# the guests run it too (tools/testing/vm/run copies it to /snstat for
+# snstat_test).
 SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
 SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
@@ -75,7 +77,7 @@ tools: $(B)/snbench $(B)/snbench-static $(B)/snstat $(B)/snbench_smoke
 $(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
 
-# The same snbench, static, for the guests (tools/vm/run --add
+# The same snbench, static, for the guests (tools/testing/vm/run --add
 # build/snbench-static -- ./snbench-static wakeup): every peer included.
 # DPDK's EAL brings its own dependencies; ld warns that EAL's dlopen,
 # getaddrinfo and getpwuid need glibc's shared libraries at run time:
@@ -85,14 +87,16 @@ SNBENCH_STATIC_LIBS := -lrte_ring -lrte_eal -lrte_kvargs -lrte_telemetry \
 $(B)/snbench-static: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -static -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_STATIC_LIBS)
 
-$(B)/snstat: tools/snstat.c | deps
+$(B)/snstat: tools/snstat/snstat.c | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
 
-$(B)/selftests/snstat_test: tools/snstat.c
+# snstat_test runs build/snstat (../snstat from its own folder).
+$(B)/selftests/snstat_test: $(B)/snstat
 
-# make check's smoke tests of snbench and snstat (host; tools/check).
-$(B)/snbench_smoke: tools/snbench_smoke.c | deps
+# make check's smoke tests of snbench and snstat (host; tools/testing/check).
+# Built in build/, not build/selftests/, whose every file the guests run.
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
 tests: $(TEST_BINS)
@@ -113,7 +117,8 @@ $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
 
 # The channel tests again under ASan+UBSan and under TSan (build/asan/,
 # build/tsan/): libsn's sources compiled into each test, dynamically linked
-# (the sanitizers' runtimes do not link statically). tools/check runs them.
+# (the sanitizers' runtimes do not link statically). tools/testing/check
+# runs them.
 SAN_TESTS := channel_test channel_block_test pool_test peer_test memfd_dead_test \
 	wake_stress_test record_test buf_test share_test
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
@@ -145,7 +150,7 @@ fuzz: $(B)/fuzz/ring_fuzz
 	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
 
 check: all sanitize
-	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/check
+	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
 
 # The main job: the short snbench suite, libsn against its peers in one run
 # (at most 2 minutes on 2 cores). BENCH_ARGS passes options to snbench

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Runs a command and captures its stdout: shared by the tests that run a
- * tool (selftests/snstat_test.c, tools/snbench_smoke.c).
+ * tool (selftests/snstat_test.c, selftests/snbench_smoke.c).
  */
 #ifndef SN_SELFTESTS_RUN_CAPTURE_H
 #define SN_SELFTESTS_RUN_CAPTURE_H
@@ -14,12 +14,11 @@
 #include <unistd.h>
 
 /*
- * Runs @path with @argv (NULL-terminated), with @env set to "1" in its
- * environment when @env is not NULL; returns its stdout (malloc'd, NUL
- * terminated; NULL when it could not run) and its wait status in *@status.
+ * Runs @path with @argv (NULL-terminated); returns its stdout (malloc'd,
+ * NUL terminated; NULL when it could not run) and its wait status in
+ * *@status.
  */
-static char *run_capture(const char *path, char *const *argv,
-			 const char *env, int *status)
+static char *run_capture(const char *path, char *const *argv, int *status)
 {
 	char *out = NULL;
 	size_t len = 0, cap = 0;
@@ -36,8 +35,6 @@ static char *run_capture(const char *path, char *const *argv,
 		dup2(fd[1], 1);
 		close(fd[0]);
 		close(fd[1]);
-		if (env)
-			setenv(env, "1", 1);
 		execv(path, argv);
 		fprintf(stderr, "cannot run %s: %s\n", path, strerror(errno));
 		_exit(127);

@@ -2,11 +2,10 @@
 /*
  * snstat in a guest: it lists a ring this test created, with the right
  * type, owner, geometry and depth, and says clearly when the module is
- * missing. snstat's own source is built into this binary (so the guest
- * needs no other file): run with SNSTAT_TEST_EXEC=1 in its environment, the
- * binary is snstat; the tests exec it that way through /proc/self/exe and
- * read its --json output. As an unprivileged user it lists that user's own
- * rings only.
+ * missing. The tests run the snstat program beside this binary's folder
+ * (build/snstat on the host, /snstat in the guests, where
+ * tools/testing/vm/run copies it; SNSTAT overrides) and read its --json
+ * output. As an unprivileged user it lists that user's own rings only.
  */
 #include <errno.h>
 #include <limits.h>
@@ -20,21 +19,34 @@
 
 #include <sn/channel.h>
 
-/* snstat itself, its main() renamed */
-#define main snstat_main
-#include "../tools/snstat.c"
-#undef main
-
-static void __attribute__((constructor))
-snstat_multicall(int argc, char **argv, char **envp)
-{
-	(void)envp;
-	if (getenv("SNSTAT_TEST_EXEC"))
-		exit(snstat_main(argc, argv));
-}
-
 #include "kselftest_harness.h"
 #include "run_capture.h"
+
+static char snstat[4096];
+
+/*
+ * $SNSTAT, else ../snstat from this binary's folder. Found before any test,
+ * so that the unprivileged child need not read /proc/self/exe.
+ */
+static void __attribute__((constructor)) find_snstat(void)
+{
+	const char *env = getenv("SNSTAT");
+	char *slash;
+	ssize_t n;
+
+	if (env) {
+		snprintf(snstat, sizeof(snstat), "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", snstat, sizeof(snstat) - 16);
+	if (n <= 0) {
+		strcpy(snstat, "snstat");
+		return;
+	}
+	snstat[n] = 0;
+	slash = strrchr(snstat, '/');
+	strcpy(slash ? slash + 1 : snstat, "../snstat");
+}
 
 /* Runs snstat with @args; returns its stdout (malloc'd) and exit status. */
 static char *run_snstat(const char *const *args, int *status)
@@ -44,7 +56,7 @@ static char *run_snstat(const char *const *args, int *status)
 
 	for (i = 0; args[i] && i < 6; i++)
 		argv[i + 1] = (char *)args[i];
-	return run_capture("/proc/self/exe", argv, "SNSTAT_TEST_EXEC", status);
+	return run_capture(snstat, argv, status);
 }
 
 /* The --json line of ring @id, or NULL. */

@@ -7,7 +7,7 @@
 
 #include "snbench.h"
 
-static const unsigned int sn_types[] = {
+static const unsigned int bench_sn_types[] = {
 	[SNB_SPSC] = SN_RING_SPSC,
 	[SNB_MPSC] = SN_RING_MPSC,
 	[SNB_MPMC] = SN_RING_MPMC,
@@ -18,7 +18,7 @@ int snb_backend(int *fence)
 	struct sn_channel_info info;
 	struct sn_channel *ch;
 
-	if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC, .slots = 8, .slot_size = 16, .lanes = 1, .flags = 0)))
+	if (sn_channel_create(&ch, SN_CHANNEL_OPTS(.slots = 8, .slot_size = 16)))
 		return -1;
 	sn_channel_info(ch, &info);
 	sn_channel_close(ch);
@@ -26,7 +26,7 @@ int snb_backend(int *fence)
 	return (int)info.backend;
 }
 
-static const char *sn_skip(const struct snb_cfg *cfg, int pingpong)
+static const char *bench_sn_skip(const struct snb_cfg *cfg, int pingpong)
 {
 	(void)pingpong;
 	if (cfg->capacity & (cfg->capacity - 1))
@@ -36,25 +36,30 @@ static const char *sn_skip(const struct snb_cfg *cfg, int pingpong)
 	return NULL;
 }
 
-static void *sn_create(const struct snb_cfg *cfg)
+static void *bench_sn_create(const struct snb_cfg *cfg)
 {
 	struct sn_channel *ch;
 	int r;
 
-	r = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = sn_types[cfg->type], .slots = cfg->capacity, .slot_size = cfg->msg_size, .lanes = cfg->producers, .flags = 0));
+	r = sn_channel_create(&ch, SN_CHANNEL_OPTS(
+		.type = bench_sn_types[cfg->type],
+		.slots = cfg->capacity,
+		.slot_size = cfg->msg_size,
+		.lanes = cfg->producers));
 	if (r) {
-		fprintf(stderr, "snbench: sn_channel_create: %d\n", r);
+		fprintf(stderr, "snbench: sn_channel_create: %s\n",
+			sn_last_error());
 		return NULL;
 	}
 	return ch;
 }
 
-static void sn_destroy(void *q)
+static void bench_sn_destroy(void *q)
 {
 	sn_channel_close(q);
 }
 
-static void *sn_prod_open(void *q, unsigned int idx)
+static void *bench_sn_prod_open(void *q, unsigned int idx)
 {
 	struct sn_producer *p;
 
@@ -62,7 +67,7 @@ static void *sn_prod_open(void *q, unsigned int idx)
 	return sn_producer_open(q, &p) ? NULL : p;
 }
 
-static void *sn_cons_open(void *q, unsigned int idx)
+static void *bench_sn_cons_open(void *q, unsigned int idx)
 {
 	struct sn_consumer *c;
 
@@ -70,17 +75,17 @@ static void *sn_cons_open(void *q, unsigned int idx)
 	return sn_consumer_open(q, &c) ? NULL : c;
 }
 
-static void sn_prod_close(void *h)
+static void bench_sn_prod_close(void *h)
 {
 	sn_producer_close(h);
 }
 
-static void sn_cons_close(void *h)
+static void bench_sn_cons_close(void *h)
 {
 	sn_consumer_close(h);
 }
 
-static uint64_t sn_syscalls(void *q)
+static uint64_t bench_sn_syscalls(void *q)
 {
 	struct sn_channel_stats st;
 
@@ -89,7 +94,7 @@ static uint64_t sn_syscalls(void *q)
 	return st.kicks + st.sleeps;
 }
 
-static inline int sn_send_fn(void *h, const void *msgs, unsigned int n)
+static inline int bench_sn_send(void *h, const void *msgs, unsigned int n)
 {
 	int r;
 
@@ -102,7 +107,7 @@ static inline int sn_send_fn(void *h, const void *msgs, unsigned int n)
 	return r == -EAGAIN ? 0 : r;
 }
 
-static inline int sn_recv_fn(void *h, void *msgs, unsigned int n)
+static inline int bench_sn_recv(void *h, void *msgs, unsigned int n)
 {
 	int r;
 
@@ -115,20 +120,20 @@ static inline int sn_recv_fn(void *h, void *msgs, unsigned int n)
 	return r == -EAGAIN ? 0 : r;
 }
 
-SNB_DEFINE_LOOPS(sn, sn_send_fn, sn_recv_fn)
+SNB_DEFINE_LOOPS(bench_sn, bench_sn_send, bench_sn_recv)
 
 const struct snb_impl snb_impl_sn = {
 	.name = "libsn",
-	.skip = sn_skip,
-	.create = sn_create,
-	.destroy = sn_destroy,
-	.prod_open = sn_prod_open,
-	.cons_open = sn_cons_open,
-	.prod_close = sn_prod_close,
-	.cons_close = sn_cons_close,
-	.syscalls = sn_syscalls,
-	.producer = sn_producer,
-	.consumer = sn_consumer,
-	.ping = sn_ping,
-	.pong = sn_pong,
+	.skip = bench_sn_skip,
+	.create = bench_sn_create,
+	.destroy = bench_sn_destroy,
+	.prod_open = bench_sn_prod_open,
+	.cons_open = bench_sn_cons_open,
+	.prod_close = bench_sn_prod_close,
+	.cons_close = bench_sn_cons_close,
+	.syscalls = bench_sn_syscalls,
+	.producer = bench_sn_producer,
+	.consumer = bench_sn_consumer,
+	.ping = bench_sn_ping,
+	.pong = bench_sn_pong,
 };

@@ -186,7 +186,7 @@ static void wk_fail(struct wk *w, const char *why)
 	atomic_store(&w->stop, 1);
 }
 
-static int sn_open(struct wk *w)
+static int bench_sn_open(struct wk *w)
 {
 	struct sn_create p = {
 		.size = sizeof(p), .type = SN_RING_SPSC,
@@ -242,7 +242,7 @@ static int sn_open(struct wk *w)
 	return 0;
 }
 
-static void sn_close(struct wk *w)
+static void bench_sn_close(struct wk *w)
 {
 	if (w->base)
 		munmap(w->base, w->map_size);
@@ -251,7 +251,7 @@ static void sn_close(struct wk *w)
 }
 
 /* Producer: one message, then the protocol's kick check. */
-static void sn_publish(struct wk *w, const struct snb_msg *m)
+static void bench_sn_publish(struct wk *w, const struct snb_msg *m)
 {
 	uint32_t t = atomic_load_explicit(w->tail, memory_order_relaxed);
 
@@ -268,7 +268,7 @@ static void sn_publish(struct wk *w, const struct snb_msg *m)
 	}
 }
 
-static int sn_take(struct wk *w, struct snb_msg *m)
+static int bench_sn_take(struct wk *w, struct snb_msg *m)
 {
 	uint32_t h = atomic_load_explicit(w->head, memory_order_relaxed);
 
@@ -280,19 +280,19 @@ static int sn_take(struct wk *w, struct snb_msg *m)
 }
 
 /* Consumer: sleeps in poll() until a message is there; stamps the wake. */
-static void sn_wait(struct wk *w, struct snb_msg *m, uint64_t *t)
+static void bench_sn_wait(struct wk *w, struct snb_msg *m, uint64_t *t)
 {
 	struct pollfd p = { .fd = w->fd, .events = POLLIN };
 	int r;
 
 	for (;;) {
-		if (sn_take(w, m)) {
+		if (bench_sn_take(w, m)) {
 			*t = snb_tsc();
 			return;
 		}
 		atomic_fetch_add(w->waiters, 1);
 		atomic_thread_fence(memory_order_seq_cst);	/* [W1] */
-		if (sn_take(w, m)) {
+		if (bench_sn_take(w, m)) {
 			*t = snb_tsc();
 			atomic_fetch_sub(w->waiters, 1);
 			return;
@@ -305,7 +305,7 @@ static void sn_wait(struct wk *w, struct snb_msg *m, uint64_t *t)
 			w->wakeups++;
 		else if (r == 0)
 			w->timeouts++;
-		if (sn_take(w, m))
+		if (bench_sn_take(w, m))
 			return;
 		if (atomic_load(&w->stop)) {
 			m->seq = WK_STOP;
@@ -315,7 +315,7 @@ static void sn_wait(struct wk *w, struct snb_msg *m, uint64_t *t)
 }
 
 /* kthread: a sleep is complete once a thread watches the ring. */
-static void sn_ready(struct wk *w)
+static void bench_sn_ready(struct wk *w)
 {
 	uint64_t end;
 
@@ -489,8 +489,10 @@ static const struct {
 	void (*wait)(struct wk *w, struct snb_msg *m, uint64_t *t);
 	void (*ready)(struct wk *w);
 } ops[SNB_WAKE_IMPLS] = {
-	[WK_KTHREAD] = { sn_open, sn_close, sn_publish, sn_wait, sn_ready },
-	[WK_KICK] = { sn_open, sn_close, sn_publish, sn_wait, sn_ready },
+	[WK_KTHREAD] = { bench_sn_open, bench_sn_close, bench_sn_publish,
+			 bench_sn_wait, bench_sn_ready },
+	[WK_KICK] = { bench_sn_open, bench_sn_close, bench_sn_publish,
+		      bench_sn_wait, bench_sn_ready },
 	[WK_FUTEX] = { futex_open, sys_close, futex_publish, futex_wait, NULL },
 	[WK_EVENTFD] = { efd_open, sys_close, efd_publish, efd_wait, NULL },
 	[WK_PIPE] = { pipe_open, sys_close, pipe_publish, pipe_wait, NULL },

@@ -1,4 +1,5 @@
-# Counts a TAP stream framed by tools/run-tests and tools/vm/init.
+# Counts a TAP stream framed by tools/testing/run-tests and
+# tools/testing/vm/init.
 # Prints one line per failure and, last, "PASS FAIL SKIP".
 #   ok / not ok        kselftest-harness results (# SKIP counts as skipped)
 #   # SN-RUN/SN-RC     one binary's run; a missing "# Totals:" summary or a

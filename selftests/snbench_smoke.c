@@ -21,13 +21,13 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
-#include "../selftests/run_capture.h"
+#include "run_capture.h"
 
 /* ---- running a tool ---- */
 
 static char *run(const char *const *argv, int *status)
 {
-	return run_capture(argv[0], (char *const *)argv, NULL, status);
+	return run_capture(argv[0], (char *const *)argv, status);
 }
 
 /* $ENV, else the tool beside this binary (both live in build/). */
@@ -622,7 +622,7 @@ TEST(plot_png)
 	int st, fd;
 
 	if (system("command -v gnuplot >/dev/null 2>&1"))
-		SKIP(return, "gnuplot is not installed (tools/deps installs gnuplot-nox)");
+		SKIP(return, "gnuplot is not installed (tools/testing/deps installs gnuplot-nox)");
 	fd = mkstemps(png, 4);
 	ASSERT_LE(0, fd);
 	close(fd);

@@ -2,7 +2,7 @@
 # Everything downloaded or built outside git lives under SN_CACHE, keyed by
 # version (and config), so a fresh clone on the same machine reuses it.
 SN_CACHE=${SN_CACHE:-/var/cache/sn}
-SN_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SN_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
 
 die() { echo "$(basename "$0"): $*" >&2; exit 1; }
 note() { echo "$(basename "$0"): $*" >&2; }
@@ -21,7 +21,7 @@ sn_cache_lock() {
 # The Debian version of an installed package, or nothing.
 pkg_version() { dpkg-query -W -f='${Status} ${Version}\n' "$1" 2>/dev/null | awk '/install ok installed/ {print $4}'; }
 
-# Where linux-source-6.12 is unpacked (by tools/deps).
+# Where linux-source-6.12 is unpacked (by tools/testing/deps).
 linux_src_dir() { echo "$SN_CACHE/src/linux-source-$(pkg_version linux-source-6.12)"; }
 
 # Guest kernels: 6.1 and 6.12 are Debian's, named by the header metapackage
