@@ -136,6 +136,18 @@ extern "C" {
 struct sn_channel;
 
 /*
+ * The binary interface (libsn.so.1, symbol version LIBSN_1 in
+ * libsn/libsn.map). The hot path is inline, so programs compile in what
+ * it reads: the layouts of struct sn_producer and struct sn_consumer below,
+ * the SN__* handle flags, and the out-of-line helpers named sn__* are part
+ * of libsn.so.1's ABI as much as the functions are. They change only with
+ * a new soname; new functions come in a new version node. The ring format
+ * itself is the uapi header's (include/uapi/linux/sn.h, its SN_FEAT_* bits
+ * and struct sizes).
+ */
+#define SN_ABI_VERSION	1	/* the soname's number: libsn.so.1 */
+
+/*
  * The full barrier of the sleep/wake protocol ([W1], [W2]; [P1] and [C1]
  * on SN_FENCE_FULL rings).
  * ThreadSanitizer cannot model fences (GCC refuses them under
