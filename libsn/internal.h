@@ -48,16 +48,18 @@ struct sn_channel {
 	__u32 handle_flags;	/* SN__FENCE when our fast sides fence */
 };
 
-/* channel.c */
+/* layout.c: calls nothing else of libsn's */
 int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes);
 int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 		     size_t page);
 int sn_map_reserve(struct sn_channel *ch);
 int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
-void sn_channel_free(struct sn_channel *ch);
 /* lane @lane and the consumer region in the mapping */
 unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
 unsigned char *sn_cons_ptr(const struct sn_channel *ch);
+
+/* channel.c */
+void sn_channel_free(struct sn_channel *ch);
 /* the longest message: slot_size, or sn_record_max() of a varlen ring */
 __u32 sn_channel_max_msg(const struct sn_channel *ch);
 /*
