@@ -62,6 +62,8 @@ unsigned char *sn_cons_ptr(const struct sn_channel *ch);
 void sn_channel_free(struct sn_channel *ch);
 /* the longest message: slot_size, or sn_record_max() of a varlen ring */
 __u32 sn_channel_max_msg(const struct sn_channel *ch);
+
+/* lane.c */
 /*
  * @lane's tail, moved first past the slots its last producer committed
  * (seq) and died before it stored the tail (*@moved: 1 then). Called by
