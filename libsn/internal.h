@@ -94,6 +94,8 @@ void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd);
 void sn_memfd_check_peers(const struct sn_channel *ch);
 /* sn_channel_shutdown() for a memfd ring */
 int sn_memfd_shutdown(struct sn_channel *ch);
+/* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
+void sn_memfd_wake(__u32 *word);
 
 /* backend_kernel.c */
 int sn_kernel_create(struct sn_channel *ch, int devfd);
@@ -120,7 +122,5 @@ __u64 sn_now_ns(void);
  * ASYM rings, a full barrier on FULL ones (and for NULL). 0 or -errno.
  */
 int sn_heavy_barrier(const struct sn_channel *ch);
-/* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
-void sn_memfd_wake(__u32 *word);
 
 #endif /* SN_LIBSN_INTERNAL_H */

@@ -128,11 +128,6 @@ static int sn_futex_wait(__u32 *word, __u32 val, const struct timespec *ts)
 	return 0;
 }
 
-static void sn_futex_wake(__u32 *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
-}
-
 /* Sleeps on the ring fd until @events, at most @ts. 0 or -errno. */
 static int sn_poll(int fd, short events, const struct timespec *ts)
 {
@@ -461,12 +456,6 @@ SN_API int sn__recv_wait(struct sn_consumer *c, void *buf, __u32 cap,
 		if (sn_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
-}
-
-void sn_memfd_wake(__u32 *word)
-{
-	__atomic_add_fetch(word, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
-	sn_futex_wake(word);
 }
 
 SN_API int sn_producer_kick(struct sn_producer *p)
