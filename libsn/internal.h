@@ -10,6 +10,12 @@
 /* libsn builds with -fvisibility=hidden; only SN_API symbols are exported. */
 #define SN_API __attribute__((visibility("default")))
 
+/* A shared 64-bit counter, read relaxed (statistics). */
+static inline __u64 sn_load64(const __u64 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
 /* splitmix64's finaliser (sn_mix64()), inline for the pool's hot path. */
 static inline __u64 sn__mix64(__u64 x)
 {
