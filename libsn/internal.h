@@ -4,6 +4,7 @@
 #define SN_LIBSN_INTERNAL_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <linux/sn.h>
 
@@ -14,6 +15,36 @@
 static inline __u64 sn_load64(const __u64 *p)
 {
 	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* A spinning thread's pause: lets the sibling hyperthread (x86) run. */
+static inline void sn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline __u64 sn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* now + @timeout_ns, saturated: SN_WAIT_FOREVER (~0) and huge ones never
+ * end (~0). */
+static inline __u64 sn_deadline(__u64 timeout_ns)
+{
+	__u64 now = sn_now_ns();
+
+	return timeout_ns > ~0ULL - now ? ~0ULL : now + timeout_ns;
 }
 
 /* splitmix64's finaliser (sn_mix64()), inline for the pool's hot path. */
@@ -120,7 +151,6 @@ int sn_fence_memfd_heavy(void);
 int sn_fence_env_full(void);
 
 /* wait.c */
-__u64 sn_now_ns(void);
 /*
  * The heavy barrier H that a sleeper on @ch owes its fast sides between
  * its announcement and its re-check, for sleeps outside the ring fd's

@@ -71,34 +71,6 @@ static void sn_wait_budget(int *spins, int *yields)
 	*yields = y;
 }
 
-static inline void sn_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-__u64 sn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-static __u64 sn_deadline(__u64 timeout_ns)
-{
-	__u64 now = sn_now_ns();
-
-	if (timeout_ns == SN_WAIT_FOREVER || timeout_ns > ~0ULL - now)
-		return ~0ULL;
-	return now + timeout_ns;
-}
-
 /*
  * Time left until @deadline as a timespec, 0 if none; at most @slice_ns
  * (a memfd sleeper wakes to look for dead peers) and a day.
