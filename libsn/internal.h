@@ -38,6 +38,17 @@ static inline __u64 sn_now_ns(void)
 	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
 }
 
+/* A backoff's sleep: *@nap ns (start it at 1 us), then twice as long next
+ * time, up to 1 ms. */
+static inline void sn_nap(__u64 *nap)
+{
+	struct timespec ts = { 0, (long)*nap };
+
+	nanosleep(&ts, NULL);
+	if (*nap < 1000000)
+		*nap *= 2;
+}
+
 /* now + @timeout_ns, saturated: SN_WAIT_FOREVER (~0) and huge ones never
  * end (~0). */
 static inline __u64 sn_deadline(__u64 timeout_ns)

@@ -253,7 +253,7 @@ static void sn_consumer_count_sleep(struct sn_consumer *c, int woken)
 
 static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 {
-	__u64 nap;
+	__u64 nap = 1000;
 	struct timespec ts;
 	__u32 room, v = 1;
 	int i, ret, spins, yields;
@@ -275,7 +275,7 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		if (sn_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
-	for (nap = 1000;; nap = nap < 1000000 ? 2 * nap : nap) {
+	for (;;) {
 		if (p->flags & SN__MEMFD)
 			sn_memfd_check_peers(p->chan);
 		if (sn__prod_orphaned(p))
@@ -313,11 +313,8 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		/* sn.ko checks at most SN_NEED_SCAN + 1 of an MPMC record's
 		 * release words: a poll that said room where a slow consumer
 		 * still holds one would spin; back off, 1 us to 1 ms */
-		if (!(p->flags & SN__MEMFD) && p->need > SN_NEED_SCAN) {
-			struct timespec nt = { 0, (long)nap };
-
-			nanosleep(&nt, NULL);
-		}
+		if (!(p->flags & SN__MEMFD) && p->need > SN_NEED_SCAN)
+			sn_nap(&nap);
 	}
 }
 
