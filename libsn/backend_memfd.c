@@ -7,9 +7,12 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <stdio.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <linux/sn.h>
@@ -306,6 +309,12 @@ static int sn_memfd_state_lock(const struct sn_channel *ch, int fd)
 static void sn_memfd_state_unlock(const struct sn_channel *ch, int fd)
 {
 	sn_memfd_lock(ch, fd, SN_MEMFD_LOCK_STATE, F_UNLCK, 0);
+}
+
+void sn_memfd_wake(__u32 *word)
+{
+	__atomic_add_fetch(word, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
+	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* Wakes every sleeper of the ring: consumers and each lane's producer. */

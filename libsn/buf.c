@@ -79,7 +79,6 @@ SN_API int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
 			   __u64 timeout_ns)
 {
 	__u64 start = sn_now_ns(), nap = 1000, looked = start;
-	struct timespec ts;
 	int r;
 
 	for (;;) {
@@ -99,11 +98,7 @@ SN_API int sn_buf_get_wait(struct sn_producer *p, void **buf, __u32 *idx,
 		if (timeout_ns != SN_WAIT_FOREVER &&
 		    sn_now_ns() - start >= timeout_ns)
 			return timeout_ns ? -ETIMEDOUT : -EAGAIN;
-		ts.tv_sec = 0;
-		ts.tv_nsec = (long)nap;
-		nanosleep(&ts, NULL);
-		if (nap < 1000000)
-			nap *= 2;
+		sn_nap(&nap);
 	}
 }
 

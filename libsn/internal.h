@@ -4,11 +4,59 @@
 #define SN_LIBSN_INTERNAL_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <linux/sn.h>
 
 /* libsn builds with -fvisibility=hidden; only SN_API symbols are exported. */
 #define SN_API __attribute__((visibility("default")))
+
+/* A shared 64-bit counter, read relaxed (statistics). */
+static inline __u64 sn_load64(const __u64 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_RELAXED);
+}
+
+/* A spinning thread's pause: lets the sibling hyperthread (x86) run. */
+static inline void sn_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline __u64 sn_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
+}
+
+/* A backoff's sleep: *@nap ns (start it at 1 us), then twice as long next
+ * time, up to 1 ms. */
+static inline void sn_nap(__u64 *nap)
+{
+	struct timespec ts = { 0, (long)*nap };
+
+	nanosleep(&ts, NULL);
+	if (*nap < 1000000)
+		*nap *= 2;
+}
+
+/* now + @timeout_ns, saturated: SN_WAIT_FOREVER (~0) and huge ones never
+ * end (~0). */
+static inline __u64 sn_deadline(__u64 timeout_ns)
+{
+	__u64 now = sn_now_ns();
+
+	return timeout_ns > ~0ULL - now ? ~0ULL : now + timeout_ns;
+}
 
 /* splitmix64's finaliser (sn_mix64()), inline for the pool's hot path. */
 static inline __u64 sn__mix64(__u64 x)
@@ -52,18 +100,22 @@ struct sn_channel {
 void sn_why(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sn_why_clear(void);
 
-/* channel.c */
+/* layout.c: calls nothing else of libsn's */
 int sn_geometry_check(const struct sn_geometry *g, __u64 max_bytes);
 int sn_offsets_check(const struct sn_geometry *g, const struct sn_offsets *o,
 		     size_t page);
 int sn_map_reserve(struct sn_channel *ch);
 int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
-void sn_channel_free(struct sn_channel *ch);
 /* lane @lane and the consumer region in the mapping */
 unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
 unsigned char *sn_cons_ptr(const struct sn_channel *ch);
+
+/* channel.c */
+void sn_channel_free(struct sn_channel *ch);
 /* the longest message: slot_size, or sn_record_max() of a varlen ring */
 __u32 sn_channel_max_msg(const struct sn_channel *ch);
+
+/* lane.c */
 /*
  * @lane's tail, moved first past the slots its last producer committed
  * (seq) and died before it stored the tail (*@moved: 1 then). Called by
@@ -94,6 +146,8 @@ void sn_memfd_unclaim_consumer(struct sn_channel *ch, __u32 claim, int lockfd);
 void sn_memfd_check_peers(const struct sn_channel *ch);
 /* sn_channel_shutdown() for a memfd ring */
 int sn_memfd_shutdown(struct sn_channel *ch);
+/* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
+void sn_memfd_wake(__u32 *word);
 
 /* backend_kernel.c */
 int sn_kernel_create(struct sn_channel *ch, int devfd);
@@ -113,7 +167,6 @@ int sn_fence_memfd_heavy(void);
 int sn_fence_env_full(void);
 
 /* wait.c */
-__u64 sn_now_ns(void);
 /*
  * The heavy barrier H that a sleeper on @ch owes its fast sides between
  * its announcement and its re-check, for sleeps outside the ring fd's
@@ -121,7 +174,5 @@ __u64 sn_now_ns(void);
  * ASYM rings, a full barrier on FULL ones (and for NULL). 0 or -errno.
  */
 int sn_heavy_barrier(const struct sn_channel *ch);
-/* Memfd: bumps a sleep word's wake sequence, wakes its sleepers. */
-void sn_memfd_wake(__u32 *word);
 
 #endif /* SN_LIBSN_INTERNAL_H */

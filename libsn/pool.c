@@ -188,15 +188,6 @@ static int sn_on_worker(const struct sn_pool *pool)
 	return sn_self && sn_self->pool == pool;
 }
 
-static inline void sn_pool_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
 static void sn_count(__u64 *ctr, __u64 add)
 {
 	/* the owner's own counter: plain read, atomic store */
@@ -206,22 +197,6 @@ static void sn_count(__u64 *ctr, __u64 add)
 static __u64 sn_load(const __u64 *ctr)
 {
 	return __atomic_load_n(ctr, __ATOMIC_ACQUIRE);
-}
-
-static __u64 sn_pool_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-/* now + @timeout, saturated: SN_WAIT_FOREVER and huge ones never end. */
-static __u64 sn_pool_deadline(__u64 timeout)
-{
-	__u64 now = sn_pool_now();
-
-	return timeout > ~0ULL - now ? ~0ULL : now + timeout;
 }
 
 static void sn_pool_nap(void)
@@ -798,7 +773,7 @@ static void *sn_worker_main(void *arg)
 			continue;
 		}
 		if (++spins < SN_POOL_IDLE_SPINS) {
-			sn_pool_relax();
+			sn_cpu_relax();
 			continue;
 		}
 		/* max_sleep_ns SN_NO_WAIT: a polling worker, never asleep */
@@ -1302,8 +1277,8 @@ static void sn_pool_stop(struct sn_pool *pool)
 	if (marked)
 		sn_pool_marks_free(&marks);
 	/* 3. what callbacks produced since: a bounded while */
-	deadline = sn_pool_deadline(pool->cfg.drain_timeout_ns);
-	while (!sn_pool_quiet(pool, &done) && sn_pool_now() < deadline)
+	deadline = sn_deadline(pool->cfg.drain_timeout_ns);
+	while (!sn_pool_quiet(pool, &done) && sn_now_ns() < deadline)
 		sn_pool_nap();
 	/* 4. stop and join; what is left in the rings is dropped */
 	sn_pool_join(pool);
@@ -1532,8 +1507,8 @@ SN_API int sn_submitter_open(struct sn_pool *pool, struct sn_submitter **out)
 		if (ret != -EAGAIN)
 			break;
 		if (!deadline)
-			deadline = sn_pool_deadline(pool->cfg.block_timeout_ns);
-		if (!wait || sn_pool_now() >= deadline)
+			deadline = sn_deadline(pool->cfg.block_timeout_ns);
+		if (!wait || sn_now_ns() >= deadline)
 			return -EUSERS;
 		sn_pool_nap();
 	}
@@ -1585,8 +1560,8 @@ static int sn_submit_wait(struct sn_submitter *s, struct sn_producer *p,
 	    !pool->cfg.block_timeout_ns || sn_on_worker(pool))
 		return -EAGAIN;
 	if (!*deadline)
-		*deadline = sn_pool_deadline(pool->cfg.block_timeout_ns);
-	now = sn_pool_now();
+		*deadline = sn_deadline(pool->cfg.block_timeout_ns);
+	now = sn_now_ns();
 	if (now >= *deadline)
 		return -ETIMEDOUT;
 	if (__atomic_load_n(&pool->closing, __ATOMIC_ACQUIRE))

@@ -71,34 +71,6 @@ static void sn_wait_budget(int *spins, int *yields)
 	*yields = y;
 }
 
-static inline void sn_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#else
-	__asm__ __volatile__("" ::: "memory");
-#endif
-}
-
-__u64 sn_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (__u64)ts.tv_sec * 1000000000ULL + (__u64)ts.tv_nsec;
-}
-
-static __u64 sn_deadline(__u64 timeout_ns)
-{
-	__u64 now = sn_now_ns();
-
-	if (timeout_ns == SN_WAIT_FOREVER || timeout_ns > ~0ULL - now)
-		return ~0ULL;
-	return now + timeout_ns;
-}
-
 /*
  * Time left until @deadline as a timespec, 0 if none; at most @slice_ns
  * (a memfd sleeper wakes to look for dead peers) and a day.
@@ -126,11 +98,6 @@ static int sn_futex_wait(__u32 *word, __u32 val, const struct timespec *ts)
 	    errno == EINTR)
 		return -EINTR;
 	return 0;
-}
-
-static void sn_futex_wake(__u32 *word)
-{
-	syscall(SYS_futex, word, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 /* Sleeps on the ring fd until @events, at most @ts. 0 or -errno. */
@@ -286,7 +253,7 @@ static void sn_consumer_count_sleep(struct sn_consumer *c, int woken)
 
 static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 {
-	__u64 nap;
+	__u64 nap = 1000;
 	struct timespec ts;
 	__u32 room, v = 1;
 	int i, ret, spins, yields;
@@ -308,7 +275,7 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		if (sn_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
-	for (nap = 1000;; nap = nap < 1000000 ? 2 * nap : nap) {
+	for (;;) {
 		if (p->flags & SN__MEMFD)
 			sn_memfd_check_peers(p->chan);
 		if (sn__prod_orphaned(p))
@@ -346,11 +313,8 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 		/* sn.ko checks at most SN_NEED_SCAN + 1 of an MPMC record's
 		 * release words: a poll that said room where a slow consumer
 		 * still holds one would spin; back off, 1 us to 1 ms */
-		if (!(p->flags & SN__MEMFD) && p->need > SN_NEED_SCAN) {
-			struct timespec nt = { 0, (long)nap };
-
-			nanosleep(&nt, NULL);
-		}
+		if (!(p->flags & SN__MEMFD) && p->need > SN_NEED_SCAN)
+			sn_nap(&nap);
 	}
 }
 
@@ -461,12 +425,6 @@ SN_API int sn__recv_wait(struct sn_consumer *c, void *buf, __u32 cap,
 		if (sn_now_ns() >= deadline)
 			return -ETIMEDOUT;
 	}
-}
-
-void sn_memfd_wake(__u32 *word)
-{
-	__atomic_add_fetch(word, SN_MEMFD_WAKE_SEQ, __ATOMIC_SEQ_CST);
-	sn_futex_wake(word);
 }
 
 SN_API int sn_producer_kick(struct sn_producer *p)
