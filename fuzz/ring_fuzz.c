@@ -219,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 6:
 			n = take(&in, 1) % 9 + 1;
-			r = sn_reserve(pp, n, &pos);
+			r = sn_producer_reserve(pp, n, &pos);
 			CHECK(varlen ? r == -EINVAL :
 			      r == -EAGAIN || r == -EPIPE || (r > 0 && (uint32_t)r <= n &&
 					       (uint32_t)r <= slots));
@@ -230,16 +230,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       slot_size);
 			}
 			if (r > 0)
-				CHECK(!sn_commit(pp, (uint32_t)(take(&in, 1) %
+				CHECK(!sn_producer_commit(pp, (uint32_t)(take(&in, 1) %
 								 r + 1)));
 			break;
 		case 7:
 			n = take(&in, 1) % 9 + 1;
-			if (varlen) {	/* records: sn_peek_len (default) */
-				CHECK(sn_peek(cc, n, &pos) == -EINVAL);
+			if (varlen) {	/* records: sn_consumer_peek_len (default) */
+				CHECK(sn_consumer_peek(cc, n, &pos) == -EINVAL);
 				break;
 			}
-			r = sn_peek(cc, n, &pos);
+			r = sn_consumer_peek(cc, n, &pos);
 			CHECK(r == -EAGAIN || r == -EPIPE || (r > 0 && (uint32_t)r <= n &&
 					       (uint32_t)r <= slots));
 			for (k = 0; k < r; k++) {
@@ -249,7 +249,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				       slot_size);
 			}
 			if (r > 0)
-				CHECK(!sn_release(cc, type == SN_RING_MPMC ?
+				CHECK(!sn_consumer_advance(cc, type == SN_RING_MPMC ?
 						  (uint32_t)r :
 						  take(&in, 1) % r + 1));
 			break;
@@ -333,7 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint32_t len = any_len(&in, info.max_msg);
 			void *w;
 
-			r = sn_reserve_len(pp, len, &w);
+			r = sn_producer_reserve_len(pp, len, &w);
 			CHECK(r == 0 || r == -EAGAIN || r == -EPIPE ||
 			      (r == -EMSGSIZE && len > info.max_msg));
 			if (r)
@@ -343,7 +343,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			else
 				check_slot(w, len);
 			memset(w, 0x3c, len);
-			CHECK(!sn_commit_len(pp, len ? take(&in, 2) % (len + 1) :
+			CHECK(!sn_producer_commit_len(pp, len ? take(&in, 2) % (len + 1) :
 					     0));
 			break;
 		}
@@ -368,15 +368,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			const void *m;
 			uint32_t len;
 
-			r = sn_peek_len(cc, &m, &len);
+			r = sn_consumer_peek_len(cc, &m, &len);
 			CHECK(r == 0 || r == -EAGAIN || r == -EPIPE);
 			if (r)
 				break;
 			CHECK(len <= most);
 			check_msg(m, len, slots, &info);
 			memcpy(buf, m, len);
-			CHECK(sn_release(cc, 2) == -EINVAL);
-			CHECK(!sn_release(cc, 1));
+			CHECK(sn_consumer_advance(cc, 2) == -EINVAL);
+			CHECK(!sn_consumer_advance(cc, 1));
 			break;
 		}
 		case 15: { /* buffers: a producer's get, send and drop */

@@ -524,7 +524,7 @@ static void sn_memfd_redelivered(const struct sn_channel *ch)
 	__u32 lane;
 
 	/* no more than the lanes hold: a consumer that died between its
-	 * head and its peeked store released them (sn_release()) */
+	 * head and its peeked store released them (sn_consumer_advance()) */
 	for (lane = 0; lane < ch->geo.lanes; lane++) {
 		unsigned char *l = sn_lane_ptr(ch, lane);
 

@@ -618,7 +618,7 @@ SN_API int sn_consumer_close(struct sn_consumer *c)
 		return 0;
 	ch = c->chan;
 	if (c->peek_n && (c->flags & SN__MPMC))
-		sn_release(c, c->peek_n);	/* never strand claimed slots */
+		sn_consumer_advance(c, c->peek_n);	/* never strand claimed slots */
 	sn__consumer_publish(c);
 	if (ch->backend == SN_BACKEND_MEMFD) {
 		sn_memfd_unclaim_consumer(ch, c->claim_idx, c->fd);

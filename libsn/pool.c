@@ -275,7 +275,7 @@ static inline void sn_fill(struct sn_producer *p, __u32 pos, __u64 key,
 
 /*
  * Room in @p's lane (to worker @dw) for one message of @len payload bytes:
- * a slot, or with records one record of header + payload (sn_reserve_len(),
+ * a slot, or with records one record of header + payload (sn_producer_reserve_len(),
  * which on refusal leaves in p->need the slots sn_producer_wait() then
  * waits for). 0 with *@slot where to write it (sn_fill_at()), then
  * sn_msg_commit(); else why not (-EAGAIN: no room now).
@@ -289,14 +289,14 @@ static inline int sn_msg_reserve(struct sn_pool *pool, struct sn_producer *p,
 	int r;
 
 	if (!pool->varlen) {
-		r = sn_reserve(p, 1, &pos);
+		r = sn_producer_reserve(p, 1, &pos);
 		if (r < 0)
 			return r;
 		*slot = sn_producer_slot(p, pos);
 		return 0;
 	}
 	tail = p->tail;
-	r = sn_reserve_len(p, SN_HDR + len, &buf);
+	r = sn_producer_reserve_len(p, SN_HDR + len, &buf);
 	if (!r)
 		*slot = buf;
 	else if (p->tail != tail)
@@ -313,9 +313,9 @@ static inline void sn_msg_commit(const struct sn_pool *pool,
 				 struct sn_producer *p, __u32 len)
 {
 	if (!pool->varlen)
-		sn_commit(p, 1);
+		sn_producer_commit(p, 1);
 	else
-		sn_commit_len(p, SN_HDR + len);
+		sn_producer_commit_len(p, SN_HDR + len);
 }
 
 /* The worker of @key: the hash partitioner inline (the common case on
@@ -1709,13 +1709,13 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 		unsigned int d = s->used[0];
 		struct sn_producer *p = s->p[d];
 
-		if (sn_reserve(p, k, &pos) <= 0)
+		if (sn_producer_reserve(p, k, &pos) <= 0)
 			return;	/* not reached: room was checked */
 		for (j = 0; j < k; j++)
 			sn_fill(p, pos + j, m[j].key, SN_SOURCE_EXTERNAL,
 				m[j].payload, m[j].len);
 		sn_count(&s->submitted, k);
-		sn_commit(p, k);
+		sn_producer_commit(p, k);
 		sn_pool_wake(pool, pool->w[d]);
 		s->cnt[d] = 0;
 		return;
@@ -1724,7 +1724,7 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 		unsigned int d = s->used[j];
 
 		/* room was checked: this takes exactly cnt[d] */
-		if (s->cnt[d] && sn_reserve(s->p[d], s->cnt[d], &pos) > 0)
+		if (s->cnt[d] && sn_producer_reserve(s->p[d], s->cnt[d], &pos) > 0)
 			s->room[d] = pos;	/* the next position to fill */
 	}
 	for (j = 0; j < k; j++) {
@@ -1738,7 +1738,7 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 		unsigned int d = s->used[j];
 
 		if (s->cnt[d]) {
-			sn_commit(s->p[d], s->cnt[d]);
+			sn_producer_commit(s->p[d], s->cnt[d]);
 			sn_pool_wake(pool, pool->w[d]);
 		}
 		s->cnt[d] = 0;
@@ -1747,7 +1747,7 @@ static void sn_batch_send(struct sn_submitter *s, const struct sn_pool_msg *m,
 
 /*
  * Records: sn_submit_batch()'s prefix, one message at a time, each
- * reserved and committed on its own (sn_reserve_len() takes one record a
+ * reserved and committed on its own (sn_producer_reserve_len() takes one record a
  * time: a lane's records of a chunk cannot be reserved together as slots
  * are). Returns how many were taken; *@ret why the next one was refused,
  * *@bad 1 when it has a bad length.
@@ -1902,7 +1902,7 @@ SN_API void sn_worker_hold(struct sn_worker *w, unsigned int n)
 		sn_count(&w->c.held, n);
 }
 
-SN_API void sn_worker_release(struct sn_worker *w, unsigned int n)
+SN_API void sn_worker_done(struct sn_worker *w, unsigned int n)
 {
 	if (w && n)
 		sn_count(&w->c.released, n);

@@ -23,7 +23,7 @@ SN_API int sn__recv_varlen(struct sn_consumer *c, void *msg)
 	return sn_try_recv_len(c, msg, c->slot_size, &len);
 }
 
-SN_API int sn__release_record(struct sn_consumer *c, __u32 n)
+SN_API int sn__advance_record(struct sn_consumer *c, __u32 n)
 {
 	if (n != 1 || !c->peek_n)
 		return -EINVAL;

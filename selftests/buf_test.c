@@ -653,7 +653,7 @@ static const char *bname(unsigned int backend)
 /*
  * Every type, both backends: four buffers round after round (so each is
  * reused), received by sn_recv_buf() (all held at once, put back out of
- * order: each put frees exactly that buffer), by sn_peek_len() (in place,
+ * order: each put frees exactly that buffer), by sn_consumer_peek_len() (in place,
  * in the buffer) and by sn_try_recv_len() (a copy; -EMSGSIZE keeps it);
  * small records between them stay records (-ENOMSG for sn_recv_buf()).
  */
@@ -728,13 +728,13 @@ TEST(round_trip)
 				break;
 			case 1:
 				for (i = 0; i < 4; i++) {
-					ASSERT_EQ(0, sn_peek_len(c, &msg,
+					ASSERT_EQ(0, sn_consumer_peek_len(c, &msg,
 								 &len));
 					EXPECT_EQ(0, intact(msg, len, lens[i],
 							    lane, seq + i));
 					EXPECT_LE(buf_addr(ch, lane, 0),
 						  (const unsigned char *)msg);
-					EXPECT_EQ(0, sn_release(c, 1));
+					EXPECT_EQ(0, sn_consumer_advance(c, 1));
 				}
 				break;
 			default:
@@ -896,10 +896,10 @@ TEST(send_without_room)
 						     &len));
 		ASSERT_EQ(0, sn_buf_get(p, &buf, &idx2));
 		t_fill(buf, 8, lane, 8);
-		ASSERT_EQ(0, sn_reserve_len(p, 8, &r));
+		ASSERT_EQ(0, sn_producer_reserve_len(p, 8, &r));
 		EXPECT_EQ(-EINVAL, sn_buf_send(p, idx2, 8));
 		memcpy(r, small, 8);
-		ASSERT_EQ(0, sn_commit_len(p, 8));
+		ASSERT_EQ(0, sn_producer_commit_len(p, 8));
 		EXPECT_EQ(0, sn_buf_send(p, idx2, 8));
 		/* in order, nothing lost */
 		ASSERT_EQ(0, sn_recv_buf(c, &x));
@@ -998,9 +998,9 @@ TEST(bad_arguments)
 		/* a peek outstanding: no sn_recv_buf() */
 		ASSERT_EQ(0, send_filled(p, 128, 0, NULL));
 		ASSERT_EQ(0, send_filled(p, 128, 1, NULL));
-		ASSERT_EQ(0, sn_peek_len(c, &msg, &len));
+		ASSERT_EQ(0, sn_consumer_peek_len(c, &msg, &len));
 		EXPECT_EQ(-EINVAL, sn_recv_buf(c, &x));
-		EXPECT_EQ(0, sn_release(c, 1));
+		EXPECT_EQ(0, sn_consumer_advance(c, 1));
 		ASSERT_EQ(0, sn_recv_buf(c, &x));
 		EXPECT_EQ(0, intact(x.data, x.len, 128, 0, 1));
 		/* the producer's mark is not the consumer's: no double use */
@@ -1175,12 +1175,12 @@ TEST(scribbled_records)
 							    got));
 				break;
 			default:
-				r = sn_peek_len(c, &msg, &len);
+				r = sn_consumer_peek_len(c, &msg, &len);
 				if (!r) {
 					EXPECT_EQ(0, intact(msg, len,
 							    got ? 256 : 24, 1,
 							    got));
-					EXPECT_EQ(0, sn_release(c, 1));
+					EXPECT_EQ(0, sn_consumer_advance(c, 1));
 				}
 			}
 			if (!r)
@@ -1400,7 +1400,7 @@ static int child_half_taken(struct sn_channel *ch, void *arg)
  * kernel keeps the mark: the head has not passed it). Whichever call
  * takes it then, the buffer must come back once the record is consumed
  * and nobody holds it: sn_recv_buf() and a put overwrite the stale mark,
- * and sn_try_recv_len() and sn_peek_len(), which take the buffer without
+ * and sn_try_recv_len() and sn_consumer_peek_len(), which take the buffer without
  * holding it, must return it over that mark (sn__cons_buf_done()), or the
  * producer would see it held (tag == sent, state HELD) for as long as the
  * new consumer lives.
@@ -1444,15 +1444,15 @@ TEST(redelivered_buffer_taken_without_holding)
 			EXPECT_EQ(0, intact(copy, len, 256, 0, 0));
 			break;
 		default:
-			ASSERT_EQ(0, sn_peek_len(c, &msg, &len));
+			ASSERT_EQ(0, sn_consumer_peek_len(c, &msg, &len));
 			EXPECT_EQ(0, intact(msg, len, 256, 0, 0));
-			EXPECT_EQ(0, sn_release(c, 1));
+			EXPECT_EQ(0, sn_consumer_advance(c, 1));
 		}
 		EXPECT_EQ(0x1, get_all(p))
 			TH_LOG("%s type %u, taken by %s: the buffer stays held "
 			       "by the dead consumer's mark", bname(flags[b]),
 			       types[t], mode == 1 ? "sn_try_recv_len" :
-			       mode ? "sn_peek_len" : "sn_recv_buf");
+			       mode ? "sn_consumer_peek_len" : "sn_recv_buf");
 		EXPECT_EQ(0, close_all(p, c, ch));
 	}
 }
@@ -1662,7 +1662,7 @@ static void stress_put_all(struct t_ctx *x, struct sn_consumer *c,
 	}
 }
 
-/* Consumer: sn_recv_buf() (holding up to three), sn_peek_len() and
+/* Consumer: sn_recv_buf() (holding up to three), sn_consumer_peek_len() and
  * sn_try_recv_len() in turn. */
 static void stress_consume(struct t_ctx *x, struct sn_consumer *c)
 {
@@ -1696,11 +1696,11 @@ static void stress_consume(struct t_ctx *x, struct sn_consumer *c)
 				stress_got(x, copy, len, last, -1);
 			break;
 		default:
-			n = sn_peek_len(c, &msg, &len);
+			n = sn_consumer_peek_len(c, &msg, &len);
 			if (!n) {
 				stress_got(x, msg, len, last, -1);
-				if (sn_release(c, 1))
-					t_fail(x->sh, "sn_release", 0);
+				if (sn_consumer_advance(c, 1))
+					t_fail(x->sh, "sn_consumer_advance", 0);
 			}
 		}
 		if (n == -EAGAIN) {

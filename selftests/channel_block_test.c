@@ -254,11 +254,11 @@ static void *spin_producer(void *arg)
 				seq += (__u64)n;
 			break;
 		default:
-			n = sn_reserve(s->p, 1, &pos);
+			n = sn_producer_reserve(s->p, 1, &pos);
 			if (n == 1) {
 				*(__u64 *)sn_producer_slot(s->p, pos) =
 					((__u64)s->id << 48) | seq;
-				sn_commit(s->p, 1);
+				sn_producer_commit(s->p, 1);
 				seq++;
 			}
 		}
@@ -285,12 +285,12 @@ static void *spin_consumer(void *arg)
 			n = sn_recv_burst(s->c, m, 4);
 			break;
 		default:
-			n = sn_peek(s->c, 2, &pos);
+			n = sn_consumer_peek(s->c, 2, &pos);
 			for (i = 0; i < n; i++)
 				m[i] = *(const __u64 *)sn_consumer_slot(s->c,
 									pos + i);
 			if (n > 0)
-				sn_release(s->c, (__u32)n);
+				sn_consumer_advance(s->c, (__u32)n);
 		}
 		for (i = 0; i < n; i++) {
 			__u32 prod = (__u32)(m[i] >> 48);
@@ -480,12 +480,12 @@ static void *victim_producer(void *arg)
 			sn_send_burst(v->p, buf, 4);
 			break;
 		case 2:
-			n = sn_reserve(v->p, 3, &pos);
+			n = sn_producer_reserve(v->p, 3, &pos);
 			for (i = 0; i < n; i++)
 				memset(sn_producer_slot(v->p, pos + i), 0xab,
 				       v->slot_size);
 			if (n > 0)
-				sn_commit(v->p, (__u32)n);
+				sn_producer_commit(v->p, (__u32)n);
 			break;
 		default:
 			sn_producer_wait(v->p, 1 * MS);
@@ -513,12 +513,12 @@ static void *victim_consumer(void *arg)
 			sn_recv_burst(v->c, buf, 4);
 			break;
 		case 2:
-			n = sn_peek(v->c, 3, &pos);
+			n = sn_consumer_peek(v->c, 3, &pos);
 			for (i = 0; i < n; i++)
 				sink ^= *(const unsigned char *)
 					sn_consumer_slot(v->c, pos + i);
 			if (n > 0)
-				sn_release(v->c, (__u32)n);
+				sn_consumer_advance(v->c, (__u32)n);
 			break;
 		default:
 			sn_consumer_wait(v->c, 1 * MS);

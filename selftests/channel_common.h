@@ -151,18 +151,18 @@ static inline void t_produce(struct t_ctx *x, struct sn_producer *p)
 			break;
 		default:
 			k = (int)(r->msgs - seq < 3 ? r->msgs - seq : 3);
-			n = sn_reserve(p, (__u32)k, &pos);
+			n = sn_producer_reserve(p, (__u32)k, &pos);
 			if (n > 0) {
 				for (i = 0; i < n; i++)
 					t_fill(sn_producer_slot(p, pos + i),
 					       r->slot_size, x->id, seq + i);
-				if (sn_commit(p, (__u32)n))
-					t_fail(x->sh, "sn_commit", n);
+				if (sn_producer_commit(p, (__u32)n))
+					t_fail(x->sh, "sn_producer_commit", n);
 				seq += (unsigned long)n;
 			} else if (n == -EAGAIN) {
 				sn_producer_wait(p, 10 * MS);
 			} else {
-				t_fail(x->sh, "sn_reserve", n);
+				t_fail(x->sh, "sn_producer_reserve", n);
 			}
 		}
 	}
@@ -254,20 +254,20 @@ static inline void t_consume(struct t_ctx *x, struct sn_consumer *c)
 				t_fail(x->sh, "sn_recv_burst", n);
 			break;
 		default:
-			n = sn_peek(c, 3, &pos);
+			n = sn_consumer_peek(c, 3, &pos);
 			for (i = 0; i < n; i++) {
 				memcpy(buf, sn_consumer_slot(c, pos + i),
 				       r->slot_size);
 				t_got(x, buf, last);
 			}
-			if (n > 0 && sn_release(c, (__u32)n))
-				t_fail(x->sh, "sn_release", n);
+			if (n > 0 && sn_consumer_advance(c, (__u32)n))
+				t_fail(x->sh, "sn_consumer_advance", n);
 			else if (n == -EAGAIN)
 				sn_consumer_wait(c, 5 * MS);
 			else if (n == -EPIPE)
 				goto ended;
 			else if (n < 0)
-				t_fail(x->sh, "sn_peek", n);
+				t_fail(x->sh, "sn_consumer_peek", n);
 		}
 	}
 ended:

@@ -144,22 +144,22 @@ TEST(spsc_contract)
 		EXPECT_EQ(-EBUSY, sn_channel_close(ch));
 		EXPECT_EQ(-EAGAIN, sn_try_recv(c, out));
 		EXPECT_EQ(-EAGAIN, sn_recv(c, out, SN_NO_WAIT));
-		EXPECT_EQ(-EAGAIN, sn_peek(c, 1, &pos));
+		EXPECT_EQ(-EAGAIN, sn_consumer_peek(c, 1, &pos));
 		m[0] = 1;
 		EXPECT_EQ(0, sn_try_send(p, m));
 		m[0] = 2;
 		m[2] = 3;
 		EXPECT_EQ(2, sn_send_burst(p, m, 2));	/* 2, 3 */
-		EXPECT_EQ(1, sn_reserve(p, 5, &pos));
-		EXPECT_EQ(-EINVAL, sn_reserve(p, 1, &pos));
+		EXPECT_EQ(1, sn_producer_reserve(p, 5, &pos));
+		EXPECT_EQ(-EINVAL, sn_producer_reserve(p, 1, &pos));
 		EXPECT_EQ(-EINVAL, sn_try_send(p, m));
 		memset(sn_producer_slot(p, pos), 0, 16);
 		*(__u64 *)sn_producer_slot(p, pos) = 4;
-		EXPECT_EQ(-EINVAL, sn_commit(p, 2));
-		EXPECT_EQ(0, sn_commit(p, 1));
+		EXPECT_EQ(-EINVAL, sn_producer_commit(p, 2));
+		EXPECT_EQ(0, sn_producer_commit(p, 1));
 		EXPECT_EQ(-EAGAIN, sn_try_send(p, m));
 		EXPECT_EQ(-EAGAIN, sn_send_burst(p, m, 2));
-		EXPECT_EQ(-EAGAIN, sn_reserve(p, 1, &pos));
+		EXPECT_EQ(-EAGAIN, sn_producer_reserve(p, 1, &pos));
 		EXPECT_EQ(0, sn_send_burst(p, m, 0));
 		ASSERT_EQ(0, sn_channel_stats(ch, &st));
 		EXPECT_EQ(4, st.sent);
@@ -169,11 +169,11 @@ TEST(spsc_contract)
 
 		EXPECT_EQ(0, sn_try_recv(c, out));
 		EXPECT_EQ(1, out[0]);
-		EXPECT_EQ(3, sn_peek(c, 8, &pos));
-		EXPECT_EQ(-EINVAL, sn_peek(c, 1, &pos));
+		EXPECT_EQ(3, sn_consumer_peek(c, 8, &pos));
+		EXPECT_EQ(-EINVAL, sn_consumer_peek(c, 1, &pos));
 		EXPECT_EQ(-EINVAL, sn_try_recv(c, out));
 		EXPECT_EQ(2, *(const __u64 *)sn_consumer_slot(c, pos));
-		EXPECT_EQ(0, sn_release(c, 1));		/* 3, 4 stay */
+		EXPECT_EQ(0, sn_consumer_advance(c, 1));		/* 3, 4 stay */
 		EXPECT_EQ(2, sn_recv_burst(c, out, 4));
 		EXPECT_EQ(3, out[0]);
 		EXPECT_EQ(4, out[2]);
@@ -241,11 +241,11 @@ TEST(mpmc_peek_claims)
 	EXPECT_EQ(0, sn_try_send(p, &m));
 	EXPECT_EQ(0, sn_try_send(p, &m));
 	EXPECT_EQ(-EAGAIN, sn_try_send(p, &m));
-	EXPECT_EQ(2, sn_peek(c1, 2, &pos));
-	EXPECT_EQ(-EAGAIN, sn_peek(c2, 1, &pos2));
+	EXPECT_EQ(2, sn_consumer_peek(c1, 2, &pos));
+	EXPECT_EQ(-EAGAIN, sn_consumer_peek(c2, 1, &pos2));
 	EXPECT_EQ(-EAGAIN, sn_try_send(p, &m));	/* not released yet */
-	EXPECT_EQ(-EINVAL, sn_release(c1, 1));
-	EXPECT_EQ(0, sn_release(c1, 2));
+	EXPECT_EQ(-EINVAL, sn_consumer_advance(c1, 1));
+	EXPECT_EQ(0, sn_consumer_advance(c1, 2));
 	EXPECT_EQ(0, sn_try_send(p, &m));
 	EXPECT_EQ(0, sn_try_recv(c2, &out));
 	EXPECT_EQ(7, out);
@@ -376,10 +376,10 @@ TEST(stats_exact_at_rest)
 				sent += r > 0 ? (__u64)r : 0;
 				break;
 			case 2:
-				r = sn_reserve(pp, n, &pos);
+				r = sn_producer_reserve(pp, n, &pos);
 				if (r > 0) {
 					x = (__u32)rand_r(&seed) % (__u32)r + 1;
-					ASSERT_EQ(0, sn_commit(pp, x));
+					ASSERT_EQ(0, sn_producer_commit(pp, x));
 					sent += x;
 				}
 				break;
@@ -391,11 +391,11 @@ TEST(stats_exact_at_rest)
 				recvd += r > 0 ? (__u64)r : 0;
 				break;
 			default:
-				r = sn_peek(c, n, &pos);
+				r = sn_consumer_peek(c, n, &pos);
 				if (r > 0) {
 					x = types[t] == SN_RING_MPMC ? (__u32)r :
 					    (__u32)rand_r(&seed) % (__u32)r + 1;
-					ASSERT_EQ(0, sn_release(c, x));
+					ASSERT_EQ(0, sn_consumer_advance(c, x));
 					recvd += x;
 				}
 			}

@@ -56,7 +56,7 @@ static int t_child_reserver(struct sn_channel *ch, void *arg)
 	for (m[0] = 0; m[0] < 5; m[0]++)
 		if (sn_try_send(p, m))
 			return -1;
-	return sn_reserve(p, 3, &pos) == 3 ? 0 : -1;
+	return sn_producer_reserve(p, 3, &pos) == 3 ? 0 : -1;
 }
 
 static int t_child_producer(struct sn_channel *ch, void *arg)
@@ -83,7 +83,7 @@ static int t_child_peeker(struct sn_channel *ch, void *arg)
 
 	if (sn_consumer_open(ch, &c))
 		return -1;
-	return sn_peek(c, n, &pos) == (int)n ? 0 : -1;
+	return sn_consumer_peek(c, n, &pos) == (int)n ? 0 : -1;
 }
 
 /* A dead producer: its commits stay, its reservation is counted lost, its
@@ -596,13 +596,13 @@ static void c_producer(struct c_run *r, __u32 id)
 			n = sn_send(p, m, C_TIMEOUT);
 			n = n ? n : 1;
 		} else {
-			n = sn_reserve(p, 2, &pos);
+			n = sn_producer_reserve(p, 2, &pos);
 			if (n > 0) {
 				t_fill(sn_producer_slot(p, pos), 16, id, seq);
 				if (n > 1)
 					t_fill(sn_producer_slot(p, pos + 1),
 					       16, id, seq + 1);
-				sn_commit(p, (__u32)n);
+				sn_producer_commit(p, (__u32)n);
 			} else if (n == -EAGAIN) {
 				n = sn_producer_wait(p, C_TIMEOUT);
 				n = n > 0 ? 0 : n;
@@ -638,7 +638,7 @@ static void c_consumer(struct c_run *r)
 		return;
 	}
 	for (;;) {
-		n = sn_peek(c, 4, &pos);
+		n = sn_consumer_peek(c, 4, &pos);
 		for (i = 0; i < n; i++) {
 			if (t_check(sn_consumer_slot(c, pos + (__u32)i), 16,
 				    &prod, &seq) || prod >= r->ids ||
@@ -657,7 +657,7 @@ static void c_consumer(struct c_run *r)
 					   __ATOMIC_RELAXED);
 		}
 		if (n > 0) {
-			sn_release(c, (__u32)n);
+			sn_consumer_advance(c, (__u32)n);
 			continue;
 		}
 		if (n == -EAGAIN) {

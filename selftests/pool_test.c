@@ -338,7 +338,7 @@ static void d_flush(struct sn_worker *w, struct d_state *st)
 		if (d_forward(w, dest, st, i))
 			return;
 		st->head++;
-		sn_worker_release(w, 1);
+		sn_worker_done(w, 1);
 	}
 }
 
@@ -1723,7 +1723,7 @@ static void at_probe_worker(struct sn_worker *w, int tick)
 	}
 	AT_CHECK(sn_worker_send(w, 9, 0, &v, 8) == -EINVAL, 0);
 	sn_worker_hold(w, 2);
-	sn_worker_release(w, 2);
+	sn_worker_done(w, 2);
 	if (!io->done) {
 		io->done = at_nop_done;
 		sqe = sn_worker_sqe(w, io);
@@ -1783,7 +1783,7 @@ static void at_tick(struct sn_worker *w, void *state)
 			AT->held_since = t_now();
 			__atomic_store_n(&AT->stop_seen, 1, __ATOMIC_RELEASE);
 		} else if (AT->holding && t_now() - AT->held_since > 300 * MS) {
-			sn_worker_release(w, 1);
+			sn_worker_done(w, 1);
 			AT->holding = 0;
 		}
 	}
@@ -1947,7 +1947,7 @@ static void lv_everything(struct sn_worker *w, struct lv_state *st)
 	sn_submit_to(st->s, 0, v, &v, 8);
 	sn_submit_batch(st->s, &m, 1);
 	sn_worker_hold(w, 1);
-	sn_worker_release(w, 1);
+	sn_worker_done(w, 1);
 }
 
 static int lv_handle(struct sn_worker *w, void *state,

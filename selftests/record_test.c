@@ -200,8 +200,8 @@ static __u32 *rec_tail_p(struct sn_channel *ch, __u32 lane)
 }
 
 /*
- * Receives one message, by copy (sn_recv_len) and in place (sn_peek_len,
- * then sn_release) in turn, waiting at most @timeout; the in-place bytes
+ * Receives one message, by copy (sn_recv_len) and in place (sn_consumer_peek_len,
+ * then sn_consumer_advance) in turn, waiting at most @timeout; the in-place bytes
  * must lie in a lane (rec_in_lane) and are copied to @buf first. Returns
  * 0 with the header in *@h when the message is intact, 1 when it came
  * garbled, -EFAULT when it lay outside its lane, else the receive's error.
@@ -219,21 +219,21 @@ static int rec_take(struct sn_channel *ch, struct sn_consumer *c,
 		if (r)
 			return r;
 	} else {
-		r = sn_peek_len(c, &m, &len);
+		r = sn_consumer_peek_len(c, &m, &len);
 		if (r == -EAGAIN && timeout) {
 			r = sn_consumer_wait(c, timeout);
 			if (r < 0)
 				return r;
-			r = sn_peek_len(c, &m, &len);
+			r = sn_consumer_peek_len(c, &m, &len);
 		}
 		if (r)
 			return r;
 		if (!rec_in_lane(ch, m, len)) {
-			sn_release(c, 1);
+			sn_consumer_advance(c, 1);
 			return -EFAULT;
 		}
 		memcpy(buf, m, len);
-		r = sn_release(c, 1);
+		r = sn_consumer_advance(c, 1);
 		if (r)
 			return r;
 	}
@@ -275,8 +275,8 @@ static void rec_sleep_at_once(void)
 /*
  * One thread, one lane: every length from 0 to max_msg, sent and received
  * at once, in three ways in turn: sn_try_send_len and sn_try_recv_len into
- * a buffer of exactly the length; sn_try_send_len and sn_peek_len; and
- * sn_reserve_len of more than is then committed with sn_commit_len. Each
+ * a buffer of exactly the length; sn_try_send_len and sn_consumer_peek_len; and
+ * sn_producer_reserve_len of more than is then committed with sn_producer_commit_len. Each
  * message arrives whole with its length and nothing beyond it is written;
  * after every send the tail is where a model of records and padding
  * records puts it (the lane wraps some two thousand times), including
@@ -325,7 +325,7 @@ TEST_F_TIMEOUT(rec, boundaries_under_wrap, 120)
 		}
 		if (pad + n + term > R_SLOTS) {
 			ASSERT_EQ(-EAGAIN, len % 3 == 2 ?
-				  sn_reserve_len(p, resv, (void **)&buf) :
+				  sn_producer_reserve_len(p, resv, (void **)&buf) :
 				  sn_try_send_len(p, msg, len))
 				TH_LOG("len %u", len);
 			ASSERT_EQ(tail, p->tail) TH_LOG("len %u", len);
@@ -334,13 +334,13 @@ TEST_F_TIMEOUT(rec, boundaries_under_wrap, 120)
 			refused++;
 		}
 		if (len % 3 == 2) {
-			ASSERT_EQ(0, sn_reserve_len(p, resv, (void **)&buf))
+			ASSERT_EQ(0, sn_producer_reserve_len(p, resv, (void **)&buf))
 				TH_LOG("len %u", len);
 			ASSERT_EQ(0, (unsigned long)buf % 8);
 			ASSERT_TRUE(rec_in_lane(ch, buf, resv));
 			memcpy(buf, msg, len);
-			ASSERT_EQ(-EINVAL, sn_commit_len(p, resv + 1));
-			ASSERT_EQ(0, sn_commit_len(p, len)) TH_LOG("len %u", len);
+			ASSERT_EQ(-EINVAL, sn_producer_commit_len(p, resv + 1));
+			ASSERT_EQ(0, sn_producer_commit_len(p, len)) TH_LOG("len %u", len);
 		} else {
 			ASSERT_EQ(0, sn_try_send_len(p, msg, len))
 				TH_LOG("len %u", len);
@@ -349,12 +349,12 @@ TEST_F_TIMEOUT(rec, boundaries_under_wrap, 120)
 		ASSERT_EQ(tail, p->tail) TH_LOG("len %u", len);
 
 		if (len % 3 == 1) {
-			ASSERT_EQ(0, sn_peek_len(c, &m, &got)) TH_LOG("len %u", len);
+			ASSERT_EQ(0, sn_consumer_peek_len(c, &m, &got)) TH_LOG("len %u", len);
 			ASSERT_EQ(len, got);
 			ASSERT_TRUE(rec_in_lane(ch, m, got)) TH_LOG("len %u", len);
 			ASSERT_EQ(0, memcmp(m, msg, len)) TH_LOG("len %u", len);
-			EXPECT_EQ(-EINVAL, sn_release(c, 2));
-			ASSERT_EQ(0, sn_release(c, 1));
+			EXPECT_EQ(-EINVAL, sn_consumer_advance(c, 2));
+			ASSERT_EQ(0, sn_consumer_advance(c, 1));
 		} else {
 			/* a buffer of exactly the length, or of any */
 			cap = len % 2 ? len : R_BUF;
@@ -411,7 +411,7 @@ TEST_F(rec, varlen_limits)
 	EXPECT_EQ(-EMSGSIZE, sn_try_send_len(p, msg, R_MAX + 1));
 	EXPECT_EQ(-EMSGSIZE, sn_try_send_len(p, msg, ~0U));
 	EXPECT_EQ(-EMSGSIZE, sn_send_len(p, msg, R_MAX + 1, 10 * MS));
-	EXPECT_EQ(-EMSGSIZE, sn_reserve_len(p, R_MAX + 1, &buf));
+	EXPECT_EQ(-EMSGSIZE, sn_producer_reserve_len(p, R_MAX + 1, &buf));
 	EXPECT_EQ(-EAGAIN, sn_try_recv_len(c, out, R_BUF, &len));
 	EXPECT_EQ(-ETIMEDOUT, sn_recv_len(c, out, R_BUF, &len, 10 * MS));
 
@@ -421,7 +421,7 @@ TEST_F(rec, varlen_limits)
 	rec_pattern(msg, R_MAX, 1);
 	ASSERT_EQ(0, sn_try_send_len(p, msg, R_MAX));
 	EXPECT_EQ(-EAGAIN, sn_try_send_len(p, msg, 100));
-	EXPECT_EQ(-EAGAIN, sn_reserve_len(p, 100, &buf));
+	EXPECT_EQ(-EAGAIN, sn_producer_reserve_len(p, 100, &buf));
 	EXPECT_EQ(-ETIMEDOUT, sn_send_len(p, msg, 100, 10 * MS));
 
 	len = 0;
@@ -462,27 +462,27 @@ TEST_F(rec, varlen_limits)
 
 	/* the calls of fixed-size messages that cannot carry a record */
 	EXPECT_EQ(-EINVAL, sn_send_burst(p, msg, 1));
-	EXPECT_EQ(-EINVAL, sn_reserve(p, 1, &pos));
-	EXPECT_EQ(-EINVAL, sn_commit(p, 1));
+	EXPECT_EQ(-EINVAL, sn_producer_reserve(p, 1, &pos));
+	EXPECT_EQ(-EINVAL, sn_producer_commit(p, 1));
 	EXPECT_EQ(-EINVAL, sn_recv_burst(c, out, 1));
-	/* (sn_peek: varlen_peek_refused) */
-	EXPECT_EQ(-EINVAL, sn_release(c, 1));	/* nothing peeked */
-	EXPECT_EQ(-EINVAL, sn_commit_len(p, 0));	/* nothing reserved */
+	/* (sn_consumer_peek: varlen_peek_refused) */
+	EXPECT_EQ(-EINVAL, sn_consumer_advance(c, 1));	/* nothing peeked */
+	EXPECT_EQ(-EINVAL, sn_producer_commit_len(p, 0));	/* nothing reserved */
 
 	/* sn_try_send and sn_send: slot_size bytes; sn_try_recv and
 	 * sn_recv take them */
 	rec_pattern(msg, R_SLOT_SIZE, 2);
 	ASSERT_EQ(0, sn_try_send(p, msg));
 	ASSERT_EQ(0, sn_send(p, msg, 10 * MS));
-	ASSERT_EQ(0, sn_peek_len(c, &m, &len));
+	ASSERT_EQ(0, sn_consumer_peek_len(c, &m, &len));
 	EXPECT_EQ(R_SLOT_SIZE, len);
 	EXPECT_EQ(0, memcmp(m, msg, R_SLOT_SIZE));
 	/* one record at a time, released whole */
-	EXPECT_EQ(-EINVAL, sn_peek_len(c, &m, &len));
+	EXPECT_EQ(-EINVAL, sn_consumer_peek_len(c, &m, &len));
 	EXPECT_EQ(-EINVAL, sn_try_recv_len(c, out, R_BUF, &len));
-	EXPECT_EQ(-EINVAL, sn_release(c, 2));
-	EXPECT_EQ(0, sn_release(c, 1));
-	EXPECT_EQ(-EINVAL, sn_release(c, 1));
+	EXPECT_EQ(-EINVAL, sn_consumer_advance(c, 2));
+	EXPECT_EQ(0, sn_consumer_advance(c, 1));
+	EXPECT_EQ(-EINVAL, sn_consumer_advance(c, 1));
 	memset(out, R_POISON, R_BUF);
 	ASSERT_EQ(0, sn_try_recv(c, out));
 	EXPECT_EQ(0, memcmp(out, msg, R_SLOT_SIZE));
@@ -493,13 +493,13 @@ TEST_F(rec, varlen_limits)
 
 	/* a reservation outstanding: no other send; the commit may not
 	 * exceed it, and it stays */
-	ASSERT_EQ(0, sn_reserve_len(p, 300, &buf));
+	ASSERT_EQ(0, sn_producer_reserve_len(p, 300, &buf));
 	EXPECT_EQ(-EINVAL, sn_try_send_len(p, msg, 8));
 	EXPECT_EQ(-EINVAL, sn_try_send(p, msg));
-	EXPECT_EQ(-EINVAL, sn_reserve_len(p, 8, &buf));
-	EXPECT_EQ(-EINVAL, sn_commit_len(p, 301));
+	EXPECT_EQ(-EINVAL, sn_producer_reserve_len(p, 8, &buf));
+	EXPECT_EQ(-EINVAL, sn_producer_commit_len(p, 301));
 	memcpy(buf, msg, 20);
-	EXPECT_EQ(0, sn_commit_len(p, 20));
+	EXPECT_EQ(0, sn_producer_commit_len(p, 20));
 	ASSERT_EQ(0, sn_try_recv_len(c, out, R_BUF, &len));
 	EXPECT_EQ(20, len);
 	EXPECT_EQ(0, memcmp(out, msg, 20));
@@ -512,16 +512,16 @@ TEST_F(rec, varlen_limits)
 }
 
 /*
- * sn_peek() on a varlen channel must fail with -EINVAL (channel.h: "the
- * bursts, sn_reserve and sn_peek fail with -EINVAL"), the consumer's
+ * sn_consumer_peek() on a varlen channel must fail with -EINVAL (channel.h: "the
+ * bursts, sn_producer_reserve and sn_consumer_peek fail with -EINVAL"), the consumer's
  * position untouched: a slot of a record is no message.
  *
- * KNOWN BUG (libsn, reported; this test fails until it is fixed): sn_peek()
+ * KNOWN BUG (libsn, reported; this test fails until it is fixed): sn_consumer_peek()
  * has no SN__VARLEN check. SPSC/MPSC: sn__cons_take() trusts the cached
  * ctail[], which varlen receives never update, so it "peeks" a slot even of
  * an empty lane; MPMC: it claims the record's first slot alone, leaving the
- * head inside the record. The sn_release() that follows releases the slot
- * count of the last sn_peek_len() record (peek_slots) and counts a message
+ * head inside the record. The sn_consumer_advance() that follows releases the slot
+ * count of the last sn_consumer_peek_len() record (peek_slots) and counts a message
  * received: the head skips past the next record (lost) or lands inside it.
  */
 TEST_F(rec, varlen_peek_refused)
@@ -539,22 +539,22 @@ TEST_F(rec, varlen_peek_refused)
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	rec_pattern(msg, sizeof(msg), 1);
 	ASSERT_EQ(0, sn_try_send_len(p, msg, sizeof(msg)));
-	ASSERT_EQ(0, sn_peek_len(c, &m, &len));
-	ASSERT_EQ(0, sn_release(c, 1));
+	ASSERT_EQ(0, sn_consumer_peek_len(c, &m, &len));
+	ASSERT_EQ(0, sn_consumer_advance(c, 1));
 	/* SPSC/MPSC refuse it on the empty lane too; MPMC's claims need a
 	 * message there */
 	if (variant->type != SN_RING_MPMC) {
-		r = sn_peek(c, 1, &pos);
+		r = sn_consumer_peek(c, 1, &pos);
 		EXPECT_EQ(-EINVAL, r);
 		if (r > 0)
-			sn_release(c, (__u32)r);
+			sn_consumer_advance(c, (__u32)r);
 	}
 	rec_pattern(msg, sizeof(msg), 2);
 	ASSERT_EQ(0, sn_try_send_len(p, msg, sizeof(msg)));
-	r = sn_peek(c, 1, &pos);
+	r = sn_consumer_peek(c, 1, &pos);
 	EXPECT_EQ(-EINVAL, r);
 	if (r > 0)
-		sn_release(c, (__u32)r);
+		sn_consumer_advance(c, (__u32)r);
 	/* the second message, whole, and nothing else */
 	EXPECT_EQ(0, sn_try_recv_len(c, out, sizeof(out), &len));
 	EXPECT_EQ(sizeof(msg), len);
@@ -645,26 +645,26 @@ TEST_F(rec, fixed_size_lengths)
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	EXPECT_EQ(-EMSGSIZE, sn_try_send_len(p, msg, R_SLOT_SIZE + 1));
 	EXPECT_EQ(-EMSGSIZE, sn_send_len(p, msg, R_SLOT_SIZE + 1, 10 * MS));
-	EXPECT_EQ(-EMSGSIZE, sn_reserve_len(p, R_SLOT_SIZE + 1, &buf));
+	EXPECT_EQ(-EMSGSIZE, sn_producer_reserve_len(p, R_SLOT_SIZE + 1, &buf));
 	for (i = 0; i < 6; i++) {
 		rec_pattern(msg, lens[i], i);
 		ASSERT_EQ(0, sn_try_send_len(p, msg, lens[i]));
 	}
-	ASSERT_EQ(0, sn_reserve_len(p, 40, &buf));
+	ASSERT_EQ(0, sn_producer_reserve_len(p, 40, &buf));
 	rec_pattern(msg, 20, 6);
 	memcpy(buf, msg, 20);
-	EXPECT_EQ(-EINVAL, sn_commit_len(p, 41));
-	ASSERT_EQ(0, sn_commit_len(p, 20));
+	EXPECT_EQ(-EINVAL, sn_producer_commit_len(p, 41));
+	ASSERT_EQ(0, sn_producer_commit_len(p, 20));
 	EXPECT_EQ(-EINVAL, sn_try_recv_len(c, out, R_SLOT_SIZE - 1, &len));
 	for (i = 0; i < 7; i++) {
 		__u32 want = i < 6 ? lens[i] : 20;
 
 		rec_pattern(msg, want, i);
 		if (i % 2) {
-			ASSERT_EQ(0, sn_peek_len(c, &m, &len));
+			ASSERT_EQ(0, sn_consumer_peek_len(c, &m, &len));
 			EXPECT_EQ(want, len);
 			EXPECT_EQ(0, memcmp(m, msg, want));
-			ASSERT_EQ(0, sn_release(c, 1));
+			ASSERT_EQ(0, sn_consumer_advance(c, 1));
 		} else {
 			memset(out, R_POISON, sizeof(out));
 			ASSERT_EQ(0, sn_try_recv_len(c, out, R_SLOT_SIZE, &len));
@@ -683,7 +683,7 @@ TEST_F(rec, fixed_size_lengths)
 
 /*
  * Producer threads send random lengths up to max_msg (sn_send_len, and
- * sn_reserve_len/sn_commit_len in turn) into lanes that hold one or two of
+ * sn_producer_reserve_len/sn_producer_commit_len in turn) into lanes that hold one or two of
  * them, so a record often needs more slots than are free and its producer
  * sleeps on them (prod_need); consumers receive by copy and in place.
  * Shared state and failure reports are channel_common.h's t_shared.
@@ -714,10 +714,10 @@ static void *rec_producer_main(void *arg)
 			break;
 		}
 		if (seq % 2) {
-			r = sn_reserve_len(p, len + (R_MAX - len) / 2, &buf);
+			r = sn_producer_reserve_len(p, len + (R_MAX - len) / 2, &buf);
 			if (r == 0) {
 				rec_fill(buf, len, x->id, seq);
-				r = sn_commit_len(p, len);
+				r = sn_producer_commit_len(p, len);
 			} else if (r == -EAGAIN) {
 				/* wait for the slots the record needs */
 				r = sn_producer_wait(p, 10 * MS);
@@ -1271,10 +1271,10 @@ static void rec_doomed(struct sn_channel *ch, int up, __u32 seq)
 			rec_fill(msg, len, 0, seq);
 			r = sn_send_len(p, msg, len, 1000 * MS);
 		} else {
-			r = sn_reserve_len(p, len, &buf);
+			r = sn_producer_reserve_len(p, len, &buf);
 			if (r == 0) {
 				rec_fill(buf, len, 0, seq);
-				r = sn_commit_len(p, len);
+				r = sn_producer_commit_len(p, len);
 			} else if (r == -EAGAIN) {
 				sn_producer_wait(p, 1000 * MS);
 				continue;

@@ -321,7 +321,7 @@ static void peer_prepare(struct wcase *w)
 	if (w->consumer || w->type != SN_RING_MPMC)
 		return;
 	if (w->way == W_LIBSN)
-		sn_peek(w->c, 1, &pos);
+		sn_consumer_peek(w->c, 1, &pos);
 	else
 		raw_claim(&w->v, w->lane);
 	usleep(20000);
@@ -341,7 +341,7 @@ static int peer_act(struct wcase *w)
 		}
 		kicks = w->c->kicks;
 		if (w->type == SN_RING_MPMC)
-			sn_release(w->c, 1);
+			sn_consumer_advance(w->c, 1);
 		else
 			sn_try_recv(w->c, &m);
 		return w->c->kicks != kicks;

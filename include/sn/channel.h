@@ -23,7 +23,7 @@
  * close.
  *
  * Hot path (static inline below): sn_try_send/sn_try_recv, the bursts, and
- * sn_reserve/sn_commit, sn_peek/sn_release. They make no system call unless
+ * sn_producer_reserve/sn_producer_commit, sn_consumer_peek/sn_consumer_advance. They make no system call unless
  * the other side announced it sleeps (then one kick), never read or write
  * outside the mapping whatever a peer writes into it (every index masked,
  * every difference clamped, geometry only from validated private copies),
@@ -116,7 +116,7 @@ extern "C" {
  * the slot's bytes are slot_size + 8 rounded up to a power of two). Send
  * and receive with the *_len calls; sn_try_send/sn_send send slot_size
  * bytes, sn_try_recv/sn_recv receive messages of at most slot_size bytes;
- * the bursts, sn_reserve and sn_peek fail with -EINVAL.
+ * the bursts, sn_producer_reserve and sn_consumer_peek fail with -EINVAL.
  */
 #define SN_CHANNEL_VARLEN	(1U << 2)
 #define SN_CHANNEL_FLAGS	(SN_BACKEND_KERNEL | SN_BACKEND_MEMFD | \
@@ -218,7 +218,7 @@ struct sn_producer {
 	__u32 shift;		/* log2 of the stride */
 	__u32 max_len;		/* sn_record_max(); fixed: slot_size */
 	__u32 need;		/* slots the last refused send needed */
-	__u32 resv_len;		/* sn_reserve_len(): bytes reserved */
+	__u32 resv_len;		/* sn_producer_reserve_len(): bytes reserved */
 	__u32 *need_p;		/* the lane's prod_need word */
 	/* buffers (uapi "Buffers") */
 	__u32 bufs;
@@ -242,7 +242,7 @@ struct sn_consumer {
 	__u32 next_lane;	/* round robin over the lanes */
 	__u32 flags;		/* SN__* */
 	__u32 wake_mask;	/* bits of a waiting word that flag a sleeper */
-	__u32 peek_lane;	/* outstanding sn_peek(): lane, position, count */
+	__u32 peek_lane;	/* outstanding sn_consumer_peek(): lane, position, count */
 	__u32 peek_pos;
 	__u32 peek_n;
 	__u32 off_tail;		/* field offsets within a lane */
@@ -275,7 +275,7 @@ struct sn_consumer {
 	/* records (SN__VARLEN) */
 	__u32 shift;		/* log2 of the stride */
 	__u32 max_len;		/* sn_record_max(); fixed: slot_size */
-	__u32 peek_slots;	/* slots of the record sn_peek_len() holds */
+	__u32 peek_slots;	/* slots of the record sn_consumer_peek_len() holds */
 	__u32 bufs;		/* buffers per lane (uapi "Buffers") */
 	__u64 bad;		/* bad records dropped (MPMC: unpublished) */
 	__u64 off_bufs;		/* buffer 0 within a lane */
@@ -541,7 +541,7 @@ int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out);
 
 /*
  * Publishes its statistics, gives the claim back and frees @c. NULL: 0.
- * An outstanding sn_peek() is released first on an MPMC channel (those
+ * An outstanding sn_consumer_peek() is advanced past first on an MPMC channel (those
  * messages count as received); on SPSC/MPSC it is not, and the next
  * consumer gets those messages again.
  */
@@ -594,13 +594,13 @@ static inline __u32 sn__prod_refill(struct sn_producer *p)
 
 	if (!(p->flags & SN__MPMC)) {
 		/* acquire: pairs with the release store of the head in
-		 * sn_release(), so the consumer is done with those slots */
+		 * sn_consumer_advance(), so the consumer is done with those slots */
 		__u32 h = __atomic_load_n(p->head_p, __ATOMIC_ACQUIRE);
 
 		n = slots - sn__clamp_depth(t, h, slots);
 	} else {
 		/* position t + n is free once release[] says so; acquire
-		 * pairs with the consumer's release store in sn_release() */
+		 * pairs with the consumer's release store in sn_consumer_advance() */
 		while (n < slots &&
 		       __atomic_load_n(&p->release[(t + n) & p->mask],
 				       __ATOMIC_ACQUIRE) == t + n)
@@ -636,7 +636,7 @@ static inline struct sn_slot *sn__prod_hdr(const struct sn_producer *p,
 }
 
 /*
- * The message of position @pos of @p's lane (from sn_reserve()), slot_size
+ * The message of position @pos of @p's lane (from sn_producer_reserve()), slot_size
  * bytes, 8-byte aligned. Always inside the lane: the position is masked.
  */
 static inline void *sn_producer_slot(const struct sn_producer *p, __u32 pos)
@@ -753,14 +753,14 @@ static inline int sn__prod_take(struct sn_producer *p, __u32 n, __u32 room)
 /*
  * Reserves up to @n consecutive positions of @p's lane for zero-copy
  * filling: stores the first in *@pos (fill sn_producer_slot(p, *pos + i)
- * for i below the result), then sn_commit(). Returns how many (1..n),
+ * for i below the result), then sn_producer_commit(). Returns how many (1..n),
  * -EAGAIN when the lane is full, -EPIPE when every consumer has gone,
  * -EINVAL when @n is 0, a reservation is outstanding or the channel is
- * SN_CHANNEL_VARLEN (sn_reserve_len()). The lane's statistics line says
+ * SN_CHANNEL_VARLEN (sn_producer_reserve_len()). The lane's statistics line says
  * how many are reserved: if the producer dies before committing, they are
  * counted as lost.
  */
-static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
+static inline int sn_producer_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 {
 	int r;
 
@@ -780,9 +780,9 @@ static inline int sn_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
 /*
  * Publishes the first @n (1..reserved) reserved slots; the rest of the
  * reservation is dropped. Returns 0 or -EINVAL (also on SN_CHANNEL_VARLEN
- * channels: sn_commit_len()).
+ * channels: sn_producer_commit_len()).
  */
-static inline int sn_commit(struct sn_producer *p, __u32 n)
+static inline int sn_producer_commit(struct sn_producer *p, __u32 n)
 {
 	if (!n || n > p->resv || (p->flags & SN__VARLEN))
 		return -EINVAL;
@@ -977,11 +977,11 @@ static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
 /*
  * Reserves room for one message of up to @len bytes and stores in *@buf
  * where to write it, in the ring (zero copy: @len bytes, 8-byte aligned,
- * contiguous), then sn_commit_len(). Errors as sn_try_send_len(). The lane's
+ * contiguous), then sn_producer_commit_len(). Errors as sn_try_send_len(). The lane's
  * statistics line counts the reservation: if the producer dies before
  * committing, the message is counted as lost.
  */
-static inline int sn_reserve_len(struct sn_producer *p, __u32 len, void **buf)
+static inline int sn_producer_reserve_len(struct sn_producer *p, __u32 len, void **buf)
 {
 	int n = sn__prod_len_check(p, len);
 
@@ -997,11 +997,11 @@ static inline int sn_reserve_len(struct sn_producer *p, __u32 len, void **buf)
 }
 
 /*
- * Publishes the message reserved with sn_reserve_len(), @len bytes (at
+ * Publishes the message reserved with sn_producer_reserve_len(), @len bytes (at
  * most the reserved length). 0, or -EINVAL (nothing reserved, @len too
  * long: the reservation stays).
  */
-static inline int sn_commit_len(struct sn_producer *p, __u32 len)
+static inline int sn_producer_commit_len(struct sn_producer *p, __u32 len)
 {
 	if (!p->resv || len > p->resv_len)
 		return -EINVAL;
@@ -1215,7 +1215,7 @@ static inline int sn__cons_empty(struct sn_consumer *c)
 	return sn__consumer_ended(c);
 }
 
-/* The slot of position @pos in the lane of the outstanding sn_peek(). */
+/* The slot of position @pos in the lane of the outstanding sn_consumer_peek(). */
 static inline const void *sn_consumer_slot(const struct sn_consumer *c,
 					   __u32 pos)
 {
@@ -1225,14 +1225,14 @@ static inline const void *sn_consumer_slot(const struct sn_consumer *c,
 /*
  * Peeks at up to @n consecutive messages of one lane (lanes are visited
  * round robin): stores the first position in *@pos (read them with
- * sn_consumer_slot(c, *pos + i)), then sn_release(). MPMC: the messages are
+ * sn_consumer_slot(c, *pos + i)), then sn_consumer_advance(). MPMC: the messages are
  * claimed, no other consumer gets them. Returns how many (1..n), -EAGAIN
  * when every lane is empty, -EPIPE when besides every producer has gone
  * (end of stream), -EINVAL when @n is 0, a peek is outstanding or the
- * channel is SN_CHANNEL_VARLEN (sn_peek_len()).
+ * channel is SN_CHANNEL_VARLEN (sn_consumer_peek_len()).
  * A peer may change a slot while it is read: copy what you validate.
  */
-static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
+static inline int sn_consumer_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 {
 	__u32 lane = 0, k;
 
@@ -1254,18 +1254,18 @@ static inline int sn_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	return (int)k;
 }
 
-/* Out of line: sn_release() of the record sn_peek_len() holds. */
-int sn__release_record(struct sn_consumer *c, __u32 n);
+/* Out of line: sn_consumer_advance() of the record sn_consumer_peek_len() holds. */
+int sn__advance_record(struct sn_consumer *c, __u32 n);
 
 /*
  * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest
- * stay in the ring; MPMC: exactly the peeked count; after sn_peek_len():
+ * stay in the ring; MPMC: exactly the peeked count; after sn_consumer_peek_len():
  * 1). 0 or -EINVAL.
  */
-static inline int sn_release(struct sn_consumer *c, __u32 n)
+static inline int sn_consumer_advance(struct sn_consumer *c, __u32 n)
 {
 	if (c->flags & SN__VARLEN)
-		return sn__release_record(c, n);
+		return sn__advance_record(c, n);
 	if (!n || n > c->peek_n ||
 	    ((c->flags & SN__MPMC) && n != c->peek_n))
 		return -EINVAL;
@@ -1283,7 +1283,7 @@ static inline int sn_release(struct sn_consumer *c, __u32 n)
 /*
  * Receives up to @n messages into @msgs (n * slot_size bytes), from as
  * many lanes as needed. Returns how many (1..n), 0 when @n is 0, -EAGAIN
- * when every lane is empty, -EPIPE at the end of the stream (see sn_peek),
+ * when every lane is empty, -EPIPE at the end of the stream (see sn_consumer_peek),
  * -EINVAL when a peek is outstanding (and on SN_CHANNEL_VARLEN channels).
  */
 static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
@@ -1640,11 +1640,11 @@ static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
 /*
  * Peeks at one message in place, on any channel (a buffer's message where
  * it is in the buffer): stores where it is in *@msg and its length in
- * *@len; then sn_release(c, 1). MPMC: claimed. 0, -EAGAIN, -EPIPE,
+ * *@len; then sn_consumer_advance(c, 1). MPMC: claimed. 0, -EAGAIN, -EPIPE,
  * -EINVAL (a peek is outstanding). A peer may change the message while it
  * is read: copy what you validate.
  */
-static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
+static inline int sn_consumer_peek_len(struct sn_consumer *c, const void **msg,
 			      __u32 *len)
 {
 	struct sn__rec r = { 0, 0, 0, 0, 0 };
@@ -1652,7 +1652,7 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
 	int n;
 
 	if (!(c->flags & SN__VARLEN)) {
-		n = sn_peek(c, 1, &pos);
+		n = sn_consumer_peek(c, 1, &pos);
 		if (n < 0)
 			return n;
 		*msg = sn_consumer_slot(c, pos);
@@ -1688,8 +1688,8 @@ static inline int sn_peek_len(struct sn_consumer *c, const void **msg,
  * place and sends it: the message is a small record naming the buffer,
  * and the buffer belongs to the ring until a consumer takes it. The
  * consumers' ordinary calls see it as a message of the buffer's length:
- * sn_try_recv_len() copies it out, sn_peek_len() shows it in place until
- * sn_release(); sn_recv_buf() takes the buffer itself, to be read in
+ * sn_try_recv_len() copies it out, sn_consumer_peek_len() shows it in place until
+ * sn_consumer_advance(); sn_recv_buf() takes the buffer itself, to be read in
  * place for as long as the consumer likes and returned with sn_buf_put(),
  * in any order. Only the lane's producer fd (and full-role fds) can write
  * its buffers (kernel backend; memfd: every process that maps the ring),
@@ -1744,7 +1744,7 @@ struct sn_buf {
  * message's record, so that the ring moves on while the consumer holds
  * the buffer; sn_buf_put() returns it. 0, -EAGAIN, -EPIPE (as
  * sn_try_recv()), -ENOMSG when the next message is not a buffer (it stays:
- * receive it with sn_try_recv_len() or sn_peek_len()), -EINVAL (a peek is
+ * receive it with sn_try_recv_len() or sn_consumer_peek_len()), -EINVAL (a peek is
  * outstanding, no buffers).
  */
 int sn_recv_buf(struct sn_consumer *c, struct sn_buf *b);

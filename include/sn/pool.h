@@ -96,7 +96,7 @@
  *      to finish;
  *   2. the workers go on, however long that takes, until every message
  *      queued at that moment is handled, and each worker has released
- *      (sn_worker_release()) and completed (I/O) as many items as it had
+ *      (sn_worker_done()) and completed (I/O) as many items as it had
  *      held and started by then;
  *   3. then they go on for at most drain_timeout_ns more, until the pool
  *      is quiescent: what callbacks sent meanwhile is handled too;
@@ -522,14 +522,14 @@ int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
 /*
  * Work the worker keeps for later (a backlog of sends that did not fit, a
  * timer's pending job): sn_worker_hold() when it takes n items on, then
- * sn_worker_release() once they are done (after the sends they cause).
+ * sn_worker_done() once they are done (after the sends they cause).
  * Shutdown counts held items as work in progress and keeps the worker
  * running (ticking) until they are released (step 2; step 3 for at most
  * drain_timeout_ns); a worker
  * holding items sleeps 1 ms at most, so its tick retries them.
  */
 void sn_worker_hold(struct sn_worker *w, unsigned int n);
-void sn_worker_release(struct sn_worker *w, unsigned int n);
+void sn_worker_done(struct sn_worker *w, unsigned int n);
 
 /*
  * The worker's io_uring, for handlers' own I/O. Every SQE on it must have

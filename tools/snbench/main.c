@@ -63,8 +63,8 @@ static const struct {
 	const char *what;
 } size_rows[] = {
 	{ &snb_impl_sn_len, 2, "varlen SPSC channel (64 B slots), sn_try_send_len / sn_try_recv_len" },
-	{ &snb_impl_sn_zc, 0, "the same channel zero copy: sn_reserve_len / sn_commit_len, sn_peek_len /\n"
-			      "             sn_release; header (seq, stamp, length) written and checked, payload untouched" },
+	{ &snb_impl_sn_zc, 0, "the same channel zero copy: sn_producer_reserve_len / sn_producer_commit_len, sn_consumer_peek_len /\n"
+			      "             sn_consumer_advance; header (seq, stamp, length) written and checked, payload untouched" },
 	{ &snb_impl_sn_buf, 0, "the message in a buffer of the lane (sn_buf_get / sn_buf_send, sn_recv_buf /\n"
 			       "             sn_buf_put); header written and checked, payload untouched" },
 	{ &snb_impl_pipe, 2, "write / read, F_SETPIPE_SZ to the cell's buffer" },

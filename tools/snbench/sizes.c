@@ -9,10 +9,10 @@
  *             sn_try_send_len() and sn_try_recv_len(), spinning on
  *             -EAGAIN: the message is copied in and copied out;
  *   libsn_zc  the same channel without the copies: the producer
- *             sn_reserve_len()s the record, writes only the header
+ *             sn_producer_reserve_len()s the record, writes only the header
  *             (struct snb_hdr: sequence number, stamp, length) in place
- *             and sn_commit_len()s it; the consumer sn_peek_len()s it,
- *             checks length, sequence and header and sn_release()s it.
+ *             and sn_producer_commit_len()s it; the consumer sn_consumer_peek_len()s it,
+ *             checks length, sequence and header and sn_consumer_advance()s it.
  *             The payload is never touched: that is what zero copy buys;
  *   libsn_buf the message in one of the lane's buffers (sn_channel_opts
  *             bufs): sn_buf_get(), header written in place, sn_buf_send();
@@ -237,7 +237,7 @@ static void snz_producer(struct snb_worker *w)
 	w->t_start = snb_now_ns();
 	while (seq < w->count) {
 		void *buf;
-		int r = sn_reserve_len(h->end, h->size, &buf);
+		int r = sn_producer_reserve_len(h->end, h->size, &buf);
 
 		if (r == -EAGAIN) {
 			snb_backoff(&spins);
@@ -245,10 +245,10 @@ static void snz_producer(struct snb_worker *w)
 		}
 		if (!r) {
 			snb_hdr_put(w, buf, seq, h->size);
-			r = sn_commit_len(h->end, h->size);
+			r = sn_producer_commit_len(h->end, h->size);
 		}
 		if (r) {
-			snb_fail(w, "sn_reserve_len/sn_commit_len");
+			snb_fail(w, "sn_producer_reserve_len/sn_producer_commit_len");
 			break;
 		}
 		seq++;
@@ -316,18 +316,18 @@ static void snz_consume(struct snb_worker *w, snz_take_fn take,
 static int snz_take(void *end, struct snb_hdr *hd, __u32 *len)
 {
 	const void *msg = NULL;
-	int r = sn_peek_len(end, &msg, len);
+	int r = sn_consumer_peek_len(end, &msg, len);
 
 	if (!r) {
 		memcpy(hd, msg, *len < sizeof(*hd) ? *len : sizeof(*hd));
-		sn_release(end, 1);
+		sn_consumer_advance(end, 1);
 	}
 	return r;
 }
 
 static void snz_consumer(struct snb_worker *w)
 {
-	snz_consume(w, snz_take, "sn_peek_len: zero-copy record");
+	snz_consume(w, snz_take, "sn_consumer_peek_len: zero-copy record");
 }
 
 const struct snb_impl snb_impl_sn_zc =
