@@ -100,9 +100,9 @@ static void sn_create_why(const struct sn_channel_opts *o,
 		sn_why("bufs %u: not in 0..%u", g->bufs, SN_MAX_BUFS);
 	else if (g->bufs ? g->buf_size < 64 || g->buf_size % 64 ||
 			   g->buf_size > SN_MAX_BUF_SIZE : g->buf_size)
-		sn_why("buf_size %u: %s", g->buf_size, g->bufs ?
-		       "not a multiple of 64 in 64..16777216" :
-		       "set without bufs");
+		sn_why(g->bufs ? "buf_size %u: not a multiple of 64 in 64..%u" :
+		       "buf_size %u: set without bufs", g->buf_size,
+		       SN_MAX_BUF_SIZE);
 	else if ((bytes = ((__u64)g->slots * sn_geo_stride(g) +
 			   (__u64)g->bufs * g->buf_size) * g->lanes) >
 		 SN_CHANNEL_MAX_BYTES)
@@ -111,24 +111,59 @@ static void sn_create_why(const struct sn_channel_opts *o,
 		       (unsigned long long)SN_CHANNEL_MAX_BYTES);
 }
 
-SN_API int sn_channel_create(struct sn_channel **out,
-			     const struct sn_channel_opts *o)
+_Static_assert(sizeof(struct sn_channel_opts) == SN_CHANNEL_OPTS_SIZE_VER0,
+	       "struct sn_channel_opts grows with a new SN_CHANNEL_OPTS_SIZE_VER*");
+
+/*
+ * The caller's options in *@o, as the kernel copies its size-first structs:
+ * an older, smaller struct gets 0 (defaults) for what it lacks; a newer,
+ * larger one is taken if what we do not know is all zero, else -E2BIG.
+ */
+static int sn_opts_copy(struct sn_channel_opts *o,
+			const struct sn_channel_opts *user)
 {
+	const unsigned char *extra = (const unsigned char *)user + sizeof(*o);
+	__u32 size = user->size, i;
+
+	if (size < SN_CHANNEL_OPTS_SIZE_VER0) {
+		sn_why("opts->size %u: below %u (sizeof(struct sn_channel_opts) of libsn 1.0; use SN_CHANNEL_OPTS())",
+		       size, SN_CHANNEL_OPTS_SIZE_VER0);
+		return -EINVAL;
+	}
+	/* no libsn's struct will be a page: a size that is, is garbage */
+	if (size > 4096) {
+		sn_why("opts->size %u: larger than any struct sn_channel_opts",
+		       size);
+		return -E2BIG;
+	}
+	for (i = 0; i + sizeof(*o) < size; i++) {
+		if (extra[i]) {
+			sn_why("opts: byte %zu is set, a field this libsn does not know (it knows %zu bytes)",
+			       sizeof(*o) + i, sizeof(*o));
+			return -E2BIG;
+		}
+	}
+	memcpy(o, user, sizeof(*o));
+	return 0;
+}
+
+SN_API int sn_channel_create(struct sn_channel **out,
+			     const struct sn_channel_opts *opts)
+{
+	struct sn_channel_opts opt, *o = &opt;
 	struct sn_geometry g = { 0 };
 	struct sn_channel *ch;
 	unsigned int flags;
 	int devfd = -1, ret;
 
 	sn_why_clear();
-	if (!out || !o) {
+	if (!out || !opts) {
 		sn_why("%s is NULL", out ? "opts" : "out");
 		return -EINVAL;
 	}
-	if (o->size < SN_CHANNEL_OPTS_SIZE_VER0) {
-		sn_why("opts->size %u: below %u (sizeof(struct sn_channel_opts) of libsn 1.0; use SN_CHANNEL_OPTS())",
-		       o->size, SN_CHANNEL_OPTS_SIZE_VER0);
-		return -EINVAL;
-	}
+	ret = sn_opts_copy(o, opts);
+	if (ret)
+		return ret;
 	flags = o->flags;
 	if (flags & ~SN_CHANNEL_FLAGS) {
 		sn_why("flags 0x%x: unknown bits 0x%x", flags,
@@ -172,7 +207,7 @@ SN_API int sn_channel_create(struct sn_channel **out,
 		ret = sn_kernel_create(ch, devfd);
 		close(devfd);
 		if (ret == -EINVAL)
-			sn_why("sn.ko refused the geometry: above its limits (max_ring_mb and the others in /sys/module/sn/parameters)");
+			sn_why("sn.ko refused the ring: above its limits (max_ring_mb and the others in /sys/module/sn/parameters) or a feature it lacks (an older module)");
 	} else {
 		ret = sn_memfd_create(ch);
 	}

@@ -4,7 +4,7 @@
  * channel sent over a unix socket (SCM_RIGHTS) with a small header that
  * says what it is. The receiver attaches to what it got; its handles can
  * do what the fd's role allows, since sn.ko maps only that (memfd rings
- * have no roles: only SN_ROLE_FULL is shared, never silently less).
+ * have no roles: only SN_ROLE_FULL is shared, never silently more).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -97,42 +97,59 @@ SN_API int sn_channel_send_fd(struct sn_channel *ch, int sock,
 	c->cmsg_type = SCM_RIGHTS;
 	c->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(c), &fd, sizeof(int));
-	do {
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-	} while (n < 0 && errno == EINTR);
+	n = sendmsg(sock, &mh, MSG_NOSIGNAL);
 	if (n < 0)
 		ret = -errno;
 	else if ((size_t)n != sizeof(m))
-		ret = -EPROTO;	/* a datagram socket cut it short */
+		ret = -EPROTO;	/* cut short: the receiver cannot parse it */
 	/* in flight the socket holds its own reference (and the role) */
 	close(fd);
 	return ret;
 }
 
-/* Closes every fd a control message carried. */
-static void sn_share_close_fds(struct msghdr *mh)
+#ifndef SCM_PIDFD
+#define SCM_PIDFD	0x04	/* Linux 6.5: SO_PASSPIDFD */
+#endif
+
+/*
+ * Takes from @mh's control messages the one fd an SCM_RIGHTS message
+ * carried alone (-1 if there is none, or more) and closes every other fd
+ * they carried (SCM_RIGHTS, and a pidfd with SO_PASSPIDFD). Other control
+ * messages (credentials with SO_PASSCRED, timestamps) are ignored.
+ */
+static int sn_share_take_fd(struct msghdr *mh)
 {
+	int fd = -1, rights = 0, x;
 	struct cmsghdr *c;
 	size_t i, n;
-	int fd;
 
 	for (c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
-		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+		if (c->cmsg_level != SOL_SOCKET ||
+		    (c->cmsg_type != SCM_RIGHTS && c->cmsg_type != SCM_PIDFD))
 			continue;
 		n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		for (i = 0; i < n; i++) {
-			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-			close(fd);
+			memcpy(&x, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (c->cmsg_type == SCM_RIGHTS && !rights++ && n == 1)
+				fd = x;
+			else
+				close(x);
 		}
 	}
+	if (rights > 1 && fd >= 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }
 
 SN_API int sn_channel_recv_fd(struct sn_channel **out, int sock,
 			      unsigned int flags)
 {
+	/* room for the fd beside credentials, a pidfd and timestamps */
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int)) + 256];
 	} ctl;
 	struct sn_share_msg m;
 	struct iovec iov = { .iov_base = &m, .iov_len = sizeof(m) };
@@ -142,41 +159,36 @@ SN_API int sn_channel_recv_fd(struct sn_channel **out, int sock,
 		.msg_control = ctl.buf,
 		.msg_controllen = sizeof(ctl.buf),
 	};
-	struct cmsghdr *c;
-	int fd = -1, ret;
+	int fd, ret;
 	ssize_t n;
 
 	sn_why_clear();
 	if (!out || flags)
 		return -EINVAL;
 	memset(&m, 0, sizeof(m));
-	do {
-		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
-	} while (n < 0 && errno == EINTR);
+	n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
 	if (n < 0)
 		return -errno;
-	if (n == 0 && !mh.msg_controllen)
+	fd = sn_share_take_fd(&mh);
+	if (n == 0 && fd < 0)
 		return -ECONNRESET;	/* the sender closed its end */
-	c = CMSG_FIRSTHDR(&mh);
-	if (!(mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) &&
-	    (size_t)n == sizeof(m) && m.magic == SN_SHARE_MAGIC &&
-	    m.version == SN_SHARE_VERSION && c && !CMSG_NXTHDR(&mh, c) &&
-	    c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-	    c->cmsg_len == CMSG_LEN(sizeof(int)))
-		memcpy(&fd, CMSG_DATA(c), sizeof(int));
-	if (fd < 0) {
-		sn_share_close_fds(&mh);
+	if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
+	    (size_t)n != sizeof(m) || m.magic != SN_SHARE_MAGIC ||
+	    m.version != SN_SHARE_VERSION || fd < 0) {
+		if (fd >= 0)
+			close(fd);
 		sn_why("socket %d: the message is not a channel sent by sn_channel_send_fd() (%zd bytes, %s)",
-		       sock, n, c ? "not one fd" : "no fd");
+		       sock, n, fd < 0 ? "not one fd" : "a bad header");
 		return -EPROTO;
 	}
 	ret = sn_channel_attach(out, fd, 0);
 	close(fd);		/* the channel keeps its own duplicate */
-	if (!ret && ((*out)->backend != m.backend || (*out)->role != m.role)) {
+	if (!ret && ((*out)->backend != m.backend || (*out)->role != m.role ||
+		     (m.role == SN_ROLE_PRODUCER && (*out)->lane != m.lane))) {
 		sn_channel_close(*out);
 		*out = NULL;
 		ret = -EPROTO;	/* not what the header said */
-		sn_why("socket %d: the fd's role or backend is not what its header says",
+		sn_why("socket %d: the fd's role, lane or backend is not what its header says",
 		       sock);
 	}
 	return ret;

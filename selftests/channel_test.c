@@ -62,6 +62,22 @@ TEST(create_rejects_bad_geometry)
 	EXPECT_EQ(0, strncmp(sn_last_error(), "opts->size 8: below 32", 22));
 	EXPECT_EQ(-EINVAL, sn_channel_create(&ch, NULL));
 	EXPECT_STREQ("opts is NULL", sn_last_error());
+	/* a newer, larger struct: taken while what we do not know is 0 */
+	{
+		struct {
+			struct sn_channel_opts o;
+			__u32 future[2];
+		} big = { .o = { .size = sizeof(big),
+				 .flags = SN_BACKEND_MEMFD } };
+
+		ASSERT_EQ(0, sn_channel_create(&ch, &big.o));
+		EXPECT_EQ(0, sn_channel_close(ch));
+		big.future[1] = 1;
+		EXPECT_EQ(-E2BIG, sn_channel_create(&ch, &big.o));
+		EXPECT_NE(NULL, strstr(sn_last_error(), "byte 36 is set"));
+		big.o.size = 1U << 20;
+		EXPECT_EQ(-E2BIG, sn_channel_create(&ch, &big.o));
+	}
 	/* a success clears it */
 	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(
 		.flags = SN_BACKEND_MEMFD)));

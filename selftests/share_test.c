@@ -243,6 +243,37 @@ TEST(memfd_full_only)
 	EXPECT_EQ(0, sn_channel_close(ch));
 }
 
+/*
+ * A receiver whose socket adds credentials (SO_PASSCRED), over a
+ * SOCK_SEQPACKET socket: still one channel per message, nothing leaked.
+ */
+TEST(recv_with_credentials_seqpacket)
+{
+	struct sn_channel_info info;
+	struct sn_channel *ch, *got;
+	int sv[2], one = 1, fds, i;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv));
+	ASSERT_EQ(0, setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one,
+				sizeof(one)));
+	ASSERT_EQ(0, sn_channel_create(&ch, SN_CHANNEL_OPTS(
+		.slots = 16, .flags = SN_BACKEND_MEMFD)));
+	fds = t_fd_count();
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, sn_channel_send_fd(ch, sv[0], SN_ROLE_FULL, 0));
+	for (i = 0; i < 3; i++) {
+		ASSERT_EQ(0, sn_channel_recv_fd(&got, sv[1], 0));
+		ASSERT_EQ(0, sn_channel_info(got, &info));
+		EXPECT_EQ(16, info.slots);
+		EXPECT_EQ(0, sn_channel_close(got));
+	}
+	EXPECT_EQ(fds, t_fd_count());
+	close(sv[0]);
+	EXPECT_EQ(-ECONNRESET, sn_channel_recv_fd(&got, sv[1], 0));
+	close(sv[1]);
+	EXPECT_EQ(0, sn_channel_close(ch));
+}
+
 /* What is not a channel on the socket: -EPROTO, and every fd closed. */
 TEST(recv_rejects_garbage)
 {

@@ -14,17 +14,18 @@
  *                      the module. Everything is writable by every attached
  *                      process; sleepers use futex(2) on the shared words.
  *
- * Usage: sn_channel_create() (or sn_channel_attach() on a ring fd received
- * by fork or SCM_RIGHTS), then one sn_producer per producing thread
- * (sn_producer_open(): it owns one lane) and one sn_consumer per consuming
- * thread (sn_consumer_open(); one in all for SPSC and MPSC). Threads may
- * open and close handles of one channel concurrently; a handle is used by
- * one thread at a time; sn_channel_close() comes after every handle's
+ * Usage: sn_channel_create() (or sn_channel_attach() on a ring fd received by
+ * fork, or sn_channel_recv_fd() from a unix socket), then one sn_producer per
+ * producing thread (sn_producer_open(): it owns one lane) and one sn_consumer
+ * per consuming thread (sn_consumer_open(); one in all for SPSC and MPSC).
+ * Threads may open and close handles of one channel concurrently; a handle is
+ * used by one thread at a time; sn_channel_close() comes after every handle's
  * close.
  *
  * Hot path (static inline below): sn_try_send/sn_try_recv, the bursts, and
- * sn_producer_reserve/sn_producer_commit, sn_consumer_peek/sn_consumer_advance. They make no system call unless
- * the other side announced it sleeps (then one kick), never read or write
+ * sn_producer_reserve/sn_producer_commit, sn_consumer_peek/
+ * sn_consumer_advance. They make no system call unless the other side
+ * announced it sleeps (then one kick), never read or write
  * outside the mapping whatever a peer writes into it (every index masked,
  * every difference clamped, geometry only from validated private copies),
  * and never loop unboundedly. A malicious peer can garble or lose messages
@@ -347,7 +348,11 @@ struct sn_channel_info {
 /*
  * What sn_channel_create() creates. Size-first, as the kernel's structs,
  * so it can grow: set @size to sizeof(struct sn_channel_opts) (the
- * SN_CHANNEL_OPTS() macro does); fields left 0 take their defaults.
+ * SN_CHANNEL_OPTS() macro does); fields left 0 take their defaults. A
+ * program built against an older, smaller struct gets the defaults for the
+ * fields it lacks; one built against a newer, larger struct runs on an
+ * older libsn only while the fields that libsn does not know are 0
+ * (-E2BIG otherwise), so nothing asked for is silently left out.
  */
 struct sn_channel_opts {
 	__u32 size;		/* sizeof(struct sn_channel_opts) */
@@ -391,7 +396,8 @@ struct sn_channel_opts {
  * Creates a channel as @opts say and stores it in *@out. Errors: -EINVAL
  * (a field breaks its rule above, or the total of slots and buffers is
  * above SN_CHANNEL_MAX_BYTES, or sn.ko's limits for kernel rings;
- * sn_last_error() says which), -ENOENT (SN_BACKEND_KERNEL without the
+ * sn_last_error() says which), -E2BIG (a field this libsn does not know
+ * is set), -ENOENT (SN_BACKEND_KERNEL without the
  * module), or what open/ioctl/memfd_create/mmap return (-ENOMEM, -EPERM
  * for a memlock limit, ...).
  */
@@ -402,7 +408,8 @@ int sn_channel_create(struct sn_channel **out,
  * Why the calling thread's last sn_channel_create(), sn_channel_attach()
  * or sn_channel_recv_fd() failed, as a sentence naming the argument and
  * the limit ("slots 1000: not a power of two in 1..1048576"); "" when its
- * errno says all there is. Valid until this thread's next such call.
+ * errno says all there is. Valid until this thread's next such call,
+ * sn_pool_create() included (it creates channels).
  */
 const char *sn_last_error(void);
 
@@ -443,7 +450,9 @@ int sn_channel_fd(const struct sn_channel *ch);
  *                     -EPERM unless this channel's fd is full-role);
  *   SN_ROLE_PRODUCER  one producer of lane @lane, or of a free lane with
  *                     SN_LANE_ANY: the fd owns that lane from now on, so
- *                     no producer of this process can take it;
+ *                     no producer of this process can take it (which
+ *                     one: sn_channel_info().lane of a channel attached
+ *                     to the fd);
  *   SN_ROLE_CONSUMER  the consumer (SPSC/MPSC: the one consumer, held by
  *                     the fd from now on; MPMC: one more claim record).
  * Kernel backend: sn.ko enforces the role (the fd maps writable only what
@@ -461,11 +470,15 @@ int sn_channel_share_fd(struct sn_channel *ch, unsigned int role,
 /*
  * Sends the channel over the connected unix socket @sock: an fd made by
  * sn_channel_share_fd(@role, @lane) in SCM_RIGHTS, with a small header (a
- * magic number, the version, the role, the lane and the backend). The fd is
- * closed here once sent; in flight the socket holds it (and the lane or
- * consumer it owns). Blocks as sendmsg(2) does (never SIGPIPE). 0, the
- * errors of sn_channel_share_fd(), or sendmsg's (-EPIPE, -EAGAIN on a
- * non-blocking socket, ...).
+ * magic number, the version, the role, the lane and the backend) in one
+ * sendmsg(2). The fd is closed here once sent; in flight the socket holds
+ * it (and the lane or consumer it owns). SOCK_SEQPACKET keeps one channel
+ * per message; on SOCK_STREAM nothing else may be written between them
+ * (the receiver reads the header's bytes exactly). Blocks as sendmsg(2)
+ * does, never raises SIGPIPE, and returns -EINTR when a signal handler
+ * interrupts it (nothing sent). 0, the errors of sn_channel_share_fd(), or
+ * sendmsg's (-EPIPE, -EAGAIN on a non-blocking socket, ...); -EPROTO when
+ * the socket took only part of the message.
  */
 int sn_channel_send_fd(struct sn_channel *ch, int sock, unsigned int role,
 		       unsigned int lane);
@@ -474,10 +487,13 @@ int sn_channel_send_fd(struct sn_channel *ch, int sock, unsigned int role,
  * Receives one channel sent with sn_channel_send_fd() from @sock and
  * attaches to it (sn_channel_attach()): its handles can do what the
  * sender's role allows (sn_channel_info() says the role and lane).
- * @flags: 0. Blocks as recvmsg(2) does. Errors: -ECONNRESET (the sender
- * closed the socket), -EPROTO (the message is not a channel: no fd, more
- * than one, a short or unknown header, or an fd whose role differs from
- * the header's; any fd received is closed), sn_channel_attach()'s errors,
+ * Credentials, pidfds and timestamps the socket adds are ignored (a pidfd
+ * is closed). @flags: 0. Blocks as recvmsg(2) does (SO_RCVTIMEO bounds
+ * it) and returns -EINTR when a signal handler interrupts it. Errors:
+ * -ECONNRESET (stream and seqpacket sockets: the sender closed its end),
+ * -EPROTO (the message is not a channel: no fd, more than one, a short or
+ * unknown header, or an fd whose role, lane or backend differs from the
+ * header's; every fd received is closed), sn_channel_attach()'s errors,
  * recvmsg's (-EAGAIN on a non-blocking socket, ...).
  */
 int sn_channel_recv_fd(struct sn_channel **out, int sock,
@@ -540,9 +556,9 @@ int sn_producer_lane(const struct sn_producer *p);
 int sn_consumer_open(struct sn_channel *ch, struct sn_consumer **out);
 
 /*
- * Publishes its statistics, gives the claim back and frees @c. NULL: 0.
- * An outstanding sn_consumer_peek() is advanced past first on an MPMC channel (those
- * messages count as received); on SPSC/MPSC it is not, and the next
+ * Publishes its statistics, gives the claim back and frees @c. NULL: 0. An
+ * outstanding sn_consumer_peek() is advanced past first on an MPMC channel
+ * (those messages count as received); on SPSC/MPSC it is not, and the next
  * consumer gets those messages again.
  */
 int sn_consumer_close(struct sn_consumer *c);
@@ -594,13 +610,15 @@ static inline __u32 sn__prod_refill(struct sn_producer *p)
 
 	if (!(p->flags & SN__MPMC)) {
 		/* acquire: pairs with the release store of the head in
-		 * sn_consumer_advance(), so the consumer is done with those slots */
+		 * sn_consumer_advance(), so the consumer is done with those
+		 * slots */
 		__u32 h = __atomic_load_n(p->head_p, __ATOMIC_ACQUIRE);
 
 		n = slots - sn__clamp_depth(t, h, slots);
 	} else {
 		/* position t + n is free once release[] says so; acquire
-		 * pairs with the consumer's release store in sn_consumer_advance() */
+		 * pairs with the consumer's release store in
+		 * sn_consumer_advance() */
 		while (n < slots &&
 		       __atomic_load_n(&p->release[(t + n) & p->mask],
 				       __ATOMIC_ACQUIRE) == t + n)
@@ -636,8 +654,9 @@ static inline struct sn_slot *sn__prod_hdr(const struct sn_producer *p,
 }
 
 /*
- * The message of position @pos of @p's lane (from sn_producer_reserve()), slot_size
- * bytes, 8-byte aligned. Always inside the lane: the position is masked.
+ * The message of position @pos of @p's lane (from sn_producer_reserve()),
+ * slot_size bytes, 8-byte aligned. Always inside the lane: the position is
+ * masked.
  */
 static inline void *sn_producer_slot(const struct sn_producer *p, __u32 pos)
 {
@@ -756,11 +775,12 @@ static inline int sn__prod_take(struct sn_producer *p, __u32 n, __u32 room)
  * for i below the result), then sn_producer_commit(). Returns how many (1..n),
  * -EAGAIN when the lane is full, -EPIPE when every consumer has gone,
  * -EINVAL when @n is 0, a reservation is outstanding or the channel is
- * SN_CHANNEL_VARLEN (sn_producer_reserve_len()). The lane's statistics line says
- * how many are reserved: if the producer dies before committing, they are
+ * SN_CHANNEL_VARLEN (sn_producer_reserve_len()). The lane's statistics line
+ * says how many are reserved: if the producer dies before committing, they are
  * counted as lost.
  */
-static inline int sn_producer_reserve(struct sn_producer *p, __u32 n, __u32 *pos)
+static inline int sn_producer_reserve(struct sn_producer *p, __u32 n,
+				      __u32 *pos)
 {
 	int r;
 
@@ -975,13 +995,14 @@ static inline int sn_try_send_len(struct sn_producer *p, const void *msg,
 }
 
 /*
- * Reserves room for one message of up to @len bytes and stores in *@buf
- * where to write it, in the ring (zero copy: @len bytes, 8-byte aligned,
- * contiguous), then sn_producer_commit_len(). Errors as sn_try_send_len(). The lane's
+ * Reserves room for one message of up to @len bytes and stores in *@buf where
+ * to write it, in the ring (zero copy: @len bytes, 8-byte aligned, contiguous),
+ * then sn_producer_commit_len(). Errors as sn_try_send_len(). The lane's
  * statistics line counts the reservation: if the producer dies before
  * committing, the message is counted as lost.
  */
-static inline int sn_producer_reserve_len(struct sn_producer *p, __u32 len, void **buf)
+static inline int sn_producer_reserve_len(struct sn_producer *p, __u32 len,
+					  void **buf)
 {
 	int n = sn__prod_len_check(p, len);
 
@@ -1215,7 +1236,8 @@ static inline int sn__cons_empty(struct sn_consumer *c)
 	return sn__consumer_ended(c);
 }
 
-/* The slot of position @pos in the lane of the outstanding sn_consumer_peek(). */
+/* The slot of position @pos in the lane of the outstanding
+ * sn_consumer_peek(). */
 static inline const void *sn_consumer_slot(const struct sn_consumer *c,
 					   __u32 pos)
 {
@@ -1223,14 +1245,14 @@ static inline const void *sn_consumer_slot(const struct sn_consumer *c,
 }
 
 /*
- * Peeks at up to @n consecutive messages of one lane (lanes are visited
- * round robin): stores the first position in *@pos (read them with
- * sn_consumer_slot(c, *pos + i)), then sn_consumer_advance(). MPMC: the messages are
- * claimed, no other consumer gets them. Returns how many (1..n), -EAGAIN
- * when every lane is empty, -EPIPE when besides every producer has gone
- * (end of stream), -EINVAL when @n is 0, a peek is outstanding or the
- * channel is SN_CHANNEL_VARLEN (sn_consumer_peek_len()).
- * A peer may change a slot while it is read: copy what you validate.
+ * Peeks at up to @n consecutive messages of one lane (lanes are visited round
+ * robin): stores the first position in *@pos (read them with
+ * sn_consumer_slot(c, *pos + i)), then sn_consumer_advance(). MPMC: the
+ * messages are claimed, no other consumer gets them. Returns how many (1..n),
+ * -EAGAIN when every lane is empty, -EPIPE when besides every producer has gone
+ * (end of stream), -EINVAL when @n is 0, a peek is outstanding or the channel
+ * is SN_CHANNEL_VARLEN (sn_consumer_peek_len()). A peer may change a slot while
+ * it is read: copy what you validate.
  */
 static inline int sn_consumer_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 {
@@ -1254,13 +1276,14 @@ static inline int sn_consumer_peek(struct sn_consumer *c, __u32 n, __u32 *pos)
 	return (int)k;
 }
 
-/* Out of line: sn_consumer_advance() of the record sn_consumer_peek_len() holds. */
+/* Out of line: sn_consumer_advance() of the record sn_consumer_peek_len()
+ * holds. */
 int sn__advance_record(struct sn_consumer *c, __u32 n);
 
 /*
- * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest
- * stay in the ring; MPMC: exactly the peeked count; after sn_consumer_peek_len():
- * 1). 0 or -EINVAL.
+ * Releases the first @n peeked messages (SPSC/MPSC: 1..peeked, the rest stay in
+ * the ring; MPMC: exactly the peeked count; after sn_consumer_peek_len(): 1). 0
+ * or -EINVAL.
  */
 static inline int sn_consumer_advance(struct sn_consumer *c, __u32 n)
 {
@@ -1283,7 +1306,8 @@ static inline int sn_consumer_advance(struct sn_consumer *c, __u32 n)
 /*
  * Receives up to @n messages into @msgs (n * slot_size bytes), from as
  * many lanes as needed. Returns how many (1..n), 0 when @n is 0, -EAGAIN
- * when every lane is empty, -EPIPE at the end of the stream (see sn_consumer_peek),
+ * when every lane is empty, -EPIPE at the end of the stream (see
+ * sn_consumer_peek),
  * -EINVAL when a peek is outstanding (and on SN_CHANNEL_VARLEN channels).
  */
 static inline int sn_recv_burst(struct sn_consumer *c, void *msgs, __u32 n)
@@ -1644,8 +1668,8 @@ static inline int sn_try_recv_len(struct sn_consumer *c, void *buf,
  * -EINVAL (a peek is outstanding). A peer may change the message while it
  * is read: copy what you validate.
  */
-static inline int sn_consumer_peek_len(struct sn_consumer *c, const void **msg,
-			      __u32 *len)
+static inline int sn_consumer_peek_len(struct sn_consumer *c,
+				       const void **msg, __u32 *len)
 {
 	struct sn__rec r = { 0, 0, 0, 0, 0 };
 	__u32 lane = 0, pos = 0;
@@ -1682,23 +1706,22 @@ static inline int sn_consumer_peek_len(struct sn_consumer *c, const void **msg,
 /* ---- Buffers: large messages without a copy (libsn/buf.c) ---- */
 
 /*
- * A channel created with buffers (sn_channel_opts.bufs) gives each lane
- * bufs buffers of buf_size bytes in the ring (the uapi header's
- * "Buffers"). A producer takes a free buffer of its lane, fills it in
- * place and sends it: the message is a small record naming the buffer,
- * and the buffer belongs to the ring until a consumer takes it. The
- * consumers' ordinary calls see it as a message of the buffer's length:
- * sn_try_recv_len() copies it out, sn_consumer_peek_len() shows it in place until
- * sn_consumer_advance(); sn_recv_buf() takes the buffer itself, to be read in
- * place for as long as the consumer likes and returned with sn_buf_put(),
- * in any order. Only the lane's producer fd (and full-role fds) can write
- * its buffers (kernel backend; memfd: every process that maps the ring),
- * so a buffer a producer sent can change only if that producer writes it
- * again: a consumer copies what it validates. The buffers of a consumer
- * that goes come back as the uapi header says: kernel backend, when its fd
- * is released (a consumer opened on a channel attached through a
- * consumer-role fd uses that fd: when the channel closes); memfd, at its
- * close or once its death is seen.
+ * A channel created with buffers (sn_channel_opts.bufs) gives each lane bufs
+ * buffers of buf_size bytes in the ring (the uapi header's "Buffers"). A
+ * producer takes a free buffer of its lane, fills it in place and sends it: the
+ * message is a small record naming the buffer, and the buffer belongs to the
+ * ring until a consumer takes it. The consumers' ordinary calls see it as a
+ * message of the buffer's length: sn_try_recv_len() copies it out,
+ * sn_consumer_peek_len() shows it in place until sn_consumer_advance();
+ * sn_recv_buf() takes the buffer itself, to be read in place for as long as the
+ * consumer likes and returned with sn_buf_put(), in any order. Only the lane's
+ * producer fd (and full-role fds) can write its buffers (kernel backend; memfd:
+ * every process that maps the ring), so a buffer a producer sent can change
+ * only if that producer writes it again: a consumer copies what it validates.
+ * The buffers of a consumer that goes come back as the uapi header says: kernel
+ * backend, when its fd is released (a consumer opened on a channel attached
+ * through a consumer-role fd uses that fd: when the channel closes); memfd, at
+ * its close or once its death is seen.
  */
 
 /*
@@ -1740,12 +1763,11 @@ struct sn_buf {
 };
 
 /*
- * Takes the next message if it is a buffer: fills @b and releases the
- * message's record, so that the ring moves on while the consumer holds
- * the buffer; sn_buf_put() returns it. 0, -EAGAIN, -EPIPE (as
- * sn_try_recv()), -ENOMSG when the next message is not a buffer (it stays:
- * receive it with sn_try_recv_len() or sn_consumer_peek_len()), -EINVAL (a peek is
- * outstanding, no buffers).
+ * Takes the next message if it is a buffer: fills @b and releases the message's
+ * record, so that the ring moves on while the consumer holds the buffer;
+ * sn_buf_put() returns it. 0, -EAGAIN, -EPIPE (as sn_try_recv()), -ENOMSG when
+ * the next message is not a buffer (it stays: receive it with sn_try_recv_len()
+ * or sn_consumer_peek_len()), -EINVAL (a peek is outstanding, no buffers).
  */
 int sn_recv_buf(struct sn_consumer *c, struct sn_buf *b);
 

@@ -95,7 +95,7 @@
  *      intake stopped); shutdown waits for the submissions in progress
  *      to finish;
  *   2. the workers go on, however long that takes, until every message
- *      queued at that moment is handled, and each worker has released
+ *      queued at that moment is handled, and each worker has marked done
  *      (sn_worker_done()) and completed (I/O) as many items as it had
  *      held and started by then;
  *   3. then they go on for at most drain_timeout_ns more, until the pool
@@ -524,7 +524,7 @@ int sn_worker_route(struct sn_worker *w, __u64 key, const void *payload,
  * timer's pending job): sn_worker_hold() when it takes n items on, then
  * sn_worker_done() once they are done (after the sends they cause).
  * Shutdown counts held items as work in progress and keeps the worker
- * running (ticking) until they are released (step 2; step 3 for at most
+ * running (ticking) until they are done (step 2; step 3 for at most
  * drain_timeout_ns); a worker
  * holding items sleeps 1 ms at most, so its tick retries them.
  */
