@@ -9,6 +9,7 @@
 #include <linux/bitops.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -246,13 +247,15 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
 /*
  * A producer fd goes: what it reserved and never committed is lost. The
  * word is its own and untrusted: clamped, then cleared for the next one.
- * The caller holds ring->lock and still owns the lane.
+ * The caller still owns the lane.
  */
 static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
+	__must_hold(&ring->lock)
 {
 	u64 *word = sn_prod_reserved(ring, lane);
 	u64 reserved = READ_ONCE(*word);
 
+	lockdep_assert_held(&ring->lock);
 	if (!reserved)
 		return;
 	ring->peers.reserved_lost += min_t(u64, reserved, ring->geo.slots);
@@ -261,15 +264,16 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 
 /*
  * The SPSC/MPSC consumer fd goes: what it peeked and did not release comes
- * again to the next consumer. Untrusted as above; the caller holds
- * ring->lock.
+ * again to the next consumer. Untrusted as above.
  */
 static void sn_ring_redelivered(struct sn_ring *ring)
+	__must_hold(&ring->lock)
 {
 	u64 *word = sn_cons_peeked(ring);
 	u64 peeked = READ_ONCE(*word), most = 0;
 	u32 lane;
 
+	lockdep_assert_held(&ring->lock);
 	if (!peeked)
 		return;
 	/*

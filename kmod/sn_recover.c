@@ -42,6 +42,7 @@
 #include <linux/bitmap.h>
 #include <linux/bitops.h>
 #include <linux/jiffies.h>
+#include <linux/lockdep.h>
 #include <linux/minmax.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
@@ -66,6 +67,7 @@ static DECLARE_WAIT_QUEUE_HEAD(sn_recover_idle);
  */
 static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
 				 u32 pos, u32 n)
+	__must_hold(&ring->recover_lock)
 {
 	DECLARE_BITMAP(bits, SN_MAX_CLAIMS);
 	struct sn_cover *c;
@@ -75,6 +77,7 @@ static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
 	u64 end;
 	int i;
 
+	lockdep_assert_held(&ring->recover_lock);
 	bitmap_from_u64(bits, live);
 	for_each_set_bit(i, bits, SN_MAX_CLAIMS) {
 		rec = sn_claim_rec(ring, i);
@@ -123,6 +126,7 @@ static int sn_cmp_u32(const void *a, const void *b)
  * plain walk of its positions, so a pass costs O(n + SN_MAX_CLAIMS^2).
  */
 static bool sn_recover_one(struct sn_ring *ring, u32 claim)
+	__must_hold(&ring->recover_lock)
 {
 	struct sn_dying *d = &ring->dying[claim];
 	u32 slots = ring->geo.slots, lane = d->rec.lane, n = d->rec.n;
@@ -131,6 +135,7 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	u32 head, off, p, *word;
 	u64 lost = 0, live;
 
+	lockdep_assert_held(&ring->recover_lock);
 	if ((d->rec.state != SN_CLAIM_INTENT && d->rec.state != SN_CLAIM_HELD) ||
 	    lane >= ring->geo.lanes)
 		return true;
@@ -207,15 +212,17 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 }
 
 /*
- * Every dying record of @ring, once; the caller holds ring->recover_lock.
- * A complete record's index is free again. Returns true if some remain.
+ * Every dying record of @ring, once. A complete record's index is free
+ * again. Returns true if some remain.
  */
 static bool sn_recover_pass(struct sn_ring *ring)
+	__must_hold(&ring->recover_lock)
 {
 	DECLARE_BITMAP(dying, SN_MAX_CLAIMS);
 	bool pending = false;
 	int i;
 
+	lockdep_assert_held(&ring->recover_lock);
 	/*
 	 * Only records read by their sn_recover_claim(): one whose fd was just
 	 * released waits for its own call, which reads it first.
@@ -238,9 +245,11 @@ static bool sn_recover_pass(struct sn_ring *ring)
 	return pending;
 }
 
-/* Queues a retry; the caller holds ring->recover_lock and a reference. */
+/* Queues a retry; the caller holds a reference. */
 static void sn_recover_queue(struct sn_ring *ring)
+	__must_hold(&ring->recover_lock)
 {
+	lockdep_assert_held(&ring->recover_lock);
 	if (ring->recover_queued)
 		return;
 	ring->recover_queued = true;
