@@ -106,14 +106,13 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 	else
 		sn_thread_rearm(ring);
 	/*
-	 * [K1] Order our joining the wait queue before reading the ring. A
-	 * sleeper reaches here only after announcing itself ([W1]/[W2] in
-	 * the uapi header); a publisher that saw the announcement kicks, and
-	 * the kick's wake_up (under the wait queue lock) either finds us on
-	 * the queue or ran before we joined, in which case this read sees
-	 * what was published before the kick. A caller that will wait runs
-	 * the ring's heavy barrier here: this read is the re-check that
-	 * [W1]/[W2] pair with the publishers' [P1]/[C1] for.
+	 * [K1] pairs with [K2]: our joining the wait queue before reading
+	 * the ring, so a waking thread either finds us queued or we see what
+	 * it saw. A kick's wake_up() takes the queue's lock: it finds us
+	 * queued or ran before we joined, and then this read sees what was
+	 * published before the kick. For a caller that will wait this is
+	 * the ring's H, its [W1]/[W2] (pairs with [P1]/[C1]): this read is
+	 * the re-check that counts.
 	 */
 	if (!poll_does_not_wait(wait))
 		sn_ring_barrier(ring);
@@ -468,7 +467,10 @@ static long sn_ring_ioctl(struct file *file, unsigned int cmd,
 	case SN_IOC_BARRIER:
 		if (arg)
 			return -EINVAL;
-		/* [W1]/[W2] for a sleeper that waits elsewhere than poll() */
+		/*
+		 * [W1]/[W2] pairs with [P1]/[C1]: the ring's H for a sleeper
+		 * that waits elsewhere than poll()
+		 */
 		sn_ring_barrier(rf->ring);
 		return 0;
 	default:

@@ -14,7 +14,9 @@
  *   and release[p] == p; skip it if a live record in state HELD covers p
  *   (acquire load of its state [D5] pairs with the consumer's INTENT store
  *   with release [D1]); if one in state INTENT covers p, the record is
- *   looked at again later; else cmpxchg(release[p], p, p + slots).
+ *   looked at again later; else cmpxchg(release[p], p, p + slots). The
+ *   consumers' side is in include/sn/channel.h, the table of barriers in
+ *   include/uapi/linux/sn.h.
  *
  * Why a head past p and no live record covering p means its owner died:
  * the consumer that won the head CAS past p stored INTENT for p before
@@ -81,7 +83,7 @@ static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
 	bitmap_from_u64(bits, live);
 	for_each_set_bit(i, bits, SN_MAX_CLAIMS) {
 		rec = sn_claim_rec(ring, i);
-		/* [D5] pairs with the consumer's INTENT store [D1]. */
+		/* [D5] pairs with [D1] and [D3]: the state, then the rest. */
 		state = smp_load_acquire(&rec->state);
 		if (state != SN_CLAIM_INTENT && state != SN_CLAIM_HELD)
 			continue;
@@ -139,7 +141,7 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	if ((d->rec.state != SN_CLAIM_INTENT && d->rec.state != SN_CLAIM_HELD) ||
 	    lane >= ring->geo.lanes)
 		return true;
-	/* [D4] pairs with the head CAS [D2] of whoever won the positions. */
+	/* [D4] pairs with [D2], whoever won the positions. */
 	head = smp_load_acquire(sn_head_word(ring, lane));
 	/* Taken after the head: the winner's fd existed before its CAS. */
 	spin_lock(&ring->lock);
@@ -147,10 +149,11 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	spin_unlock(&ring->lock);
 	nc = sn_read_live(ring, live, lane, d->rec.pos, n);
 	/*
-	 * [D6] The live records before the release words: a consumer that
-	 * moved its record on to its next claim stored the release words of
-	 * the last one first (its release stores [D7] in sn__cons_take()), so
-	 * a record read as no longer covering p comes with p released.
+	 * [D6] pairs with [D7]: the live records before the release words.
+	 * A consumer that moved its record on to its next claim stored the
+	 * release words of the last one first (sn__cons_take() or
+	 * sn__cons_var_take()), so a record read as no longer covering p
+	 * comes with p released.
 	 */
 	smp_rmb();
 

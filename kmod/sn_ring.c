@@ -446,9 +446,9 @@ void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
 void sn_kflags_set(struct sn_ring *ring, u32 bits)
 {
 	/*
-	 * What happened before a flag (the last producer's commits, seen by
-	 * its release) is visible to whoever sees the flag: pairs with the
-	 * consumers' acquire load of kflags in sn_consumer_poll_state().
+	 * [E1] pairs with [E2] (sn_consumer_poll_state(), libsn/wait.c):
+	 * what happened before a flag (the last producer's commits) is
+	 * visible to whoever sees the flag.
 	 */
 	smp_mb__before_atomic();
 	atomic_or(bits, (atomic_t *)&ring->kpage->kflags);

@@ -15,9 +15,9 @@
  * that lane holds a message; a moved head wakes EPOLLOUT sleepers if that
  * lane has room, and so does an MPMC lane that has room now where the
  * room, its tail or its need was different before. Wakes take the wait
- * queue's lock after wq_has_sleeper()'s barrier, which pairs with [K1] in
- * sn_ring_poll(): a sleeper either is on the queue when the thread wakes it
- * or sees what the thread saw.
+ * queue's lock after wq_has_sleeper()'s barrier [K2], which pairs with [K1]
+ * in sn_ring_poll() (kmod/sn_file.c): a sleeper either is on the queue when
+ * the thread wakes it or sees what the thread saw.
  *
  * Rounds. A thread looks at its rings in passes of at most SN_PASS_LANES
  * lanes (a ring is never split), moving each looked-at ring from `todo` to
@@ -38,8 +38,9 @@
  *              that frees room); load the peer's waiting word and kflags;
  *              kick only if someone waits and NEED_WAKEUP is set.
  *
- * [T1] pairs with [P1] and [C1]: either the thread sees the new index or
- * the publisher sees NEED_WAKEUP and kicks. [P1] and [C1] are full
+ * [T1] pairs with [P1] and [C1] (include/sn/channel.h; the table of
+ * barriers is in include/uapi/linux/sn.h): either the thread sees the new
+ * index or the publisher sees NEED_WAKEUP and kicks. [P1] and [C1] are full
  * barriers on SN_FENCE_FULL rings and compiler barriers on SN_FENCE_ASYM
  * ones, so [T1] is the ring's heavy barrier H (sn_barrier.c): the flag
  * plays the sleeper's announcement in the uapi header's argument. The
@@ -141,7 +142,7 @@ static void sn_clear_need_wakeup(struct sn_ring *ring)
  */
 static void sn_ring_wake(struct sn_ring *ring, __poll_t events)
 {
-	/* The barrier in wq_has_sleeper() pairs with [K1] in sn_ring_poll(). */
+	/* [K2] pairs with [K1]: wq_has_sleeper()'s full barrier. */
 	if (!wq_has_sleeper(&ring->wq))
 		return;
 	atomic64_inc(&ring->thread_wakes);
@@ -209,9 +210,8 @@ static bool sn_ring_watch(struct sn_cpu *c, struct sn_ring *ring)
 
 /*
  * Flags every ring of @rings with NEED_WAKEUP and runs one barrier for all
- * of them: H if one is SN_FENCE_ASYM, else a full barrier ([T1]/[T2] pair
- * with the publishers' [P1] and the consumers' [C1]; see the top). Every
- * look at those rings after it is a closing look.
+ * of them: [T1] for a closing pass, [T2] for rings that stop being watched
+ * (see the top). Every look at those rings after it is a closing look.
  */
 static void sn_flag_rings(struct list_head *rings)
 {
@@ -222,6 +222,7 @@ static void sn_flag_rings(struct list_head *rings)
 		sn_set_need_wakeup(ring);
 		asym |= ring->fence == SN_FENCE_ASYM;
 	}
+	/* [T1]/[T2] pairs with [P1] and [C1]: H if one is ASYM. */
 	if (!list_empty(rings))
 		sn_heavy_barrier(asym);
 }
@@ -237,11 +238,12 @@ static void sn_unwatch_rings(struct sn_cpu *c, struct list_head *rings)
 	struct sn_ring *ring, *tmp;
 
 	lockdep_assert_held(&c->lock);
+	/* [T2] pairs with [P1] and [C1]. */
 	sn_flag_rings(rings);
 	list_for_each_entry_safe(ring, tmp, rings, arm_node) {
 		sn_ring_watch(c, ring);
 		list_del_init(&ring->arm_node);
-		/* [A1] off the list before -1 is seen; pairs with [A2]. */
+		/* [A1] pairs with [A2]: off the list before -1 is seen. */
 		smp_store_release(&ring->arm_cpu, -1);
 	}
 }
@@ -308,7 +310,7 @@ static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
 		if (!c->closing)
 			sn_clear_need_wakeup(ring);
 	}
-	/* [T1] for a closing round (see the top). */
+	/* [T1] pairs with [P1] and [C1]: a closing round (see the top). */
 	if (c->closing)
 		sn_flag_rings(&pass);
 	sn_unwatch_rings(c, &leaving);
@@ -419,7 +421,7 @@ static bool sn_thread_add(struct sn_ring *ring, int cpu)
 	}
 	ring->sleeper_seen_ns = sn_now_ns();
 	list_add_tail(&ring->arm_node, &c->todo);
-	/* [A1] on the list before its CPU is seen; pairs with [A2]. */
+	/* [A1] pairs with [A2]: on the list before its CPU is seen. */
 	smp_store_release(&ring->arm_cpu, cpu);
 	sn_thread_unidle(c);
 	added = true;
