@@ -91,7 +91,7 @@ struct sn_ring {
 	u64 sleeper_seen_ns;		/* when a sleeper was last queued */
 	u64 arm_refused_ns;		/* over max_armed_per_user, when */
 	atomic64_t thread_wakes;
-	struct sn_lane_seen seen[];	/* per lane, under the watcher's lock */
+	struct sn_lane_seen seen[];	/* per lane, under its thread's lock */
 };
 
 /*
@@ -168,7 +168,8 @@ u32 sn_ring_sleepers(const struct sn_ring *ring);
 void sn_ring_stats(const struct sn_ring *ring, u64 *sent, u64 *received);
 u32 *sn_head_word(const struct sn_ring *ring, u32 lane);
 u32 *sn_release_word(const struct sn_ring *ring, u32 lane, u32 pos);
-void sn_ring_reclaim_bufs(struct sn_ring *ring, u32 claim);
+void sn_ring_reclaim_bufs(struct sn_ring *ring, u32 claim)
+	__must_hold(&ring->lock);
 struct sn_claim *sn_claim_rec(const struct sn_ring *ring, u32 claim);
 u64 *sn_prod_reserved(const struct sn_ring *ring, u32 lane);
 u64 *sn_cons_peeked(const struct sn_ring *ring);
@@ -176,7 +177,7 @@ void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
 			    struct sn_claim *asleep_rec);
 void sn_kflags_set(struct sn_ring *ring, u32 bits);
 void sn_kflags_clear(struct sn_ring *ring, u32 bits);
-void sn_ring_mirror_peers(struct sn_ring *ring);
+void sn_ring_mirror_peers(struct sn_ring *ring) __must_hold(&ring->lock);
 
 /* sn_file.c */
 int sn_ring_install_fd(struct sn_ring *ring, enum sn_role role, u32 lane,

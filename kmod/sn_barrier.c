@@ -5,6 +5,8 @@
  * their index and load the sleepers' announcement with only a compiler
  * barrier between, so whoever announces (a sleeper's poll(), a thread
  * setting NEED_WAKEUP) runs a full barrier on every CPU that may run one.
+ * It is the barrier of [W1], [W2], [K1], [T1] and [T2] on such rings (the
+ * table of barriers in include/uapi/linux/sn.h).
  *
  * membarrier(2) is not exported to modules, and its choice of CPUs needs
  * the scheduler's private run queues; smp_call_function() is exported and
@@ -27,7 +29,7 @@ MODULE_PARM_DESC(asym,
 
 static void sn_ipi_mb(void *info)
 {
-	/* The interrupted CPU's accesses before the IPI, then those after. */
+	/* (b): the interrupted CPU's accesses before the IPI, then after */
 	smp_mb();
 }
 

@@ -9,6 +9,7 @@
 #include <linux/bitops.h>
 #include <linux/file.h>
 #include <linux/fs.h>
+#include <linux/lockdep.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/poll.h>
@@ -105,14 +106,13 @@ static __poll_t sn_ring_poll(struct file *file, poll_table *wait)
 	else
 		sn_thread_rearm(ring);
 	/*
-	 * [K1] Order our joining the wait queue before reading the ring. A
-	 * sleeper reaches here only after announcing itself ([W1]/[W2] in
-	 * the uapi header); a publisher that saw the announcement kicks, and
-	 * the kick's wake_up (under the wait queue lock) either finds us on
-	 * the queue or ran before we joined, in which case this read sees
-	 * what was published before the kick. A caller that will wait runs
-	 * the ring's heavy barrier here: this read is the re-check that
-	 * [W1]/[W2] pair with the publishers' [P1]/[C1] for.
+	 * [K1] pairs with [K2]: our joining the wait queue before reading
+	 * the ring, so a waking thread either finds us queued or we see what
+	 * it saw. A kick's wake_up() takes the queue's lock: it finds us
+	 * queued or ran before we joined, and then this read sees what was
+	 * published before the kick. For a caller that will wait this is
+	 * the ring's H, its [W1]/[W2] (pairs with [P1]/[C1]): this read is
+	 * the re-check that counts.
 	 */
 	if (!poll_does_not_wait(wait))
 		sn_ring_barrier(ring);
@@ -246,13 +246,15 @@ static int sn_ring_claim(struct sn_ring *ring, enum sn_role role, u32 *lane,
 /*
  * A producer fd goes: what it reserved and never committed is lost. The
  * word is its own and untrusted: clamped, then cleared for the next one.
- * The caller holds ring->lock and still owns the lane.
+ * The caller still owns the lane.
  */
 static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
+	__must_hold(&ring->lock)
 {
 	u64 *word = sn_prod_reserved(ring, lane);
 	u64 reserved = READ_ONCE(*word);
 
+	lockdep_assert_held(&ring->lock);
 	if (!reserved)
 		return;
 	ring->peers.reserved_lost += min_t(u64, reserved, ring->geo.slots);
@@ -261,15 +263,16 @@ static void sn_ring_reserved_lost(struct sn_ring *ring, u32 lane)
 
 /*
  * The SPSC/MPSC consumer fd goes: what it peeked and did not release comes
- * again to the next consumer. Untrusted as above; the caller holds
- * ring->lock.
+ * again to the next consumer. Untrusted as above.
  */
 static void sn_ring_redelivered(struct sn_ring *ring)
+	__must_hold(&ring->lock)
 {
 	u64 *word = sn_cons_peeked(ring);
 	u64 peeked = READ_ONCE(*word), most = 0;
 	u32 lane;
 
+	lockdep_assert_held(&ring->lock);
 	if (!peeked)
 		return;
 	/*
@@ -464,7 +467,10 @@ static long sn_ring_ioctl(struct file *file, unsigned int cmd,
 	case SN_IOC_BARRIER:
 		if (arg)
 			return -EINVAL;
-		/* [W1]/[W2] for a sleeper that waits elsewhere than poll() */
+		/*
+		 * [W1]/[W2] pairs with [P1]/[C1]: the ring's H for a sleeper
+		 * that waits elsewhere than poll()
+		 */
 		sn_ring_barrier(rf->ring);
 		return 0;
 	default:

@@ -47,6 +47,7 @@
 #include <linux/bitops.h>
 #include <linux/capability.h>
 #include <linux/cred.h>
+#include <linux/lockdep.h>
 #include <linux/pid.h>
 #include <linux/pid_namespace.h>
 #include <linux/proc_fs.h>
@@ -81,29 +82,38 @@ static bool sn_ring_visible(struct seq_file *m, const struct sn_ring *ring)
 	return *admin || uid_eq(ring->uid, cred->euid);
 }
 
+/* The walk holds sn_rings_lock from start to stop, across show and next. */
 static void *sn_rings_start(struct seq_file *m, loff_t *pos)
+	__acquires(&sn_rings_lock)
 {
 	mutex_lock(&sn_rings_lock);
+	__acquire(&sn_rings_lock);
 	return seq_list_start_head(&sn_rings, *pos);
 }
 
 static void *sn_rings_next(struct seq_file *m, void *v, loff_t *pos)
+	__must_hold(&sn_rings_lock)
 {
+	lockdep_assert_held(&sn_rings_lock);
 	return seq_list_next(v, &sn_rings, pos);
 }
 
 static void sn_rings_stop(struct seq_file *m, void *v)
+	__releases(&sn_rings_lock)
 {
+	__release(&sn_rings_lock);
 	mutex_unlock(&sn_rings_lock);
 }
 
 static int sn_rings_show(struct seq_file *m, void *v)
+	__must_hold(&sn_rings_lock)
 {
 	struct sn_peer_stats peers;
 	u64 sent, received, live, dead;
 	u32 lane, depth = 0, kflags;
 	struct sn_ring *ring;
 
+	lockdep_assert_held(&sn_rings_lock);
 	if (v == &sn_rings) {
 		seq_puts(m, "# id type pid uid lanes slots slot_size depth home_cpu node producers consumers sleepers kicks polls sent received bytes armed_cpu thread_wakes need_wakeup lanes_live lanes_dead producers_died consumers_died reserved_lost claims_recovered claims_lost ended orphaned redelivered varlen bufs buf_size bufs_reclaimed\n");
 		return 0;

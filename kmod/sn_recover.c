@@ -14,7 +14,9 @@
  *   and release[p] == p; skip it if a live record in state HELD covers p
  *   (acquire load of its state [D5] pairs with the consumer's INTENT store
  *   with release [D1]); if one in state INTENT covers p, the record is
- *   looked at again later; else cmpxchg(release[p], p, p + slots).
+ *   looked at again later; else cmpxchg(release[p], p, p + slots). The
+ *   consumers' side is in include/sn/channel.h, the table of barriers in
+ *   include/uapi/linux/sn.h.
  *
  * Why a head past p and no live record covering p means its owner died:
  * the consumer that won the head CAS past p stored INTENT for p before
@@ -42,6 +44,7 @@
 #include <linux/bitmap.h>
 #include <linux/bitops.h>
 #include <linux/jiffies.h>
+#include <linux/lockdep.h>
 #include <linux/minmax.h>
 #include <linux/mutex.h>
 #include <linux/sched.h>
@@ -66,6 +69,7 @@ static DECLARE_WAIT_QUEUE_HEAD(sn_recover_idle);
  */
 static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
 				 u32 pos, u32 n)
+	__must_hold(&ring->recover_lock)
 {
 	DECLARE_BITMAP(bits, SN_MAX_CLAIMS);
 	struct sn_cover *c;
@@ -75,10 +79,11 @@ static unsigned int sn_read_live(struct sn_ring *ring, u64 live, u32 lane,
 	u64 end;
 	int i;
 
+	lockdep_assert_held(&ring->recover_lock);
 	bitmap_from_u64(bits, live);
 	for_each_set_bit(i, bits, SN_MAX_CLAIMS) {
 		rec = sn_claim_rec(ring, i);
-		/* [D5] pairs with the consumer's INTENT store [D1]. */
+		/* [D5] pairs with [D1] and [D3]: the state, then the rest. */
 		state = smp_load_acquire(&rec->state);
 		if (state != SN_CLAIM_INTENT && state != SN_CLAIM_HELD)
 			continue;
@@ -123,6 +128,7 @@ static int sn_cmp_u32(const void *a, const void *b)
  * plain walk of its positions, so a pass costs O(n + SN_MAX_CLAIMS^2).
  */
 static bool sn_recover_one(struct sn_ring *ring, u32 claim)
+	__must_hold(&ring->recover_lock)
 {
 	struct sn_dying *d = &ring->dying[claim];
 	u32 slots = ring->geo.slots, lane = d->rec.lane, n = d->rec.n;
@@ -131,10 +137,11 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	u32 head, off, p, *word;
 	u64 lost = 0, live;
 
+	lockdep_assert_held(&ring->recover_lock);
 	if ((d->rec.state != SN_CLAIM_INTENT && d->rec.state != SN_CLAIM_HELD) ||
 	    lane >= ring->geo.lanes)
 		return true;
-	/* [D4] pairs with the head CAS [D2] of whoever won the positions. */
+	/* [D4] pairs with [D2], whoever won the positions. */
 	head = smp_load_acquire(sn_head_word(ring, lane));
 	/* Taken after the head: the winner's fd existed before its CAS. */
 	spin_lock(&ring->lock);
@@ -142,10 +149,11 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	spin_unlock(&ring->lock);
 	nc = sn_read_live(ring, live, lane, d->rec.pos, n);
 	/*
-	 * [D6] The live records before the release words: a consumer that
-	 * moved its record on to its next claim stored the release words of
-	 * the last one first (its release stores [D7] in sn__cons_take()), so
-	 * a record read as no longer covering p comes with p released.
+	 * [D6] pairs with [D7]: the live records before the release words.
+	 * A consumer that moved its record on to its next claim stored the
+	 * release words of the last one first (sn__cons_take() or
+	 * sn__cons_var_take()), so a record read as no longer covering p
+	 * comes with p released.
 	 */
 	smp_rmb();
 
@@ -207,15 +215,17 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 }
 
 /*
- * Every dying record of @ring, once; the caller holds ring->recover_lock.
- * A complete record's index is free again. Returns true if some remain.
+ * Every dying record of @ring, once. A complete record's index is free
+ * again. Returns true if some remain.
  */
 static bool sn_recover_pass(struct sn_ring *ring)
+	__must_hold(&ring->recover_lock)
 {
 	DECLARE_BITMAP(dying, SN_MAX_CLAIMS);
 	bool pending = false;
 	int i;
 
+	lockdep_assert_held(&ring->recover_lock);
 	/*
 	 * Only records read by their sn_recover_claim(): one whose fd was just
 	 * released waits for its own call, which reads it first.
@@ -238,9 +248,11 @@ static bool sn_recover_pass(struct sn_ring *ring)
 	return pending;
 }
 
-/* Queues a retry; the caller holds ring->recover_lock and a reference. */
+/* Queues a retry; the caller holds a reference. */
 static void sn_recover_queue(struct sn_ring *ring)
+	__must_hold(&ring->recover_lock)
 {
+	lockdep_assert_held(&ring->recover_lock);
 	if (ring->recover_queued)
 		return;
 	ring->recover_queued = true;

@@ -10,6 +10,7 @@
 #include <linux/cpumask.h>
 #include <linux/cred.h>
 #include <linux/gfp.h>
+#include <linux/lockdep.h>
 #include <linux/log2.h>
 #include <linux/minmax.h>
 #include <linux/mm.h>
@@ -242,12 +243,14 @@ static void sn_ring_init_shared(struct sn_ring *ring)
 	}
 }
 
-/* Rings of the current user; the caller holds sn_rings_lock. */
+/* Rings of the current user. */
 static unsigned int sn_user_rings(kuid_t uid)
+	__must_hold(&sn_rings_lock)
 {
 	struct sn_ring *ring;
 	unsigned int n = 0;
 
+	lockdep_assert_held(&sn_rings_lock);
 	list_for_each_entry(ring, &sn_rings, node)
 		if (uid_eq(ring->uid, uid))
 			n++;
@@ -443,9 +446,9 @@ void sn_ring_forget_sleeper(struct sn_ring *ring, u32 lane, bool consumers_gone,
 void sn_kflags_set(struct sn_ring *ring, u32 bits)
 {
 	/*
-	 * What happened before a flag (the last producer's commits, seen by
-	 * its release) is visible to whoever sees the flag: pairs with the
-	 * consumers' acquire load of kflags in sn_consumer_poll_state().
+	 * [E1] pairs with [E2] (sn_consumer_poll_state(), libsn/wait.c):
+	 * what happened before a flag (the last producer's commits) is
+	 * visible to whoever sees the flag.
 	 */
 	smp_mb__before_atomic();
 	atomic_or(bits, (atomic_t *)&ring->kpage->kflags);
@@ -456,11 +459,13 @@ void sn_kflags_clear(struct sn_ring *ring, u32 bits)
 	atomic_andnot(bits, (atomic_t *)&ring->kpage->kflags);
 }
 
-/* Copies the kernel's truth to the kpage; the caller holds ring->lock. */
+/* Copies the kernel's truth (under ring->lock) to the kpage. */
 void sn_ring_mirror_peers(struct sn_ring *ring)
+	__must_hold(&ring->lock)
 {
 	struct sn_kpage *kp = ring->kpage;
 
+	lockdep_assert_held(&ring->lock);
 	WRITE_ONCE(kp->lanes_live, ring->lanes_owned);
 	WRITE_ONCE(kp->lanes_dead, ring->lanes_dead);
 	WRITE_ONCE(kp->claims_live, ring->claims_owned & ~ring->claims_dying);
@@ -537,14 +542,16 @@ bool sn_lane_commit_orphans(struct sn_ring *ring, u32 lane)
  * A consumer fd goes (uapi "Buffers"): returns the buffers it held, @claim
  * its MPMC claim record, else SN_CLAIM_NONE (the SPSC/MPSC consumer: the
  * buffers whose records the head passed). Every word is userspace's: read
- * once, and cmpxchg'd only from the value read. The caller holds
- * ring->lock; at most SN_MAX_LANES * SN_MAX_BUFS words.
+ * once, and cmpxchg'd only from the value read (peers under ring->lock);
+ * at most SN_MAX_LANES * SN_MAX_BUFS words.
  */
 void sn_ring_reclaim_bufs(struct sn_ring *ring, u32 claim)
+	__must_hold(&ring->lock)
 {
 	u32 lane, j;
 	u64 *ret, v;
 
+	lockdep_assert_held(&ring->lock);
 	for (lane = 0; lane < ring->geo.lanes; lane++) {
 		u32 head = sn_lane_head(ring, lane);
 

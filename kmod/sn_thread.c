@@ -15,9 +15,9 @@
  * that lane holds a message; a moved head wakes EPOLLOUT sleepers if that
  * lane has room, and so does an MPMC lane that has room now where the
  * room, its tail or its need was different before. Wakes take the wait
- * queue's lock after wq_has_sleeper()'s barrier, which pairs with [K1] in
- * sn_ring_poll(): a sleeper either is on the queue when the thread wakes it
- * or sees what the thread saw.
+ * queue's lock after wq_has_sleeper()'s barrier [K2], which pairs with [K1]
+ * in sn_ring_poll() (kmod/sn_file.c): a sleeper either is on the queue when
+ * the thread wakes it or sees what the thread saw.
  *
  * Rounds. A thread looks at its rings in passes of at most SN_PASS_LANES
  * lanes (a ring is never split), moving each looked-at ring from `todo` to
@@ -38,8 +38,9 @@
  *              that frees room); load the peer's waiting word and kflags;
  *              kick only if someone waits and NEED_WAKEUP is set.
  *
- * [T1] pairs with [P1] and [C1]: either the thread sees the new index or
- * the publisher sees NEED_WAKEUP and kicks. [P1] and [C1] are full
+ * [T1] pairs with [P1] and [C1] (include/sn/channel.h; the table of
+ * barriers is in include/uapi/linux/sn.h): either the thread sees the new
+ * index or the publisher sees NEED_WAKEUP and kicks. [P1] and [C1] are full
  * barriers on SN_FENCE_FULL rings and compiler barriers on SN_FENCE_ASYM
  * ones, so [T1] is the ring's heavy barrier H (sn_barrier.c): the flag
  * plays the sleeper's announcement in the uapi header's argument. The
@@ -76,6 +77,7 @@
 #include <linux/cpu.h>
 #include <linux/cpumask.h>
 #include <linux/ktime.h>
+#include <linux/lockdep.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/poll.h>
@@ -140,7 +142,7 @@ static void sn_clear_need_wakeup(struct sn_ring *ring)
  */
 static void sn_ring_wake(struct sn_ring *ring, __poll_t events)
 {
-	/* The barrier in wq_has_sleeper() pairs with [K1] in sn_ring_poll(). */
+	/* [K2] pairs with [K1]: wq_has_sleeper()'s full barrier. */
 	if (!wq_has_sleeper(&ring->wq))
 		return;
 	atomic64_inc(&ring->thread_wakes);
@@ -151,10 +153,12 @@ static void sn_ring_wake(struct sn_ring *ring, __poll_t events)
 }
 
 /*
- * Looks at every lane of @ring against what this thread saw last and wakes
- * the side whose condition may now hold. Returns true if anything moved.
+ * Looks at every lane of @ring against what @c's thread saw last (its
+ * ring->seen[]) and wakes the side whose condition may now hold. Returns
+ * true if anything moved.
  */
-static bool sn_ring_watch(struct sn_ring *ring)
+static bool sn_ring_watch(struct sn_cpu *c, struct sn_ring *ring)
+	__must_hold(&c->lock)
 {
 	bool mpmc = ring->geo.type == SN_RING_MPMC, in = false, out = false;
 	u32 lane, slots = ring->geo.slots;
@@ -162,6 +166,7 @@ static bool sn_ring_watch(struct sn_ring *ring)
 	bool moved = false;
 	s32 depth;
 
+	lockdep_assert_held(&c->lock);
 	for (lane = 0; lane < ring->geo.lanes; lane++) {
 		seen = &ring->seen[lane];
 		now.tail = sn_lane_tail(ring, lane);
@@ -205,9 +210,8 @@ static bool sn_ring_watch(struct sn_ring *ring)
 
 /*
  * Flags every ring of @rings with NEED_WAKEUP and runs one barrier for all
- * of them: H if one is SN_FENCE_ASYM, else a full barrier ([T1]/[T2] pair
- * with the publishers' [P1] and the consumers' [C1]; see the top). Every
- * look at those rings after it is a closing look.
+ * of them: [T1] for a closing pass, [T2] for rings that stop being watched
+ * (see the top). Every look at those rings after it is a closing look.
  */
 static void sn_flag_rings(struct list_head *rings)
 {
@@ -218,41 +222,49 @@ static void sn_flag_rings(struct list_head *rings)
 		sn_set_need_wakeup(ring);
 		asym |= ring->fence == SN_FENCE_ASYM;
 	}
+	/* [T1]/[T2] pairs with [P1] and [C1]: H if one is ASYM. */
 	if (!list_empty(rings))
 		sn_heavy_barrier(asym);
 }
 
 /*
- * The rings of @rings stop being watched: NEED_WAKEUP, one barrier [T2] and
- * a last look that wakes whoever can run, then off the list. Caller holds
- * the lock of the list they came from.
+ * The rings of @rings, taken off @c's lists, stop being watched:
+ * NEED_WAKEUP, one barrier [T2] and a last look that wakes whoever can
+ * run, then off the list.
  */
-static void sn_unwatch_rings(struct list_head *rings)
+static void sn_unwatch_rings(struct sn_cpu *c, struct list_head *rings)
+	__must_hold(&c->lock)
 {
 	struct sn_ring *ring, *tmp;
 
+	lockdep_assert_held(&c->lock);
+	/* [T2] pairs with [P1] and [C1]. */
 	sn_flag_rings(rings);
 	list_for_each_entry_safe(ring, tmp, rings, arm_node) {
-		sn_ring_watch(ring);
+		sn_ring_watch(c, ring);
 		list_del_init(&ring->arm_node);
-		/* [A1] off the list before -1 is seen; pairs with [A2]. */
+		/* [A1] pairs with [A2]: off the list before -1 is seen. */
 		smp_store_release(&ring->arm_cpu, -1);
 	}
 }
 
 /* Stops watching every ring of @c, which publishers kick from now on. */
 static void sn_unwatch_all(struct sn_cpu *c)
+	__must_hold(&c->lock)
 {
 	LIST_HEAD(rings);
 
+	lockdep_assert_held(&c->lock);
 	list_splice_init(&c->todo, &rings);
 	list_splice_tail_init(&c->done, &rings);
-	sn_unwatch_rings(&rings);
+	sn_unwatch_rings(c, &rings);
 }
 
-/* Brings @c's thread out of idle; the caller holds c->lock. */
+/* Brings @c's thread out of idle. */
 static void sn_thread_unidle(struct sn_cpu *c)
+	__must_hold(&c->lock)
 {
+	lockdep_assert_held(&c->lock);
 	c->last_progress_ns = sn_now_ns();
 	c->closing = false;
 	WRITE_ONCE(c->idle, false);
@@ -264,19 +276,21 @@ static bool sn_cpu_has_rings(const struct sn_cpu *c)
 }
 
 /*
- * One pass: up to SN_PASS_LANES lanes of rings from @c's todo list; the
- * caller holds c->lock. A ring without sleepers stays watched for an idle
- * period more, so that a consumer that wakes, drains and sleeps again finds
- * it still watched and its producer never sees NEED_WAKEUP in between.
+ * One pass: up to SN_PASS_LANES lanes of rings from @c's todo list. A ring
+ * without sleepers stays watched for an idle period more, so that a
+ * consumer that wakes, drains and sleeps again finds it still watched and
+ * its producer never sees NEED_WAKEUP in between.
  * The flags a pass sets (closing round, rings leaving) share one barrier.
  */
 static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
+	__must_hold(&c->lock)
 {
 	int budget = SN_PASS_LANES;
 	struct sn_ring *ring;
 	LIST_HEAD(pass);
 	LIST_HEAD(leaving);
 
+	lockdep_assert_held(&c->lock);
 	while (budget > 0 && !list_empty(&c->todo)) {
 		ring = list_first_entry(&c->todo, struct sn_ring, arm_node);
 		budget -= ring->geo.lanes;
@@ -296,19 +310,21 @@ static void sn_thread_pass(struct sn_cpu *c, u64 now, u64 idle_ns)
 		if (!c->closing)
 			sn_clear_need_wakeup(ring);
 	}
-	/* [T1] for a closing round (see the top). */
+	/* [T1] pairs with [P1] and [C1]: a closing round (see the top). */
 	if (c->closing)
 		sn_flag_rings(&pass);
-	sn_unwatch_rings(&leaving);
+	sn_unwatch_rings(c, &leaving);
 	list_for_each_entry(ring, &pass, arm_node)
-		if (sn_ring_watch(ring))
+		if (sn_ring_watch(c, ring))
 			c->moved = true;
 	list_splice_tail(&pass, &c->done);
 }
 
 /* A round is over: decide whether the next one closes, or sleep. */
 static void sn_thread_round_end(struct sn_cpu *c, u64 now, u64 idle_ns)
+	__must_hold(&c->lock)
 {
+	lockdep_assert_held(&c->lock);
 	list_splice_tail_init(&c->done, &c->todo);
 	if (c->moved) {
 		c->last_progress_ns = now;
@@ -373,12 +389,14 @@ static int sn_pick_cpu(const struct sn_ring *ring)
 	return -1;
 }
 
-/* Rings of @uid on @c's lists; the caller holds c->lock. */
+/* Rings of @uid on @c's lists. */
 static unsigned int sn_cpu_user_rings(const struct sn_cpu *c, kuid_t uid)
+	__must_hold(&c->lock)
 {
 	const struct sn_ring *ring;
 	unsigned int n = 0;
 
+	lockdep_assert_held(&c->lock);
 	list_for_each_entry(ring, &c->todo, arm_node)
 		n += uid_eq(ring->uid, uid);
 	list_for_each_entry(ring, &c->done, arm_node)
@@ -403,7 +421,7 @@ static bool sn_thread_add(struct sn_ring *ring, int cpu)
 	}
 	ring->sleeper_seen_ns = sn_now_ns();
 	list_add_tail(&ring->arm_node, &c->todo);
-	/* [A1] on the list before its CPU is seen; pairs with [A2]. */
+	/* [A1] pairs with [A2]: on the list before its CPU is seen. */
 	smp_store_release(&ring->arm_cpu, cpu);
 	sn_thread_unidle(c);
 	added = true;
@@ -508,18 +526,23 @@ void sn_thread_disarm(struct sn_ring *ring)
 }
 
 /*
- * Moves the rings of @from's lists that @want accepts to @to's todo list;
- * the caller holds sn_move_lock and both CPUs' locks. Whichever thread owns
- * a ring keeps looking at it, so a ring with NEED_WAKEUP clear is watched
- * throughout; the new thread is brought out of idle.
+ * Moves the rings of @from's lists homed at @home (any if -1) to @to's
+ * todo list. Whichever thread owns a ring keeps looking at it, so a ring
+ * with NEED_WAKEUP clear is watched throughout; the new thread is brought
+ * out of idle.
  */
 static unsigned int sn_move_rings(struct sn_cpu *from, struct sn_cpu *to,
 				  int to_cpu, int home)
+	__must_hold(&sn_move_lock) __must_hold(&from->lock)
+	__must_hold(&to->lock)
 {
 	struct list_head *lists[] = { &from->todo, &from->done };
 	struct sn_ring *ring, *tmp;
 	unsigned int i, n = 0;
 
+	lockdep_assert_held(&sn_move_lock);
+	lockdep_assert_held(&from->lock);
+	lockdep_assert_held(&to->lock);
 	for (i = 0; i < ARRAY_SIZE(lists); i++) {
 		list_for_each_entry_safe(ring, tmp, lists[i], arm_node) {
 			if (home >= 0 && ring->home_cpu != home)

@@ -365,7 +365,8 @@ static __u32 sn_memfd_want_flags(const struct sn_channel *ch)
 /*
  * Under the state lock: brings kflags in line with the bitmaps; when it
  * sets NO_PRODUCER or NO_CONSUMER, wakes every sleeper and returns 1. The
- * flags are read-modify-written (sequentially consistent, so release):
+ * flags are read-modify-written (sequentially consistent, so release; [E1]
+ * pairs with [E2]):
  * everything the last producer committed (its own stores, or a dead one's,
  * ordered before by the lock the kernel released at its exit and we took)
  * is visible to a consumer that sees the flag with acquire and re-checks
@@ -409,7 +410,7 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 	int pass;
 
 	*lost = 0;
-	/* [D5] acquire: the fields the record's owner wrote before [D1] */
+	/* [D5] pairs with [D1]: the fields the owner wrote before it */
 	state = __atomic_load_n(&rec->state, __ATOMIC_ACQUIRE);
 	if (state != SN_CLAIM_INTENT && state != SN_CLAIM_HELD)
 		return 0;
@@ -422,7 +423,7 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		n = slots;
 	rel = (__u32 *)(sn_cons_ptr(ch) + ch->off.cons_release) +
 	      (__u64)lane * slots;
-	/* [D4] acquire, pairs with [D2]: whoever moved the head past p had
+	/* [D4] pairs with [D2], acquire: whoever moved the head past p had
 	 * stored its INTENT for p before, so we see that record below. One
 	 * load serves every position: the dead consumer's CAS, if any, came
 	 * before its death and so before this load. */
@@ -440,9 +441,9 @@ static int sn_memfd_recover(const struct sn_channel *ch, __u32 j, __u64 *lost)
 		 * held, as the repair assumes for lanes */
 		if (sn_memfd_held(ch, SN_MEMFD_LOCK_CLAIM + o) == 0)
 			continue;
-		/* acquire, each: [D6] pairs with the consumer's release
-		 * stores [D7] (a record that moved on comes with its last
-		 * positions released) and the state's with [D1] */
+		/* acquire, each: [D5] (the state) pairs with [D1] and
+		 * [D3], [D6] (lane, pos, n) with [D7]: a record that moved
+		 * on comes with its last positions released */
 		other[no].state = __atomic_load_n(&r->state, __ATOMIC_ACQUIRE);
 		other[no].lane = __atomic_load_n(&r->lane, __ATOMIC_ACQUIRE);
 		other[no].pos = __atomic_load_n(&r->pos, __ATOMIC_ACQUIRE);

@@ -219,10 +219,11 @@ static void sn_efd_kick(int efd)
 
 /*
  * After publishing to @dw's inbound ring: the memfd backend's wakeup. The
- * publish's [P1] comes between our tail store and this load; the worker
- * stores `sleeping`, runs the ring's barrier [W1] (H on ASYM rings: the
- * uapi header's "Sleeping and waking"), re-checks the rings. One of us
- * sees the other. The swap makes one producer per sleep write.
+ * publish's [P1] (sn__prod_ship()) comes between our tail store and this
+ * load and pairs with [W1] in sn_worker_sleep(): the worker stores
+ * `sleeping`, runs the ring's barrier (H on ASYM rings: the uapi header's
+ * "Sleeping and waking"), re-checks the rings. One of us sees the other.
+ * The swap makes one producer per sleep write.
  */
 static void sn_pool_wake(struct sn_pool *pool, struct sn_worker *dw)
 {
@@ -669,7 +670,7 @@ static void sn_worker_sleep(struct sn_worker *w)
 	} else {
 		__atomic_store_n(&w->sleeping, 1, __ATOMIC_SEQ_CST);
 	}
-	/* [W1]: pairs with the producers' [P1]. One H covers every ring
+	/* [W1] pairs with [P1]. One H covers every ring
 	 * (it is a barrier on every CPU): that of the first ASYM ring, a
 	 * full barrier if none is. Without it we must not sleep. */
 	for (i = 0; i < w->nin && w->in[i]->chan->fence != SN_FENCE_ASYM; i++)

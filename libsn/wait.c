@@ -10,7 +10,7 @@
  * The announcement protocol (include/uapi/linux/sn.h):
  *   consumer: add 1 to cons waiters; [W1]; re-check; sleep; subtract 1
  *   producer: set its lane's waiting word; [W2]; re-check; sleep; clear it
- * [W1] pairs with [P1] in sn__prod_publish() (include/sn/channel.h), [W2]
+ * [W1] pairs with [P1] in sn__prod_ship() (include/sn/channel.h), [W2]
  * with [C1] in sn__cons_done(): each side stores its own word, then a
  * barrier, then loads the other's, so one of them sees the other. On FULL
  * rings both barriers are full barriers; on ASYM rings [P1]/[C1] are
@@ -173,8 +173,8 @@ static int sn_consumer_poll_state(struct sn_consumer *c)
 {
 	if (sn_consumer_ready(c))
 		return 1;
-	/* acquire: pairs with the kernel's (or libsn's) release of the flag
-	 * after the last producer went, so the re-check sees its commits */
+	/* [E2] pairs with [E1]: the flag, set after the last producer
+	 * went, before the re-check, which sees its commits */
 	if (!(__atomic_load_n(c->kflags_p, __ATOMIC_ACQUIRE) &
 	      SN_KFLAG_NO_PRODUCER))
 		return 0;
@@ -350,7 +350,7 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 		if (c->claim)
 			__atomic_store_n(&c->claim->asleep, 1,
 					 __ATOMIC_RELAXED);
-		/* [W1] pairs with [P1] in sn__prod_publish() */
+		/* [W1] pairs with [P1] in sn__prod_ship() */
 		ret = sn_sleeper_barrier(c->chan, c->flags);
 		ready = sn_consumer_poll_state(c);
 		if (!ready && !ret) {

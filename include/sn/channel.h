@@ -150,7 +150,8 @@ struct sn_channel;
 
 /*
  * The full barrier of the sleep/wake protocol ([W1], [W2]; [P1] and [C1]
- * on SN_FENCE_FULL rings).
+ * on SN_FENCE_FULL rings; the table of barriers is in
+ * include/uapi/linux/sn.h).
  * ThreadSanitizer cannot model fences (GCC refuses them under
  * -fsanitize=thread): there, a sequentially consistent read-modify-write
  * of a private word, a full barrier on the hardware all the same.
@@ -610,15 +611,13 @@ static inline __u32 sn__prod_refill(struct sn_producer *p)
 
 	if (!(p->flags & SN__MPMC)) {
 		/* acquire: pairs with the release store of the head in
-		 * sn_consumer_advance(), so the consumer is done with those
-		 * slots */
+		 * sn__cons_done(), so the consumer is done with those slots */
 		__u32 h = __atomic_load_n(p->head_p, __ATOMIC_ACQUIRE);
 
 		n = slots - sn__clamp_depth(t, h, slots);
 	} else {
 		/* position t + n is free once release[] says so; acquire
-		 * pairs with the consumer's release store in
-		 * sn_consumer_advance() */
+		 * pairs with the consumer's release store in sn__cons_done() */
 		while (n < slots &&
 		       __atomic_load_n(&p->release[(t + n) & p->mask],
 				       __ATOMIC_ACQUIRE) == t + n)
@@ -718,9 +717,8 @@ static inline void sn__prod_ship(struct sn_producer *p)
 	/* release: the slots before the tail, which the kernel and MPMC
 	 * consumers read (pairs with their acquire loads) */
 	__atomic_store_n(p->tail_p, p->tail, __ATOMIC_RELEASE);
-	/* [P1] pairs with [W1] (libsn/wait.c; sn.ko's poll runs its H) and
-	 * [T1]/[T2] (kmod/sn_thread.c): the sleeper sees the new tail or
-	 * we see its announcement */
+	/* [P1] pairs with [W1] and [T1]/[T2]: the sleeper sees the new
+	 * tail or we see its announcement */
 	SN__FAST_SIDE_BARRIER(p->flags);
 	/* A sleeper needs our kick only while no kernel thread watches the
 	 * ring (NEED_WAKEUP; always set by the memfd backend). */
@@ -744,7 +742,7 @@ static inline void sn__prod_publish(struct sn_producer *p, __u32 n,
 
 		__atomic_store_n(&s->len, len, __ATOMIC_RELAXED);
 		/* release: the message and len before seq (pairs with the
-		 * consumer's acquire load of seq in sn__cons_take()) */
+		 * consumer's acquire load of seq in sn__cons_committed()) */
 		__atomic_store_n(&s->seq, t + i + 1, __ATOMIC_RELEASE);
 	}
 	p->tail = t + n;
@@ -1112,22 +1110,21 @@ static inline __u32 sn__cons_take(struct sn_consumer *c, __u32 lane, __u32 n,
 		}
 		k = d < n ? d : n;
 		/* the claim record first, so that the kernel can release
-		 * what we claim if we die holding it. [D7] release: our
-		 * last claim's slot reads, release words and IDLE before
-		 * each field (pairs with the recovery's [D6]): a recoverer
-		 * that sees the record moved on sees those positions
-		 * released. (Release stores, not a fence: plain stores on
-		 * x86, and ThreadSanitizer cannot model fences.) */
+		 * what we claim if we die holding it. [D7] pairs with [D6]:
+		 * our last claim's slot reads, release words and IDLE
+		 * before each field, so a recoverer that sees the record
+		 * moved on sees those positions released. (Release stores,
+		 * not a fence: plain stores on x86, and ThreadSanitizer
+		 * cannot model fences.) */
 		__atomic_store_n(&c->claim->lane, lane, __ATOMIC_RELEASE);
 		__atomic_store_n(&c->claim->pos, h, __ATOMIC_RELEASE);
 		__atomic_store_n(&c->claim->n, k, __ATOMIC_RELEASE);
-		/* [D1] pairs with [D5] in the kernel's recovery: the
-		 * fields before the state */
+		/* [D1] pairs with [D5]: the fields before the state */
 		__atomic_store_n(&c->claim->state, SN_CLAIM_INTENT,
 				 __ATOMIC_RELEASE);
-		/* [D2] acq_rel: orders our record and the tail we read
-		 * before the claim (pairs with the recovery's [D4]) and
-		 * the claim before our reads of the slots */
+		/* [D2] pairs with [D4]: acq_rel, our record and the tail
+		 * we read before the claim, the claim before our reads of
+		 * the slots */
 		if (__atomic_compare_exchange_n(sn__cons_head_p(c, lane), &h,
 						h + k, 0, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
@@ -1209,13 +1206,13 @@ static inline void sn__cons_done(struct sn_consumer *c, __u32 lane, __u32 pos,
 			__atomic_store_n(&rel[(pos + i) & c->mask],
 					 pos + i + c->mask + 1,
 					 __ATOMIC_RELEASE);
-		/* [D3] the release words before the record lets go */
+		/* [D3] pairs with [D5]: the release words before the
+		 * record lets go */
 		__atomic_store_n(&c->claim->state, SN_CLAIM_IDLE,
 				 __ATOMIC_RELEASE);
 	}
-	/* [C1] pairs with [W2] (libsn/wait.c; sn.ko's poll runs its H) and
-	 * [T1]/[T2] (kmod/sn_thread.c): the producer sees the room or we
-	 * see its waiting flag */
+	/* [C1] pairs with [W2] and [T1]/[T2]: the producer sees the room
+	 * or we see its waiting flag */
 	SN__FAST_SIDE_BARRIER(c->flags);
 	if ((__atomic_load_n(wp, __ATOMIC_RELAXED) & c->wake_mask) &&
 	    (__atomic_load_n(c->kflags_p, __ATOMIC_RELAXED) &
@@ -1555,8 +1552,8 @@ static inline int sn__cons_var_take(struct sn_consumer *c, __u32 lane,
 			n = d < slots - idx ? d : slots - idx;
 			l = ~0U;
 		}
-		/* the claim record first, as in sn__cons_take() ([D7],
-		 * [D1], [D2]) */
+		/* the claim record first, as in sn__cons_take(): [D7]
+		 * pairs with [D6], [D1] with [D5], [D2] with [D4] */
 		__atomic_store_n(&c->claim->lane, lane, __ATOMIC_RELEASE);
 		__atomic_store_n(&c->claim->pos, h, __ATOMIC_RELEASE);
 		__atomic_store_n(&c->claim->n, n, __ATOMIC_RELEASE);

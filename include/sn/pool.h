@@ -76,10 +76,11 @@
  *                   ready), so the worker waits on an eventfd of its own,
  *                   read through the same io_uring. Its announcement is a
  *                   per-worker word of the pool; a pool producer, after
- *                   publishing ([P1] in the channel code; the worker
- *                   pays the ring's heavy barrier before it sleeps),
- *                   swaps the word to 0 and writes the eventfd if it was
- *                   set: one eventfd write per sleep, none while it works.
+ *                   publishing ([P1] in sn__prod_ship(), <sn/channel.h>,
+ *                   pairs with [W1], the ring's heavy barrier the worker
+ *                   runs before it sleeps, in sn_worker_sleep()), swaps
+ *                   the word to 0 and writes the eventfd if it was set:
+ *                   one eventfd write per sleep, none while it works.
  *
  * The eventfd also carries the pool's own wakeups (shutdown) with either
  * backend. Handlers and ticks may submit their own I/O on the worker's

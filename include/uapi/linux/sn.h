@@ -231,6 +231,89 @@
  * reports EPOLLERR to producer and full-role fds. A new producer or
  * consumer fd clears its flag. Both wake every sleeper of the ring. A ring
  * that never had a producer has not ended: producers may come later.
+ *
+ * Barriers
+ * --------
+ * Every labelled barrier of the protocols above, listed once (as
+ * net/xdp/xsk_queue.h lists its A to D); each site in the code says "[X]
+ * pairs with [Y]" and nothing more. H is the heavy barrier of "Sleeping
+ * and waking" (sn.ko: sn_heavy_barrier() in kmod/sn_barrier.c; memfd:
+ * membarrier(2), by sn_heavy_barrier() in libsn/wait.c). channel.h is
+ * include/sn/channel.h.
+ *
+ *  label  pairs with      where (function, file)
+ *                           orders: a | b, a before b
+ *  [P1]   [W1] [T1] [T2]  sn__prod_ship(), channel.h
+ *                           tail store with release (format 3: seq first) |
+ *                           load of cons waiters and kflags; FULL: a full
+ *                           barrier, ASYM: a compiler barrier
+ *  [C1]   [W2] [T1] [T2]  sn__cons_done(), channel.h
+ *                           head store (MPMC: the release words, then [D3])
+ *                           with release | load of the lane's waiting word and
+ *                           kflags; FULL: a full barrier, ASYM: a compiler
+ *                           barrier
+ *  [W1]   [P1]            sn_consumer_wait_until(), libsn/wait.c;
+ *                         sn_worker_sleep(), libsn/pool.c
+ *                           add 1 to cons waiters | re-check the ring; H (an
+ *                           sn.ko ring: a full barrier there, H in the kernel:
+ *                           [K1] or SN_IOC_BARRIER)
+ *  [W2]   [C1]            sn_producer_wait_until(), libsn/wait.c
+ *                           set the lane's waiting word | re-check the ring; H
+ *                           as [W1]
+ *  [K1]   [K2]            sn_ring_poll(), kmod/sn_file.c
+ *                           join the wait queue | read the ring and kflags; H
+ *                           for a caller that will wait (its [W1] or [W2], so
+ *                           it also pairs with [P1] or [C1]), else a full
+ *                           barrier. SN_IOC_BARRIER (sn_ring_ioctl(), same
+ *                           file) runs the same H for a sleeper that waits
+ *                           elsewhere
+ *  [K2]   [K1]            sn_ring_wake(), kmod/sn_thread.c
+ *                           what the thread read of the ring | its look at the
+ *                           wait queue (wq_has_sleeper()'s full barrier)
+ *  [T1]   [P1] [C1]       sn_flag_rings() for sn_thread_pass(),
+ *                         kmod/sn_thread.c
+ *                           NEED_WAKEUP on each ring of a closing pass | the
+ *                           look at each; H if one of the rings is ASYM, else a
+ *                           full barrier
+ *  [T2]   [P1] [C1]       sn_flag_rings() for sn_unwatch_rings(),
+ *                         kmod/sn_thread.c
+ *                           NEED_WAKEUP on each ring that stops being watched |
+ *                           its last look; H or a full barrier as [T1]
+ *  [A1]   [A2]            sn_thread_add(), sn_unwatch_rings(), kmod/sn_thread.c
+ *                           the ring joins or leaves a CPU's list | its arm_cpu
+ *                           store (release)
+ *  [A2]   [A1]            sn_thread_arm(), sn_thread_rearm(), sn_thread_kick(),
+ *                         sn_thread_disarm(), kmod/sn_thread.c
+ *                           arm_cpu load (acquire) | what that CPU's list says
+ *                           of the ring
+ *  [E1]   [E2]            sn_kflags_set(), kmod/sn_ring.c;
+ *                         sn_memfd_update_flags(), libsn/backend_memfd.c
+ *                           what came before an end flag (the last producer's
+ *                           commits) | the flag's atomic or
+ *  [E2]   [E1]            sn_consumer_poll_state(), libsn/wait.c
+ *                           kflags load (acquire) | the re-check of the lanes
+ *  [D7]   [D6]            sn__cons_take(), sn__cons_var_take(), channel.h
+ *                           the last claim's release words and IDLE | each of
+ *                           the record's lane, pos and n (release stores)
+ *  [D1]   [D5]            sn__cons_take(), sn__cons_var_take(), channel.h
+ *                           the record's lane, pos and n | state INTENT
+ *                           (release)
+ *  [D2]   [D4]            sn__cons_take(), sn__cons_var_take(), channel.h
+ *                           the record and the tail read | the head CAS
+ *                           (acq_rel) | the reads of the slots
+ *  [D3]   [D5]            sn__cons_done(), channel.h
+ *                           the release words | state IDLE (release)
+ *  [D4]   [D2]            sn_recover_one(), kmod/sn_recover.c;
+ *                         sn_memfd_recover(), libsn/backend_memfd.c
+ *                           head load (acquire) | the live records
+ *  [D5]   [D1] [D3]       sn_read_live(), kmod/sn_recover.c;
+ *                         sn_memfd_recover(), libsn/backend_memfd.c
+ *                           a record's state load (acquire) | its lane, pos and
+ *                           n
+ *  [D6]   [D7]            sn_recover_one(), kmod/sn_recover.c (smp_rmb());
+ *                         sn_memfd_recover(), libsn/backend_memfd.c (acquire
+ *                         loads)
+ *                           the live records | the release words
  */
 #ifndef _UAPI_LINUX_SN_H
 #define _UAPI_LINUX_SN_H
