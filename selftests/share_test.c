@@ -104,14 +104,26 @@ static int child_status(pid_t pid)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
 }
 
+/* How many of the N_MSGS messages arrived whole and in order. */
+static int recv_in_order(struct sn_consumer *c)
+{
+	unsigned char m[SLOT];
+	__u32 prod;
+	__u64 seq;
+	int i;
+
+	for (i = 0; i < N_MSGS; i++)
+		if (sn_recv(c, m, 10000 * MS) || t_check(m, SLOT, &prod, &seq) ||
+		    seq != (__u64)i)
+			break;
+	return i;
+}
+
 /* A producer in a child that received only its lane; we consume. */
 TEST(kernel_producer_role)
 {
 	struct sn_consumer *c;
 	struct sn_channel *ch;
-	unsigned char m[SLOT];
-	__u32 prod;
-	__u64 seq, i;
 	int sock, fds;
 	pid_t pid;
 
@@ -127,11 +139,7 @@ TEST(kernel_producer_role)
 	/* lane 1 is the child's now, even before it attaches */
 	EXPECT_EQ(-EBUSY, sn_channel_share_fd(ch, SN_ROLE_PRODUCER, 1));
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
-	for (i = 0; i < N_MSGS; i++) {
-		ASSERT_EQ(0, sn_recv(c, m, 10000 * MS));
-		ASSERT_EQ(0, t_check(m, SLOT, &prod, &seq));
-		ASSERT_EQ(i, seq);
-	}
+	ASSERT_EQ(N_MSGS, recv_in_order(c));
 	EXPECT_EQ(0, child_status(pid));
 	EXPECT_EQ(0, sn_consumer_close(c));
 	close(sock);
@@ -208,9 +216,6 @@ TEST(memfd_full_only)
 	struct sn_channel_info info;
 	struct sn_consumer *c;
 	struct sn_channel *ch;
-	unsigned char m[SLOT];
-	__u32 prod;
-	__u64 seq, i;
 	int sock, fd;
 	pid_t pid;
 
@@ -232,11 +237,7 @@ TEST(memfd_full_only)
 	ASSERT_LT(0, pid);
 	ASSERT_EQ(0, sn_consumer_open(ch, &c));
 	ASSERT_EQ(0, sn_channel_send_fd(ch, sock, SN_ROLE_FULL, 0));
-	for (i = 0; i < N_MSGS; i++) {
-		ASSERT_EQ(0, sn_recv(c, m, 10000 * MS));
-		ASSERT_EQ(0, t_check(m, SLOT, &prod, &seq));
-		ASSERT_EQ(i, seq);
-	}
+	ASSERT_EQ(N_MSGS, recv_in_order(c));
 	EXPECT_EQ(0, child_status(pid));
 	EXPECT_EQ(0, sn_consumer_close(c));
 	close(sock);
