@@ -198,7 +198,11 @@ DKMS_SRC = $(DESTDIR)$(SRCDIR)/sn-$(SN_VERSION)
 # under it (pkg-config --define-prefix and sysroots then work).
 pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
-install: lib $(B)/snbench $(B)/snstat
+# install builds what it installs without the deps step, which would fetch
+# the test kernels and QEMU: libsn needs liburing-dev, snbench libdpdk-dev
+# and libck-dev.
+install:
+	@$(MAKE) -o deps lib $(B)/snbench $(B)/snstat
 	@mkdir -p $(B)/install
 	$(call PC_SED,$(PREFIX),$(call pc_rel,$(LIBDIR)),$(call pc_rel,$(INCLUDEDIR)),$${includedir}/sn/uapi) \
 		libsn/libsn.pc.in >$(B)/install/libsn.pc
