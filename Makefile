@@ -35,7 +35,8 @@ HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test mem
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples
+.PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples \
+	install uninstall
 all: module lib tools tests examples
 
 deps:
@@ -45,7 +46,7 @@ module: deps
 	@test -n "$(KDIR)" || { echo "no kernel headers: run tools/testing/deps" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
-lib: $(B)/libsn.a $(B)/libsn.so
+lib: $(B)/libsn.a $(B)/libsn.so $(B)/pkgconfig/libsn.pc
 
 $(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS)
 	@mkdir -p $(@D)
@@ -61,6 +62,17 @@ $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
+
+# libsn.pc from libsn/libsn.pc.in: @prefix@ @libdir@ @includedir@ @uapidir@
+# @version@. The build tree's, for programs built against this checkout:
+#   PKG_CONFIG_PATH=$PWD/build/pkgconfig pkg-config --cflags --libs libsn
+# (run them with LD_LIBRARY_PATH=$PWD/build).
+PC_SED = sed -e 's|@prefix@|$(1)|' -e 's|@libdir@|$(2)|' \
+	-e 's|@includedir@|$(3)|' -e 's|@uapidir@|$(4)|' -e 's|@version@|$(SN_VERSION)|'
+
+$(B)/pkgconfig/libsn.pc: libsn/libsn.pc.in Makefile
+	@mkdir -p $(@D)
+	$(call PC_SED,$(CURDIR),$${prefix}/$(B),$${prefix}/include,$${includedir}/uapi) $< >$@
 
 # snbench and snstat (tools/). snbench links the peers it measures from
 # their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
@@ -157,6 +169,72 @@ check: all sanitize
 # (e.g. BENCH_ARGS="--plot build/bench.png" or "--json").
 bench: $(B)/snbench
 	$(B)/snbench $(BENCH_ARGS)
+
+# make install / make uninstall, like liburing's: PREFIX (/usr/local),
+# DESTDIR, LIBDIR, INCLUDEDIR, BINDIR, MANDIR, and SRCDIR for sn.ko's
+# source for DKMS ($(SRCDIR)/sn-$(SN_VERSION); dkms looks in /usr/src, so
+# PREFIX=/usr or SRCDIR=/usr/src). The uapi header goes to
+# $(INCLUDEDIR)/sn/uapi/linux/sn.h, not over the kernel headers' own
+# directory; libsn.pc's Cflags put $(INCLUDEDIR)/sn/uapi on the include
+# path, so <linux/sn.h> resolves. uninstall removes the files that install
+# put (as this tree lists them) and the directories only sn uses, when
+# empty; shared ones (bin, lib/pkgconfig, man/manN) stay.
+PREFIX ?= /usr/local
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+SRCDIR ?= $(PREFIX)/src
+INSTALL ?= install
+
+# Man pages: whatever man/man{1,3,4,7} hold, to $(MANDIR)/manN/.
+MAN_PAGES = $(wildcard $(foreach s,1 3 4 7,man/man$(s)/*.$(s)))
+PUBLIC_HDRS = $(wildcard include/sn/*.h)
+# sn.ko's DKMS source tree: the checkout's layout, so that the top-level
+# Kbuild and kmod/Kbuild (-I../include/uapi) work unchanged there.
+KMOD_FILES = kmod/Kbuild $(filter-out %.mod.c,$(wildcard kmod/*.c)) $(wildcard kmod/*.h)
+DKMS_SRC = $(DESTDIR)$(SRCDIR)/sn-$(SN_VERSION)
+# The installed libsn.pc's paths, relative to ${prefix} where they are
+# under it (pkg-config --define-prefix and sysroots then work).
+pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
+
+# install builds what it installs without the deps step, which would fetch
+# the test kernels and QEMU: libsn needs liburing-dev, snbench libdpdk-dev
+# and libck-dev.
+install:
+	@$(MAKE) -o deps lib $(B)/snbench $(B)/snstat
+	@mkdir -p $(B)/install
+	$(call PC_SED,$(PREFIX),$(call pc_rel,$(LIBDIR)),$(call pc_rel,$(INCLUDEDIR)),$${includedir}/sn/uapi) \
+		libsn/libsn.pc.in >$(B)/install/libsn.pc
+	sed 's|@SN_VERSION@|$(SN_VERSION)|' kmod/Makefile.dkms >$(B)/install/Makefile
+	sed 's|^PACKAGE_VERSION=.*|PACKAGE_VERSION="$(SN_VERSION)"|' dkms.conf >$(B)/install/dkms.conf
+	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux \
+		$(DESTDIR)$(BINDIR) $(DKMS_SRC)/kmod $(DKMS_SRC)/include/uapi/linux
+	$(INSTALL) -m 755 $(B)/libsn.so.1 $(DESTDIR)$(LIBDIR)/libsn.so.1
+	ln -sf libsn.so.1 $(DESTDIR)$(LIBDIR)/libsn.so
+	$(INSTALL) -m 644 $(B)/libsn.a $(DESTDIR)$(LIBDIR)/libsn.a
+	$(INSTALL) -m 644 $(B)/install/libsn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libsn.pc
+	$(INSTALL) -m 644 $(PUBLIC_HDRS) $(DESTDIR)$(INCLUDEDIR)/sn/
+	$(INSTALL) -m 644 include/uapi/linux/sn.h $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux/sn.h
+	$(INSTALL) -m 755 $(B)/snbench $(B)/snstat $(DESTDIR)$(BINDIR)/
+	for f in $(MAN_PAGES); do \
+		$(INSTALL) -D -m 644 $$f $(DESTDIR)$(MANDIR)/$${f#man/} || exit; \
+	done
+	$(INSTALL) -m 644 $(KMOD_FILES) $(DKMS_SRC)/kmod/
+	$(INSTALL) -m 644 include/uapi/linux/sn.h $(DKMS_SRC)/include/uapi/linux/sn.h
+	$(INSTALL) -m 644 Kbuild $(B)/install/Makefile $(B)/install/dkms.conf $(DKMS_SRC)/
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libsn.so.1 $(DESTDIR)$(LIBDIR)/libsn.so \
+		$(DESTDIR)$(LIBDIR)/libsn.a $(DESTDIR)$(LIBDIR)/pkgconfig/libsn.pc \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/sn/,$(notdir $(PUBLIC_HDRS))) \
+		$(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux/sn.h \
+		$(DESTDIR)$(BINDIR)/snbench $(DESTDIR)$(BINDIR)/snstat \
+		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN_PAGES)) \
+		$(addprefix $(DKMS_SRC)/,$(KMOD_FILES) include/uapi/linux/sn.h Kbuild Makefile dkms.conf)
+	rmdir $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux $(DESTDIR)$(INCLUDEDIR)/sn/uapi \
+		$(DESTDIR)$(INCLUDEDIR)/sn $(DKMS_SRC)/kmod $(DKMS_SRC)/include/uapi/linux \
+		$(DKMS_SRC)/include/uapi $(DKMS_SRC)/include $(DKMS_SRC) 2>/dev/null || true
 
 clean:
 	rm -rf $(B)

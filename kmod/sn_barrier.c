@@ -25,7 +25,7 @@
 bool sn_asym = true;
 module_param_named(asym, sn_asym, bool, 0644);
 MODULE_PARM_DESC(asym,
-		 "New rings let publishers skip the full barrier; sleepers interrupt the other CPUs instead (SN_FENCE_ASYM)");
+		 "New rings let publishers skip the full barrier; sleepers interrupt the other CPUs instead (SN_FENCE_ASYM) (bool, default Y)");
 
 static void sn_ipi_mb(void *info)
 {

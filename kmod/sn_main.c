@@ -52,7 +52,7 @@ static const struct kernel_param_ops sn_poll_mode_ops = {
 
 module_param_cb(poll_mode, &sn_poll_mode_ops, NULL, 0644);
 MODULE_PARM_DESC(poll_mode,
-		 "Wakeup threads: off (publishers always kick), adaptive (watch until idle), always (watch while armed)");
+		 "Wakeup threads: off (publishers always kick), adaptive (watch until idle), always (watch while armed) (string, default adaptive)");
 
 /*
  * The numeric parameters, each bounded in its setter so that no value root
@@ -108,7 +108,7 @@ static struct sn_uint_param sn_poll_idle_us_param = {
 module_param_cb(poll_idle_us, &sn_uint_param_ops, &sn_poll_idle_us_param,
 		0644);
 MODULE_PARM_DESC(poll_idle_us,
-		 "Microseconds without progress before a wakeup thread sleeps (adaptive mode; 0..10000000)");
+		 "Microseconds without progress before a wakeup thread sleeps in adaptive mode (uint, 0..10000000, default 1000)");
 
 unsigned int sn_max_slot_size = 65536;
 static struct sn_uint_param sn_max_slot_size_param = {
@@ -117,14 +117,15 @@ static struct sn_uint_param sn_max_slot_size_param = {
 module_param_cb(max_slot_size, &sn_uint_param_ops, &sn_max_slot_size_param,
 		0644);
 MODULE_PARM_DESC(max_slot_size,
-		 "Largest slot (message) size in bytes (8..1048576)");
+		 "Largest slot (message) size in bytes (uint, 8..1048576, default 65536)");
 
 unsigned int sn_max_slots = 1U << 20;
 static struct sn_uint_param sn_max_slots_param = {
 	&sn_max_slots, 1, SN_MAX_SLOTS
 };
 module_param_cb(max_slots, &sn_uint_param_ops, &sn_max_slots_param, 0644);
-MODULE_PARM_DESC(max_slots, "Most slots per lane (1..16777216)");
+MODULE_PARM_DESC(max_slots,
+		 "Most slots per lane (uint, 1..16777216, default 1048576)");
 
 unsigned int sn_max_ring_mb = 1024;
 static struct sn_uint_param sn_max_ring_mb_param = {
@@ -133,7 +134,7 @@ static struct sn_uint_param sn_max_ring_mb_param = {
 module_param_cb(max_ring_mb, &sn_uint_param_ops, &sn_max_ring_mb_param,
 		0644);
 MODULE_PARM_DESC(max_ring_mb,
-		 "Most slot memory per ring, in MiB (1..65536)");
+		 "Most slot memory per ring, in MiB (uint, 1..65536, default 1024)");
 
 unsigned int sn_max_rings_per_user = 1024;
 static struct sn_uint_param sn_max_rings_per_user_param = {
@@ -142,7 +143,7 @@ static struct sn_uint_param sn_max_rings_per_user_param = {
 module_param_cb(max_rings_per_user, &sn_uint_param_ops,
 		&sn_max_rings_per_user_param, 0644);
 MODULE_PARM_DESC(max_rings_per_user,
-		 "Most live rings per user (1..65536; CAP_SYS_RESOURCE is exempt)");
+		 "Most live rings per user, CAP_SYS_RESOURCE exempt (uint, 1..65536, default 1024)");
 
 unsigned int sn_max_armed_per_user = 256;
 static struct sn_uint_param sn_max_armed_per_user_param = {
@@ -151,7 +152,7 @@ static struct sn_uint_param sn_max_armed_per_user_param = {
 module_param_cb(max_armed_per_user, &sn_uint_param_ops,
 		&sn_max_armed_per_user_param, 0644);
 MODULE_PARM_DESC(max_armed_per_user,
-		 "Most rings of one user that one wakeup thread watches (1..65536; more: publishers kick)");
+		 "Most rings of one user that one wakeup thread watches, more: publishers kick (uint, 1..65536, default 256)");
 
 static long sn_dev_create(struct sn_create __user *ucreate)
 {
@@ -251,3 +252,5 @@ module_exit(sn_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("sn: shared-nothing message rings shared with userspace");
 MODULE_AUTHOR("The sn authors");
+/* The top-level Makefile's SN_VERSION, passed by kmod/Kbuild. */
+MODULE_VERSION(SN_VERSION);
