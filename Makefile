@@ -105,7 +105,8 @@ tests: $(TEST_BINS)
 # the guests run them too (tools/testing/vm/run copies them to /examples).
 # pool_test runs wordcount; examples_test runs the channel examples on each
 # backend (host and guests).
-EXAMPLES := $(addprefix $(B)/examples/,wordcount spsc_threads share_procs)
+EXAMPLES := $(addprefix $(B)/examples/,wordcount spsc_threads share_procs \
+	epoll_consumer uring_consumer)
 examples: $(EXAMPLES)
 $(B)/examples/%: examples/%.c $(B)/libsn.a $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * Runs the channel examples (examples/, make examples) on each backend:
- * spsc_threads and share_procs, each as
- * "NAME memfd" and, where /dev/sn exists, "NAME kernel". Each must exit 0
- * and print the lines that say what it did (the backend it ran on, the
- * role the child got, how the consumer slept). wordcount, the pool's
+ * spsc_threads, share_procs, epoll_consumer and uring_consumer, each as
+ * "NAME memfd" and, where /dev/sn exists, "NAME kernel". Each must exit
+ * 0 and print the lines that say what it did (the backend it ran on, the
+ * role the child got, where the consumer slept). wordcount, the pool's
  * example, is run by pool_test.
  *
  * The examples live in ../examples from this binary: build/examples on the
@@ -112,6 +112,34 @@ TEST(share_procs_kernel)
 	EXPECT_EXAMPLE("share_procs", "kernel",
 		       "got a producer fd (kernel backend, roles enforced by sn.ko)",
 		       "received 100000 messages in order from child");
+}
+
+TEST(epoll_consumer_memfd)
+{
+	EXPECT_EXAMPLE("epoll_consumer", "memfd",
+		       "memfd backend: its fd is not pollable",
+		       "20000 messages in order",
+		       "sleeps in sn_consumer_wait");
+}
+
+TEST(epoll_consumer_kernel)
+{
+	EXPECT_EXAMPLE("epoll_consumer", "kernel",
+		       "20000 messages in order", "sleeps in epoll_wait");
+}
+
+TEST(uring_consumer_memfd)
+{
+	EXPECT_EXAMPLE("uring_consumer", "memfd",
+		       "memfd backend: its fd is not pollable",
+		       "20000 messages in order",
+		       "sleeps in sn_consumer_wait");
+}
+
+TEST(uring_consumer_kernel)
+{
+	EXPECT_EXAMPLE("uring_consumer", "kernel",
+		       "20000 messages in order", "sleeps in io_uring");
 }
 
 TEST_HARNESS_MAIN
