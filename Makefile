@@ -31,7 +31,7 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 # sn.ko and run only in the guests. All are static so the guests need no
 # shared libraries.
 HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test \
-	wake_stress_test record_test buf_test share_test
+	wake_stress_test record_test buf_test share_test examples_test
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
@@ -113,13 +113,17 @@ $(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps
 
 tests: $(TEST_BINS)
 
-# The examples (examples/), static like the tests; pool_test runs them.
-EXAMPLES := $(B)/examples/wordcount
+# The examples (examples/), static like the tests (libsn.a linked in), so
+# the guests run them too (tools/testing/vm/run copies them to /examples).
+# pool_test runs wordcount; examples_test runs the channel examples on each
+# backend (host and guests).
+EXAMPLES := $(addprefix $(B)/examples/,wordcount spsc_threads share_procs \
+	epoll_consumer uring_consumer)
 examples: $(EXAMPLES)
 $(B)/examples/%: examples/%.c $(B)/libsn.a $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $< $(B)/libsn.a -luring -lpthread
-$(B)/selftests/pool_test: $(EXAMPLES)
+$(B)/selftests/pool_test $(B)/selftests/examples_test: $(EXAMPLES)
 
 TEST_HDRS := $(wildcard selftests/*.h)
 

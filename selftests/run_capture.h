@@ -14,11 +14,12 @@
 #include <unistd.h>
 
 /*
- * Runs @path with @argv (NULL-terminated); returns its stdout (malloc'd,
- * NUL terminated; NULL when it could not run) and its wait status in
- * *@status.
+ * Runs @path with @argv (NULL-terminated); returns its stdout (@both: and
+ * its stderr, interleaved; malloc'd, NUL terminated; NULL when it could
+ * not run) and its wait status in *@status.
  */
-static char *run_capture(const char *path, char *const *argv, int *status)
+static char *run_capture_out(const char *path, char *const *argv,
+			     int *status, int both)
 {
 	char *out = NULL;
 	size_t len = 0, cap = 0;
@@ -33,6 +34,8 @@ static char *run_capture(const char *path, char *const *argv, int *status)
 		return NULL;
 	if (!pid) {
 		dup2(fd[1], 1);
+		if (both)
+			dup2(fd[1], 2);
 		close(fd[0]);
 		close(fd[1]);
 		execv(path, argv);
@@ -57,6 +60,13 @@ static char *run_capture(const char *path, char *const *argv, int *status)
 		out[len] = 0;
 	waitpid(pid, status, 0);
 	return out;
+}
+
+/* run_capture_out(), stdout only. */
+static inline char *run_capture(const char *path, char *const *argv,
+				int *status)
+{
+	return run_capture_out(path, argv, status, 0);
 }
 
 #endif

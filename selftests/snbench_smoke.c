@@ -910,6 +910,97 @@ TEST(bad_options_fail)
 	free(out);
 }
 
+/*
+ * A bad value says which option, what was given and what is valid, on
+ * stderr, and exits 2 before measuring anything: @argv's output (stdout
+ * and stderr) must hold @want.
+ */
+static void bad_value(struct __test_metadata *_metadata,
+		      const char *const *argv, const char *want)
+{
+	char *out;
+	int st;
+
+	out = run_capture_out(argv[0], (char *const *)argv, &st, 1);
+	ASSERT_NE(NULL, out);
+	EXPECT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(2, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, want)) TH_LOG("got: %s", out);
+	EXPECT_EQ(NULL, strstr(out, "msg/s")) TH_LOG("it measured: %s", out);
+	free(out);
+}
+
+TEST(bad_values_say_what_is_valid)
+{
+	const char *type[] = { tool("SNBENCH", "snbench"), "message_passing",
+			       "--type", "xyz", NULL };
+	const char *mode[] = { tool("SNBENCH", "snbench"), "wakeup",
+			       "--poll-mode", "sometimes", NULL };
+	const char *scen[] = { tool("SNBENCH", "snbench"), "nosuch", NULL };
+	const char *peer[] = { tool("SNBENCH", "snbench"), "message_passing",
+			       "--peers", "pipe,nosuchpeer", NULL };
+	const char *num[] = { tool("SNBENCH", "snbench"), "--producers",
+			      "two", NULL };
+	const char *watch[] = { tool("SNSTAT", "snstat"), "-w", "soon", NULL };
+
+	bad_value(_metadata, type,
+		  "snbench: --type xyz: not one of spsc, mpsc, mpmc");
+	bad_value(_metadata, mode,
+		  "snbench: --poll-mode sometimes: not one of adaptive, always");
+	bad_value(_metadata, scen, "snbench: scenario nosuch: not one of suite, "
+		  "message_passing, pingpong, wakeup, worker_pool, sizes");
+	bad_value(_metadata, peer, "snbench: --peers nosuchpeer: not one of all, none, ");
+	bad_value(_metadata, peer, "rte_ring");
+	bad_value(_metadata, num, "snbench: --producers two: not a whole number");
+	bad_value(_metadata, watch, "snstat: -w soon: not a number of seconds");
+}
+
+/* --version: "snbench VERSION" / "snstat VERSION", exit 0; --help lists
+ * the peers and the defaults. */
+TEST(version_and_help)
+{
+	const char *bv[] = { tool("SNBENCH", "snbench"), "--version", NULL };
+	const char *sv[] = { tool("SNSTAT", "snstat"), "--version", NULL };
+	const char *bh[] = { tool("SNBENCH", "snbench"), "--help", NULL };
+	const char *sh[] = { tool("SNSTAT", "snstat"), "--help", NULL };
+	const char *help_has[] = {
+		"rte_ring", "ck_ring", "socketpair", "io_uring", "bare_seq",
+		"raw_2line", "kthread", "futex", "libsn_zc", "vmsplice",
+		"memcpy", "(spsc)", "(1024)", "(3)", "(16,256,4K,64K,1M)",
+		"(always)", "--version",
+	};
+	char *out;
+	size_t i;
+	int st;
+
+	out = run(bv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_STREQ("snbench " SN_VERSION "\n", out);
+	free(out);
+	out = run(sv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_STREQ("snstat " SN_VERSION "\n", out);
+	free(out);
+	out = run(bh, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	for (i = 0; i < ARRAY_SIZE(help_has); i++) {
+		const char *want = help_has[i];
+
+		EXPECT_NE(NULL, strstr(out, want))
+			TH_LOG("snbench --help: no %s", want);
+	}
+	free(out);
+	out = run(sh, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "/proc/sn/rings"));
+	EXPECT_NE(NULL, strstr(out, "--count"));
+	free(out);
+}
+
 /* ---- snstat ---- */
 
 static const char listing[] =

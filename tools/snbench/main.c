@@ -16,6 +16,8 @@
  *           sizes.c)
  *   common: --peers LIST|all|none, --repeat N, --json, --plot FILE.png,
  *           --cpus LIST, --quiet
+ *   snbench --help               the scenarios, peers, options, defaults
+ *   snbench --version            "snbench VERSION"
  *
  * Every measurement runs each implementation with the same threads on the
  * same CPUs and the same message count: one warm-up run (a tenth of the
@@ -1501,6 +1503,33 @@ static void plot(const char *png)
  * "none", or names separated by commas), and use[0], the reference row,
  * always; an unknown name ends the run.
  */
+/* @val, a value of option @what, is none of @names (@n): says so, lists
+ * them, exits 2. @also: other values that are valid, or "". */
+static void not_one_of(const char *what, const char *val,
+		       const char *const *names, size_t n, const char *also)
+{
+	size_t i;
+
+	fprintf(stderr, "snbench: %s %s: not one of %s", what, val, also);
+	for (i = 0; i < n; i++)
+		fprintf(stderr, "%s%s", i || *also ? ", " : "", names[i]);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+/* The index of @val in @names, or not_one_of(). */
+static size_t one_of(const char *what, const char *val,
+		     const char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!strcmp(val, names[i]))
+			return i;
+	not_one_of(what, val, names, n, "");
+	return 0;
+}
+
 static void pick_rows(const char *list, const char *const *names, size_t n,
 		      int *use)
 {
@@ -1517,13 +1546,9 @@ static void pick_rows(const char *list, const char *const *names, size_t n,
 		for (i = 0; i < n; i++)
 			if (!strcmp(tok, names[i]))
 				break;
-		if (i == n) {
-			fprintf(stderr, "snbench: unknown peer %s; peers:", tok);
-			for (i = 1; i < n; i++)
-				fprintf(stderr, " %s", names[i]);
-			fprintf(stderr, "\n");
-			exit(2);
-		}
+		if (i == n)
+			not_one_of("--peers", tok, names + 1, n - 1,
+				   "all, none");
 		use[i] = 1;
 	}
 	free(copy);
@@ -1571,38 +1596,105 @@ static unsigned long long num(const char *s, const char *what)
 		v *= 1000, end++;
 	else if (*end == 'm' || *end == 'M')
 		v *= 1000000, end++;
-	if (*end || !v) {
-		fprintf(stderr, "snbench: %s: bad number %s\n", what, s);
+	if (*end || !v || *s == '-') {
+		fprintf(stderr, "snbench: %s %s: not a whole number above 0 "
+			"(k, m: times 10^3, 10^6)\n", what, s);
 		exit(2);
 	}
 	return v;
 }
 
+/* A number of option @what from @lo to @hi, or exits 2 saying why. */
+static double real(const char *s, const char *what, double lo, double hi)
+{
+	char *end;
+	double v = strtod(s, &end);
+
+	if (end == s || *end || !(v >= lo && v <= hi)) {
+		fprintf(stderr, "snbench: %s %s: not a number from %g to %g\n",
+			what, s, lo, hi);
+		exit(2);
+	}
+	return v;
+}
+
+static const char *const scenario_names[] = {
+	"suite", "message_passing", "pingpong", "wakeup", "worker_pool",
+	"sizes",
+};
+static const char *const poll_modes[] = { "adaptive", "always" };
+
+/* names[1..n-1] of @names (names[0], libsn's row, always runs). */
+static void list_names(FILE *f, const char *const *names, size_t n)
+{
+	size_t i;
+
+	for (i = 1; i < n; i++)
+		fprintf(f, "%s%s", i > 1 ? ", " : "", names[i]);
+}
+
 static void usage(int st)
 {
-	fprintf(st ? stderr : stdout,
+	FILE *f = st ? stderr : stdout;
+	const char *names[NIMPLS > SIZE_ROWS ? NIMPLS : SIZE_ROWS];
+	size_t i;
+
+	if (st) {
+		fprintf(f, "usage: snbench [SCENARIO] [options]; snbench --help lists them\n");
+		exit(st);
+	}
+	fprintf(f,
 		"usage: snbench [SCENARIO] [options]\n"
-		"scenarios: message_passing, pingpong, suite (default: the short suite of make bench),\n"
-		"           wakeup (sleeping-consumer wake latency: kthread, kick, futex, eventfd, pipe),\n"
-		"           worker_pool (libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers),\n"
-		"           sizes (msg/s and GB/s, 16 B to 1 MiB messages: libsn copying and zero copy,\n"
-		"           pipe, socketpair, vmsplice, io_uring, memcpy)\n"
-		"  --type spsc|mpsc|mpmc  --producers N  --consumers N  --msg-size BYTES\n"
-		"  --batch N  --capacity SLOTS (per producer)  --messages N (per run)\n"
-		"  --repeat N (timed runs, default 3)  --peers LIST|all|none (default all)\n"
-		"  --cpus LIST (default: every allowed CPU)  --json  --plot FILE.png  --quiet\n"
-		"  --sample-shift K (stamp 1 message in 2^K, default 6)\n"
-		"wakeup: --messages N (rounds per run, default 10000), --gap-us US (the producer's\n"
-		"  random gap after the consumer sleeps, default 10), --poll-mode adaptive|always\n"
-		"  (the kthread row's sn poll_mode, default always), --peers LIST of kthread,kick,\n"
-		"  futex,eventfd,pipe; the sn rows need /dev/sn and root\n"
-		"worker_pool: --workers N (default: the online CPUs, at most 64), --messages N (per\n"
-		"  run, over all submitters, default 1000000), --batch N (default 32), --msg-size,\n"
-		"  --capacity (slots per ingress lane), --max-msg-size BYTES (also 1 worker whose pool\n"
-		"  carries records up to BYTES: the same messages, what records cost)\n"
-		"sizes: --sizes LIST (default 16,256,4K,64K,1M; K, M: 1024, 1048576), --seconds S (one\n"
-		"  timed run of a cell, default 0.1: messages calibrated per row; --messages N fixes\n"
-		"  them), --peers LIST of libsn_zc,libsn_buf,pipe,socketpair,vmsplice,uring_pipe,memcpy\n");
+		"scenarios (default: suite):\n"
+		"  suite            the short suite of make bench: SPSC single messages and bursts of 32,\n"
+		"                   MPSC and MPMC with 1 and 2 producers, pingpong, then the targets\n"
+		"  message_passing  producers stream messages to consumers as fast as the queue takes them\n"
+		"  pingpong         one message bounced between two CPUs over two SPSC queues\n"
+		"  wakeup           sleeping-consumer wake latency (the sn rows need /dev/sn and root)\n"
+		"  worker_pool      libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers\n"
+		"  sizes            msg/s and GB/s per message size, libsn copying and zero copy\n"
+		"peers (--peers LIST|all|none; libsn's row always runs):\n"
+		"  suite, message_passing, pingpong: ");
+	for (i = 0; i < NIMPLS; i++)
+		names[i] = all_impls[i]->name;
+	list_names(f, names, NIMPLS);
+	fprintf(f, "\n    (bare_* and raw_* are yardsticks, never the best peer; eventfd and\n"
+		"    io_uring run SPSC only, raw_* pingpong only)\n  wakeup: ");
+	list_names(f, snb_wake_names, SNB_WAKE_IMPLS);
+	fprintf(f, " (kthread, libsn's row, always runs)\n  sizes: ");
+	for (i = 0; i < SIZE_ROWS; i++)
+		names[i] = size_rows[i].im->name;
+	list_names(f, names, SIZE_ROWS);
+	fprintf(f, "\n"
+		"options (default):\n"
+		"  --type spsc|mpsc|mpmc    ring type (spsc)\n"
+		"  --producers N            (1)\n"
+		"  --consumers N            (1; the suite's MPMC rows: 2)\n"
+		"  --msg-size BYTES         16..4096, a multiple of 8 (16)\n"
+		"  --batch N                messages per send/receive call, at most 1024 (1;\n"
+		"                           worker_pool: 32)\n"
+		"  --capacity SLOTS         per producer; worker_pool: per ingress lane (1024)\n"
+		"  --messages N             per run (message_passing, worker_pool: 1000000; pingpong:\n"
+		"                           100000 round trips; suite: 250000, its pingpong 50000;\n"
+		"                           wakeup: 10000 rounds; sizes: calibrated per row)\n"
+		"  --repeat N               timed runs after one warm-up, at most 64 (3)\n"
+		"  --peers LIST|all|none    (all)\n"
+		"  --cpus LIST              CPUs to pin to, round robin (every allowed CPU)\n"
+		"  --sample-shift K         stamp 1 message in 2^K, 0..30 (6)\n"
+		"  --json                   one JSON object per result per line (off: a table)\n"
+		"  --plot FILE.png          a chart with gnuplot (none)\n"
+		"  --quiet                  no progress on stderr (off)\n"
+		"  --version                prints \"snbench %s\"\n"
+		"  --help                   this text\n"
+		"  wakeup:\n"
+		"  --gap-us US              the producer's random gap after the consumer sleeps (10)\n"
+		"  --poll-mode adaptive|always  the kthread row's sn poll_mode (always)\n"
+		"  worker_pool:\n"
+		"  --workers N              at most 64 (the online CPUs, at most 64)\n"
+		"  --max-msg-size BYTES     also 1 worker whose pool carries records up to BYTES (none)\n"
+		"  sizes:\n"
+		"  --sizes LIST             16 B..16M; K, M: 1024, 1048576 (16,256,4K,64K,1M)\n"
+		"  --seconds S              one timed run of a cell, up to 60 (0.1)\n", SN_VERSION);
 	exit(st);
 }
 
@@ -1619,7 +1711,7 @@ int main(int argc, char **argv)
 		{ "sample-shift", 1, 0, 'k' }, { "help", 0, 0, 'h' },
 		{ "gap-us", 1, 0, 'G' }, { "poll-mode", 1, 0, 'M' },
 		{ "sizes", 1, 0, 'S' }, { "seconds", 1, 0, 'T' },
-		{ "max-msg-size", 1, 0, 'X' },
+		{ "max-msg-size", 1, 0, 'X' }, { "version", 0, 0, 'V' },
 		{ 0, 0, 0, 0 }
 	};
 	struct snb_cfg cfg = {
@@ -1638,14 +1730,8 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (c) {
 		case 't':
-			if (!strcmp(optarg, "spsc"))
-				cfg.type = SNB_SPSC;
-			else if (!strcmp(optarg, "mpsc"))
-				cfg.type = SNB_MPSC;
-			else if (!strcmp(optarg, "mpmc"))
-				cfg.type = SNB_MPMC;
-			else
-				usage(2);
+			cfg.type = (enum snb_type)one_of("--type", optarg,
+							 type_names, 3);
 			break;
 		case 'p': cfg.producers = (unsigned int)num(optarg, "--producers"); break;
 		case 'c': cfg.consumers = (unsigned int)num(optarg, "--consumers"); break;
@@ -1663,26 +1749,36 @@ int main(int argc, char **argv)
 		case 'u': parse_cpus(optarg); break;
 		case 'q': opt.quiet = 1; break;
 		case 'w': workers = (int)num(optarg, "--workers"); break;
-		case 'k': cfg.sample_shift = (unsigned int)atoi(optarg); break;
+		case 'k':
+			cfg.sample_shift = (unsigned int)real(optarg,
+						"--sample-shift", 0, 30);
+			break;
 		case 'X': records = (unsigned int)num(optarg, "--max-msg-size"); break;
-		case 'G': gap_ns = (unsigned int)(atof(optarg) * 1000); break;
+		case 'G':
+			gap_ns = (unsigned int)(real(optarg, "--gap-us", 0,
+						     1e6) * 1000);
+			break;
 		case 'M':
-			if (strcmp(optarg, "adaptive") && strcmp(optarg, "always"))
-				die("--poll-mode: adaptive or always");
-			poll_mode = optarg;
+			poll_mode = poll_modes[one_of("--poll-mode", optarg,
+						      poll_modes, 2)];
 			break;
 		case 'S': parse_sizes(optarg); break;
 		case 'T':
-			opt.seconds = atof(optarg);
-			if (!(opt.seconds > 0 && opt.seconds <= 60))
+			opt.seconds = real(optarg, "--seconds", 0, 60);
+			if (!(opt.seconds > 0))
 				die("--seconds: more than 0, at most 60");
 			break;
 		case 'h': usage(0); break;
+		case 'V':
+			printf("snbench %s\n", SN_VERSION);
+			return 0;
 		default: usage(2);
 		}
 	}
 	if (optind < argc)
-		scenario = argv[optind++];
+		scenario = scenario_names[one_of("scenario", argv[optind++],
+			scenario_names, sizeof(scenario_names) /
+					sizeof(scenario_names[0]))];
 	if (optind < argc)
 		usage(2);
 	if (!strcmp(scenario, "wakeup"))
@@ -1776,9 +1872,6 @@ int main(int argc, char **argv)
 		if (!opt.json)
 			printf("\nnot in the suite: worker_pool (snbench worker_pool); wake latency: snbench wakeup;\n"
 			       "message sizes 16 B to 1 MiB: snbench sizes\n");
-	} else {
-		fprintf(stderr, "snbench: unknown scenario %s\n", scenario);
-		usage(2);
 	}
 	if (opt.plot)
 		plot(opt.plot);

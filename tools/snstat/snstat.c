@@ -7,6 +7,7 @@
  *   snstat --json          one JSON object per ring per line
  *   snstat -n COUNT        stops after COUNT refreshes (with -w)
  *   snstat --file PATH     reads PATH instead of /proc/sn/rings
+ *   snstat --version       "snstat VERSION"; --help: the options, defaults
  *
  * The listing's header line ("# id type pid ...") names its fields; snstat
  * finds its columns by those names, so fields the module appends later are
@@ -354,14 +355,32 @@ static void print_table(const struct listing *prev, const struct listing *cur,
 
 static void usage(int st)
 {
-	fprintf(st ? stderr : stdout,
-		"usage: snstat [-w SECONDS] [-n COUNT] [--json] [--file PATH]\n"
-		"lists every sn ring from %s: id, type, owner pid, capacity,\n"
-		"slot size, depth, send/receive rates, sleepers, home CPU, kicks,\n"
-		"producer lanes live/dead, messages lost to dead peers, and\n"
-		"whether the stream ended (no producer) or has no consumer\n",
-		SNSTAT_PROC);
+	if (st) {
+		fprintf(stderr, "usage: snstat [-w SECONDS] [-n COUNT] [--json] [--file PATH]; snstat --help says more\n");
+		exit(st);
+	}
+	printf("usage: snstat [-w SECONDS] [-n COUNT] [--json] [--file PATH]\n"
+	       "lists every sn ring from %s: id, type, owner pid, capacity,\n"
+	       "slot size, depth, send/receive rates, sleepers, home CPU, kicks,\n"
+	       "producer lanes live/dead, messages lost to dead peers, and\n"
+	       "whether the stream ended (no producer) or has no consumer\n"
+	       "options (default):\n"
+	       "  -w, --watch SECONDS  refresh every SECONDS like top, rates per interval\n"
+	       "                       (one listing, rates measured over 0.2 s)\n"
+	       "  -n, --count COUNT    with -w: stop after COUNT refreshes (never)\n"
+	       "  -j, --json           one JSON object per ring per line (a table)\n"
+	       "  -f, --file PATH      read PATH instead (%s)\n"
+	       "  --version            prints snstat %s\n"
+	       "  -h, --help           this text\n",
+	       SNSTAT_PROC, SNSTAT_PROC, SN_VERSION);
 	exit(st);
+}
+
+/* A bad value for an option: says what was wrong, exits 2. */
+static void bad_value(const char *what, const char *val, const char *want)
+{
+	fprintf(stderr, "snstat: %s %s: not %s\n", what, val, want);
+	exit(2);
 }
 
 int main(int argc, char **argv)
@@ -369,24 +388,34 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{ "json", 0, 0, 'j' }, { "watch", 1, 0, 'w' },
 		{ "count", 1, 0, 'n' }, { "file", 1, 0, 'f' },
-		{ "help", 0, 0, 'h' }, { 0, 0, 0, 0 }
+		{ "help", 0, 0, 'h' }, { "version", 0, 0, 'V' },
+		{ 0, 0, 0, 0 }
 	};
 	struct listing prev, cur;
 	double interval = 0.2, watch = 0;
 	long count = -1, i;
 	int c, json = 0;
+	char *end;
 
 	while ((c = getopt_long(argc, argv, "jw:n:f:h", lo, NULL)) != -1) {
 		switch (c) {
 		case 'j': json = 1; break;
 		case 'w':
-			watch = atof(optarg);
-			if (watch <= 0)
-				usage(2);
+			watch = strtod(optarg, &end);
+			if (end == optarg || *end || !(watch > 0 && watch <= 86400))
+				bad_value("-w", optarg,
+					  "a number of seconds above 0, at most 86400");
 			break;
-		case 'n': count = atol(optarg); break;
+		case 'n':
+			count = strtol(optarg, &end, 10);
+			if (end == optarg || *end || count < 1)
+				bad_value("-n", optarg, "a whole number above 0");
+			break;
 		case 'f': path = optarg; break;
 		case 'h': usage(0); break;
+		case 'V':
+			printf("snstat %s\n", SN_VERSION);
+			return 0;
 		default: usage(2);
 		}
 	}
