@@ -4,12 +4,12 @@
  * as an event loop would, beside its other fds.
  *
  * A producer thread sends 1..N in bursts with pauses; the consumer drains
- * the ring with sn_try_recv() and, when it is empty, sleeps in epoll. A
- * sleeper that waits outside libsn follows the ring's protocol (the uapi
- * header's "Sleeping and waking"): announce itself in the ring's cons
- * waiters word (producers kick only when someone is announced), run the
- * ring's barrier (SN_IOC_BARRIER), look once more, then sleep, then
- * withdraw. EPOLLIN: a message; EPOLLHUP: every producer has gone.
+ * the ring with sn_try_recv() and, when it is empty, sleeps in epoll on
+ * sn_consumer_fd(). Producers kick only a consumer that announced it
+ * sleeps: sn_consumer_sleep_begin() announces, pays the sleeper's barrier
+ * and looks once more (1: a message came meanwhile, do not sleep);
+ * sn_consumer_sleep_end() withdraws after the wait. EPOLLIN: a message;
+ * EPOLLHUP: every producer has gone.
  *
  * Only the kernel backend's ring fd is pollable (sn.ko). The memfd
  * backend's sleepers use futexes: there the example says so and waits in
@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <time.h>
 
 #include <sn/channel.h>
@@ -62,12 +61,9 @@ int main(int argc, char **argv)
 	struct sn_channel *ch;
 	struct sn_producer *p;
 	struct sn_consumer *c;
-	struct sn_offsets off;
 	__u64 m, got = 0, sleeps = 0;
-	__u32 *waiters = NULL;
-	int ret, fd, epfd = -1;
+	int ret, epfd = -1;
 	pthread_t t;
-	void *base;
 
 	ret = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC,
 			.slots = 256, .slot_size = sizeof(m), .flags = flags));
@@ -80,16 +76,13 @@ int main(int argc, char **argv)
 			sn_last_error());
 		return 1;
 	}
-	fd = sn_channel_fd(ch);
-	if (sn_channel_backend(ch) == SN_BACKEND_KERNEL) {
+	if (sn_consumer_fd(c) >= 0) {
 		epfd = epoll_create1(EPOLL_CLOEXEC);
-		if (epfd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		if (epfd < 0 ||
+		    epoll_ctl(epfd, EPOLL_CTL_ADD, sn_consumer_fd(c), &ev)) {
 			perror("epoll_consumer: epoll");
 			return 1;
 		}
-		/* the ring's cons waiters word, where sleepers announce */
-		sn_channel_layout(ch, &base, &off);
-		waiters = (__u32 *)((char *)base + off.cons + off.cons_waiters);
 	} else {
 		printf("epoll_consumer: memfd backend: its fd is not pollable "
 		       "(futexes), waiting in sn_consumer_wait() instead\n");
@@ -99,18 +92,16 @@ int main(int argc, char **argv)
 	for (;;) {
 		ret = sn_try_recv(c, &m);
 		if (ret == -EAGAIN && epfd >= 0) {
-			__atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
-			/* the ring's barrier, then the last look */
-			ret = ioctl(fd, SN_IOC_BARRIER, 0) ? -errno :
-			      sn_try_recv(c, &m);
-			if (ret == -EAGAIN) {
+			/* announce, so producers kick; 1: it came meanwhile */
+			ret = sn_consumer_sleep_begin(c);
+			if (ret == 0) {
 				sleeps++;
-				if (epoll_wait(epfd, &ev, 1, 10000) != 1)
-					ret = -ETIMEDOUT;
+				ret = epoll_wait(epfd, &ev, 1, 10000) == 1 ?
+				      1 : -ETIMEDOUT;
+				sn_consumer_sleep_end(c);
 			}
-			__atomic_sub_fetch(waiters, 1, __ATOMIC_RELEASE);
-			if (ret == -EAGAIN)
-				continue;	/* woken: EPOLLIN or EPOLLHUP */
+			if (ret == 1 || ret == -EPIPE)
+				continue;	/* woken: look again */
 		} else if (ret == -EAGAIN) {
 			sleeps++;
 			ret = sn_consumer_wait(c, 10 * SEC);

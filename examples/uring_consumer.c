@@ -5,14 +5,12 @@
  * as a program whose I/O already runs on an io_uring would.
  *
  * A producer thread sends 1..N in bursts with pauses; the consumer drains
- * the ring with sn_try_recv() and, when it is empty, announces itself in
- * the ring's cons waiters word (producers kick only when someone is
- * announced; the uapi header's "Sleeping and waking"), submits the poll
- * and waits for its completion, then withdraws. Submitting the poll runs
- * sn.ko's poll, which itself runs the ring's barrier and the look that
- * counts (a message there completes the poll at once), so unlike epoll's
- * registered fd no SN_IOC_BARRIER is needed. POLLIN: a message; POLLHUP:
- * every producer has gone.
+ * the ring with sn_try_recv() and, when it is empty, announces that it
+ * sleeps (sn_consumer_sleep_begin(): producers kick only an announced
+ * consumer; 1 means a message came meanwhile), submits the poll of
+ * sn_consumer_fd() and waits for its completion, then withdraws
+ * (sn_consumer_sleep_end()). POLLIN: a message; POLLHUP: every producer
+ * has gone.
  *
  * Only the kernel backend's ring fd is pollable (sn.ko). The memfd
  * backend's sleepers use futexes: there the example says so and waits in
@@ -68,12 +66,9 @@ int main(int argc, char **argv)
 	struct sn_channel *ch;
 	struct sn_producer *p;
 	struct sn_consumer *c;
-	struct sn_offsets off;
 	__u64 m, got = 0, sleeps = 0;
-	__u32 *waiters = NULL;
-	int ret, fd, uring = 0;
+	int ret, uring = 0;
 	pthread_t t;
-	void *base;
 
 	ret = sn_channel_create(&ch, SN_CHANNEL_OPTS(.type = SN_RING_SPSC,
 			.slots = 256, .slot_size = sizeof(m), .flags = flags));
@@ -86,8 +81,7 @@ int main(int argc, char **argv)
 			sn_last_error());
 		return 1;
 	}
-	fd = sn_channel_fd(ch);
-	if (sn_channel_backend(ch) == SN_BACKEND_KERNEL) {
+	if (sn_consumer_fd(c) >= 0) {
 		ret = io_uring_queue_init(8, &ring, 0);
 		if (ret) {
 			fprintf(stderr, "uring_consumer: io_uring: %s\n",
@@ -95,9 +89,6 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		uring = 1;
-		/* the ring's cons waiters word, where sleepers announce */
-		sn_channel_layout(ch, &base, &off);
-		waiters = (__u32 *)((char *)base + off.cons + off.cons_waiters);
 	} else {
 		printf("uring_consumer: memfd backend: its fd is not pollable "
 		       "(futexes), waiting in sn_consumer_wait() instead\n");
@@ -107,18 +98,20 @@ int main(int argc, char **argv)
 	for (;;) {
 		ret = sn_try_recv(c, &m);
 		if (ret == -EAGAIN && uring) {
-			__atomic_add_fetch(waiters, 1, __ATOMIC_SEQ_CST);
-			io_uring_prep_poll_add(io_uring_get_sqe(&ring), fd,
-					       POLLIN);
-			sleeps++;
-			if (io_uring_submit_and_wait_timeout(&ring, &cqe, 1,
-							     &ts, NULL) < 0 ||
-			    cqe->res < 0)
-				ret = -ETIMEDOUT;
-			else
-				io_uring_cqe_seen(&ring, cqe);
-			__atomic_sub_fetch(waiters, 1, __ATOMIC_RELEASE);
-			if (ret == -EAGAIN)
+			/* announce, so producers kick; 1: it came meanwhile */
+			ret = sn_consumer_sleep_begin(c);
+			if (ret == 0) {
+				io_uring_prep_poll_add(io_uring_get_sqe(&ring),
+						       sn_consumer_fd(c), POLLIN);
+				sleeps++;
+				ret = io_uring_submit_and_wait_timeout(&ring,
+						&cqe, 1, &ts, NULL) < 0 ||
+				      cqe->res < 0 ? -ETIMEDOUT : 1;
+				if (ret == 1)
+					io_uring_cqe_seen(&ring, cqe);
+				sn_consumer_sleep_end(c);
+			}
+			if (ret == 1 || ret == -EPIPE)
 				continue;	/* POLLIN or POLLHUP */
 		} else if (ret == -EAGAIN) {
 			sleeps++;

@@ -376,6 +376,55 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 	}
 }
 
+SN_API int sn_consumer_fd(const struct sn_consumer *c)
+{
+	if (!c)
+		return -EINVAL;
+	return c->flags & SN__MEMFD ? -EOPNOTSUPP : c->fd;
+}
+
+/* Takes back sn_consumer_sleep_begin()'s announcement. */
+static void sn_consumer_unannounce(struct sn_consumer *c)
+{
+	if (c->claim)
+		__atomic_store_n(&c->claim->asleep, 0, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
+}
+
+/*
+ * sn_consumer_wait_until()'s announcement and re-check, for a sleep in the
+ * caller's epoll or io_uring: the heavy barrier runs here (SN_IOC_BARRIER),
+ * since a poll() the caller set up earlier will not run it again.
+ */
+SN_API int sn_consumer_sleep_begin(struct sn_consumer *c)
+{
+	int ret, ready;
+
+	if (!c)
+		return -EINVAL;
+	if (c->flags & SN__MEMFD)
+		return -EOPNOTSUPP;
+	__atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
+	if (c->claim)
+		__atomic_store_n(&c->claim->asleep, 1, __ATOMIC_RELAXED);
+	/* [W1] pairs with [P1] in sn__prod_ship() */
+	ret = sn_heavy_barrier(c->chan);
+	ready = sn_consumer_poll_state(c);
+	if (ret || ready) {
+		sn_consumer_unannounce(c);	/* no sleep: not counted */
+		return ret ? ret : ready;
+	}
+	return 0;
+}
+
+SN_API void sn_consumer_sleep_end(struct sn_consumer *c)
+{
+	if (!c || (c->flags & SN__MEMFD))
+		return;
+	sn_consumer_unannounce(c);
+	sn_consumer_count_sleep(c, sn_consumer_poll_state(c) > 0);
+}
+
 SN_API int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns)
 {
 	if (!p)

@@ -588,6 +588,26 @@ int sn_producer_wait(struct sn_producer *p, __u64 timeout_ns);
  */
 int sn_consumer_wait(struct sn_consumer *c, __u64 timeout_ns);
 
+/*
+ * Waiting for messages elsewhere than in sn_recv()/sn_consumer_wait(): in
+ * the caller's epoll, poll or io_uring, beside its other fds (kernel
+ * backend only: a memfd ring has no pollable fd, -EOPNOTSUPP).
+ * sn_consumer_fd() is the fd to wait on for POLLIN. Producers kick that
+ * fd only while a consumer is announced, so a sleep goes
+ *   sn_consumer_sleep_begin(c): 0 -> wait on the fd (epoll_wait(),
+ *       io_uring_wait_cqe(), ...), then sn_consumer_sleep_end(c);
+ *   1 (a message came meanwhile) or -EPIPE (the stream ended): do not
+ *       sleep (the announcement is already taken back).
+ * sleep_begin announces the consumer and runs the sleeper's barrier (the
+ * uapi header's [W1]; on SN_FENCE_ASYM rings SN_IOC_BARRIER, a system
+ * call) before its last look. Every 0 must be followed by one
+ * sleep_end, which takes the announcement back and counts the sleep.
+ * Errors: -EINVAL, -EOPNOTSUPP (memfd), the barrier's errno.
+ */
+int sn_consumer_fd(const struct sn_consumer *c);
+int sn_consumer_sleep_begin(struct sn_consumer *c);
+void sn_consumer_sleep_end(struct sn_consumer *c);
+
 /* Wakes sleeping consumers / the lane's producer (the inline code calls
  * these only when the other side announced a sleep). Return 0 or -errno. */
 int sn_producer_kick(struct sn_producer *p);
