@@ -35,19 +35,29 @@ HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test mem
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples
+.PHONY: all deps deps-tests deps-module deps-check module lib tests tools check bench clean \
+	sanitize fuzz examples
 all: module lib tools tests examples
 
+# What each step needs, installed when missing (tools/testing/deps GROUP):
+# deps for make lib, tools and examples (gcc, liburing, snbench's peers),
+# deps-tests adds the kselftest headers (linux-source), deps-module the
+# kernel headers, deps-check what make check's own steps use; the guest
+# stack is asked for by tools/testing/vm/run. SN_DEPS=0 skips them (package
+# builds, whose Build-Depends dpkg-checkbuilddeps has checked).
+SN_DEPS ?= 1
 deps:
-	@tools/testing/deps
+	@[ "$(SN_DEPS)" = 0 ] || tools/testing/deps build
+deps-tests deps-module deps-check:
+	@[ "$(SN_DEPS)" = 0 ] || tools/testing/deps $(@:deps-%=%)
 
-module: deps
+module: deps-module
 	@test -n "$(KDIR)" || { echo "no kernel headers: run tools/testing/deps" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 lib: $(B)/libsn.a $(B)/libsn.so
 
-$(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS)
+$(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
@@ -72,7 +82,7 @@ SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
 SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
 
-tools: $(B)/snbench $(B)/snbench-static $(B)/snstat $(B)/snbench_smoke
+tools: $(B)/snbench $(B)/snbench-static $(B)/snstat
 
 $(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
@@ -94,12 +104,13 @@ $(B)/snstat: tools/snstat/snstat.c | deps
 # snstat_test runs build/snstat (../snstat from its own folder).
 $(B)/selftests/snstat_test: $(B)/snstat
 
-# make check's smoke tests of snbench and snstat (host; tools/testing/check).
-# Built in build/, not build/selftests/, whose every file the guests run.
-$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps
+# make check's smoke tests of snbench and snstat (host; tools/testing/check),
+# built with the tests. In build/, not build/selftests/, whose every file
+# the guests run.
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps-tests
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(B)/snbench_smoke
 
 # The examples (examples/), static like the tests; pool_test runs them.
 EXAMPLES := $(B)/examples/wordcount
@@ -111,7 +122,7 @@ $(B)/selftests/pool_test: $(EXAMPLES)
 
 TEST_HDRS := $(wildcard selftests/*.h)
 
-$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -static -o $@ $< $(B)/libsn.a -luring -lpthread
 
@@ -128,11 +139,11 @@ SAN_BINS := $(addprefix $(B)/asan/,$(SAN_TESTS)) $(addprefix $(B)/tsan/,$(SAN_TE
 
 sanitize: $(SAN_BINS)
 
-$(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
-$(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
@@ -149,7 +160,7 @@ fuzz: $(B)/fuzz/ring_fuzz
 	@mkdir -p $(B)/fuzz/corpus
 	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
 
-check: all sanitize
+check: deps-check all sanitize
 	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
 
 # The main job: the short snbench suite, libsn against its peers in one run
