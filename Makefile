@@ -28,11 +28,10 @@ LIBSN_OBJS := $(LIBSN_SRCS:libsn/%.c=$(B)/libsn/%.o)
 LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.h
 
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
-# sn.ko and run only in the guests. All are static so the guests need no
-# shared libraries.
-HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test \
-	wake_stress_test record_test buf_test share_test
-GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
+# sn.ko and run only in the guests (selftests/tests.mk names them, for
+# selftests/Makefile too). All are static so the guests need no shared
+# libraries.
+include selftests/tests.mk
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
 .PHONY: all deps deps-tests deps-module deps-check module lib tests tools check bench clean \
