@@ -58,7 +58,7 @@ lib: $(B)/libsn.a $(B)/libsn.so
 
 $(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
 $(B)/libsn.a: $(LIBSN_OBJS)
 	@rm -f $@
@@ -66,7 +66,7 @@ $(B)/libsn.a: $(LIBSN_OBJS)
 
 $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 	$(CC) -shared -Wl,-soname,libsn.so.1 -Wl,--version-script=libsn/libsn.map \
-		-Wl,-z,defs -o $@ $(LIBSN_OBJS) -luring -lpthread
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIBSN_OBJS) -luring -lpthread
 
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
@@ -75,7 +75,8 @@ $(B)/libsn.so: $(B)/libsn.so.1
 # their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
 # memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static:
 # the guests run it too (tools/testing/vm/run copies it to /snstat for
-# snstat_test).
+# snstat_test); SNSTAT_STATIC= links it dynamically (debian/rules).
+# CPPFLAGS and LDFLAGS (empty here) take dpkg-buildflags' hardening.
 SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
 SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
@@ -84,7 +85,8 @@ SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
 tools: $(B)/snbench $(B)/snbench-static $(B)/snstat
 
 $(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
-	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(DPDK_CFLAGS) $(LDFLAGS) -o $@ $(SNBENCH_SRCS) \
+		$(B)/libsn.a $(SNBENCH_LIBS)
 
 # The same snbench, static, for the guests (tools/testing/vm/run --add
 # build/snbench-static -- ./snbench-static wakeup): every peer included.
@@ -96,9 +98,10 @@ SNBENCH_STATIC_LIBS := -lrte_ring -lrte_eal -lrte_kvargs -lrte_telemetry \
 $(B)/snbench-static: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -static -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_STATIC_LIBS)
 
+SNSTAT_STATIC ?= -static
 $(B)/snstat: tools/snstat/snstat.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(SNSTAT_STATIC) -o $@ $<
 
 # snstat_test runs build/snstat (../snstat from its own folder).
 $(B)/selftests/snstat_test: $(B)/snstat
