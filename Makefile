@@ -28,29 +28,37 @@ LIBSN_OBJS := $(LIBSN_SRCS:libsn/%.c=$(B)/libsn/%.o)
 LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.h
 
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
-# sn.ko and run only in the guests. All are static so the guests need no
-# shared libraries.
-HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test \
-	wake_stress_test record_test buf_test share_test examples_test
-GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
+# sn.ko and run only in the guests (selftests/tests.mk names them, for
+# selftests/Makefile too). All are static so the guests need no shared
+# libraries.
+include selftests/tests.mk
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps module lib tests tools check bench clean sanitize fuzz examples \
-	install uninstall
+.PHONY: all deps deps-tests deps-module deps-check module lib tests tools check bench clean \
+	sanitize fuzz examples install uninstall
 all: module lib tools tests examples
 
+# What each step needs, installed when missing (tools/testing/deps GROUP):
+# deps for make lib, tools and examples (gcc, liburing, snbench's peers),
+# deps-tests adds the kselftest headers (linux-source), deps-module the
+# kernel headers, deps-check what make check's own steps use; the guest
+# stack is asked for by tools/testing/vm/run. SN_DEPS=0 skips them (package
+# builds, whose Build-Depends dpkg-checkbuilddeps has checked).
+SN_DEPS ?= 1
 deps:
-	@tools/testing/deps
+	@[ "$(SN_DEPS)" = 0 ] || tools/testing/deps build
+deps-tests deps-module deps-check:
+	@[ "$(SN_DEPS)" = 0 ] || tools/testing/deps $(@:deps-%=%)
 
-module: deps
+module: deps-module
 	@test -n "$(KDIR)" || { echo "no kernel headers: run tools/testing/deps" >&2; exit 1; }
 	$(MAKE) -C $(KDIR) M=$(CURDIR) modules
 
 lib: $(B)/libsn.a $(B)/libsn.so $(B)/pkgconfig/libsn.pc
 
-$(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS)
+$(B)/libsn/%.o: libsn/%.c $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
 
 $(B)/libsn.a: $(LIBSN_OBJS)
 	@rm -f $@
@@ -58,7 +66,7 @@ $(B)/libsn.a: $(LIBSN_OBJS)
 
 $(B)/libsn.so.1: $(LIBSN_OBJS) libsn/libsn.map
 	$(CC) -shared -Wl,-soname,libsn.so.1 -Wl,--version-script=libsn/libsn.map \
-		-Wl,-z,defs -o $@ $(LIBSN_OBJS) -luring -lpthread
+		-Wl,-z,defs $(LDFLAGS) -o $@ $(LIBSN_OBJS) -luring -lpthread
 
 $(B)/libsn.so: $(B)/libsn.so.1
 	ln -sf libsn.so.1 $@
@@ -78,16 +86,18 @@ $(B)/pkgconfig/libsn.pc: libsn/libsn.pc.in Makefile
 # their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
 # memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static:
 # the guests run it too (tools/testing/vm/run copies it to /snstat for
-# snstat_test).
+# snstat_test); SNSTAT_STATIC= links it dynamically (debian/rules).
+# CPPFLAGS and LDFLAGS (empty here) take dpkg-buildflags' hardening.
 SNBENCH_SRCS := $(wildcard tools/snbench/*.c)
 SNBENCH_HDRS := $(wildcard tools/snbench/*.h)
 DPDK_CFLAGS = $(filter -I%,$(shell pkg-config --cflags libdpdk 2>/dev/null)) -include rte_config.h
 SNBENCH_LIBS := -lrte_ring -lrte_eal -lck -luring -lpthread
 
-tools: $(B)/snbench $(B)/snbench-static $(B)/snstat $(B)/snbench_smoke
+tools: $(B)/snbench $(B)/snbench-static $(B)/snstat
 
 $(B)/snbench: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
-	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_LIBS)
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(DPDK_CFLAGS) $(LDFLAGS) -o $@ $(SNBENCH_SRCS) \
+		$(B)/libsn.a $(SNBENCH_LIBS)
 
 # The same snbench, static, for the guests (tools/testing/vm/run --add
 # build/snbench-static -- ./snbench-static wakeup): every peer included.
@@ -99,19 +109,21 @@ SNBENCH_STATIC_LIBS := -lrte_ring -lrte_eal -lrte_kvargs -lrte_telemetry \
 $(B)/snbench-static: $(SNBENCH_SRCS) $(SNBENCH_HDRS) $(B)/libsn.a $(LIBSN_HDRS) | deps
 	$(CC) $(SN_CFLAGS) $(CFLAGS) $(DPDK_CFLAGS) -static -o $@ $(SNBENCH_SRCS) $(B)/libsn.a $(SNBENCH_STATIC_LIBS)
 
+SNSTAT_STATIC ?= -static
 $(B)/snstat: tools/snstat/snstat.c | deps
 	@mkdir -p $(@D)
-	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $<
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $(SNSTAT_STATIC) -o $@ $<
 
 # snstat_test runs build/snstat (../snstat from its own folder).
 $(B)/selftests/snstat_test: $(B)/snstat
 
-# make check's smoke tests of snbench and snstat (host; tools/testing/check).
-# Built in build/, not build/selftests/, whose every file the guests run.
-$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps
+# make check's smoke tests of snbench and snstat (host; tools/testing/check),
+# built with the tests. In build/, not build/selftests/, whose every file
+# the guests run.
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps-tests
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
-tests: $(TEST_BINS)
+tests: $(TEST_BINS) $(B)/snbench_smoke
 
 # The examples (examples/), static like the tests (libsn.a linked in), so
 # the guests run them too (tools/testing/vm/run copies them to /examples).
@@ -127,7 +139,7 @@ $(B)/selftests/pool_test $(B)/selftests/examples_test: $(EXAMPLES)
 
 TEST_HDRS := $(wildcard selftests/*.h)
 
-$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -static -o $@ $< $(B)/libsn.a -luring -lpthread
 
@@ -144,11 +156,11 @@ SAN_BINS := $(addprefix $(B)/asan/,$(SAN_TESTS)) $(addprefix $(B)/tsan/,$(SAN_TE
 
 sanitize: $(SAN_BINS)
 
-$(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
-$(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps
+$(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
 
@@ -165,7 +177,7 @@ fuzz: $(B)/fuzz/ring_fuzz
 	@mkdir -p $(B)/fuzz/corpus
 	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
 
-check: all sanitize
+check: deps-check all sanitize
 	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
 
 # The main job: the short snbench suite, libsn against its peers in one run

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "need_module.h"
 #include "raw_ring.h"
 
 /* A sleeper must wake within this of its peer's death. */

@@ -19,6 +19,7 @@
 #include <linux/sn.h>
 
 #include "kselftest_harness.h"
+#include "need_module.h"
 
 #define MISC_MAJOR 10
 

@@ -30,6 +30,7 @@
 #include <sn/channel.h>
 
 #include "kselftest_harness.h"
+#include "need_module.h"
 #include "raw_ring.h"
 
 /*

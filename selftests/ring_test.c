@@ -36,6 +36,7 @@
 #include <linux/sn.h>
 
 #include "kselftest_harness.h"
+#include "need_module.h"
 #include "raw_ring.h"
 
 #define MPOL_F_NODE (1 << 0)

@@ -34,6 +34,7 @@
 #include <sn/channel.h>
 
 #include "kselftest_harness.h"
+#include "need_module.h"
 #include "raw_ring.h"
 
 #define LANES		4

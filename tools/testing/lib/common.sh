@@ -10,12 +10,15 @@ note() { echo "$(basename "$0"): $*" >&2; }
 # Holds the cache's lock until the calling script exits, so that two builds
 # at once (two checkouts, two make runs) take turns filling SN_CACHE instead
 # of unpacking into each other's files. A second caller waits, then finds
-# the work done.
+# the work done. Taking it again in the same script is a no-op.
+sn_cache_locked=0
 sn_cache_lock() {
+	[ "$sn_cache_locked" = 0 ] || return 0
 	mkdir -p "$SN_CACHE" ||
 		die "cannot create $SN_CACHE (set SN_CACHE to a writable directory)"
 	exec 9>>"$SN_CACHE/.lock"
 	flock 9 || die "cannot lock $SN_CACHE/.lock"
+	sn_cache_locked=1
 }
 
 # The Debian version of an installed package, or nothing.
