@@ -318,6 +318,28 @@ static int sn_producer_wait_until(struct sn_producer *p, __u64 deadline)
 	}
 }
 
+/*
+ * A consumer about to sleep says so: cons waiters + 1 (returned, the memfd
+ * futex's value), then its claim record's asleep, after the count, so that
+ * recovery never takes back a count we did not add (uapi "Dead peers").
+ */
+static __u32 sn_consumer_announce(struct sn_consumer *c)
+{
+	__u32 v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
+
+	if (c->claim)
+		__atomic_store_n(&c->claim->asleep, 1, __ATOMIC_RELAXED);
+	return v;
+}
+
+/* Takes the announcement back. */
+static void sn_consumer_unannounce(struct sn_consumer *c)
+{
+	if (c->claim)
+		__atomic_store_n(&c->claim->asleep, 0, __ATOMIC_RELEASE);
+	__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
+}
+
 static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 {
 	struct timespec ts;
@@ -344,12 +366,7 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 			sn_memfd_check_peers(c->chan);
 		if (!sn_left(deadline, ~0ULL, &ts))
 			return -ETIMEDOUT;
-		v = __atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
-		/* after the count, so that recovery never takes back a
-		 * count we did not add (uapi "Dead peers") */
-		if (c->claim)
-			__atomic_store_n(&c->claim->asleep, 1,
-					 __ATOMIC_RELAXED);
+		v = sn_consumer_announce(c);
 		/* [W1] pairs with [P1] in sn__prod_ship() */
 		ret = sn_sleeper_barrier(c->chan, c->flags);
 		ready = sn_consumer_poll_state(c);
@@ -361,10 +378,7 @@ static int sn_consumer_wait_until(struct sn_consumer *c, __u64 deadline)
 			else
 				ret = sn_poll(c->fd, POLLIN, &ts);
 		}
-		if (c->claim)
-			__atomic_store_n(&c->claim->asleep, 0,
-					 __ATOMIC_RELEASE);
-		__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
+		sn_consumer_unannounce(c);
 		if (ready)
 			return ready;
 		ready = sn_consumer_poll_state(c);
@@ -383,14 +397,6 @@ SN_API int sn_consumer_fd(const struct sn_consumer *c)
 	return c->flags & SN__MEMFD ? -EOPNOTSUPP : c->fd;
 }
 
-/* Takes back sn_consumer_sleep_begin()'s announcement. */
-static void sn_consumer_unannounce(struct sn_consumer *c)
-{
-	if (c->claim)
-		__atomic_store_n(&c->claim->asleep, 0, __ATOMIC_RELEASE);
-	__atomic_sub_fetch(c->waiters_p, 1, __ATOMIC_RELEASE);
-}
-
 /*
  * sn_consumer_wait_until()'s announcement and re-check, for a sleep in the
  * caller's epoll or io_uring: the heavy barrier runs here (SN_IOC_BARRIER),
@@ -404,9 +410,7 @@ SN_API int sn_consumer_sleep_begin(struct sn_consumer *c)
 		return -EINVAL;
 	if (c->flags & SN__MEMFD)
 		return -EOPNOTSUPP;
-	__atomic_add_fetch(c->waiters_p, 1, __ATOMIC_SEQ_CST);
-	if (c->claim)
-		__atomic_store_n(&c->claim->asleep, 1, __ATOMIC_RELAXED);
+	sn_consumer_announce(c);
 	/* [W1] pairs with [P1] in sn__prod_ship() */
 	ret = sn_heavy_barrier(c->chan);
 	ready = sn_consumer_poll_state(c);
