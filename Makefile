@@ -26,6 +26,7 @@ SN_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Iinclude/uapi \
 LIBSN_SRCS := $(wildcard libsn/*.c)
 LIBSN_OBJS := $(LIBSN_SRCS:libsn/%.c=$(B)/libsn/%.o)
 LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.h
+TEST_HDRS := $(wildcard selftests/*.h)
 
 # Selftests: HOST_TESTS run on the host and in the guests, GUEST_TESTS need
 # sn.ko and run only in the guests (selftests/tests.mk names them, for
@@ -34,9 +35,9 @@ LIBSN_HDRS := $(wildcard include/sn/*.h) include/uapi/linux/sn.h libsn/internal.
 include selftests/tests.mk
 TEST_BINS := $(addprefix $(B)/selftests/,$(HOST_TESTS) $(GUEST_TESTS))
 
-.PHONY: all deps deps-tests deps-module deps-check module lib tests tools check bench clean \
+.PHONY: all deps deps-tests deps-module deps-check module lib bridge tests tools check bench clean \
 	sanitize fuzz examples install uninstall
-all: module lib tools tests examples
+all: module lib bridge tools tests examples
 
 # What each step needs, installed when missing (tools/testing/deps GROUP):
 # deps for make lib, tools and examples (gcc, liburing, snbench's peers),
@@ -82,6 +83,46 @@ $(B)/pkgconfig/libsn.pc: libsn/libsn.pc.in Makefile
 	@mkdir -p $(@D)
 	$(call PC_SED,$(CURDIR),$${prefix}/$(B),$${prefix}/include,$${includedir}/uapi) $< >$@
 
+# libsnbridge (bridge/, include/sn/bridge.h): channels and pools across
+# hosts over ZeroMQ, a library of its own so that libsn needs no libzmq.
+# sn-bridge (tools/snbridge/) runs one bridge from the command line.
+BRIDGE_SRCS := $(wildcard bridge/*.c)
+BRIDGE_OBJS := $(BRIDGE_SRCS:bridge/%.c=$(B)/bridge/%.o)
+BRIDGE_HDRS := $(LIBSN_HDRS) $(wildcard bridge/*.h)
+BRIDGE_LIBS := -lzmq -luring -lpthread
+
+bridge: $(B)/libsnbridge.a $(B)/libsnbridge.so $(B)/sn-bridge
+
+$(B)/bridge/%.o: bridge/%.c $(BRIDGE_HDRS) | deps
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) -fPIC -fvisibility=hidden -c -o $@ $<
+
+$(B)/libsnbridge.a: $(BRIDGE_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/libsnbridge.so.1: $(BRIDGE_OBJS) bridge/libsnbridge.map $(B)/libsn.so
+	$(CC) -shared -Wl,-soname,libsnbridge.so.1 \
+		-Wl,--version-script=bridge/libsnbridge.map -Wl,-z,defs $(LDFLAGS) \
+		-o $@ $(BRIDGE_OBJS) -L$(B) -lsn -lzmq -lpthread
+
+$(B)/libsnbridge.so: $(B)/libsnbridge.so.1
+	ln -sf libsnbridge.so.1 $@
+
+$(B)/sn-bridge: tools/snbridge/snbridge.c $(B)/libsnbridge.a $(B)/libsn.a $(BRIDGE_HDRS) | deps
+	$(CC) $(SN_CFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< \
+		$(B)/libsnbridge.a $(B)/libsn.a $(BRIDGE_LIBS)
+
+# The bridge tests (selftests/tests.mk's BRIDGE_TESTS): host only, as root,
+# in network namespaces of their own; linked dynamically (libzmq has no
+# complete static build), so in build/bridge-tests/, not build/selftests/
+# (every file of which the guests run).
+BRIDGE_TEST_BINS := $(addprefix $(B)/bridge-tests/,$(BRIDGE_TESTS))
+$(B)/bridge-tests/%: selftests/%.c $(B)/libsnbridge.a $(B)/libsn.a $(BRIDGE_HDRS) $(TEST_HDRS) | deps-tests
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(B)/libsnbridge.a \
+		$(B)/libsn.a $(BRIDGE_LIBS)
+
 # snbench and snstat (tools/). snbench links the peers it measures from
 # their Debian packages (tools/testing/deps): DPDK's rte_ring (on plain
 # memory, no EAL), Concurrency Kit's ck_ring and liburing. snstat is static:
@@ -123,7 +164,7 @@ $(B)/selftests/snstat_test: $(B)/snstat
 $(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps-tests
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
 
-tests: $(TEST_BINS) $(B)/snbench_smoke
+tests: $(TEST_BINS) $(BRIDGE_TEST_BINS) $(B)/snbench_smoke
 
 # The examples (examples/), static like the tests (libsn.a linked in), so
 # the guests run them too (tools/testing/vm/run copies them to /examples).
@@ -136,8 +177,6 @@ $(B)/examples/%: examples/%.c $(B)/libsn.a $(LIBSN_HDRS) | deps
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -static -o $@ $< $(B)/libsn.a -luring -lpthread
 $(B)/selftests/pool_test $(B)/selftests/examples_test: $(EXAMPLES)
-
-TEST_HDRS := $(wildcard selftests/*.h)
 
 $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
@@ -178,7 +217,7 @@ fuzz: $(B)/fuzz/ring_fuzz
 	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
 
 check: deps-check all sanitize
-	@HOST_TESTS="$(HOST_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
+	@HOST_TESTS="$(HOST_TESTS)" BRIDGE_TESTS="$(BRIDGE_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
 
 # The main job: the short snbench suite, libsn against its peers in one run
 # (at most 2 minutes on 2 cores). BENCH_ARGS passes options to snbench

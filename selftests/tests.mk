@@ -6,3 +6,6 @@
 HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test memfd_dead_test \
 	wake_stress_test record_test buf_test share_test examples_test
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
+# BRIDGE_TESTS (libsnbridge, across network namespaces) run on the host
+# only, as root: they need iproute2, ss and libzmq, which the guests lack.
+BRIDGE_TESTS := bridge_test cluster_test

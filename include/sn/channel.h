@@ -182,6 +182,9 @@ struct sn_channel;
 #define SN__MEMFD	(1U << 1)
 #define SN__FENCE	(1U << 2)	/* the ring is SN_FENCE_FULL */
 #define SN__VARLEN	(1U << 3)	/* records (SN_CHANNEL_VARLEN) */
+/* peek_n in lane mode (sn_consumer_peek_lane()): the other receive calls
+ * see a peek outstanding and return -EINVAL */
+#define SN__PEEK_LANES	0x80000000U
 
 /*
  * A producer: owns one lane. Transparent for the inline hot path; fields
@@ -286,6 +289,11 @@ struct sn_consumer {
 	__u64 *ret;		/* lane i's ret words at ret + i * bufs */
 	__u32 peek_buf;		/* the peeked record's buffer + 1, or 0 */
 	__u32 pad3;
+	/* LIBSN_1.1, lane mode (sn_consumer_peek_lane()): appended, so the
+	 * fields above keep their offsets */
+	__u32 cursor[SN_MAX_LANES];	/* read up to; head[] released up to */
+	__u32 lanes_out;	/* lanes with cursor != head */
+	__u32 pad4;
 } __attribute__((aligned(SN_CACHE_LINE)));
 
 /* Statistics of a channel, summed over what this process can read. */
@@ -1306,7 +1314,7 @@ static inline int sn_consumer_advance(struct sn_consumer *c, __u32 n)
 {
 	if (c->flags & SN__VARLEN)
 		return sn__advance_record(c, n);
-	if (!n || n > c->peek_n ||
+	if (!n || n > c->peek_n || (c->peek_n & SN__PEEK_LANES) ||
 	    ((c->flags & SN__MPMC) && n != c->peek_n))
 		return -EINVAL;
 	c->peek_n = 0;
@@ -1319,6 +1327,80 @@ static inline int sn_consumer_advance(struct sn_consumer *c, __u32 n)
 	sn__cons_count(c, n, 0);
 	return 0;
 }
+
+/*
+ * The lane of the outstanding sn_consumer_peek() or sn_consumer_peek_len():
+ * 0..lanes-1, or -EINVAL when none is outstanding. (LIBSN_1.1)
+ */
+int sn_consumer_peeked_lane(const struct sn_consumer *c);
+
+/*
+ * Lanes by position (LIBSN_1.1), for a consumer that keeps what it read until
+ * someone else confirms it: a bridge releases a slot only when its peer
+ * acknowledged the message, so the ring is its retransmit buffer.
+ *
+ * Each lane has a read position (the cursor) ahead of its head: peeks of a
+ * lane continue at the cursor, several may be outstanding, and
+ * sn_consumer_advance_to() releases the lane up to a position at or before
+ * the cursor. Positions are the lane's free-running __u32 indices;
+ * sn_consumer_seq() extends one to the lane's 64-bit sequence, which counts
+ * every message the lane ever carried and never wraps.
+ *
+ * SPSC and MPSC channels with fixed-size slots (-EOPNOTSUPP for MPMC and
+ * SN_CHANNEL_VARLEN). From the first sn_consumer_peek_lane() until every
+ * lane is released up to its cursor the consumer is in lane mode: the other
+ * receive calls return -EINVAL, as with a peek outstanding. A consumer that
+ * closes or dies in lane mode leaves what it had not released in the ring
+ * (the next consumer gets it again, counted as redelivered).
+ */
+
+/*
+ * Peeks at up to @n messages of @lane from its cursor, stores the first
+ * position in *@pos (read them with sn_consumer_lane_slot(c, lane, *pos + i))
+ * and moves the cursor past them. Returns how many (1..n), -EAGAIN when the
+ * lane has nothing past its cursor, -EPIPE when besides every producer has
+ * gone and every lane is read to its tail, -EINVAL (@lane, @n 0, a plain
+ * peek outstanding), -EOPNOTSUPP.
+ */
+int sn_consumer_peek_lane(struct sn_consumer *c, __u32 lane, __u32 n,
+			  __u32 *pos);
+
+/*
+ * Releases @lane's messages before @pos, which must lie from its head to its
+ * cursor: 0, or -EINVAL (nothing changed).
+ */
+int sn_consumer_advance_to(struct sn_consumer *c, __u32 lane, __u32 pos);
+
+/* @lane's read cursor and head (its first unreleased position): 0 or
+ * -EINVAL. */
+int sn_consumer_lane_state(const struct sn_consumer *c, __u32 lane,
+			   __u32 *cursor, __u32 *head);
+
+/* The message at @pos of @lane, a position from its head to its cursor. */
+static inline const void *sn_consumer_lane_slot(const struct sn_consumer *c,
+						__u32 lane, __u32 pos)
+{
+	return sn__cons_hdr(c, lane, pos) + 1;
+}
+
+/*
+ * The 64-bit sequence of position @pos of @lane (a position within 2^30 of
+ * the lane's head): the count of messages the lane carried before it, from
+ * the channel's creation, across producers and consumers. SPSC/MPSC with
+ * fixed-size slots; 0 otherwise.
+ */
+__u64 sn_consumer_seq(const struct sn_consumer *c, __u32 lane, __u32 pos);
+
+/*
+ * The epoch of the producer that wrote position @pos of @lane: 1 for the
+ * lane's first producer, one more each time a new producer takes the lane
+ * (sn_producer_open(), in any process), 0 for a position no producer has
+ * written. Exact while at most SN_LANE_EPOCHS - 1 producers took the lane
+ * after the one that wrote @pos; for an older position, the epoch before
+ * the oldest recorded (the newest its writer can have). Written by producers in their lane's shared memory, so as
+ * trustworthy as the messages it labels.
+ */
+__u32 sn_consumer_epoch(const struct sn_consumer *c, __u32 lane, __u32 pos);
 
 /*
  * Receives up to @n messages into @msgs (n * slot_size bytes), from as

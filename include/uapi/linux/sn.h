@@ -451,6 +451,20 @@ struct sn_offsets {
 	__u64 cons_bufs;
 };
 
+/*
+ * Lane epochs: the line at SN_LANE_EPOCHS_OFF of each lane (a line no other
+ * field uses) holds SN_LANE_EPOCHS __u64 words, written by userspace and
+ * never read by the kernel. Each producer that takes the lane writes
+ * (epoch << 32 | the lane's tail) into word epoch % SN_LANE_EPOCHS, epoch
+ * one more than the largest recorded (1 for the first producer), with a
+ * release store before its first message: a consumer that read a message
+ * at a position and then the words knows the epoch of its writer (libsn's
+ * sn_consumer_epoch()). Hints like the statistics: a producer can write
+ * only its own lane's.
+ */
+#define SN_LANE_EPOCHS_OFF	(3 * SN_PAD)
+#define SN_LANE_EPOCHS		4
+
 /* What became of dead peers (see "Dead peers"); counts only grow. */
 struct sn_peer_stats {
 	__u64 producers_died;	/* producer fds released by an exiting task */
