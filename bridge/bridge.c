@@ -30,6 +30,8 @@
  * the first unacknowledged delivery. */
 #define SNB_ACK_FRAMES	8
 #define SNB_ACK_NS	(500ULL * 1000)
+/* The longest retransmission timeout (exponential backoff). */
+#define SNB_RTO_MAX_NS	(2ULL * 1000000000ULL)
 /* Frames received per loop iteration at most (fairness to sending). */
 #define SNB_RECV_BUDGET	16
 
@@ -40,6 +42,8 @@ struct snb_tx {
 	__u32 pad;
 	__u64 gb_ns;		/* when */
 	__u64 progress_ns;	/* the acknowledgement last moved */
+	__u64 rto_ns;		/* doubles with each timeout, up to
+				 * SNB_RTO_MAX_NS; back to rto on progress */
 };
 
 struct snb_rx {
@@ -159,6 +163,7 @@ static void snb_on_ack(struct sn_bridge *b, __u32 lane, __u64 next, int gap,
 		SNB_ADD(b, msgs_acked, pos - head);
 		SNB_ADD(b, unacked, -(__u64)(pos - head));
 		tx->progress_ns = now;
+		tx->rto_ns = b->rto_ns;
 		if (tx->sent - head < pos - head)
 			tx->sent = pos;
 	}
@@ -275,20 +280,45 @@ static int snb_send_all(struct sn_bridge *b, __u64 now)
 	return sent;
 }
 
-/* No acknowledgement for rto while frames are out and the peer is not
- * stalled: they may be lost at the tail (no later frame shows a gap). */
+/*
+ * No acknowledgement for a lane's rto while frames are out, the peer is
+ * heard and not stalled: they may be lost at the tail (no later frame shows
+ * a gap). The timeout doubles each time it fires without progress, so that
+ * a slow peer is not buried under resends of what it is still reading.
+ */
 static void snb_check_rto(struct sn_bridge *b, __u64 now)
 {
 	__u32 lane, head, cursor;
 
-	if (!b->cons || b->peer_stalled || (b->o.flags & SN_BRIDGE_NO_ACK))
+	if (!b->cons || b->peer_stalled || (b->o.flags & SN_BRIDGE_NO_ACK) ||
+	    __atomic_load_n(&b->state, __ATOMIC_RELAXED) != SN_BRIDGE_UP)
 		return;
 	for (lane = 0; lane < b->lanes; lane++) {
 		struct snb_tx *tx = &b->tx[lane];
 
+		if (!tx->rto_ns)
+			tx->rto_ns = b->rto_ns;
 		sn_consumer_lane_state(b->cons, lane, &cursor, &head);
-		if (tx->sent != head && now - tx->progress_ns > b->rto_ns)
+		if (tx->sent != head && now - tx->progress_ns > tx->rto_ns) {
 			snb_go_back(b, lane, head, now);
+			tx->rto_ns = 2 * tx->rto_ns < SNB_RTO_MAX_NS ?
+				     2 * tx->rto_ns : SNB_RTO_MAX_NS;
+		}
+	}
+}
+
+/* The peer is heard again after silence: what we sent meanwhile may be
+ * lost, and no gap may show it. Send again from its acknowledgements. */
+static void snb_resync(struct sn_bridge *b, __u64 now)
+{
+	__u32 lane, head, cursor;
+
+	if (!b->cons || (b->o.flags & SN_BRIDGE_NO_ACK))
+		return;
+	for (lane = 0; lane < b->lanes; lane++) {
+		sn_consumer_lane_state(b->cons, lane, &cursor, &head);
+		snb_go_back(b, lane, head, now);
+		b->tx[lane].rto_ns = b->rto_ns;
 	}
 }
 
@@ -579,6 +609,8 @@ static void snb_liveness(struct sn_bridge *b, __u64 now)
 	if (state == SN_BRIDGE_FAILED)
 		return;
 	if (b->heard_ns && now - b->heard_ns <= b->o.dead_ns) {
+		if (state == SN_BRIDGE_DOWN)
+			snb_resync(b, now);
 		if (state != SN_BRIDGE_UP)
 			snb_set_state(b, SN_BRIDGE_UP);
 		return;
@@ -696,6 +728,17 @@ static int snb_opts(struct sn_bridge_opts *o, const struct sn_bridge_opts *in)
 	return 0;
 }
 
+/* Frames queued per socket and way: SN_BRIDGE_HWM, fewer when they would
+ * pass SN_BRIDGE_HWM_BYTES (large messages), at least 2. */
+static int snb_hwm(const struct sn_bridge *b)
+{
+	__u64 frame = (__u64)b->o.frame_msgs *
+		      (b->size > b->in_size ? b->size : b->in_size);
+	__u64 n = frame ? SN_BRIDGE_HWM_BYTES / frame : SN_BRIDGE_HWM;
+
+	return n < 2 ? 2 : n > SN_BRIDGE_HWM ? SN_BRIDGE_HWM : (int)n;
+}
+
 SNB_API int sn_bridge_create(struct sn_bridge **out,
 			     const struct sn_bridge_opts *opts)
 {
@@ -747,7 +790,7 @@ SNB_API int sn_bridge_create(struct sn_bridge **out,
 		.bind = !!b->o.bind,
 		.heartbeat_ns = b->o.heartbeat_ns,
 		.dead_ns = b->o.dead_ns,
-		.hwm = SN_BRIDGE_HWM,
+		.hwm = snb_hwm(b),
 	};
 	ret = b->ops->open(&b->t, &lo);
 	if (ret)
