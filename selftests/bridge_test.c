@@ -365,8 +365,10 @@ static int a_main(void *arg, int wfd)
 			goto out;
 		}
 	}
-	/* watch the state while the producers run */
+	/* watch the state while the producers run, and once after */
 	do {
+		for (done = 0, i = 0; i < PRODS; i++)
+			done += prods[i].done;
 		state = sn_bridge_state(b);
 		if (state == SN_BRIDGE_DOWN && !res.down_ns)
 			res.down_ns = t_now();
@@ -375,9 +377,8 @@ static int a_main(void *arg, int wfd)
 			if (!sn_bridge_stats(b, &st))
 				res.error = st.error;
 		}
-		nap_ms(2);
-		for (done = 0, i = 0; i < PRODS; i++)
-			done += prods[i].done;
+		if (done < PRODS)
+			nap_ms(2);
 	} while (done < PRODS && t_now() < end);
 	if (done < PRODS) {
 		STORE(sh->stop_prod, 1);
