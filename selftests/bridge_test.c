@@ -918,6 +918,18 @@ TEST_F(br, remote_restarted)
 
 /* ---- the API, no namespaces ---- */
 
+/* Removes an ipc:// endpoint's files (the transport's control socket is
+ * the endpoint's path with "-ctl"). */
+static void unlink_ipc(const char *ep)
+{
+	char path[80];
+
+	snprintf(path, sizeof(path), "%s", ep + strlen("ipc://"));
+	unlink(path);
+	snprintf(path, sizeof(path), "%s-ctl", ep + strlen("ipc://"));
+	unlink(path);
+}
+
 TEST(create_errors)
 {
 	struct sn_channel *spsc, *mpmc, *var, *big;
@@ -989,7 +1001,7 @@ TEST(create_errors)
 	sn_channel_close(mpmc);
 	sn_channel_close(var);
 	sn_channel_close(big);
-	unlink(ep + strlen("ipc://"));
+	unlink_ipc(ep);
 }
 
 TEST(state_names)
@@ -1087,7 +1099,7 @@ TEST(ipc_deliver)
 	EXPECT_EQ(0, sn_bridge_destroy(tx));
 	EXPECT_EQ(0, sn_bridge_destroy(rx));
 	sn_channel_close(ch);
-	unlink(ep + strlen("ipc://"));
+	unlink_ipc(ep);
 }
 
 TEST_HARNESS_MAIN
