@@ -161,8 +161,12 @@ $(B)/selftests/snstat_test: $(B)/snstat
 # make check's smoke tests of snbench and snstat (host; tools/testing/check),
 # built with the tests. In build/, not build/selftests/, whose every file
 # the guests run.
-$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h | deps-tests
-	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $<
+# It runs build/sn-bridge end to end too, taking channel ends from its
+# sockets (sn_channel_recv_fd(): libsn).
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h $(B)/libsn.a \
+		$(LIBSN_HDRS) $(B)/sn-bridge | deps-tests
+	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(B)/libsn.a \
+		-luring -lpthread
 
 tests: $(TEST_BINS) $(BRIDGE_TEST_BINS) $(B)/snbench_smoke
 

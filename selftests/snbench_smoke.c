@@ -7,18 +7,33 @@
  * p50 against its own throughput, the suite's named targets, --plot, the
  * wakeup scenario (its sn rows skipped without /dev/sn), the worker_pool
  * scenario (handled == submitted), the sizes sweep (every row of every
- * size, GB/s, ratios, its named targets), and snstat's parser on a listing with
- * extra trailing fields and without the module.
+ * size, GB/s, ratios, its named targets), snstat's parser on a listing with
+ * extra trailing fields and without the module, and sn-bridge: its options,
+ * and two of them end to end over loopback (10000 messages in order, their
+ * stats lines, exit 0 at SIGTERM).
  *
- * Runs the snbench and snstat beside it (build/; SNBENCH, SNSTAT override).
+ * Runs the snbench, snstat and sn-bridge beside it (build/; SNBENCH,
+ * SNSTAT, SNBRIDGE override).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sn/channel.h>
 
 #include "kselftest_harness.h"
 #include "run_capture.h"
@@ -30,12 +45,13 @@ static char *run(const char *const *argv, int *status)
 	return run_capture(argv[0], (char *const *)argv, status);
 }
 
-/* $ENV, else the tool beside this binary (both live in build/). */
+/* $ENV, else the tool beside this binary (all live in build/). */
 static const char *tool(const char *env, const char *name)
 {
-	static char buf[2][4096];
+	static char buf[3][4096];
 	const char *p = getenv(env);
-	char *slash, *b = buf[name[2] == 'b'];
+	char *slash, *b = buf[!strcmp(name, "snbench") ? 0 :
+			      !strcmp(name, "snstat") ? 1 : 2];
 	ssize_t n;
 
 	if (p)
@@ -999,6 +1015,360 @@ TEST(version_and_help)
 	EXPECT_NE(NULL, strstr(out, "/proc/sn/rings"));
 	EXPECT_NE(NULL, strstr(out, "--count"));
 	free(out);
+}
+
+/* ---- sn-bridge ---- */
+
+/* --version, --help (the options and their defaults), exit 0. */
+TEST(bridge_version_and_help)
+{
+	const char *v[] = { tool("SNBRIDGE", "sn-bridge"), "--version", NULL };
+	const char *h[] = { tool("SNBRIDGE", "sn-bridge"), "--help", NULL };
+	static const char *const help_has[] = {
+		"--host ID", "--bind EP", "--connect EP", "--egress PATH",
+		"--ingress PATH", "--lanes N", "(4)", "--slots N", "(4096)",
+		"--slot-size B", "(64)", "--heartbeat MS", "(100)", "--dead MS",
+		"500", "--give-up S", "--frame N", "--cpu N", "--stats S",
+		"--backend auto|kernel|memfd", "--version", "--help",
+	};
+	char *out;
+	size_t i;
+	int st;
+
+	out = run(v, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_STREQ("sn-bridge " SN_VERSION "\n", out);
+	free(out);
+	out = run(h, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	for (i = 0; i < ARRAY_SIZE(help_has); i++) {
+		const char *want = help_has[i];
+
+		EXPECT_NE(NULL, strstr(out, want))
+			TH_LOG("sn-bridge --help: no %s", want);
+	}
+	free(out);
+}
+
+/* Bad arguments: a message naming the option and what is valid, exit 2,
+ * before anything listens. */
+TEST(bridge_bad_arguments)
+{
+#define SNB_BRIDGE_ARGV(...) { tool("SNBRIDGE", "sn-bridge"), __VA_ARGS__, NULL }
+	const char *backend[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--egress", "/nonexistent/e", "--backend",
+		"xyz");
+	const char *slots[] = SNB_BRIDGE_ARGV("--host", "1", "--slots", "1000");
+	const char *lanes[] = SNB_BRIDGE_ARGV("--host", "1", "--lanes", "0");
+	const char *size[] = SNB_BRIDGE_ARGV("--host", "1", "--slot-size", "12");
+	const char *host[] = SNB_BRIDGE_ARGV("--host", "one");
+	const char *nohost[] = SNB_BRIDGE_ARGV("--bind", "tcp://127.0.0.1:1",
+		"--egress", "/nonexistent/e");
+	const char *both[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--connect", "tcp://127.0.0.1:1",
+		"--egress", "/nonexistent/e");
+	const char *none[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1");
+	const char *frame[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--egress", "/nonexistent/e",
+		"--slot-size", "65536", "--frame", "512");
+	const char *stats[] = SNB_BRIDGE_ARGV("--host", "1", "--stats", "-1");
+	const char *extra[] = SNB_BRIDGE_ARGV("--host", "1", "stray");
+#undef SNB_BRIDGE_ARGV
+
+	bad_value(_metadata, backend,
+		  "sn-bridge: --backend xyz: not one of auto, kernel, memfd");
+	bad_value(_metadata, slots, "sn-bridge: --slots 1000: not a power of two");
+	bad_value(_metadata, lanes,
+		  "sn-bridge: --lanes 0: not a whole number from 1 to 64");
+	bad_value(_metadata, size, "sn-bridge: --slot-size 12: not a multiple of 8");
+	bad_value(_metadata, host, "sn-bridge: --host one: not a whole number");
+	bad_value(_metadata, nohost, "sn-bridge: --host ID is required");
+	bad_value(_metadata, both,
+		  "sn-bridge: exactly one of --bind EP and --connect EP");
+	bad_value(_metadata, none,
+		  "sn-bridge: at least one of --egress PATH and --ingress PATH");
+	bad_value(_metadata, frame, "sn-bridge: --frame 512: ");
+	bad_value(_metadata, stats, "sn-bridge: --stats -1: not a number from 0");
+	bad_value(_metadata, extra, "sn-bridge: stray: unexpected argument");
+}
+
+/* A running sn-bridge: its pid, and its stdout and stderr (pipes). */
+struct bridge_proc {
+	pid_t pid;
+	int out, err;
+	char errbuf[8192];	/* its stderr so far */
+	size_t errlen;
+};
+
+/* Starts @argv with its stdout and stderr piped to us; it is killed if
+ * the test dies first. 0 or -1. */
+static int bridge_spawn(const char *const *argv, struct bridge_proc *bp)
+{
+	int o[2], e[2];
+
+	memset(bp, 0, sizeof(*bp));
+	if (pipe2(o, O_CLOEXEC) || pipe2(e, O_CLOEXEC))
+		return -1;
+	bp->pid = fork();
+	if (bp->pid < 0)
+		return -1;
+	if (!bp->pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	bp->out = o[0];
+	bp->err = e[0];
+	return 0;
+}
+
+/* Reads @bp's stderr until it holds @want or @ms pass: 0 or -1. */
+static int bridge_wait_err(struct bridge_proc *bp, const char *want, int ms)
+{
+	struct timespec t0, t;
+	struct pollfd p = { .fd = bp->err, .events = POLLIN };
+	ssize_t r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!strstr(bp->errbuf, want)) {
+		long left;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+			     (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -1;
+		r = read(bp->err, bp->errbuf + bp->errlen,
+			 sizeof(bp->errbuf) - 1 - bp->errlen);
+		if (r <= 0)
+			return -1;
+		bp->errlen += (size_t)r;
+		bp->errbuf[bp->errlen] = 0;
+	}
+	return 0;
+}
+
+/* Everything left on @fd, appended to @buf (@cap bytes, NUL ended). */
+static void drain(int fd, char *buf, size_t len, size_t cap)
+{
+	ssize_t r;
+
+	while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = 0;
+}
+
+/* SIGTERM, then the exit status (-1 if it did not end within 10 s), its
+ * stdout into @out and the rest of its stderr into bp->errbuf. */
+static int bridge_stop(struct bridge_proc *bp, char *out, size_t cap)
+{
+	int st = -1, i;
+
+	kill(bp->pid, SIGTERM);
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(bp->pid, &st, WNOHANG) == bp->pid)
+			break;
+		usleep(10000);
+	}
+	if (i == 1000) {
+		kill(bp->pid, SIGKILL);
+		waitpid(bp->pid, NULL, 0);
+		st = -1;
+	}
+	drain(bp->out, out, 0, cap);
+	drain(bp->err, bp->errbuf, bp->errlen, sizeof(bp->errbuf));
+	close(bp->out);
+	close(bp->err);
+	return st;
+}
+
+/* A free TCP port of 127.0.0.1 (the kernel's pick; free a moment ago). */
+static int free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+	    !getsockname(fd, (struct sockaddr *)&a, &len))
+		port = ntohs(a.sin_port);
+	if (fd >= 0)
+		close(fd);
+	return port;
+}
+
+/* A channel end from an sn-bridge socket at @path: 0 or a negative errno. */
+static int bridge_attach(const char *path, struct sn_channel **ch)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = sn_channel_recv_fd(ch, fd, 0);
+	close(fd);
+	return r;
+}
+
+/* The value of @key in the stats line @line ("key=value ..."), or -1. */
+static long long stat_of(const char *line, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), " %s=", key);
+	if (!strncmp(line, k + 1, strlen(k + 1)))
+		p = line + strlen(k + 1);	/* the first pair */
+	else if ((p = strstr(line, k)))
+		p += strlen(k);
+	return p ? strtoll(p, NULL, 10) : -1;
+}
+
+#define BRIDGE_MSGS	10000
+
+/*
+ * End to end over loopback: bridge B binds with an ingress socket, bridge
+ * A connects with an egress socket; this process takes a producer of A's
+ * egress channel and the consumer of B's ingress channel from their unix
+ * sockets, sends 10000 messages and receives them all, in order. SIGTERM
+ * ends both with exit 0 and a stats line each that counts the 10000.
+ */
+TEST(bridge_end_to_end)
+{
+	char dir[] = "/tmp/sn-bridge-smoke-XXXXXX", eg[64], in[64], ep[64];
+	char out_a[4096], out_b[4096];
+	const char *bin = tool("SNBRIDGE", "sn-bridge");
+	struct bridge_proc a, b;
+	struct sn_channel *ech = NULL, *ich = NULL;
+	struct sn_producer *p = NULL;
+	struct sn_consumer *c = NULL;
+	unsigned char msg[64], got[64];
+	uint64_t sent = 0, recvd = 0, bad = 0, seq;
+	struct timespec t0, t;
+	int port, st_a, st_b, r;
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(eg, sizeof(eg), "%s/egress", dir);
+	snprintf(in, sizeof(in), "%s/ingress", dir);
+	port = free_port();
+	ASSERT_LT(0, port);
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+	{
+		const char *argv_b[] = { bin, "--host", "2", "--bind", ep,
+			"--ingress", in, "--slots", "1024", NULL };
+		const char *argv_a[] = { bin, "--host", "1", "--connect", ep,
+			"--egress", eg, "--lanes", "2", "--slots", "1024", NULL };
+
+		ASSERT_EQ(0, bridge_spawn(argv_b, &b));
+		ASSERT_EQ(0, bridge_wait_err(&b, "sn-bridge: ready: ingress ", 10000))
+			TH_LOG("bridge B: %s", b.errbuf);
+		ASSERT_EQ(0, bridge_spawn(argv_a, &a));
+		ASSERT_EQ(0, bridge_wait_err(&a, "sn-bridge: ready: egress ", 10000))
+			TH_LOG("bridge A: %s", a.errbuf);
+	}
+	EXPECT_NE(NULL, strstr(b.errbuf, in));
+	EXPECT_NE(NULL, strstr(a.errbuf, eg));
+	r = bridge_attach(eg, &ech);
+	ASSERT_EQ(0, r) TH_LOG("egress: %s", strerror(-r));
+	r = bridge_attach(in, &ich);
+	ASSERT_EQ(0, r) TH_LOG("ingress: %s", strerror(-r));
+	ASSERT_EQ(0, sn_producer_open(ech, &p));
+	ASSERT_EQ(0, sn_consumer_open(ich, &c));
+	memset(msg, 0, sizeof(msg));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (recvd < BRIDGE_MSGS) {
+		while (sent < BRIDGE_MSGS) {
+			memcpy(msg, &sent, sizeof(sent));
+			msg[63] = (unsigned char)sent;
+			r = sn_try_send(p, msg);
+			if (r == -EAGAIN)
+				break;
+			ASSERT_EQ(0, r) TH_LOG("send: %s", strerror(-r));
+			sent++;
+		}
+		r = sn_recv(c, got, 1000000);	/* 1 ms */
+		if (r == -ETIMEDOUT || r == -EAGAIN) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			ASSERT_GT(30, t.tv_sec - t0.tv_sec)
+				TH_LOG("%llu of %u received in 30 s",
+				       (unsigned long long)recvd, BRIDGE_MSGS);
+			continue;
+		}
+		ASSERT_EQ(0, r) TH_LOG("receive: %s", strerror(-r));
+		memcpy(&seq, got, sizeof(seq));
+		if (seq != recvd || got[63] != (unsigned char)recvd)
+			bad++;
+		recvd++;
+	}
+	EXPECT_EQ(0, bad) TH_LOG("%llu messages out of order or garbled",
+				 (unsigned long long)bad);
+	EXPECT_EQ(-EAGAIN, sn_try_recv(c, got));	/* nothing more */
+	sn_producer_close(p);
+	sn_consumer_close(c);
+	sn_channel_close(ech);
+	sn_channel_close(ich);
+
+	/* each heard the other (the ready lines came before) */
+	EXPECT_EQ(0, bridge_wait_err(&a, "sn-bridge: peer 2 up", 5000))
+		TH_LOG("bridge A: %s", a.errbuf);
+	EXPECT_EQ(0, bridge_wait_err(&b, "sn-bridge: peer 1 up", 5000))
+		TH_LOG("bridge B: %s", b.errbuf);
+	/* the sender first: its flush needs the peer */
+	st_a = bridge_stop(&a, out_a, sizeof(out_a));
+	st_b = bridge_stop(&b, out_b, sizeof(out_b));
+	EXPECT_TRUE(WIFEXITED(st_a) && !WEXITSTATUS(st_a))
+		TH_LOG("bridge A status %d: %s", st_a, a.errbuf);
+	EXPECT_TRUE(WIFEXITED(st_b) && !WEXITSTATUS(st_b))
+		TH_LOG("bridge B status %d: %s", st_b, b.errbuf);
+	EXPECT_NE(NULL, strstr(a.errbuf, "sn-bridge: peer 2 up")) TH_LOG("%s", a.errbuf);
+	EXPECT_NE(NULL, strstr(b.errbuf, "sn-bridge: peer 1 up")) TH_LOG("%s", b.errbuf);
+	/* one stats line each, at exit, every field of sn_bridge_stats */
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_acked")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(0, stat_of(out_a, "unacked")) TH_LOG("A: %s", out_a);
+	EXPECT_LT(0, stat_of(out_a, "frames_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(2, stat_of(out_a, "peer_host")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_b, "msgs_delivered")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(0, stat_of(out_b, "msgs_sent")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(1, stat_of(out_b, "peer_host")) TH_LOG("B: %s", out_b);
+	{
+		static const char *const fields[] = { "frames_sent",
+			"msgs_sent", "msgs_resent", "msgs_acked", "unacked",
+			"frames_received", "msgs_delivered", "msgs_duplicate",
+			"frames_gap", "go_backs", "heartbeats_sent",
+			"heartbeats_received", "downs", "peer_restarts",
+			"stalls", "silence_ns", "peer_host", "error" };
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(fields); i++) {
+			EXPECT_LE(0, stat_of(out_a, fields[i])) TH_LOG("A: no %s", fields[i]);
+			EXPECT_LE(0, stat_of(out_b, fields[i])) TH_LOG("B: no %s", fields[i]);
+		}
+		EXPECT_NE(NULL, strstr(out_a, " state=")) TH_LOG("%s", out_a);
+		EXPECT_EQ(1, !!strchr(out_a, '\n') && !strchr(out_a, '\n')[1])
+			TH_LOG("A: not one line: %s", out_a);
+	}
+	/* the sockets are gone */
+	EXPECT_NE(0, access(eg, F_OK));
+	EXPECT_NE(0, access(in, F_OK));
+	rmdir(dir);
 }
 
 /* ---- snstat ---- */
