@@ -1191,20 +1191,36 @@ static int bridge_stop(struct bridge_proc *bp, char *out, size_t cap)
 	return st;
 }
 
-/* A free TCP port of 127.0.0.1 (the kernel's pick; free a moment ago). */
+/* A TCP port of 127.0.0.1 free a moment ago, and the next one too (the
+ * bridge's control channel takes it), or -1. */
 static int free_port(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	socklen_t len = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int tries;
 
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0 && !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
-	    !getsockname(fd, (struct sockaddr *)&a, &len))
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
+	for (tries = 0; tries < 50; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		socklen_t len = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd2 = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0 && fd2 >= 0 &&
+		    !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+		    !getsockname(fd, (struct sockaddr *)&a, &len) &&
+		    ntohs(a.sin_port) < 65535) {
+			port = ntohs(a.sin_port);
+			a.sin_port = htons((uint16_t)(port + 1));
+			if (bind(fd2, (struct sockaddr *)&a, sizeof(a)))
+				port = -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (fd2 >= 0)
+			close(fd2);
+		if (port > 0)
+			return port;
+	}
+	return -1;
 }
 
 /* A channel end from an sn-bridge socket at @path: 0 or a negative errno. */
