@@ -7,7 +7,8 @@
  * p50 against its own throughput, the suite's named targets, --plot, the
  * wakeup scenario (its sn rows skipped without /dev/sn), the worker_pool
  * scenario (handled == submitted), the sizes sweep (every row of every
- * size, GB/s, ratios, its named targets), snstat's parser on a listing with
+ * size, GB/s, ratios, its named targets), the bridge scenario (libsnbridge
+ * and bare ZeroMQ, vs_zmq and its targets), snstat's parser on a listing with
  * extra trailing fields and without the module, and sn-bridge: its options,
  * and two of them end to end over loopback (10000 messages in order, their
  * stats lines, exit 0 at SIGTERM).
@@ -590,6 +591,8 @@ TEST(suite_targets_named)
 		"MPSC 2 producers: libsn vs best peer >= 1.5x",
 		"MPMC 1 producer: libsn vs best peer >= 1.5x",
 		"MPMC 2 producers: libsn vs best peer >= 1.5x",
+		"bridge 16 B: libsnbridge vs zmq >= 0.2x",
+		"bridge 64 KiB: libsnbridge vs zmq >= 0.5x",
 	};
 	char *out, *t, why[256];
 	int st;
@@ -913,6 +916,118 @@ TEST(sizes_targets_named)
 	free(out);
 }
 
+/*
+ * bridge: a tiny run with --json: libsnbridge and zmq at 16 B and 64 KiB,
+ * every message received in order (a run that is not fails), the usual
+ * fields, batch and frame_msgs 64, GB/s the msg/s times the size, and on
+ * the libsnbridge row zmq's msg/s, vs_zmq their ratio and the target
+ * (0.2, 0.5) with whether it was met; no latency fields.
+ */
+TEST(bridge_json)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "bridge",
+			       "--messages", "3000", "--repeat", "2", "--json",
+			       "--quiet", NULL };
+	static const char *const nums[] = { "producers", "consumers",
+		"msg_size", "batch", "capacity", "messages", "repeats",
+		"frame_msgs", "msgs_per_zmq_msg", "msgs_per_sec",
+		"msgs_per_sec_min", "msgs_per_sec_max", "gb_per_sec" };
+	double zmq_rate[2] = { 0, 0 }, sn_rate[2] = { 0, 0 }, vs[2] = { 0, 0 };
+	char *out, *line, *save = NULL;
+	int st, seen[2][2] = { { 0 } };
+	struct jobj o;
+	size_t i;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st)) TH_LOG("%s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const struct jfield *f, *impl;
+		double size, rate;
+		int big, sn;
+
+		ASSERT_EQ(0, jparse(line, &o)) TH_LOG("not JSON: %s", line);
+		EXPECT_STREQ("bridge", jget(&o, "scenario")->str);
+		EXPECT_EQ(NULL, jget(&o, "failed")) TH_LOG("%s", line);
+		EXPECT_EQ(NULL, jget(&o, "skipped")) TH_LOG("%s", line);
+		EXPECT_EQ(NULL, jget(&o, "p50_ns")) TH_LOG("%s", line);
+		for (i = 0; i < ARRAY_SIZE(nums); i++) {
+			f = jget(&o, nums[i]);
+			ASSERT_TRUE(f && f->kind == 'n' && f->num > 0)
+				TH_LOG("%s not positive: %s", nums[i], line);
+		}
+		EXPECT_EQ(64, jget(&o, "batch")->num);
+		EXPECT_EQ(64, jget(&o, "frame_msgs")->num);
+		EXPECT_EQ(3000, jget(&o, "messages")->num);
+		EXPECT_LE(jget(&o, "msgs_per_sec_min")->num,
+			  jget(&o, "msgs_per_sec")->num);
+		EXPECT_LE(jget(&o, "msgs_per_sec")->num,
+			  jget(&o, "msgs_per_sec_max")->num);
+		impl = jget(&o, "impl");
+		sn = !strcmp(impl->str, "libsnbridge");
+		ASSERT_TRUE(sn || !strcmp(impl->str, "zmq")) TH_LOG("%s", line);
+		size = jget(&o, "msg_size")->num;
+		ASSERT_TRUE(size == 16 || size == 65536) TH_LOG("%s", line);
+		big = size == 65536;
+		seen[big][sn]++;
+		rate = jget(&o, "msgs_per_sec")->num;
+		EXPECT_GE(0.0001 + 0.001 * rate * size / 1e9,
+			  fabs(jget(&o, "gb_per_sec")->num - rate * size / 1e9))
+			TH_LOG("%s", line);
+		if (!sn) {
+			zmq_rate[big] = rate;
+			EXPECT_EQ(NULL, jget(&o, "vs_zmq"));
+			continue;
+		}
+		sn_rate[big] = rate;
+		/* 2 timed runs of 3000 messages in frames of at most 64 */
+		EXPECT_LE(2 * 3000 / 64, jget(&o, "frames_sent")->num) TH_LOG("%s", line);
+		ASSERT_NE(NULL, jget(&o, "msgs_resent"));
+		ASSERT_NE(NULL, jget(&o, "zmq_msgs_per_sec")) TH_LOG("%s", line);
+		ASSERT_NE(NULL, jget(&o, "vs_zmq"));
+		vs[big] = jget(&o, "vs_zmq")->num;
+		EXPECT_EQ(big ? 0.5 : 0.2, jget(&o, "target")->num);
+		f = jget(&o, "target_met");
+		ASSERT_TRUE(f && f->kind == 'b') TH_LOG("%s", line);
+		EXPECT_EQ(vs[big] >= (big ? 0.5 : 0.2), (int)f->num) TH_LOG("%s", line);
+	}
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(1, seen[i][0]) TH_LOG("size %zu: zmq rows", i);
+		EXPECT_EQ(1, seen[i][1]) TH_LOG("size %zu: libsnbridge rows", i);
+		/* 4 decimals */
+		EXPECT_GE(0.0001 + 0.001 * vs[i],
+			  fabs(vs[i] - sn_rate[i] / zmq_rate[i]))
+			TH_LOG("vs_zmq %.4f, %.0f / %.0f", vs[i], sn_rate[i],
+			       zmq_rate[i]);
+	}
+	free(out);
+}
+
+/* The bridge table: both rows, the ZeroMQ batching said, the targets. */
+TEST(bridge_table)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "bridge",
+			       "--sizes", "16", "--messages", "2000", "--repeat",
+			       "1", "--quiet", NULL };
+	char *out;
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "  libsnbridge ")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "  zmq ")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "64 messages per ZeroMQ message"));
+	EXPECT_NE(NULL, strstr(out, "vs zmq"));
+	EXPECT_NE(NULL, strstr(out, "bridge 16 B: libsnbridge vs zmq >= 0.2x"));
+	/* 64 KiB not in --sizes: its target says so */
+	EXPECT_NE(NULL, strstr(out, "bridge 64 KiB: libsnbridge vs zmq >= 0.5x"));
+	EXPECT_NE(NULL, strstr(out, "not measured in this run"));
+	free(out);
+}
+
 TEST(bad_options_fail)
 {
 	const char *argv[] = { tool("SNBENCH", "snbench"),
@@ -964,7 +1079,7 @@ TEST(bad_values_say_what_is_valid)
 	bad_value(_metadata, mode,
 		  "snbench: --poll-mode sometimes: not one of adaptive, always");
 	bad_value(_metadata, scen, "snbench: scenario nosuch: not one of suite, "
-		  "message_passing, pingpong, wakeup, worker_pool, sizes");
+		  "message_passing, pingpong, wakeup, worker_pool, sizes, bridge");
 	bad_value(_metadata, peer, "snbench: --peers nosuchpeer: not one of all, none, ");
 	bad_value(_metadata, peer, "rte_ring");
 	bad_value(_metadata, num, "snbench: --producers two: not a whole number");
@@ -983,7 +1098,7 @@ TEST(version_and_help)
 		"rte_ring", "ck_ring", "socketpair", "io_uring", "bare_seq",
 		"raw_2line", "kthread", "futex", "libsn_zc", "vmsplice",
 		"memcpy", "(spsc)", "(1024)", "(3)", "(16,256,4K,64K,1M)",
-		"(always)", "--version",
+		"(always)", "--version", "bridge", "(16,64K)",
 	};
 	char *out;
 	size_t i;
