@@ -7,18 +7,34 @@
  * p50 against its own throughput, the suite's named targets, --plot, the
  * wakeup scenario (its sn rows skipped without /dev/sn), the worker_pool
  * scenario (handled == submitted), the sizes sweep (every row of every
- * size, GB/s, ratios, its named targets), and snstat's parser on a listing with
- * extra trailing fields and without the module.
+ * size, GB/s, ratios, its named targets), the bridge scenario (libsnbridge
+ * and bare ZeroMQ, vs_zmq and its targets), snstat's parser on a listing with
+ * extra trailing fields and without the module, and sn-bridge: its options,
+ * and two of them end to end over loopback (10000 messages in order, their
+ * stats lines, exit 0 at SIGTERM).
  *
- * Runs the snbench and snstat beside it (build/; SNBENCH, SNSTAT override).
+ * Runs the snbench, snstat and sn-bridge beside it (build/; SNBENCH,
+ * SNSTAT, SNBRIDGE override).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sn/channel.h>
 
 #include "kselftest_harness.h"
 #include "run_capture.h"
@@ -30,12 +46,13 @@ static char *run(const char *const *argv, int *status)
 	return run_capture(argv[0], (char *const *)argv, status);
 }
 
-/* $ENV, else the tool beside this binary (both live in build/). */
+/* $ENV, else the tool beside this binary (all live in build/). */
 static const char *tool(const char *env, const char *name)
 {
-	static char buf[2][4096];
+	static char buf[3][4096];
 	const char *p = getenv(env);
-	char *slash, *b = buf[name[2] == 'b'];
+	char *slash, *b = buf[!strcmp(name, "snbench") ? 0 :
+			      !strcmp(name, "snstat") ? 1 : 2];
 	ssize_t n;
 
 	if (p)
@@ -574,6 +591,8 @@ TEST(suite_targets_named)
 		"MPSC 2 producers: libsn vs best peer >= 1.5x",
 		"MPMC 1 producer: libsn vs best peer >= 1.5x",
 		"MPMC 2 producers: libsn vs best peer >= 1.5x",
+		"bridge 16 B: libsnbridge vs zmq >= 0.2x",
+		"bridge 64 KiB: libsnbridge vs zmq >= 0.5x",
 	};
 	char *out, *t, why[256];
 	int st;
@@ -897,6 +916,118 @@ TEST(sizes_targets_named)
 	free(out);
 }
 
+/*
+ * bridge: a tiny run with --json: libsnbridge and zmq at 16 B and 64 KiB,
+ * every message received in order (a run that is not fails), the usual
+ * fields, batch and frame_msgs 64, GB/s the msg/s times the size, and on
+ * the libsnbridge row zmq's msg/s, vs_zmq their ratio and the target
+ * (0.2, 0.5) with whether it was met; no latency fields.
+ */
+TEST(bridge_json)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "bridge",
+			       "--messages", "3000", "--repeat", "2", "--json",
+			       "--quiet", NULL };
+	static const char *const nums[] = { "producers", "consumers",
+		"msg_size", "batch", "capacity", "messages", "repeats",
+		"frame_msgs", "msgs_per_zmq_msg", "msgs_per_sec",
+		"msgs_per_sec_min", "msgs_per_sec_max", "gb_per_sec" };
+	double zmq_rate[2] = { 0, 0 }, sn_rate[2] = { 0, 0 }, vs[2] = { 0, 0 };
+	char *out, *line, *save = NULL;
+	int st, seen[2][2] = { { 0 } };
+	struct jobj o;
+	size_t i;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	ASSERT_TRUE(WIFEXITED(st));
+	ASSERT_EQ(0, WEXITSTATUS(st)) TH_LOG("%s", out);
+	for (line = strtok_r(out, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		const struct jfield *f, *impl;
+		double size, rate;
+		int big, sn;
+
+		ASSERT_EQ(0, jparse(line, &o)) TH_LOG("not JSON: %s", line);
+		EXPECT_STREQ("bridge", jget(&o, "scenario")->str);
+		EXPECT_EQ(NULL, jget(&o, "failed")) TH_LOG("%s", line);
+		EXPECT_EQ(NULL, jget(&o, "skipped")) TH_LOG("%s", line);
+		EXPECT_EQ(NULL, jget(&o, "p50_ns")) TH_LOG("%s", line);
+		for (i = 0; i < ARRAY_SIZE(nums); i++) {
+			f = jget(&o, nums[i]);
+			ASSERT_TRUE(f && f->kind == 'n' && f->num > 0)
+				TH_LOG("%s not positive: %s", nums[i], line);
+		}
+		EXPECT_EQ(64, jget(&o, "batch")->num);
+		EXPECT_EQ(64, jget(&o, "frame_msgs")->num);
+		EXPECT_EQ(3000, jget(&o, "messages")->num);
+		EXPECT_LE(jget(&o, "msgs_per_sec_min")->num,
+			  jget(&o, "msgs_per_sec")->num);
+		EXPECT_LE(jget(&o, "msgs_per_sec")->num,
+			  jget(&o, "msgs_per_sec_max")->num);
+		impl = jget(&o, "impl");
+		sn = !strcmp(impl->str, "libsnbridge");
+		ASSERT_TRUE(sn || !strcmp(impl->str, "zmq")) TH_LOG("%s", line);
+		size = jget(&o, "msg_size")->num;
+		ASSERT_TRUE(size == 16 || size == 65536) TH_LOG("%s", line);
+		big = size == 65536;
+		seen[big][sn]++;
+		rate = jget(&o, "msgs_per_sec")->num;
+		EXPECT_GE(0.0001 + 0.001 * rate * size / 1e9,
+			  fabs(jget(&o, "gb_per_sec")->num - rate * size / 1e9))
+			TH_LOG("%s", line);
+		if (!sn) {
+			zmq_rate[big] = rate;
+			EXPECT_EQ(NULL, jget(&o, "vs_zmq"));
+			continue;
+		}
+		sn_rate[big] = rate;
+		/* 2 timed runs of 3000 messages in frames of at most 64 */
+		EXPECT_LE(2 * 3000 / 64, jget(&o, "frames_sent")->num) TH_LOG("%s", line);
+		ASSERT_NE(NULL, jget(&o, "msgs_resent"));
+		ASSERT_NE(NULL, jget(&o, "zmq_msgs_per_sec")) TH_LOG("%s", line);
+		ASSERT_NE(NULL, jget(&o, "vs_zmq"));
+		vs[big] = jget(&o, "vs_zmq")->num;
+		EXPECT_EQ(big ? 0.5 : 0.2, jget(&o, "target")->num);
+		f = jget(&o, "target_met");
+		ASSERT_TRUE(f && f->kind == 'b') TH_LOG("%s", line);
+		EXPECT_EQ(vs[big] >= (big ? 0.5 : 0.2), (int)f->num) TH_LOG("%s", line);
+	}
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(1, seen[i][0]) TH_LOG("size %zu: zmq rows", i);
+		EXPECT_EQ(1, seen[i][1]) TH_LOG("size %zu: libsnbridge rows", i);
+		/* 4 decimals */
+		EXPECT_GE(0.0001 + 0.001 * vs[i],
+			  fabs(vs[i] - sn_rate[i] / zmq_rate[i]))
+			TH_LOG("vs_zmq %.4f, %.0f / %.0f", vs[i], sn_rate[i],
+			       zmq_rate[i]);
+	}
+	free(out);
+}
+
+/* The bridge table: both rows, the ZeroMQ batching said, the targets. */
+TEST(bridge_table)
+{
+	const char *argv[] = { tool("SNBENCH", "snbench"), "bridge",
+			       "--sizes", "16", "--messages", "2000", "--repeat",
+			       "1", "--quiet", NULL };
+	char *out;
+	int st;
+
+	out = run(argv, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_NE(NULL, strstr(out, "  libsnbridge ")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "  zmq ")) TH_LOG("%s", out);
+	EXPECT_NE(NULL, strstr(out, "64 messages per ZeroMQ message"));
+	EXPECT_NE(NULL, strstr(out, "vs zmq"));
+	EXPECT_NE(NULL, strstr(out, "bridge 16 B: libsnbridge vs zmq >= 0.2x"));
+	/* 64 KiB not in --sizes: its target says so */
+	EXPECT_NE(NULL, strstr(out, "bridge 64 KiB: libsnbridge vs zmq >= 0.5x"));
+	EXPECT_NE(NULL, strstr(out, "not measured in this run"));
+	free(out);
+}
+
 TEST(bad_options_fail)
 {
 	const char *argv[] = { tool("SNBENCH", "snbench"),
@@ -948,7 +1079,7 @@ TEST(bad_values_say_what_is_valid)
 	bad_value(_metadata, mode,
 		  "snbench: --poll-mode sometimes: not one of adaptive, always");
 	bad_value(_metadata, scen, "snbench: scenario nosuch: not one of suite, "
-		  "message_passing, pingpong, wakeup, worker_pool, sizes");
+		  "message_passing, pingpong, wakeup, worker_pool, sizes, bridge");
 	bad_value(_metadata, peer, "snbench: --peers nosuchpeer: not one of all, none, ");
 	bad_value(_metadata, peer, "rte_ring");
 	bad_value(_metadata, num, "snbench: --producers two: not a whole number");
@@ -967,7 +1098,7 @@ TEST(version_and_help)
 		"rte_ring", "ck_ring", "socketpair", "io_uring", "bare_seq",
 		"raw_2line", "kthread", "futex", "libsn_zc", "vmsplice",
 		"memcpy", "(spsc)", "(1024)", "(3)", "(16,256,4K,64K,1M)",
-		"(always)", "--version",
+		"(always)", "--version", "bridge", "(16,64K)",
 	};
 	char *out;
 	size_t i;
@@ -999,6 +1130,376 @@ TEST(version_and_help)
 	EXPECT_NE(NULL, strstr(out, "/proc/sn/rings"));
 	EXPECT_NE(NULL, strstr(out, "--count"));
 	free(out);
+}
+
+/* ---- sn-bridge ---- */
+
+/* --version, --help (the options and their defaults), exit 0. */
+TEST(bridge_version_and_help)
+{
+	const char *v[] = { tool("SNBRIDGE", "sn-bridge"), "--version", NULL };
+	const char *h[] = { tool("SNBRIDGE", "sn-bridge"), "--help", NULL };
+	static const char *const help_has[] = {
+		"--host ID", "--bind EP", "--connect EP", "--egress PATH",
+		"--ingress PATH", "--lanes N", "(4)", "--slots N", "(4096)",
+		"--slot-size B", "(64)", "--heartbeat MS", "(100)", "--dead MS",
+		"500", "--give-up S", "--frame N", "--cpu N", "--stats S",
+		"--backend auto|kernel|memfd", "--version", "--help",
+	};
+	char *out;
+	size_t i;
+	int st;
+
+	out = run(v, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_TRUE(WIFEXITED(st));
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	EXPECT_STREQ("sn-bridge " SN_VERSION "\n", out);
+	free(out);
+	out = run(h, &st);
+	ASSERT_NE(NULL, out);
+	EXPECT_EQ(0, WEXITSTATUS(st));
+	for (i = 0; i < ARRAY_SIZE(help_has); i++) {
+		const char *want = help_has[i];
+
+		EXPECT_NE(NULL, strstr(out, want))
+			TH_LOG("sn-bridge --help: no %s", want);
+	}
+	free(out);
+}
+
+/* Bad arguments: a message naming the option and what is valid, exit 2,
+ * before anything listens. */
+TEST(bridge_bad_arguments)
+{
+#define SNB_BRIDGE_ARGV(...) { tool("SNBRIDGE", "sn-bridge"), __VA_ARGS__, NULL }
+	const char *backend[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--egress", "/nonexistent/e", "--backend",
+		"xyz");
+	const char *slots[] = SNB_BRIDGE_ARGV("--host", "1", "--slots", "1000");
+	const char *lanes[] = SNB_BRIDGE_ARGV("--host", "1", "--lanes", "0");
+	const char *size[] = SNB_BRIDGE_ARGV("--host", "1", "--slot-size", "12");
+	const char *host[] = SNB_BRIDGE_ARGV("--host", "one");
+	const char *nohost[] = SNB_BRIDGE_ARGV("--bind", "tcp://127.0.0.1:1",
+		"--egress", "/nonexistent/e");
+	const char *both[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--connect", "tcp://127.0.0.1:1",
+		"--egress", "/nonexistent/e");
+	const char *none[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1");
+	const char *frame[] = SNB_BRIDGE_ARGV("--host", "1", "--bind",
+		"tcp://127.0.0.1:1", "--egress", "/nonexistent/e",
+		"--slot-size", "65536", "--frame", "512");
+	const char *stats[] = SNB_BRIDGE_ARGV("--host", "1", "--stats", "-1");
+	const char *extra[] = SNB_BRIDGE_ARGV("--host", "1", "stray");
+#undef SNB_BRIDGE_ARGV
+
+	bad_value(_metadata, backend,
+		  "sn-bridge: --backend xyz: not one of auto, kernel, memfd");
+	bad_value(_metadata, slots, "sn-bridge: --slots 1000: not a power of two");
+	bad_value(_metadata, lanes,
+		  "sn-bridge: --lanes 0: not a whole number from 1 to 64");
+	bad_value(_metadata, size, "sn-bridge: --slot-size 12: not a multiple of 8");
+	bad_value(_metadata, host, "sn-bridge: --host one: not a whole number");
+	bad_value(_metadata, nohost, "sn-bridge: --host ID is required");
+	bad_value(_metadata, both,
+		  "sn-bridge: exactly one of --bind EP and --connect EP");
+	bad_value(_metadata, none,
+		  "sn-bridge: at least one of --egress PATH and --ingress PATH");
+	bad_value(_metadata, frame, "sn-bridge: --frame 512: ");
+	bad_value(_metadata, stats, "sn-bridge: --stats -1: not a number from 0");
+	bad_value(_metadata, extra, "sn-bridge: stray: unexpected argument");
+}
+
+/* A running sn-bridge: its pid, and its stdout and stderr (pipes). */
+struct bridge_proc {
+	pid_t pid;
+	int out, err;
+	char errbuf[8192];	/* its stderr so far */
+	size_t errlen;
+};
+
+/* Starts @argv with its stdout and stderr piped to us; it is killed if
+ * the test dies first. 0 or -1. */
+static int bridge_spawn(const char *const *argv, struct bridge_proc *bp)
+{
+	int o[2], e[2];
+
+	memset(bp, 0, sizeof(*bp));
+	if (pipe2(o, O_CLOEXEC) || pipe2(e, O_CLOEXEC))
+		return -1;
+	bp->pid = fork();
+	if (bp->pid < 0)
+		return -1;
+	if (!bp->pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		execv(argv[0], (char *const *)argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	close(o[1]);
+	close(e[1]);
+	bp->out = o[0];
+	bp->err = e[0];
+	return 0;
+}
+
+/* Reads @bp's stderr until it holds @want or @ms pass: 0 or -1. */
+static int bridge_wait_err(struct bridge_proc *bp, const char *want, int ms)
+{
+	struct timespec t0, t;
+	struct pollfd p = { .fd = bp->err, .events = POLLIN };
+	ssize_t r;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!strstr(bp->errbuf, want)) {
+		long left;
+
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		left = ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+			     (t.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+			return -1;
+		r = read(bp->err, bp->errbuf + bp->errlen,
+			 sizeof(bp->errbuf) - 1 - bp->errlen);
+		if (r <= 0)
+			return -1;
+		bp->errlen += (size_t)r;
+		bp->errbuf[bp->errlen] = 0;
+	}
+	return 0;
+}
+
+/* Everything left on @fd, appended to @buf (@cap bytes, NUL ended). */
+static void drain(int fd, char *buf, size_t len, size_t cap)
+{
+	ssize_t r;
+
+	while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+		len += (size_t)r;
+	buf[len] = 0;
+}
+
+/* SIGTERM, then the exit status (-1 if it did not end within 10 s), its
+ * stdout into @out and the rest of its stderr into bp->errbuf. */
+static int bridge_stop(struct bridge_proc *bp, char *out, size_t cap)
+{
+	int st = -1, i;
+
+	kill(bp->pid, SIGTERM);
+	for (i = 0; i < 1000; i++) {
+		if (waitpid(bp->pid, &st, WNOHANG) == bp->pid)
+			break;
+		usleep(10000);
+	}
+	if (i == 1000) {
+		kill(bp->pid, SIGKILL);
+		waitpid(bp->pid, NULL, 0);
+		st = -1;
+	}
+	drain(bp->out, out, 0, cap);
+	drain(bp->err, bp->errbuf, bp->errlen, sizeof(bp->errbuf));
+	close(bp->out);
+	close(bp->err);
+	return st;
+}
+
+/* A TCP port of 127.0.0.1 free a moment ago, and the next one too (the
+ * bridge's control channel takes it), or -1. */
+static int free_port(void)
+{
+	int tries;
+
+	for (tries = 0; tries < 50; tries++) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		socklen_t len = sizeof(a);
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd2 = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (fd >= 0 && fd2 >= 0 &&
+		    !bind(fd, (struct sockaddr *)&a, sizeof(a)) &&
+		    !getsockname(fd, (struct sockaddr *)&a, &len) &&
+		    ntohs(a.sin_port) < 65535) {
+			port = ntohs(a.sin_port);
+			a.sin_port = htons((uint16_t)(port + 1));
+			if (bind(fd2, (struct sockaddr *)&a, sizeof(a)))
+				port = -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		if (fd2 >= 0)
+			close(fd2);
+		if (port > 0)
+			return port;
+	}
+	return -1;
+}
+
+/* A channel end from an sn-bridge socket at @path: 0 or a negative errno. */
+static int bridge_attach(const char *path, struct sn_channel **ch)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = sn_channel_recv_fd(ch, fd, 0);
+	close(fd);
+	return r;
+}
+
+/* The value of @key in the stats line @line ("key=value ..."), or -1. */
+static long long stat_of(const char *line, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), " %s=", key);
+	if (!strncmp(line, k + 1, strlen(k + 1)))
+		p = line + strlen(k + 1);	/* the first pair */
+	else if ((p = strstr(line, k)))
+		p += strlen(k);
+	return p ? strtoll(p, NULL, 10) : -1;
+}
+
+#define BRIDGE_MSGS	10000
+
+/*
+ * End to end over loopback: bridge B binds with an ingress socket, bridge
+ * A connects with an egress socket; this process takes a producer of A's
+ * egress channel and the consumer of B's ingress channel from their unix
+ * sockets, sends 10000 messages and receives them all, in order. SIGTERM
+ * ends both with exit 0 and a stats line each that counts the 10000.
+ */
+TEST(bridge_end_to_end)
+{
+	char dir[] = "/tmp/sn-bridge-smoke-XXXXXX", eg[64], in[64], ep[64];
+	char out_a[4096], out_b[4096];
+	const char *bin = tool("SNBRIDGE", "sn-bridge");
+	struct bridge_proc a, b;
+	struct sn_channel *ech = NULL, *ich = NULL;
+	struct sn_producer *p = NULL;
+	struct sn_consumer *c = NULL;
+	unsigned char msg[64], got[64];
+	uint64_t sent = 0, recvd = 0, bad = 0, seq;
+	struct timespec t0, t;
+	int port, st_a, st_b, r;
+
+	ASSERT_NE(NULL, mkdtemp(dir));
+	snprintf(eg, sizeof(eg), "%s/egress", dir);
+	snprintf(in, sizeof(in), "%s/ingress", dir);
+	port = free_port();
+	ASSERT_LT(0, port);
+	snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%d", port);
+	{
+		const char *argv_b[] = { bin, "--host", "2", "--bind", ep,
+			"--ingress", in, "--slots", "1024", NULL };
+		const char *argv_a[] = { bin, "--host", "1", "--connect", ep,
+			"--egress", eg, "--lanes", "2", "--slots", "1024", NULL };
+
+		ASSERT_EQ(0, bridge_spawn(argv_b, &b));
+		ASSERT_EQ(0, bridge_wait_err(&b, "sn-bridge: ready: ingress ", 10000))
+			TH_LOG("bridge B: %s", b.errbuf);
+		ASSERT_EQ(0, bridge_spawn(argv_a, &a));
+		ASSERT_EQ(0, bridge_wait_err(&a, "sn-bridge: ready: egress ", 10000))
+			TH_LOG("bridge A: %s", a.errbuf);
+	}
+	EXPECT_NE(NULL, strstr(b.errbuf, in));
+	EXPECT_NE(NULL, strstr(a.errbuf, eg));
+	r = bridge_attach(eg, &ech);
+	ASSERT_EQ(0, r) TH_LOG("egress: %s", strerror(-r));
+	r = bridge_attach(in, &ich);
+	ASSERT_EQ(0, r) TH_LOG("ingress: %s", strerror(-r));
+	ASSERT_EQ(0, sn_producer_open(ech, &p));
+	ASSERT_EQ(0, sn_consumer_open(ich, &c));
+	memset(msg, 0, sizeof(msg));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (recvd < BRIDGE_MSGS) {
+		while (sent < BRIDGE_MSGS) {
+			memcpy(msg, &sent, sizeof(sent));
+			msg[63] = (unsigned char)sent;
+			r = sn_try_send(p, msg);
+			if (r == -EAGAIN)
+				break;
+			ASSERT_EQ(0, r) TH_LOG("send: %s", strerror(-r));
+			sent++;
+		}
+		r = sn_recv(c, got, 1000000);	/* 1 ms */
+		if (r == -ETIMEDOUT || r == -EAGAIN) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			ASSERT_GT(30, t.tv_sec - t0.tv_sec)
+				TH_LOG("%llu of %u received in 30 s",
+				       (unsigned long long)recvd, BRIDGE_MSGS);
+			continue;
+		}
+		ASSERT_EQ(0, r) TH_LOG("receive: %s", strerror(-r));
+		memcpy(&seq, got, sizeof(seq));
+		if (seq != recvd || got[63] != (unsigned char)recvd)
+			bad++;
+		recvd++;
+	}
+	EXPECT_EQ(0, bad) TH_LOG("%llu messages out of order or garbled",
+				 (unsigned long long)bad);
+	EXPECT_EQ(-EAGAIN, sn_try_recv(c, got));	/* nothing more */
+	sn_producer_close(p);
+	sn_consumer_close(c);
+	sn_channel_close(ech);
+	sn_channel_close(ich);
+
+	/* each heard the other (the ready lines came before) */
+	EXPECT_EQ(0, bridge_wait_err(&a, "sn-bridge: peer 2 up", 5000))
+		TH_LOG("bridge A: %s", a.errbuf);
+	EXPECT_EQ(0, bridge_wait_err(&b, "sn-bridge: peer 1 up", 5000))
+		TH_LOG("bridge B: %s", b.errbuf);
+	/* the sender first: its flush needs the peer */
+	st_a = bridge_stop(&a, out_a, sizeof(out_a));
+	st_b = bridge_stop(&b, out_b, sizeof(out_b));
+	EXPECT_TRUE(WIFEXITED(st_a) && !WEXITSTATUS(st_a))
+		TH_LOG("bridge A status %d: %s", st_a, a.errbuf);
+	EXPECT_TRUE(WIFEXITED(st_b) && !WEXITSTATUS(st_b))
+		TH_LOG("bridge B status %d: %s", st_b, b.errbuf);
+	EXPECT_NE(NULL, strstr(a.errbuf, "sn-bridge: peer 2 up")) TH_LOG("%s", a.errbuf);
+	EXPECT_NE(NULL, strstr(b.errbuf, "sn-bridge: peer 1 up")) TH_LOG("%s", b.errbuf);
+	/* one stats line each, at exit, every field of sn_bridge_stats */
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_acked")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(0, stat_of(out_a, "unacked")) TH_LOG("A: %s", out_a);
+	EXPECT_LT(0, stat_of(out_a, "frames_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(2, stat_of(out_a, "peer_host")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_b, "msgs_delivered")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(0, stat_of(out_b, "msgs_sent")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(1, stat_of(out_b, "peer_host")) TH_LOG("B: %s", out_b);
+	{
+		static const char *const fields[] = { "frames_sent",
+			"msgs_sent", "msgs_resent", "msgs_acked", "unacked",
+			"frames_received", "msgs_delivered", "msgs_duplicate",
+			"frames_gap", "go_backs", "heartbeats_sent",
+			"heartbeats_received", "downs", "peer_restarts",
+			"stalls", "silence_ns", "peer_host", "error" };
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(fields); i++) {
+			EXPECT_LE(0, stat_of(out_a, fields[i])) TH_LOG("A: no %s", fields[i]);
+			EXPECT_LE(0, stat_of(out_b, fields[i])) TH_LOG("B: no %s", fields[i]);
+		}
+		EXPECT_NE(NULL, strstr(out_a, " state=")) TH_LOG("%s", out_a);
+		EXPECT_EQ(1, !!strchr(out_a, '\n') && !strchr(out_a, '\n')[1])
+			TH_LOG("A: not one line: %s", out_a);
+	}
+	/* the sockets are gone */
+	EXPECT_NE(0, access(eg, F_OK));
+	EXPECT_NE(0, access(in, F_OK));
+	rmdir(dir);
 }
 
 /* ---- snstat ---- */

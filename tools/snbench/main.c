@@ -14,6 +14,9 @@
  *           msg/s and GB/s per message size, libsn copying and zero copy
  *           against pipe, socketpair, vmsplice, io_uring and memcpy (see
  *           sizes.c)
+ *   snbench bridge [--sizes LIST]
+ *           msg/s through two libsnbridge bridges over loopback TCP against
+ *           bare ZeroMQ PUSH/PULL with the same batching (bench_bridge.c)
  *   common: --peers LIST|all|none, --repeat N, --json, --plot FILE.png,
  *           --cpus LIST, --quiet
  *   snbench --help               the scenarios, peers, options, defaults
@@ -39,6 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sn/bridge.h>
 #include <sn/channel.h>
 
 #include "snbench.h"
@@ -108,6 +112,12 @@ struct result {
 	int sizes;
 	unsigned int max_msg_size;	/* the pool carries records (0: fixed
 					 * slots) */
+	/* bridge: a row of the bridge scenario (group: one size); the
+	 * libsnbridge row's bridge counts over the timed runs, and zmq's
+	 * msg/s beside it */
+	int bridge;
+	uint64_t frames, resent, go_backs, stalls;
+	double zmq_rate;
 };
 
 static struct {
@@ -119,6 +129,7 @@ static struct {
 	int use_size[SIZE_ROWS];
 	unsigned int sizes[SIZES_MAX];	/* sizes: the message sizes */
 	unsigned int nsizes;
+	int sizes_set;			/* --sizes given (bridge: else 16,64K) */
 	double seconds;			/* sizes: one timed run of a cell */
 	int ncpus;
 	int cpus[SNB_MAX_THREADS];
@@ -451,6 +462,9 @@ static void print_pool_row(const struct result *r);
 static void print_sizes_json(const struct result *r);
 static void print_sizes_head(const struct result *r);
 static void print_sizes_row(const struct result *r);
+static void print_bridge_json(const struct result *r);
+static void print_bridge_head(const struct result *r);
+static void print_bridge_row(const struct result *r);
 
 /* How the scenarios with tables of their own print a row. */
 struct printer {
@@ -464,6 +478,9 @@ static const struct printer pool_printer = {
 static const struct printer sizes_printer = {
 	print_sizes_json, print_sizes_head, print_sizes_row
 };
+static const struct printer bridge_printer = {
+	print_bridge_json, print_bridge_head, print_bridge_row
+};
 
 static void print_group(int group)
 {
@@ -476,7 +493,8 @@ static void print_group(int group)
 		const struct snb_cfg *c = &r->cfg;
 
 		const struct printer *pr = r->sizes ? &sizes_printer :
-					   r->pool ? &pool_printer : NULL;
+					   r->pool ? &pool_printer :
+					   r->bridge ? &bridge_printer : NULL;
 
 		if (r->group != group)
 			continue;
@@ -780,6 +798,8 @@ static void spsc_targets(const char *name, unsigned int batch,
 	target(what, b ? sn->rate / b->rate : 0, 0.5, 1, d);
 }
 
+static void bridge_targets(void);
+
 static void print_targets(void)
 {
 	const struct result *sn, *p;
@@ -829,6 +849,7 @@ static void print_targets(void)
 	       TARGET_W, "worker pool, 16 workers vs 1 >= 14x on 16+ cores");
 	printf("  %-*s not in the suite: snbench sizes\n", TARGET_W,
 	       "sizes: 4 KiB copy, 64 KiB and 1 MiB zero-copy");
+	bridge_targets();
 }
 
 /* ---- worker_pool: msg/s for 1, 2, 4, ... workers ---- */
@@ -1301,6 +1322,271 @@ static void run_sizes(const struct snb_cfg *cfg0)
 	sizes_target(1U << 20, "libsn_zc", "memcpy", 1);
 }
 
+/* ---- bridge: libsnbridge over loopback TCP against bare ZeroMQ ---- */
+
+#define BRIDGE_BATCH	64		/* frame_msgs; zmq: per zmq message */
+#define BRIDGE_SECONDS	0.3		/* a timed run, calibrated */
+
+/* The bridge's sizes: --sizes when given (checked here), else 16, 64K. */
+static void bridge_sizes(void)
+{
+	unsigned int i;
+
+	if (!opt.sizes_set) {
+		opt.sizes[0] = 16;
+		opt.sizes[1] = 65536;
+		opt.nsizes = 2;
+		return;
+	}
+	for (i = 0; i < opt.nsizes; i++)
+		if (opt.sizes[i] % 8 || opt.sizes[i] > SN_CHANNEL_MAX_SLOT_SIZE)
+			die("bridge: --sizes: multiples of 8 from 16 to 64K (a channel's slot)");
+}
+
+static unsigned int bridge_steps(void)
+{
+	return SNB_BRIDGE_IMPLS * opt.nsizes;
+}
+
+/* Slots of each bridge channel: 4096 (sn-bridge's default), fewer for
+ * large messages (16 MiB a channel at most, 4 frames at least). */
+static unsigned int bridge_slots(unsigned int size)
+{
+	unsigned int slots = 4096;
+
+	while (slots > 4 * BRIDGE_BATCH && (uint64_t)slots * size > (16U << 20))
+		slots /= 2;
+	return slots;
+}
+
+/* The target for @size (0: none). */
+static double bridge_need(unsigned int size)
+{
+	return size == 16 ? 0.2 : size == 65536 ? 0.5 : 0;
+}
+
+/*
+ * One row of the bridge scenario: the setup, a warm-up run that also
+ * calibrates the messages of a timed run to about BRIDGE_SECONDS (unless
+ * --messages), then the timed repeats.
+ */
+static void measure_bridge(unsigned int impl, const struct snb_cfg *cfg0,
+			   unsigned int size)
+{
+	struct result *res = new_result();
+	struct snb_bridge_cfg bc = {
+		.msg_size = size, .batch = BRIDGE_BATCH,
+		.slots = bridge_slots(size),
+	};
+	struct snb_bridge_run run;
+	double rates[64];
+	uint64_t n;
+	unsigned int r;
+	char what[64], b[16];
+	void *ctx;
+
+	res->scenario = "bridge";
+	res->impl = snb_bridge_names[impl];
+	res->cfg = *cfg0;
+	res->cfg.type = SNB_MPSC;
+	res->cfg.producers = res->cfg.consumers = 1;
+	res->cfg.msg_size = size;
+	res->cfg.batch = BRIDGE_BATCH;
+	res->cfg.capacity = bc.slots;
+	res->group = ngroups;
+	res->repeats = opt.repeat;
+	res->syscalls_per_msg = -1;
+	res->bridge = 1;
+	res->skipped = snb_bridge_skip();
+	if (res->skipped) {
+		step++;
+		return;
+	}
+	snprintf(what, sizeof(what), "bridge %s", size_name(size, b));
+	progress(what, res->impl);
+	ctx = snb_bridge_open(impl, &bc);
+	if (!ctx) {
+		res->failed = 1;
+		return;
+	}
+	/* warm-up: a tenth of --messages, else about 32 MiB or 250000 */
+	n = cfg0->messages ? cfg0->messages / 10 :
+	    (32ULL << 20) / size < 250000 ? (32ULL << 20) / size : 250000;
+	if (n < 1000)
+		n = 1000;
+	if (cfg0->messages && n > cfg0->messages)
+		n = cfg0->messages;
+	if (snb_bridge_run(ctx, n, &run))
+		goto fail;
+	n = cfg0->messages ? cfg0->messages :
+	    (uint64_t)((double)n * BRIDGE_SECONDS / run.seconds);
+	if (n < 1000)
+		n = 1000;
+	res->cfg.messages = n;
+	for (r = 0; r < opt.repeat; r++) {
+		if (snb_bridge_run(ctx, n, &run))
+			goto fail;
+		rates[r] = (double)run.received / run.seconds;
+		res->frames += run.frames;
+		res->resent += run.resent;
+		res->go_backs += run.go_backs;
+		res->stalls += run.stalls;
+	}
+	snb_bridge_close(ctx);
+	qsort(rates, opt.repeat, sizeof(rates[0]), cmp_double);
+	res->rate = opt.repeat % 2 ? rates[opt.repeat / 2] :
+		    (rates[opt.repeat / 2 - 1] + rates[opt.repeat / 2]) / 2;
+	res->rate_min = rates[0];
+	res->rate_max = rates[opt.repeat - 1];
+	return;
+fail:
+	snb_bridge_close(ctx);
+	res->failed = 1;
+}
+
+/* The measured row @impl of the bridge's @size, or NULL. */
+static const struct result *bridge_cell(unsigned int size, const char *impl)
+{
+	size_t i;
+
+	for (i = 0; i < nresults; i++) {
+		const struct result *r = &results[i];
+
+		if (r->bridge && r->cfg.msg_size == size &&
+		    !strcmp(r->impl, impl) && !r->skipped && !r->failed)
+			return r;
+	}
+	return NULL;
+}
+
+/* libsnbridge's msg/s over zmq's at @r's size (0: either not measured). */
+static double bridge_ratio(const struct result *r)
+{
+	const struct result *s = bridge_cell(r->cfg.msg_size, "libsnbridge");
+
+	return s && s->zmq_rate > 0 ? s->rate / s->zmq_rate : 0;
+}
+
+static void print_bridge_head(const struct result *r)
+{
+	char b[16];
+
+	printf("\nbridge %s: producer -> egress MPSC channel -> bridge A -> tcp://127.0.0.1 -> bridge B ->\n"
+	       "ingress SPSC channel -> consumer, one process, threads not pinned; batch %u (frame_msgs),\n"
+	       "%u slots a channel; zmq: PUSH -> tcp://127.0.0.1 -> PULL, %u messages per ZeroMQ message,\n"
+	       "HWM %u; %llu messages x %u (--messages, else calibrated to about %.1f s a run)\n",
+	       size_name(r->cfg.msg_size, b), r->cfg.batch, r->cfg.capacity,
+	       r->cfg.batch, SN_BRIDGE_HWM,
+	       (unsigned long long)r->cfg.messages, r->repeats, BRIDGE_SECONDS);
+	printf("  %-11s %9s %7s %8s %9s %8s %8s %8s\n", "impl", "Mmsg/s",
+	       "spread", "GB/s", "frames", "resent", "stalls", "vs zmq");
+}
+
+static void print_bridge_row(const struct result *r)
+{
+	if (print_unmeasured(r, 11, "(not run: ", ")"))
+		return;
+	printf("  %-11s %9.3f %6.1f%% %8.3f ", r->impl, r->rate / 1e6,
+	       100 * (r->rate_max - r->rate_min) / r->rate, gbps(r));
+	if (!strcmp(r->impl, "libsnbridge"))
+		printf("%9llu %8llu %8llu ", (unsigned long long)r->frames,
+		       (unsigned long long)r->resent,
+		       (unsigned long long)r->stalls);
+	else
+		printf("%9s %8s %8s ", "-", "-", "-");
+	if (bridge_ratio(r) > 0)
+		printf("%7.2fx\n", strcmp(r->impl, "zmq") ? bridge_ratio(r) : 1.0);
+	else
+		printf("%8s\n", "-");
+}
+
+/*
+ * The usual fields (cpus: -1, not pinned), GB/s, and on the libsnbridge
+ * row the bridge's counts, zmq's msg/s, the ratio and its target; no
+ * latency fields (none is measured).
+ */
+static void print_bridge_json(const struct result *r)
+{
+	double need = bridge_need(r->cfg.msg_size), ratio = bridge_ratio(r);
+
+	print_json_head(r, type_names[r->cfg.type], -1, -1);
+	printf(",\"frame_msgs\":%u,\"msgs_per_zmq_msg\":%u", r->cfg.batch,
+	       r->cfg.batch);
+	if (print_json_unmeasured(r))
+		return;
+	printf(",\"msgs_per_sec\":%.0f,\"msgs_per_sec_min\":%.0f,"
+	       "\"msgs_per_sec_max\":%.0f,\"gb_per_sec\":%.4f",
+	       r->rate, r->rate_min, r->rate_max, gbps(r));
+	if (!strcmp(r->impl, "libsnbridge")) {
+		printf(",\"frames_sent\":%llu,\"msgs_resent\":%llu,"
+		       "\"go_backs\":%llu,\"stalls\":%llu",
+		       (unsigned long long)r->frames,
+		       (unsigned long long)r->resent,
+		       (unsigned long long)r->go_backs,
+		       (unsigned long long)r->stalls);
+		if (ratio > 0) {
+			printf(",\"zmq_msgs_per_sec\":%.0f,\"vs_zmq\":%.4f",
+			       r->zmq_rate, ratio);
+			if (need > 0)
+				printf(",\"target\":%.2f,\"target_met\":%s", need,
+				       ratio >= need ? "true" : "false");
+		}
+	}
+	printf("}\n");
+	fflush(stdout);
+}
+
+/* The bridge's targets, each measured or said not to be. */
+static void bridge_targets(void)
+{
+	static const unsigned int sizes[] = { 16, 65536 };
+	size_t i;
+
+	for (i = 0; i < 2; i++) {
+		const struct result *s = bridge_cell(sizes[i], "libsnbridge");
+		const struct result *z = bridge_cell(sizes[i], "zmq");
+		char what[96], d[160], b[16];
+
+		snprintf(what, sizeof(what), "bridge %s: libsnbridge vs zmq >= %gx",
+			 size_name(sizes[i], b), bridge_need(sizes[i]));
+		if (s && z)
+			snprintf(d, sizeof(d), "%.3f vs %.3f Mmsg/s, batch %u",
+				 s->rate / 1e6, z->rate / 1e6, s->cfg.batch);
+		else
+			snprintf(d, sizeof(d), "%s", snb_bridge_skip() ?
+				 snb_bridge_skip() : "not in --sizes, or failed");
+		target(what, s && z ? s->rate / z->rate : 0,
+		       bridge_need(sizes[i]), 1, d);
+	}
+}
+
+/* The bridge scenario: each size a group, libsnbridge and zmq; @alone:
+ * run as its own scenario (then its targets follow). */
+static void run_bridge(const struct snb_cfg *cfg, int alone)
+{
+	unsigned int i, j;
+
+	if (alone)
+		nsteps = bridge_steps();
+	for (i = 0; i < opt.nsizes; i++) {
+		size_t first = nresults;
+
+		for (j = 0; j < SNB_BRIDGE_IMPLS; j++)
+			measure_bridge(j, cfg, opt.sizes[i]);
+		/* zmq's msg/s on the libsnbridge row */
+		if (!results[first].skipped && !results[first].failed &&
+		    !results[first + 1].skipped && !results[first + 1].failed)
+			results[first].zmq_rate = results[first + 1].rate;
+		progress_done();
+		print_group(ngroups);
+		ngroups++;
+	}
+	if (alone && !opt.json) {
+		printf("\ntargets, ratios from this run:\n");
+		bridge_targets();
+	}
+}
+
 /* --sizes: a list of byte counts, K and M binary (4K = 4096). */
 static void parse_sizes(const char *s)
 {
@@ -1446,7 +1732,7 @@ static void plot(const char *png)
 		for (i = 0; i < nresults && !first; i++)
 			if (results[i].group == grp)
 				first = &results[i];
-		if (!first)
+		if (!first || first->bridge)
 			continue;
 		if (!strcmp(first->scenario, "pingpong"))
 			fprintf(f, "\"pingpong\\n(1000/p50ns)\"");
@@ -1620,7 +1906,7 @@ static double real(const char *s, const char *what, double lo, double hi)
 
 static const char *const scenario_names[] = {
 	"suite", "message_passing", "pingpong", "wakeup", "worker_pool",
-	"sizes",
+	"sizes", "bridge",
 };
 static const char *const poll_modes[] = { "adaptive", "always" };
 
@@ -1653,6 +1939,9 @@ static void usage(int st)
 		"  wakeup           sleeping-consumer wake latency (the sn rows need /dev/sn and root)\n"
 		"  worker_pool      libsn's worker pool, msg/s for 1, 2, 4, ... --workers workers\n"
 		"  sizes            msg/s and GB/s per message size, libsn copying and zero copy\n"
+		"  bridge           msg/s through two libsnbridge bridges over loopback TCP at batch 64,\n"
+		"                   against bare ZeroMQ PUSH/PULL with 64 messages per ZeroMQ message\n"
+		"                   (build/snbench only: snbench-static has no libzmq)\n"
 		"peers (--peers LIST|all|none; libsn's row always runs):\n"
 		"  suite, message_passing, pingpong: ");
 	for (i = 0; i < NIMPLS; i++)
@@ -1694,7 +1983,10 @@ static void usage(int st)
 		"  --max-msg-size BYTES     also 1 worker whose pool carries records up to BYTES (none)\n"
 		"  sizes:\n"
 		"  --sizes LIST             16 B..16M; K, M: 1024, 1048576 (16,256,4K,64K,1M)\n"
-		"  --seconds S              one timed run of a cell, up to 60 (0.1)\n", SN_VERSION);
+		"  --seconds S              one timed run of a cell, up to 60 (0.1)\n"
+		"  bridge (also in the suite):\n"
+		"  --sizes LIST             message sizes, multiples of 8 from 16 to 64K (16,64K)\n"
+		"  --messages N             per timed run (calibrated to about 0.3 s a run)\n", SN_VERSION);
 	exit(st);
 }
 
@@ -1762,7 +2054,10 @@ int main(int argc, char **argv)
 			poll_mode = poll_modes[one_of("--poll-mode", optarg,
 						      poll_modes, 2)];
 			break;
-		case 'S': parse_sizes(optarg); break;
+		case 'S':
+			parse_sizes(optarg);
+			opt.sizes_set = 1;
+			break;
 		case 'T':
 			opt.seconds = real(optarg, "--seconds", 0, 60);
 			if (!(opt.seconds > 0))
@@ -1807,8 +2102,10 @@ int main(int argc, char **argv)
 		die("too many producers");
 
 	if (opt.plot && (!strcmp(scenario, "worker_pool") ||
-			 !strcmp(scenario, "sizes")))
-		die("--plot draws the peers' groups: not worker_pool or sizes");
+			 !strcmp(scenario, "sizes") || !strcmp(scenario, "bridge")))
+		die("--plot draws the peers' groups: not worker_pool, sizes or bridge");
+	if (!strcmp(scenario, "suite") || !strcmp(scenario, "bridge"))
+		bridge_sizes();
 	if (workers > SNB_MAX_THREADS)
 		die("--workers: at most 64");
 	snb_tsc_calibrate();
@@ -1846,12 +2143,14 @@ int main(int argc, char **argv)
 		run_worker_pool(&cfg, (unsigned int)workers, records);
 	} else if (!strcmp(scenario, "sizes")) {
 		run_sizes(&cfg);
+	} else if (!strcmp(scenario, "bridge")) {
+		run_bridge(&cfg, 1);
 	} else if (!strcmp(scenario, "suite")) {
 		/* the short suite: at most 2 minutes on a 2-core machine */
 		struct snb_cfg s = cfg;
 		uint64_t n = cfg.messages ? cfg.messages : 250000;
 
-		nsteps = 7 * group_steps();
+		nsteps = 7 * group_steps() + bridge_steps();
 		s.messages = n;
 		s.type = SNB_SPSC;
 		run_group("message_passing", &s, 0);
@@ -1868,6 +2167,8 @@ int main(int argc, char **argv)
 		s = cfg;
 		s.messages = cfg.messages ? cfg.messages : 50000;
 		run_group("pingpong", &s, 1);
+		/* the bridge at its own sizes and batch; --messages applies */
+		run_bridge(&cfg, 0);
 		print_targets();
 		if (!opt.json)
 			printf("\nnot in the suite: worker_pool (snbench worker_pool); wake latency: snbench wakeup;\n"

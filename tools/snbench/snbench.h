@@ -450,4 +450,32 @@ struct snb_pool_run {
 /* One timed run of a pool; 0, or a negative errno (said on stderr). */
 int snb_pool_run(const struct snb_pool_cfg *cfg, struct snb_pool_run *run);
 
+/* ---- the bridge scenario (bench_bridge.c) ---- */
+enum { SNB_BRIDGE_SN, SNB_BRIDGE_ZMQ, SNB_BRIDGE_IMPLS };
+extern const char *const snb_bridge_names[SNB_BRIDGE_IMPLS];
+
+struct snb_bridge_cfg {
+	unsigned int msg_size;		/* a multiple of 8, 16..65536 */
+	unsigned int batch;		/* frame_msgs; zmq: messages per zmq message */
+	unsigned int slots;		/* of each channel (libsnbridge) */
+};
+
+struct snb_bridge_run {
+	double seconds;			/* release of the producer to the last
+					 * message received */
+	uint64_t received;
+	/* libsnbridge: bridge A's frames_sent, msgs_resent, go_backs and
+	 * bridge B's stalls over the run */
+	uint64_t frames, resent, go_backs, stalls;
+};
+
+/* Why the rows cannot run in this build (no libzmq), or NULL. */
+const char *snb_bridge_skip(void);
+/* A row's setup (the channels, bridges up; the zmq sockets connected),
+ * kept over its runs; NULL when it failed (said on stderr). */
+void *snb_bridge_open(unsigned int impl, const struct snb_bridge_cfg *cfg);
+/* One run of @messages; 0, or a negative errno (said on stderr). */
+int snb_bridge_run(void *ctx, uint64_t messages, struct snb_bridge_run *run);
+void snb_bridge_close(void *ctx);
+
 #endif /* SNBENCH_H */
