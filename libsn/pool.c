@@ -139,6 +139,7 @@ struct sn_submitter {
 	__u32 *cnt, *room;		/* n: sn_submit_batch()'s scratch */
 	unsigned int *used;		/* n */
 	__u64 rr;
+	int nowait;			/* sn_try_submit(): never wait */
 	/* read by shutdown, stats and openers */
 	__u32 state __attribute__((aligned(SN_POOL_LINE)));	/* 1: open */
 	__u32 active;			/* a submission in progress */
@@ -1558,7 +1559,7 @@ static int sn_submit_wait(struct sn_submitter *s, struct sn_producer *p,
 	int r;
 
 	if (pool->cfg.backpressure != SN_BP_BLOCK ||
-	    !pool->cfg.block_timeout_ns || sn_on_worker(pool))
+	    !pool->cfg.block_timeout_ns || sn_on_worker(pool) || s->nowait)
 		return -EAGAIN;
 	if (!*deadline)
 		*deadline = sn_deadline(pool->cfg.block_timeout_ns);
@@ -1623,6 +1624,25 @@ SN_API int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 		return -EINVAL;
 	return sn_submit_to(s, sn_pool_pick(s->pool, key, &s->rr), key,
 			    payload, len);
+}
+
+SN_API int sn_try_submit(struct sn_submitter *s, __u64 key,
+			 const void *payload, __u32 len)
+{
+	unsigned int worker;
+	int ret;
+
+	if (!s || len > s->pool->max_msg || (len && !payload))
+		return -EINVAL;
+	worker = sn_pool_pick(s->pool, key, &s->rr);
+	ret = sn_submit_begin(s);
+	if (!ret) {
+		s->nowait = 1;
+		ret = sn_submit_one(s, worker, key, payload, len);
+		s->nowait = 0;
+	}
+	/* a full lane is the caller's to retry, not a refusal */
+	return sn_submit_end(s, ret && ret != -EAGAIN, ret);
 }
 
 /*

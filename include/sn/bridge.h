@@ -200,7 +200,13 @@ const char *sn_bridge_state_name(int state);
  * submitter are handled on its (host, worker), in the order submitted.
  *
  * Links: hosts i < j share one bridge; host i binds
- * tcp://addrs[i]:(base_port + j) and host j connects there.
+ * tcp://addrs[i]:(base_port + 2 * j) (and the next port, the bridge's
+ * control channel) and host j connects there.
+ *
+ * Under a cluster the pool's callbacks get the cluster's state wrapper in
+ * sn_worker_state() and the cluster in sn_worker_arg(): init gets the
+ * config's pool.arg, and init, fini, tick and chandle get the state init
+ * made (or the state_size block), as in a plain pool.
  */
 struct sn_cluster;
 struct sn_cluster_submitter;

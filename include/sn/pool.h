@@ -475,6 +475,14 @@ int sn_submitter_close(struct sn_submitter *s);
 int sn_submit(struct sn_submitter *s, __u64 key, const void *payload,
 	      __u32 len);
 
+/*
+ * As sn_submit(), but never waits: -EAGAIN when the worker's lane has no
+ * room, not counted as rejected (the caller tries again). The other errors
+ * as sn_submit(). (LIBSN_1.1)
+ */
+int sn_try_submit(struct sn_submitter *s, __u64 key, const void *payload,
+		  __u32 len);
+
 /* As sn_submit(), to worker @worker whatever the key. */
 int sn_submit_to(struct sn_submitter *s, unsigned int worker, __u64 key,
 		 const void *payload, __u32 len);
