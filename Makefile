@@ -2,7 +2,7 @@
 # test (static checks, host tests, guest selftests on three kernels).
 # Build output goes to build/ (userspace) and kmod/ (kbuild's objects).
 
-SN_VERSION := 0.1.0
+SN_VERSION := 0.2.0
 SN_CACHE ?= /var/cache/sn
 export SN_CACHE
 
