@@ -2,7 +2,7 @@
 # test (static checks, host tests, guest selftests on three kernels).
 # Build output goes to build/ (userspace) and kmod/ (kbuild's objects).
 
-SN_VERSION := 0.1.0
+SN_VERSION := 0.2.0
 SN_CACHE ?= /var/cache/sn
 export SN_CACHE
 
@@ -82,6 +82,14 @@ PC_SED = sed -e 's|@prefix@|$(1)|' -e 's|@libdir@|$(2)|' \
 $(B)/pkgconfig/libsn.pc: libsn/libsn.pc.in Makefile
 	@mkdir -p $(@D)
 	$(call PC_SED,$(CURDIR),$${prefix}/$(B),$${prefix}/include,$${includedir}/uapi) $< >$@
+
+# libsnbridge.pc (bridge/libsnbridge.pc.in: Requires libsn, so the build
+# tree's libsn.pc comes with it), the same way:
+#   PKG_CONFIG_PATH=$PWD/build/pkgconfig pkg-config --cflags --libs libsnbridge
+$(B)/pkgconfig/libsnbridge.pc: bridge/libsnbridge.pc.in $(B)/pkgconfig/libsn.pc Makefile
+	@mkdir -p $(@D)
+	$(call PC_SED,$(CURDIR),$${prefix}/$(B),$${prefix}/include,) $< >$@
+bridge: $(B)/pkgconfig/libsnbridge.pc
 
 # libsnbridge (bridge/, include/sn/bridge.h): channels and pools across
 # hosts over ZeroMQ, a library of its own so that libsn needs no libzmq.
@@ -238,7 +246,9 @@ bench: $(B)/snbench
 # PREFIX=/usr or SRCDIR=/usr/src). The uapi header goes to
 # $(INCLUDEDIR)/sn/uapi/linux/sn.h, not over the kernel headers' own
 # directory; libsn.pc's Cflags put $(INCLUDEDIR)/sn/uapi on the include
-# path, so <linux/sn.h> resolves. uninstall removes the files that install
+# path, so <linux/sn.h> resolves. libsnbridge (libsnbridge.so.1, .so, .a,
+# libsnbridge.pc: Requires libsn) and sn-bridge go next to libsn and the
+# tools. uninstall removes the files that install
 # put (as this tree lists them) and the directories only sn uses, when
 # empty; shared ones (bin, lib/pkgconfig, man/manN) stay.
 PREFIX ?= /usr/local
@@ -261,13 +271,16 @@ DKMS_SRC = $(DESTDIR)$(SRCDIR)/sn-$(SN_VERSION)
 pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 
 # install builds what it installs without the deps step, which would fetch
-# the test kernels and QEMU: libsn needs liburing-dev, snbench libdpdk-dev
-# and libck-dev.
+# the test kernels and QEMU: libsn needs liburing-dev, libsnbridge and
+# sn-bridge libzmq3-dev, snbench libdpdk-dev and libck-dev.
+BRIDGE_INSTALL = $(B)/libsnbridge.so.1 $(B)/libsnbridge.a $(B)/sn-bridge
 install:
-	@$(MAKE) -o deps lib $(B)/snbench $(B)/snstat
+	@$(MAKE) -o deps lib $(BRIDGE_INSTALL) $(B)/snbench $(B)/snstat
 	@mkdir -p $(B)/install
 	$(call PC_SED,$(PREFIX),$(call pc_rel,$(LIBDIR)),$(call pc_rel,$(INCLUDEDIR)),$${includedir}/sn/uapi) \
 		libsn/libsn.pc.in >$(B)/install/libsn.pc
+	$(call PC_SED,$(PREFIX),$(call pc_rel,$(LIBDIR)),$(call pc_rel,$(INCLUDEDIR)),) \
+		bridge/libsnbridge.pc.in >$(B)/install/libsnbridge.pc
 	sed 's|@SN_VERSION@|$(SN_VERSION)|' kmod/Makefile.dkms >$(B)/install/Makefile
 	sed 's|^PACKAGE_VERSION=.*|PACKAGE_VERSION="$(SN_VERSION)"|' dkms.conf >$(B)/install/dkms.conf
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux \
@@ -276,9 +289,13 @@ install:
 	ln -sf libsn.so.1 $(DESTDIR)$(LIBDIR)/libsn.so
 	$(INSTALL) -m 644 $(B)/libsn.a $(DESTDIR)$(LIBDIR)/libsn.a
 	$(INSTALL) -m 644 $(B)/install/libsn.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libsn.pc
+	$(INSTALL) -m 755 $(B)/libsnbridge.so.1 $(DESTDIR)$(LIBDIR)/libsnbridge.so.1
+	ln -sf libsnbridge.so.1 $(DESTDIR)$(LIBDIR)/libsnbridge.so
+	$(INSTALL) -m 644 $(B)/libsnbridge.a $(DESTDIR)$(LIBDIR)/libsnbridge.a
+	$(INSTALL) -m 644 $(B)/install/libsnbridge.pc $(DESTDIR)$(LIBDIR)/pkgconfig/libsnbridge.pc
 	$(INSTALL) -m 644 $(PUBLIC_HDRS) $(DESTDIR)$(INCLUDEDIR)/sn/
 	$(INSTALL) -m 644 include/uapi/linux/sn.h $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux/sn.h
-	$(INSTALL) -m 755 $(B)/snbench $(B)/snstat $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 755 $(B)/snbench $(B)/snstat $(B)/sn-bridge $(DESTDIR)$(BINDIR)/
 	for f in $(MAN_PAGES); do \
 		$(INSTALL) -D -m 644 $$f $(DESTDIR)$(MANDIR)/$${f#man/} || exit; \
 	done
@@ -289,9 +306,11 @@ install:
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libsn.so.1 $(DESTDIR)$(LIBDIR)/libsn.so \
 		$(DESTDIR)$(LIBDIR)/libsn.a $(DESTDIR)$(LIBDIR)/pkgconfig/libsn.pc \
+		$(DESTDIR)$(LIBDIR)/libsnbridge.so.1 $(DESTDIR)$(LIBDIR)/libsnbridge.so \
+		$(DESTDIR)$(LIBDIR)/libsnbridge.a $(DESTDIR)$(LIBDIR)/pkgconfig/libsnbridge.pc \
 		$(addprefix $(DESTDIR)$(INCLUDEDIR)/sn/,$(notdir $(PUBLIC_HDRS))) \
 		$(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux/sn.h \
-		$(DESTDIR)$(BINDIR)/snbench $(DESTDIR)$(BINDIR)/snstat \
+		$(DESTDIR)$(BINDIR)/snbench $(DESTDIR)$(BINDIR)/snstat $(DESTDIR)$(BINDIR)/sn-bridge \
 		$(patsubst man/%,$(DESTDIR)$(MANDIR)/%,$(MAN_PAGES)) \
 		$(addprefix $(DKMS_SRC)/,$(KMOD_FILES) include/uapi/linux/sn.h Kbuild Makefile dkms.conf)
 	rmdir $(DESTDIR)$(INCLUDEDIR)/sn/uapi/linux $(DESTDIR)$(INCLUDEDIR)/sn/uapi \
