@@ -424,6 +424,7 @@ static void snb_on_data(struct sn_bridge *b, struct snb_frame *f, __u64 now)
 	    (f->len - sizeof(*h) - sizeof(*d)) / size < count)
 		goto drop;
 	b->heard_ns = now;
+	SNB_SET(b, peer_host, le32toh(h->host));
 	SNB_ADD(b, frames_received, 1);
 	if (!b->o.deliver && size > b->in_size) {
 		snb_fail(b, -EMSGSIZE);	/* the peer's slots are larger */

@@ -149,7 +149,8 @@ struct sn_bridge_stats {
 	__u64 msgs_duplicate;	/* messages received again, dropped */
 	__u64 frames_gap;	/* frames dropped: sequence ahead of a gap */
 	__u64 go_backs;		/* times the sender went back to the ack */
-	__u64 heartbeats_sent;
+	__u64 heartbeats_sent;	/* status frames: heartbeats and the
+				 * acknowledgements sent between them */
 	__u64 heartbeats_received;
 	__u64 downs;		/* times the peer was declared down */
 	__u64 peer_restarts;	/* new incarnations of the peer seen */
@@ -186,13 +187,15 @@ int sn_bridge_state(const struct sn_bridge *b);
 int sn_bridge_wait_up(struct sn_bridge *b, __u64 timeout_ns);
 
 /*
- * Waits until everything committed to the egress channel before the call
- * is acknowledged by the peer: 0, -ETIMEDOUT, or the bridge's error once
- * it failed. Any thread.
+ * Waits until the egress channel is empty, every message committed to it
+ * acknowledged by the peer (with SN_BRIDGE_NO_ACK: sent): 0, -ETIMEDOUT, or
+ * the bridge's error once it failed. Producers that go on sending keep it
+ * waiting. Any thread.
  */
 int sn_bridge_flush(struct sn_bridge *b, __u64 timeout_ns);
 
-/* A snapshot of the counters. Any thread, never blocks. */
+/* The counters, each read atomically (not one snapshot of them all: the
+ * thread moves on while they are read). Any thread, never blocks. */
 int sn_bridge_stats(const struct sn_bridge *b, struct sn_bridge_stats *st);
 
 /* "connecting", "up", "down", "failed". */
