@@ -201,7 +201,7 @@ $(B)/selftests/%: selftests/%.c $(B)/libsn.a $(LIBSN_HDRS) $(TEST_HDRS) | deps-t
 # build/tsan/): libsn's sources compiled into each test, dynamically linked
 # (the sanitizers' runtimes do not link statically). tools/testing/check
 # runs them.
-SAN_TESTS := channel_test channel_block_test pool_test peer_test memfd_dead_test \
+SAN_TESTS := channel_test channel_block_test pool_test peer_test memfd_dead_test lane_peek_test \
 	wake_stress_test record_test buf_test share_test
 SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined

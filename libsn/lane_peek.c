@@ -41,7 +41,7 @@ static void sn_lane_mode_publish(struct sn_consumer *c)
 SN_API int sn_consumer_peek_lane(struct sn_consumer *c, __u32 lane, __u32 n,
 				 __u32 *pos)
 {
-	__u32 h, d, l;
+	__u32 h, d, l, room;
 	int ret = sn_lane_mode_ok(c, lane);
 
 	if (ret)
@@ -54,12 +54,14 @@ SN_API int sn_consumer_peek_lane(struct sn_consumer *c, __u32 lane, __u32 n,
 		c->lanes_out = 0;
 	}
 	h = c->cursor[lane];
+	room = c->mask + 1 - (h - c->head[lane]);	/* within one lap */
+	/* ctail[] is committed up to, as far as we looked; behind the
+	 * cursor only before the first look past the head */
 	d = c->ctail[lane] - h;
-	/* ctail[] is committed up to; it may lag the cursor only when it
-	 * was never read past the head */
-	if (d > c->mask + 1 || !d) {
-		d = sn__cons_committed(c, lane, h,
-				       c->mask + 1 - (h - c->head[lane]));
+	if (d > room)
+		d = 0;
+	if (d < n && d < room) {
+		d += sn__cons_committed(c, lane, h + d, (n < room ? n : room) - d);
 		c->ctail[lane] = h + d;
 	}
 	if (!d) {
