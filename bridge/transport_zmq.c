@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The ZeroMQ transport: one DEALER socket per channel (PAIR does not
- * reconnect over TCP), each with its own queues and high-water marks, ZeroMQ's own heartbeats (ZMTP PING) so that a dead
- * connection is closed and dialled again, and ZMQ_IMMEDIATE on the dialling
- * side so that nothing queues for a peer that is not connected.
- *
- * Each channel has its own I/O thread (ZMQ_AFFINITY), so a busy data
- * connection never delays the control channel's heartbeats.
+ * reconnect over TCP), each with its own queues and high-water marks, TCP
+ * keepalives and a TCP user timeout so that a dead connection is closed and
+ * dialled again, and ZMQ_IMMEDIATE on the dialling side so that nothing
+ * queues for a peer that is not connected. Each channel has an I/O thread of
+ * its own (ZMQ_AFFINITY).
  *
  * The control channel's endpoint is the data channel's with the next TCP
  * port (tcp://host:7000 -> tcp://host:7001), or with "-ctl" appended
@@ -83,7 +82,7 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 	struct snb_zmq *z = calloc(1, sizeof(*z));
 	char ctl[512];
 	const char *ep[2] = { o->endpoint, ctl };
-	int hb_ms = (int)(o->heartbeat_ns / 1000000), dead_ms;
+	int dead_ms;
 	int i, ret;
 
 	if (!z)
@@ -91,14 +90,9 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 	ret = snb_ctl_endpoint(o->endpoint, ctl, sizeof(ctl));
 	if (ret)
 		goto fail;
-	if (hb_ms < 1)
-		hb_ms = 1;
-	/* ZeroMQ drops a connection silent this long and dials again; a
-	 * loaded host's I/O thread can be late by a fraction of a second,
-	 * and each drop loses what was in flight: not below 1 s */
+	/* TCP gives up on unacknowledged data after 10 dead times (each
+	 * drop loses what was in flight, so not eagerly), at least 10 s */
 	dead_ms = (int)(o->dead_ns / 1000000);
-	if (dead_ms < 2 * hb_ms)
-		dead_ms = 2 * hb_ms;
 	if (dead_ms < 1000)
 		dead_ms = 1000;
 	z->ctx = zmq_ctx_new();
@@ -106,7 +100,7 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 		ret = snb_zmq_err();
 		goto fail;
 	}
-	/* an I/O thread per channel: heartbeats and acknowledgements never
+	/* an I/O thread per channel: acknowledgements and heartbeats never
 	 * wait behind a busy data connection */
 	if (zmq_ctx_set(z->ctx, ZMQ_IO_THREADS, 2)) {
 		ret = snb_zmq_err();
@@ -120,15 +114,15 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 			goto fail;
 		}
 		z->sock[i] = s;
-		int data = i == SNB_CHAN_DATA;
-		int hwm = data ? o->hwm : 1000;
-		/* ZMTP heartbeats on the control channel only: libzmq 4.3.4
-		 * asserts (!_io_error, stream_engine_base.cpp) when a
-		 * heartbeat times out on a connection whose input is stopped
-		 * by a full receive queue, which backpressure does to the data
-		 * channel (libzmq issues 3937, 4364, 4767). The data channel
-		 * has TCP's own limits instead: keepalives when idle, and
-		 * TCP_USER_TIMEOUT (ZMQ_TCP_MAXRT) for unacknowledged data. */
+		int hwm = i == SNB_CHAN_DATA ? o->hwm : 1000;
+		/* No ZMTP heartbeats: libzmq 4.3.4 asserts (!_io_error,
+		 * stream_engine_base.cpp) when one times out on a connection
+		 * whose input a full receive queue stopped, which
+		 * backpressure does (libzmq issues 3937, 4364, 4767). A dead
+		 * connection is TCP's to find instead: keepalives when idle,
+		 * TCP_USER_TIMEOUT (ZMQ_TCP_MAXRT) for unacknowledged data;
+		 * ZeroMQ then dials again. The bridge's own heartbeats say
+		 * whether the peer lives. */
 		const int opt[][2] = {
 			{ ZMQ_LINGER, 0 },
 			{ ZMQ_SNDHWM, hwm },
@@ -136,20 +130,14 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 			{ ZMQ_RECONNECT_IVL, 50 },
 			{ ZMQ_RECONNECT_IVL_MAX, 500 },
 			{ ZMQ_IMMEDIATE, !o->bind },
-			{ data ? ZMQ_TCP_KEEPALIVE : ZMQ_HEARTBEAT_IVL,
-			  data ? 1 : hb_ms },
-			{ data ? ZMQ_TCP_KEEPALIVE_IDLE : ZMQ_HEARTBEAT_TIMEOUT,
-			  data ? 1 + dead_ms / 1000 : dead_ms },
-			{ data ? ZMQ_TCP_KEEPALIVE_INTVL : ZMQ_HEARTBEAT_TTL,
-			  data ? 1 : dead_ms },
-			{ data ? ZMQ_TCP_KEEPALIVE_CNT : ZMQ_LINGER,
-			  data ? 5 : 0 },
-			{ data ? ZMQ_TCP_MAXRT : ZMQ_LINGER,
-			  data ? 10 * dead_ms : 0 },
+			{ ZMQ_TCP_KEEPALIVE, 1 },
+			{ ZMQ_TCP_KEEPALIVE_IDLE, 1 + dead_ms / 1000 },
+			{ ZMQ_TCP_KEEPALIVE_INTVL, 1 },
+			{ ZMQ_TCP_KEEPALIVE_CNT, 5 },
+			{ ZMQ_TCP_MAXRT, 10 * dead_ms },
 		};
-		size_t k;
-
 		__u64 affinity = 1ULL << i;	/* I/O thread i */
+		size_t k;
 
 		for (k = 0; k < sizeof(opt) / sizeof(opt[0]); k++) {
 			ret = snb_zmq_setopt(s, opt[k][0], opt[k][1]);
