@@ -12,6 +12,7 @@
  * sequence expected; a frame is committed from there or dropped.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <endian.h>
 #include <pthread.h>
 #include <sched.h>
@@ -73,11 +74,13 @@ struct sn_bridge {
 	__u32 next_lane;
 	__u64 inc;			/* ours */
 	__u64 peer_inc;			/* the peer's, as last heard; 0 */
+	__u64 retired[4];		/* the peer's earlier incarnations */
+	__u32 nretired;
 	__u64 src_inc;			/* the sender rx[] is about */
 	struct snb_tx tx[SN_MAX_LANES];
 	struct snb_rx rx[SN_MAX_LANES];
 	struct snb_pending pend;
-	__u64 heard_ns, status_ns, down_ns, ack_first_ns;
+	__u64 heard_ns, status_ns, down_ns, ack_first_ns, created_ns;
 	__u64 rto_ns;
 	__u32 frames_unacked;		/* delivered since the last status */
 	int ack_dirty;
@@ -89,7 +92,9 @@ struct sn_bridge {
 	int stop;			/* atomic */
 	int state;			/* atomic: enum sn_bridge_state */
 	int error;			/* atomic */
-	struct sn_bridge_stats st;	/* written by the thread (atomics) */
+	__u32 peer_host;		/* atomic */
+	struct sn_bridge_stats st;	/* the counters (up to state): written
+					 * by the thread (atomics) */
 };
 
 static __u64 snb_now(void)
@@ -105,6 +110,8 @@ static __u64 snb_now(void)
 	__atomic_store_n(&(b)->st.field, (b)->st.field + (n), __ATOMIC_RELAXED)
 #define SNB_SET(b, field, v) \
 	__atomic_store_n(&(b)->st.field, (v), __ATOMIC_RELAXED)
+/* The counters are the __u64 words before state. */
+#define SNB_COUNTERS	(offsetof(struct sn_bridge_stats, state) / sizeof(__u64))
 
 static void snb_set_state(struct sn_bridge *b, int state)
 {
@@ -155,7 +162,7 @@ static void snb_on_ack(struct sn_bridge *b, __u32 lane, __u64 next, int gap,
 	__u32 head, cursor, pos;
 	__u64 hs = snb_head_seq(b, lane, &head, &cursor);
 
-	if (next < hs || next - hs > cursor - head)
+	if (next < hs || next - hs > tx->hi - head)
 		return;		/* old news, or not something we sent */
 	pos = head + (__u32)(next - hs);
 	if (pos != head) {
@@ -221,6 +228,7 @@ static int snb_send_lane(struct sn_bridge *b, __u32 lane, __u64 now)
 	d->lane = htole32(lane);
 	d->epoch = htole32(first);
 	d->seq = htole64(seq);
+	d->base = htole64(seq - (pos - head));
 	d->count = htole32(k);
 	d->pad = 0;
 	for (i = 0; i < k; i++)
@@ -235,10 +243,11 @@ static int snb_send_lane(struct sn_bridge *b, __u32 lane, __u64 now)
 		tx->progress_ns = now;
 	tx->sent = pos + k;
 	SNB_ADD(b, frames_sent, 1);
-	if (tx->hi - pos < k) {		/* [pos, pos + k) passes hi */
+	/* head <= pos, hi <= cursor: what passes hi is sent the first time */
+	if (pos + k - head > tx->hi - head) {
 		__u32 fresh = pos + k - tx->hi;
 
-		if (fresh > k)	/* hi behind pos: first send of all */
+		if (fresh > k)
 			fresh = k;
 		SNB_ADD(b, msgs_sent, fresh);
 		SNB_ADD(b, msgs_resent, k - fresh);
@@ -353,12 +362,32 @@ static int snb_deliver_ingress(void *arg, __u32 host, __u32 lane,
 	return k;
 }
 
+static void snb_close_channels(struct sn_bridge *b)
+{
+	/* our consumer gone, producers get -EPIPE; our producer gone, the
+	 * consumer gets -EPIPE once it drained */
+	if (b->cons) {
+		sn_consumer_close(b->cons);
+		b->cons = NULL;
+	}
+	if (b->prod) {
+		sn_producer_close(b->prod);
+		b->prod = NULL;
+	}
+}
+
+/* On the thread: the bridge fails for good. It goes silent (the peer sees
+ * it down) and lets go of its channels (local peers see the end). */
 static void snb_fail(struct sn_bridge *b, int err)
 {
 	if (!__atomic_load_n(&b->error, __ATOMIC_RELAXED))
 		__atomic_store_n(&b->error, err, __ATOMIC_RELAXED);
-	SNB_SET(b, error, err);
 	snb_set_state(b, SN_BRIDGE_FAILED);
+	if (b->pend.active) {
+		b->ops->frame_free(b->t, &b->pend.f);
+		b->pend.active = 0;
+	}
+	snb_close_channels(b);
 }
 
 /* Delivers what the pending frame still holds: 1 when it is done. */
@@ -395,55 +424,68 @@ static int snb_deliver_pending(struct sn_bridge *b, __u64 now)
 	return 1;
 }
 
-static int snb_hdr_ok(const struct snb_frame *f, int type, size_t body)
+/* Copies the header of @f into @h (and @len bytes of body after it into
+ * @body): 1 when it is a frame of @type, 0 otherwise. Frames may sit at
+ * any address, so the structs are copied out. */
+static int snb_parse(const struct snb_frame *f, int type, struct snb_hdr *h,
+		     void *body, size_t len)
 {
-	const struct snb_hdr *h = (const void *)f->data;
-
-	return f->len >= sizeof(*h) + body && le32toh(h->magic) == SNB_MAGIC &&
-	       h->version == SNB_VERSION && h->type == type;
+	if (f->len < sizeof(*h) + len)
+		return 0;
+	memcpy(h, f->data, sizeof(*h));
+	memcpy(body, f->data + sizeof(*h), len);
+	return le32toh(h->magic) == SNB_MAGIC && h->version == SNB_VERSION &&
+	       h->type == type;
 }
 
-/* A data frame: takes @f (frees it, or keeps it pending). */
-static void snb_on_data(struct sn_bridge *b, struct snb_frame *f, __u64 now)
+/* A data frame in b->pend.f: delivers it, or keeps it pending, or frees
+ * it. */
+static void snb_on_data(struct sn_bridge *b, __u64 now)
 {
-	const struct snb_hdr *h = (const void *)f->data;
-	const struct snb_data *d = (const void *)(h + 1);
 	struct snb_pending *p = &b->pend;
+	struct snb_hdr h;
+	struct snb_data d;
 	struct snb_rx *rx;
 	__u32 lane, count, size, skip;
-	__u64 seq, inc;
+	__u64 seq, base, inc;
 
-	if (!snb_hdr_ok(f, SNB_DATA, sizeof(*d)))
+	if (!snb_parse(&p->f, SNB_DATA, &h, &d, sizeof(d)))
 		goto drop;
-	lane = le32toh(d->lane);
-	count = le32toh(d->count);
-	size = le32toh(h->size);
-	seq = le64toh(d->seq);
-	inc = le64toh(h->inc);
-	if (lane >= SN_MAX_LANES || !count || !size ||
-	    (f->len - sizeof(*h) - sizeof(*d)) / size < count)
+	lane = le32toh(d.lane);
+	count = le32toh(d.count);
+	size = le32toh(h.size);
+	seq = le64toh(d.seq);
+	base = le64toh(d.base);
+	inc = le64toh(h.inc);
+	if (lane >= SN_MAX_LANES || !count || !size || base > seq ||
+	    (p->f.len - sizeof(h) - sizeof(d)) / size < count)
 		goto drop;
+	if (le64toh(h.peer_inc) != b->inc)
+		goto gap;	/* for an earlier incarnation of ours */
 	b->heard_ns = now;
-	SNB_SET(b, peer_host, le32toh(h->host));
+	__atomic_store_n(&b->peer_host, le32toh(h.host), __ATOMIC_RELAXED);
 	SNB_ADD(b, frames_received, 1);
 	if (!b->o.deliver && size > b->in_size) {
+		b->ops->frame_free(b->t, &p->f);
 		snb_fail(b, -EMSGSIZE);	/* the peer's slots are larger */
-		goto drop;
+		return;
 	}
-	if (le64toh(h->peer_inc) != b->inc)
-		goto gap;	/* for an earlier incarnation of ours */
 	if (inc != b->src_inc) {	/* a new sender: its lanes afresh */
 		memset(b->rx, 0, sizeof(b->rx));
 		b->src_inc = inc;
 	}
 	rx = &b->rx[lane];
-	if (!rx->known) {
-		rx->next = seq;
+	/* the sender holds nothing before base: a lane new to us starts
+	 * there, and one behind it (the sender released what an earlier
+	 * incarnation of ours acknowledged) moves up */
+	if (!rx->known || base > rx->next) {
+		rx->next = base;
 		rx->known = 1;
 	}
 	if (seq > rx->next) {
+		if (!rx->gap)
+			b->status_now = 1;
 		rx->gap = 1;
-		b->status_now = 1;
 		goto gap;
 	}
 	if (rx->next - seq >= count) {
@@ -453,34 +495,35 @@ static void snb_on_data(struct sn_bridge *b, struct snb_frame *f, __u64 now)
 	skip = (__u32)(rx->next - seq);
 	SNB_ADD(b, msgs_duplicate, skip);
 	p->active = 1;
-	p->f = *f;
-	p->host = le32toh(h->host);
+	p->host = le32toh(h.host);
 	p->lane = lane;
-	p->epoch = le32toh(d->epoch);
+	p->epoch = le32toh(d.epoch);
 	p->size = size;
 	p->count = count;
 	p->done = skip;
 	p->seq = seq;
-	p->msgs = (const unsigned char *)(d + 1);
-	if (!snb_deliver_pending(b, now))
+	p->msgs = p->f.data + sizeof(h) + sizeof(d);
+	if (!snb_deliver_pending(b, now) && p->active)
 		SNB_ADD(b, stalls, 1);
 	return;
 gap:
 	SNB_ADD(b, frames_gap, 1);
 drop:
-	b->ops->frame_free(b->t, f);
+	b->ops->frame_free(b->t, &p->f);
 }
 
 static int snb_recv_data(struct sn_bridge *b, __u64 now)
 {
-	struct snb_frame f;
 	int n = 0;
 
 	if (b->pend.active && !snb_deliver_pending(b, now))
 		return 0;
 	while (n < SNB_RECV_BUDGET && !b->pend.active &&
-	       !b->ops->recv(b->t, SNB_CHAN_DATA, &f)) {
-		snb_on_data(b, &f, now);
+	       (b->prod || b->o.deliver) &&
+	       __atomic_load_n(&b->state, __ATOMIC_RELAXED) !=
+	       SN_BRIDGE_FAILED &&
+	       !b->ops->recv(b->t, SNB_CHAN_DATA, &b->pend.f)) {
+		snb_on_data(b, now);
 		n++;
 	}
 	return n;
@@ -531,29 +574,45 @@ static void snb_send_status(struct sn_bridge *b, __u64 now)
 	SNB_ADD(b, heartbeats_sent, 1);
 }
 
+/* @inc is an incarnation of the peer that another has replaced. */
+static int snb_retired(const struct sn_bridge *b, __u64 inc)
+{
+	__u32 i;
+
+	for (i = 0; i < b->nretired && i < 4; i++)
+		if (b->retired[i] == inc)
+			return 1;
+	return 0;
+}
+
 static void snb_on_status(struct sn_bridge *b, const struct snb_frame *f,
 			  __u64 now)
 {
-	const struct snb_hdr *h = (const void *)f->data;
-	const struct snb_status *s = (const void *)(h + 1);
-	const struct snb_ack *a = (const void *)(s + 1);
+	struct snb_hdr h;
+	struct snb_status s;
+	struct snb_ack a;
+	const unsigned char *at;
 	__u64 inc;
 	__u32 n, i, lane, head, cursor;
 
-	if (!snb_hdr_ok(f, SNB_STATUS, sizeof(*s)))
+	if (!snb_parse(f, SNB_STATUS, &h, &s, sizeof(s)))
 		return;
-	n = le32toh(s->lanes);
-	if (n > SN_MAX_LANES ||
-	    (f->len - sizeof(*h) - sizeof(*s)) / sizeof(*a) < n)
+	n = le32toh(s.lanes);
+	inc = le64toh(h.inc);
+	/* a status that an earlier incarnation sent before it died may come
+	 * after its successor's: only the newest peer speaks */
+	if (n > SN_MAX_LANES || !inc || snb_retired(b, inc) ||
+	    (f->len - sizeof(h) - sizeof(s)) / sizeof(a) < n)
 		return;
-	inc = le64toh(h->inc);
 	b->heard_ns = now;
 	SNB_ADD(b, heartbeats_received, 1);
-	SNB_SET(b, peer_host, le32toh(h->host));
+	__atomic_store_n(&b->peer_host, le32toh(h.host), __ATOMIC_RELAXED);
 	if (inc != b->peer_inc) {
 		/* a new peer: it has none of what we sent; from the acks */
-		if (b->peer_inc)
+		if (b->peer_inc) {
 			SNB_ADD(b, peer_restarts, 1);
+			b->retired[b->nretired++ % 4] = b->peer_inc;
+		}
 		b->peer_inc = inc;
 		b->status_now = 1;
 		for (lane = 0; b->cons && lane < b->lanes; lane++) {
@@ -562,15 +621,17 @@ static void snb_on_status(struct sn_bridge *b, const struct snb_frame *f,
 				snb_go_back(b, lane, head, now);
 		}
 	}
-	b->peer_stalled = !!(le32toh(s->flags) & SNB_ST_STALLED);
-	if (!b->cons || le64toh(s->src_inc) != b->inc ||
+	b->peer_stalled = !!(le32toh(s.flags) & SNB_ST_STALLED);
+	if (!b->cons || le64toh(s.src_inc) != b->inc ||
 	    (b->o.flags & SN_BRIDGE_NO_ACK))
 		return;
-	for (i = 0; i < n; i++, a++) {
-		lane = le32toh(a->lane);
+	at = f->data + sizeof(h) + sizeof(s);
+	for (i = 0; i < n; i++, at += sizeof(a)) {
+		memcpy(&a, at, sizeof(a));
+		lane = le32toh(a.lane);
 		if (lane < b->lanes)
-			snb_on_ack(b, lane, le64toh(a->next),
-				   !!(le32toh(a->flags) & SNB_ACK_GAP), now);
+			snb_on_ack(b, lane, le64toh(a.next),
+				   !!(le32toh(a.flags) & SNB_ACK_GAP), now);
 	}
 }
 
@@ -579,7 +640,9 @@ static int snb_recv_ctl(struct sn_bridge *b, __u64 now)
 	struct snb_frame f;
 	int n = 0;
 
-	while (!b->ops->recv(b->t, SNB_CHAN_CTL, &f)) {
+	/* a budget: a flood of status frames must not starve the rest */
+	while (n < 4 * SNB_RECV_BUDGET &&
+	       !b->ops->recv(b->t, SNB_CHAN_CTL, &f)) {
 		snb_on_status(b, &f, now);
 		b->ops->frame_free(b->t, &f);
 		n++;
@@ -588,20 +651,6 @@ static int snb_recv_ctl(struct sn_bridge *b, __u64 now)
 }
 
 /* ---- liveness ---- */
-
-static void snb_close_channels(struct sn_bridge *b)
-{
-	/* our consumer gone, producers get -EPIPE; our producer gone, the
-	 * consumer gets -EPIPE once it drained */
-	if (b->cons) {
-		sn_consumer_close(b->cons);
-		b->cons = NULL;
-	}
-	if (b->prod) {
-		sn_producer_close(b->prod);
-		b->prod = NULL;
-	}
-}
 
 static void snb_liveness(struct sn_bridge *b, __u64 now)
 {
@@ -621,12 +670,11 @@ static void snb_liveness(struct sn_bridge *b, __u64 now)
 		SNB_ADD(b, downs, 1);
 		b->down_ns = now;
 	}
-	if (b->o.give_up_ns && state != SN_BRIDGE_UP &&
-	    now - (b->down_ns ? b->down_ns : b->heard_ns) > b->o.give_up_ns &&
-	    (b->down_ns || b->heard_ns)) {
+	/* down since it went silent, or since we started if it never
+	 * spoke */
+	if (b->o.give_up_ns &&
+	    now - (b->down_ns ? b->down_ns : b->created_ns) > b->o.give_up_ns)
 		snb_fail(b, -EHOSTDOWN);
-		snb_close_channels(b);
-	}
 }
 
 static void *snb_thread(void *arg)
@@ -655,14 +703,14 @@ static void *snb_thread(void *arg)
 			work += snb_send_all(b, now);
 			snb_check_rto(b, now);
 		}
-		if (b->status_now || now - b->status_ns >= b->o.heartbeat_ns ||
-		    (b->ack_dirty && (b->frames_unacked >= SNB_ACK_FRAMES ||
-				      now - b->ack_first_ns >= SNB_ACK_NS)))
+		/* a failed bridge is silent: its peer sees it down */
+		if (!failed &&
+		    (b->status_now || now - b->status_ns >= b->o.heartbeat_ns ||
+		     (b->ack_dirty && (b->frames_unacked >= SNB_ACK_FRAMES ||
+				       now - b->ack_first_ns >= SNB_ACK_NS))))
 			snb_send_status(b, now);
 		snb_liveness(b, now);
 		SNB_SET(b, silence_ns, b->heard_ns ? now - b->heard_ns : 0);
-		SNB_SET(b, state, (__u32)__atomic_load_n(&b->state,
-							 __ATOMIC_RELAXED));
 		if (work) {
 			idle = 0;
 			continue;
@@ -745,7 +793,7 @@ SNB_API int sn_bridge_create(struct sn_bridge **out,
 {
 	struct sn_bridge *b;
 	struct snb_link_opts lo;
-	__u32 lanes = 0;
+	__u32 lanes = 0, lane;
 	int ret;
 
 	if (!out)
@@ -770,9 +818,13 @@ SNB_API int sn_bridge_create(struct sn_bridge **out,
 		if (ret)
 			goto fail;
 	}
-	while (getrandom(&b->inc, sizeof(b->inc), 0) != sizeof(b->inc) ||
-	       !b->inc)
-		;
+	do {
+		if (getrandom(&b->inc, sizeof(b->inc), 0) != sizeof(b->inc) &&
+		    errno != EINTR) {
+			ret = errno ? -errno : -EIO;
+			goto fail;
+		}
+	} while (!b->inc);
 	b->rto_ns = 2 * b->o.heartbeat_ns;
 	if (b->o.egress) {
 		ret = sn_consumer_open(b->o.egress, &b->cons);
@@ -786,13 +838,23 @@ SNB_API int sn_bridge_create(struct sn_bridge **out,
 		if (ret)
 			goto fail;
 	}
+	for (lane = 0; b->cons && lane < b->lanes; lane++) {
+		__u32 head, cursor;
+
+		/* a used channel: its lanes start where they are */
+		sn_consumer_lane_state(b->cons, lane, &cursor, &head);
+		b->tx[lane].sent = head;
+		b->tx[lane].hi = head;
+	}
 	lo = (struct snb_link_opts){
 		.endpoint = b->o.bind ? b->o.bind : b->o.connect,
 		.bind = !!b->o.bind,
 		.heartbeat_ns = b->o.heartbeat_ns,
 		.dead_ns = b->o.dead_ns,
 		.hwm = snb_hwm(b),
+		.max_frame = { SNB_MAX_DATA_FRAME, SNB_MAX_CTL_FRAME },
 	};
+	b->created_ns = snb_now();
 	ret = b->ops->open(&b->t, &lo);
 	if (ret)
 		goto fail;
@@ -909,16 +971,18 @@ SNB_API int sn_bridge_stats(const struct sn_bridge *b,
 
 	if (!b || !st)
 		return -EINVAL;
+	memset(st, 0, sizeof(*st));
 	src = (const __u64 *)&b->st;
 	dst = (__u64 *)st;
-	for (i = 0; i < sizeof(*st) / sizeof(__u64); i++)
+	for (i = 0; i < SNB_COUNTERS; i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	st->state = (__u32)sn_bridge_state(b);
+	st->peer_host = __atomic_load_n(&b->peer_host, __ATOMIC_RELAXED);
 	st->error = __atomic_load_n(&b->error, __ATOMIC_RELAXED);
 	return 0;
 }
 
 _Static_assert(sizeof(struct sn_bridge_opts) == SN_BRIDGE_OPTS_SIZE_VER0,
 	       "SN_BRIDGE_OPTS_SIZE_VER0 is libsnbridge 1.0's size");
-_Static_assert(sizeof(struct sn_bridge_stats) % sizeof(__u64) == 0,
-	       "the stats copy word by word");
+_Static_assert(offsetof(struct sn_bridge_stats, state) % sizeof(__u64) == 0,
+	       "the counters copy word by word");

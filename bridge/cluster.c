@@ -153,23 +153,20 @@ static int snc_deliver(void *arg, __u32 host, __u32 lane, __u32 epoch,
 	(void)seq;
 	if (size != c->eslot)
 		return -EMSGSIZE;	/* the hosts' configs differ */
-	if (!l->sub) {
-		ret = sn_submitter_open(c->pool, &l->sub);
-		if (ret)
-			return ret == -EUSERS ? 0 : ret;
-	}
 	for (i = 0; i < n; i++) {
 		const unsigned char *m = (const unsigned char *)msgs +
 					 (size_t)i * size;
-		const struct snc_hdr *h = (const void *)(m + 8);
+		struct snc_hdr h;
 		__u64 key;
 
+		/* frames may sit at any address: copy the fields out */
 		memcpy(&key, m, sizeof(key));
-		if (h->len > c->msg_size) {
+		memcpy(&h, m + 8, sizeof(h));
+		if (h.len > c->msg_size) {
 			ret = -EPROTO;
 		} else {
-			ret = sn_try_submit(l->sub, key, h,
-					    (__u32)sizeof(*h) + h->len);
+			ret = sn_try_submit(l->sub, key, m + 8,
+					    (__u32)sizeof(h) + h.len);
 		}
 		if (ret == -EAGAIN)
 			break;		/* the bridge offers the rest later */
@@ -216,7 +213,8 @@ static int snc_config(struct sn_cluster *c, const struct sn_cluster_config *in)
 	if (!cfg->hosts || cfg->hosts > SN_CLUSTER_MAX_HOSTS ||
 	    cfg->self >= cfg->hosts || !cfg->chandle || pc->handle ||
 	    (cfg->hosts > 1 && (!cfg->addrs || !cfg->base_port ||
-				cfg->base_port + 2 * cfg->hosts > 65535)))
+				(__u64)cfg->base_port + 2 * cfg->hosts >
+				65535)))
 		return -EINVAL;
 	for (h = 0; cfg->hosts > 1 && h < cfg->hosts; h++)
 		if (!cfg->addrs[h])
@@ -282,6 +280,11 @@ static int snc_start_bridge(struct sn_cluster *c, __u32 h)
 	if (ret)
 		return ret;
 	c->link[h].c = c;
+	/* the bridge's way into the pool, opened here: its thread must not
+	 * wait for one, nor find them all taken */
+	ret = sn_submitter_open(c->pool, &c->link[h].sub);
+	if (ret)
+		return ret;
 	return sn_bridge_create(&c->bridge[h], SN_BRIDGE_OPTS(
 		.host = cfg->self,
 		.bind = cfg->self == lo ? ep : NULL,
@@ -399,7 +402,7 @@ SNC_API int sn_cluster_shutdown(struct sn_cluster *c)
 		return -EINVAL;
 	if (c->shut)
 		return 0;
-	c->shut = 1;
+	__atomic_store_n(&c->shut, 1, __ATOMIC_RELEASE);
 	for (h = 0; h < c->cfg.hosts; h++) {
 		sn_bridge_destroy(c->bridge[h]);
 		c->bridge[h] = NULL;
@@ -500,6 +503,8 @@ SNC_API int sn_cluster_submit(struct sn_cluster_submitter *s, __u64 key,
 	if (!s || len > s->c->msg_size || (len && !payload))
 		return -EINVAL;
 	c = s->c;
+	if (__atomic_load_n(&c->shut, __ATOMIC_ACQUIRE))
+		return -ESHUTDOWN;
 	host = sn_cluster_host(c, key);
 	if (host == c->cfg.self) {
 		h = (struct snc_hdr *)s->buf;

@@ -31,7 +31,8 @@ struct snb_link_opts {
 	int bind;		/* listen (1) or dial (0) */
 	__u64 heartbeat_ns;	/* the transport's own keepalive, if any */
 	__u64 dead_ns;
-	int hwm;		/* frames queued per channel and way */
+	int hwm;		/* data frames queued per channel and way */
+	size_t max_frame[2];	/* per channel: longer frames are refused */
 };
 
 /* wait() events */

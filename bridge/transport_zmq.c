@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "transport.h"
@@ -22,6 +23,7 @@
 struct snb_zmq {
 	void *ctx;
 	void *sock[2];		/* enum snb_chan */
+	char bound[2][512];	/* what we bound: unbound at close */
 };
 
 _Static_assert(sizeof(zmq_msg_t) <= sizeof(((struct snb_frame *)0)->priv),
@@ -69,9 +71,16 @@ static void snb_zmq_close(void *t)
 
 	if (!z)
 		return;
-	for (i = 0; i < 2; i++)
-		if (z->sock[i])
-			zmq_close(z->sock[i]);
+	for (i = 0; i < 2; i++) {
+		if (!z->sock[i])
+			continue;
+		if (z->bound[i][0])
+			zmq_unbind(z->sock[i], z->bound[i]);
+		/* libzmq 4.3.4 leaves an ipc:// listener's file behind */
+		if (!strncmp(z->bound[i], "ipc://", 6))
+			unlink(z->bound[i] + 6);
+		zmq_close(z->sock[i]);
+	}
 	if (z->ctx)
 		zmq_ctx_term(z->ctx);
 	free(z);
@@ -144,12 +153,25 @@ static int snb_zmq_open(void **t, const struct snb_link_opts *o)
 			if (ret)
 				goto fail;
 		}
-		if (zmq_setsockopt(s, ZMQ_AFFINITY, &affinity,
+		__s64 maxsize = (__s64)o->max_frame[i];
+
+		if (zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxsize,
+				   sizeof(maxsize)) ||
+		    zmq_setsockopt(s, ZMQ_AFFINITY, &affinity,
 				   sizeof(affinity))) {
 			ret = snb_zmq_err();
 			goto fail;
 		}
-		if (o->bind ? zmq_bind(s, ep[i]) : zmq_connect(s, ep[i])) {
+		if (o->bind && !zmq_bind(s, ep[i])) {
+			size_t len = sizeof(z->bound[i]);
+
+			/* the endpoint as bound (a wildcard resolved) */
+			if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, z->bound[i],
+					   &len))
+				z->bound[i][0] = 0;
+			continue;
+		}
+		if (o->bind || zmq_connect(s, ep[i])) {
 			ret = snb_zmq_err();
 			/* ZeroMQ says ENOENT/EPROTONOSUPPORT/EINVAL for bad
 			 * endpoints: one errno for the caller */

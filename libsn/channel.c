@@ -504,10 +504,11 @@ SN_API int sn_producer_open(struct sn_channel *ch, struct sn_producer **out)
 	/* continue where the lane's last owner stopped */
 	p->tail = sn_lane_commit_orphans(ch, lane, &moved);
 	p->limit = p->tail;
-	sn_lane_new_epoch(ch, lane, p->tail);
 	p->sent = sn_load64(&p->stats->sent);
 	if (!(p->flags & SN__VARLEN))
 		p->sent = sn_index64(p->sent, p->tail);
+	sn_lane_new_epoch(ch, lane, (p->flags & SN__VARLEN) ? p->tail :
+				    p->sent);
 	p->full = sn_load64(&p->stats->full);
 	p->sleeps = sn_load64(&p->stats->sleeps);
 	p->kicks = sn_load64(&p->stats->kicks);

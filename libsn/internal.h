@@ -108,8 +108,9 @@ int sn_map_reserve(struct sn_channel *ch);
 int sn_map_region(struct sn_channel *ch, __u64 off, __u64 len, int prot);
 /* lane @lane and the consumer region in the mapping */
 unsigned char *sn_lane_ptr(const struct sn_channel *ch, __u32 lane);
-/* A new producer took @lane at @tail: record its epoch (lane_peek.c). */
-void sn_lane_new_epoch(const struct sn_channel *ch, __u32 lane, __u32 tail);
+/* A new producer took @lane at @start (its tail as a 64-bit count):
+ * record its epoch (lane_peek.c). */
+void sn_lane_new_epoch(const struct sn_channel *ch, __u32 lane, __u64 start);
 unsigned char *sn_cons_ptr(const struct sn_channel *ch);
 
 /* channel.c */

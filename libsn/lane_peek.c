@@ -136,7 +136,8 @@ SN_API __u64 sn_consumer_seq(const struct sn_consumer *c, __u32 lane,
 			  pos);
 }
 
-/* The epoch words of @lane (SN_LANE_EPOCHS_OFF, include/uapi/linux/sn.h). */
+/* The epoch entries of @lane: {epoch, start} pairs (SN_LANE_EPOCHS_OFF,
+ * include/uapi/linux/sn.h). */
 static __u64 *sn_lane_epochs(unsigned char *lane)
 {
 	return (__u64 *)(lane + SN_LANE_EPOCHS_OFF);
@@ -146,43 +147,51 @@ SN_API __u32 sn_consumer_epoch(const struct sn_consumer *c, __u32 lane,
 			       __u32 pos)
 {
 	const __u64 *w;
+	__u64 at;
 	__u32 i, best = 0, oldest = 0;
 
-	if (!c || lane >= c->lanes)
+	if (sn_lane_mode_ok(c, lane))
 		return 0;
 	w = sn_lane_epochs(sn__cons_lane(c, lane));
+	at = sn_consumer_seq(c, lane, pos);
 	/* the largest recorded epoch that started at or before @pos */
 	for (i = 0; i < SN_LANE_EPOCHS; i++) {
-		/* acquire: pairs with the release in sn_lane_new_epoch() */
-		__u64 v = __atomic_load_n(&w[i], __ATOMIC_ACQUIRE);
-		__u32 e = (__u32)(v >> 32), start = (__u32)v;
+		__u64 e, start;
 
-		if (!e)
+		/* acquire: pairs with the releases in sn_lane_new_epoch();
+		 * the epoch again after the start: unchanged, the pair is
+		 * one producer's */
+		do {
+			e = __atomic_load_n(&w[2 * i], __ATOMIC_ACQUIRE);
+			start = __atomic_load_n(&w[2 * i + 1],
+						__ATOMIC_ACQUIRE);
+		} while (__atomic_load_n(&w[2 * i], __ATOMIC_ACQUIRE) != e);
+		if (!e || e > 0xffffffffULL)
 			continue;
 		if (!oldest || e < oldest)
-			oldest = e;
-		if ((__s32)(pos - start) >= 0 && e > best)
-			best = e;
+			oldest = (__u32)e;
+		if (start <= at && e > best)
+			best = (__u32)e;
 	}
 	/* before every recorded start: an older producer, at most the one
 	 * before the oldest recorded */
 	return best ? best : oldest ? oldest - 1 : 0;
 }
 
-void sn_lane_new_epoch(const struct sn_channel *ch, __u32 lane, __u32 tail)
+void sn_lane_new_epoch(const struct sn_channel *ch, __u32 lane, __u64 start)
 {
-	__u64 *w = sn_lane_epochs(sn_lane_ptr(ch, lane));
-	__u32 i, e = 0;
+	__u64 *w = sn_lane_epochs(sn_lane_ptr(ch, lane)), e = 0, x;
+	__u32 i;
 
 	for (i = 0; i < SN_LANE_EPOCHS; i++) {
-		__u32 x = (__u32)(__atomic_load_n(&w[i], __ATOMIC_RELAXED) >> 32);
-
-		if (x > e)
+		x = __atomic_load_n(&w[2 * i], __ATOMIC_RELAXED);
+		if (x > e && x <= 0xffffffffULL)
 			e = x;
 	}
 	e++;
-	/* release: pairs with the acquire in sn_consumer_epoch(); our
-	 * messages' seq stores come after it */
-	__atomic_store_n(&w[e % SN_LANE_EPOCHS], (__u64)e << 32 | tail,
-			 __ATOMIC_RELEASE);
+	i = (__u32)(e % SN_LANE_EPOCHS);
+	/* release, start before epoch: pairs with the acquires in
+	 * sn_consumer_epoch(); our messages' seq stores come after both */
+	__atomic_store_n(&w[2 * i + 1], start, __ATOMIC_RELEASE);
+	__atomic_store_n(&w[2 * i], e, __ATOMIC_RELEASE);
 }

@@ -1558,8 +1558,10 @@ static int sn_submit_wait(struct sn_submitter *s, struct sn_producer *p,
 	__u64 now, slice;
 	int r;
 
+	if (s->nowait)		/* sn_try_submit(): a gone worker is final */
+		return sn__prod_orphaned(p) ? -EPIPE : -EAGAIN;
 	if (pool->cfg.backpressure != SN_BP_BLOCK ||
-	    !pool->cfg.block_timeout_ns || sn_on_worker(pool) || s->nowait)
+	    !pool->cfg.block_timeout_ns || sn_on_worker(pool))
 		return -EAGAIN;
 	if (!*deadline)
 		*deadline = sn_deadline(pool->cfg.block_timeout_ns);

@@ -8,4 +8,4 @@ HOST_TESTS := libsn_test channel_test channel_block_test pool_test peer_test mem
 GUEST_TESTS := dev_test ring_test kthread_test wake_test snstat_test dead_test
 # BRIDGE_TESTS (libsnbridge, across network namespaces) run on the host
 # only, as root: they need iproute2, ss and libzmq, which the guests lack.
-BRIDGE_TESTS := bridge_test cluster_test
+BRIDGE_TESTS := bridge_test bridge_wire_test cluster_test

@@ -19,41 +19,51 @@
  *     peer acknowledged it;
  *   - the receiver commits in sequence order per lane, acknowledges
  *     cumulatively (the next sequence it expects, per lane) with every
- *     heartbeat and at least every 16 frames, and drops duplicates;
+ *     heartbeat and at least every 8 frames or 0.5 ms, and drops
+ *     duplicates; every frame also carries the sender's acknowledged
+ *     sequence, where a receiver with no state for the lane starts;
  *   - a gap (frames lost by a reconnect) makes the receiver drop what
  *     follows and acknowledge at once; the sender goes back to the
  *     acknowledged sequence and sends again from there (go-back-N). A
- *     sender that has heard no progress for two heartbeats while the peer
- *     is not backpressured goes back too;
+ *     sender that has heard no progress for two heartbeats (doubling with
+ *     each timeout, up to 2 s) while the peer is heard and not
+ *     backpressured goes back too, and so does one that hears its peer
+ *     again after silence;
  *   - each side has an incarnation (a random 64-bit number per bridge):
- *     frames for another incarnation of the receiver are dropped, and a
- *     receiver that sees a new incarnation of its sender starts its lanes
- *     afresh, so a restarted peer neither loses the unacknowledged messages
- *     nor has old ones twice.
+ *     frames for another incarnation of the receiver are dropped, statuses
+ *     of an incarnation its successor replaced are ignored, and a receiver
+ *     that sees a new incarnation of its sender starts its lanes afresh. A
+ *     restarted receiver gets again everything it had not acknowledged.
  * What exactly once covers: every message committed to the egress channel
  * while the bridge runs is committed to the ingress channel once, in lane
  * order, however often the connection breaks, as long as both bridge
  * processes live. Messages the peer acknowledged sit in its ingress
  * channel: if the peer process dies they die with it (sn keeps no disk
  * log); what it had not acknowledged is sent again to its next
- * incarnation.
+ * incarnation. A sending bridge destroyed and created again over the same
+ * egress channel starts from the acknowledged position: what the peer had
+ * committed and not yet acknowledged then comes twice (at least once).
  *
  * Backpressure runs end to end: a full ingress channel stops the receiving
  * bridge reading frames, TCP's window and ZeroMQ's high-water marks fill,
  * the sending bridge stops draining and the egress lanes fill, so local
  * producers block or get -EAGAIN. Memory stays bounded by the rings and the
- * high-water marks (SN_BRIDGE_HWM frames, at most SN_BRIDGE_HWM_BYTES, per
- * socket and way).
+ * high-water marks: SN_BRIDGE_HWM data frames per socket and way, fewer
+ * when this side's frames are large (so that they hold at most
+ * SN_BRIDGE_HWM_BYTES); a frame from the peer is at most
+ * SN_BRIDGE_MAX_FRAME_BYTES of messages (ZeroMQ drops the connection of a
+ * peer that sends more); status frames are small (1000 per socket).
  *
  * Liveness: each side sends a heartbeat (which carries its
  * acknowledgements) every heartbeat_ns on a control socket apart from the
  * data, so a backpressured peer still proves it lives. Silence for dead_ns
  * makes the peer SN_BRIDGE_DOWN (reported by sn_bridge_state(), counted in
  * downs); the bridge keeps its state and resumes when the peer comes back.
- * With give_up_ns, a peer down that long fails the bridge: it closes its
- * egress consumer and ingress producer, so local producers get -EPIPE and
- * the local consumer -EPIPE once it drained the ingress channel; never
- * unbounded queueing.
+ * With give_up_ns, a peer down that long (or never heard that long after
+ * creation) fails the bridge. A failed bridge, whatever the cause, goes
+ * silent (its peer sees it down) and closes its egress consumer and
+ * ingress producer, so local producers get -EPIPE and the local consumer
+ * -EPIPE once it drained the ingress channel; never unbounded queueing.
  *
  * The transport is internal (bridge/transport.h): two ZeroMQ DEALER
  * sockets, data and control. The control socket's endpoint is the data
@@ -102,7 +112,8 @@ struct sn_bridge;
  * sequence @seq, written under lane epoch @epoch. Returns how many it took
  * (0..n; the bridge offers the rest again later, in order) or a negative
  * errno, which fails the bridge. Runs on the bridge's thread; must not
- * block long (heartbeats wait for it).
+ * block long (heartbeats wait for it). @msgs may sit at any address (copy
+ * fields out with memcpy).
  */
 typedef int (*sn_bridge_deliver_fn)(void *arg, __u32 host, __u32 lane,
 				    __u32 epoch, __u64 seq, const void *msgs,
@@ -119,7 +130,8 @@ struct sn_bridge_opts {
 	void *deliver_arg;
 	__u64 heartbeat_ns;	/* 0: SN_BRIDGE_HEARTBEAT_NS */
 	__u64 dead_ns;		/* 0: SN_BRIDGE_DEAD_BEATS heartbeats */
-	__u64 give_up_ns;	/* fail after down this long; 0: never */
+	__u64 give_up_ns;	/* fail after down (or never heard) this
+				 * long; 0: never */
 	__u32 frame_msgs;	/* most messages per frame; 0: 64 */
 	__u32 flags;		/* SN_BRIDGE_* */
 	int cpu;		/* with SN_BRIDGE_PIN */
@@ -168,15 +180,18 @@ struct sn_bridge_stats {
  * wrong kind: MPMC or SN_CHANNEL_VARLEN, slot size times frame_msgs above
  * SN_BRIDGE_MAX_FRAME_BYTES), -E2BIG (a larger opts with unknown bytes
  * set), -EUSERS (the egress consumer or every ingress lane is taken),
- * what ZeroMQ returns (bad endpoint: -EINVAL, address in use:
- * -EADDRINUSE), -ENOMEM. The bridge opens its own consumer of @egress
- * and producer of @ingress; the channels must outlive it.
+ * what sn_producer_open() returns for the ingress channel (-EBUSY: its
+ * lane is another's), what ZeroMQ returns (bad endpoint: -EINVAL, address
+ * in use: -EADDRINUSE), what getrandom(2) does, -ENOMEM. The bridge opens
+ * its own consumer of @egress and producer of @ingress; the channels must
+ * outlive it.
  */
 int sn_bridge_create(struct sn_bridge **out,
 		     const struct sn_bridge_opts *opts);
 
 /* Stops the thread and frees the bridge. Unacknowledged messages stay in
- * the egress channel: a consumer opened later gets them. NULL: 0. */
+ * the egress channel: a consumer opened later gets them (see "exactly once
+ * covers" at the top). NULL: 0. */
 int sn_bridge_destroy(struct sn_bridge *b);
 
 /* enum sn_bridge_state. Any thread. */
@@ -279,8 +294,9 @@ int sn_cluster_submitter_close(struct sn_cluster_submitter *s);
 /*
  * Submits to the (host, worker) of @key. Waits for room as the local
  * pool's backpressure says (for a remote host: its egress lane, up to the
- * pool's block_timeout_ns). 0, -EAGAIN, -ETIMEDOUT, -ESHUTDOWN, -EINVAL
- * (@len above msg_size).
+ * pool's block_timeout_ns). 0, -EAGAIN, -ETIMEDOUT, -ESHUTDOWN (the
+ * cluster or its pool is shutting down), -EPIPE (the bridge to the key's
+ * host failed: gave up on its peer), -EINVAL (@len above msg_size).
  */
 int sn_cluster_submit(struct sn_cluster_submitter *s, __u64 key,
 		      const void *payload, __u32 len);

@@ -1392,13 +1392,15 @@ static inline const void *sn_consumer_lane_slot(const struct sn_consumer *c,
 __u64 sn_consumer_seq(const struct sn_consumer *c, __u32 lane, __u32 pos);
 
 /*
- * The epoch of the producer that wrote position @pos of @lane: 1 for the
- * lane's first producer, one more each time a new producer takes the lane
- * (sn_producer_open(), in any process), 0 for a position no producer has
- * written. Exact while at most SN_LANE_EPOCHS - 1 producers took the lane
- * after the one that wrote @pos; for an older position, the epoch before
- * the oldest recorded (the newest its writer can have). Written by producers in their lane's shared memory, so as
- * trustworthy as the messages it labels.
+ * The epoch of the producer that wrote position @pos of @lane (a position
+ * within 2^30 of the lane's head): 1 for the lane's first producer, one more
+ * each time a new producer takes the lane (sn_producer_open(), in any
+ * process), 0 for a position no producer has written. Exact while at most
+ * SN_LANE_EPOCHS - 1 producers took the lane after the one that wrote @pos;
+ * for an older position, the epoch before the oldest recorded (the newest
+ * its writer can have). SPSC/MPSC with fixed-size slots; 0 otherwise.
+ * Producers write the epochs in their lane's shared memory, so they are as
+ * trustworthy as the messages they label.
  */
 __u32 sn_consumer_epoch(const struct sn_consumer *c, __u32 lane, __u32 pos);
 

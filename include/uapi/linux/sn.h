@@ -453,14 +453,15 @@ struct sn_offsets {
 
 /*
  * Lane epochs: the line at SN_LANE_EPOCHS_OFF of each lane (a line no other
- * field uses) holds SN_LANE_EPOCHS __u64 words, written by userspace and
- * never read by the kernel. Each producer that takes the lane writes
- * (epoch << 32 | the lane's tail) into word epoch % SN_LANE_EPOCHS, epoch
- * one more than the largest recorded (1 for the first producer), with a
- * release store before its first message: a consumer that read a message
- * at a position and then the words knows the epoch of its writer (libsn's
- * sn_consumer_epoch()). Hints like the statistics: a producer can write
- * only its own lane's.
+ * field uses) holds SN_LANE_EPOCHS entries of two __u64 words, {epoch,
+ * start}, written by userspace and never read by the kernel. Each producer
+ * that takes the lane writes entry epoch % SN_LANE_EPOCHS: first start, the
+ * lane's tail as a 64-bit count (sn_index64() of its sent statistic), then
+ * epoch, one more than the largest recorded (1 for the first producer),
+ * both release stores before its first message. A consumer reads epoch,
+ * start and epoch again (a changed epoch: the entry was being rewritten) and
+ * knows the writer of each position at or after start. Hints like the
+ * statistics: a producer can write only its own lane's.
  */
 #define SN_LANE_EPOCHS_OFF	(3 * SN_PAD)
 #define SN_LANE_EPOCHS		4
