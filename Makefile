@@ -207,6 +207,10 @@ SAN_CFLAGS := -O1 -g -fno-omit-frame-pointer
 ASAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 TSAN_FLAGS := -fsanitize=thread
 SAN_BINS := $(addprefix $(B)/asan/,$(SAN_TESTS)) $(addprefix $(B)/tsan/,$(SAN_TESTS))
+# The bridge's protocol test too (no namespaces), with libsnbridge's sources;
+# libzmq is not instrumented: tools/testing/lib/tsan.supp.
+SAN_BRIDGE_TESTS := bridge_wire_test
+SAN_BINS += $(addprefix $(B)/asan/,$(SAN_BRIDGE_TESTS)) $(addprefix $(B)/tsan/,$(SAN_BRIDGE_TESTS))
 
 sanitize: $(SAN_BINS)
 
@@ -217,6 +221,14 @@ $(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 $(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(LIBSN_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) -luring -lpthread
+
+$(addprefix $(B)/asan/,$(SAN_BRIDGE_TESTS)): $(B)/asan/%: selftests/%.c $(LIBSN_SRCS) $(BRIDGE_SRCS) $(BRIDGE_HDRS) $(TEST_HDRS) | deps-tests
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(ASAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) $(BRIDGE_SRCS) $(BRIDGE_LIBS)
+
+$(addprefix $(B)/tsan/,$(SAN_BRIDGE_TESTS)): $(B)/tsan/%: selftests/%.c $(LIBSN_SRCS) $(BRIDGE_SRCS) $(BRIDGE_HDRS) $(TEST_HDRS) | deps-tests
+	@mkdir -p $(@D)
+	$(CC) $(SN_CFLAGS) $(SAN_CFLAGS) $(TSAN_FLAGS) -isystem $(KSFT_DIR) -o $@ $< $(LIBSN_SRCS) $(BRIDGE_SRCS) $(BRIDGE_LIBS)
 
 # libFuzzer over an adversarial ring (clang; not part of make check).
 FUZZ_SECONDS ?= 60
@@ -232,7 +244,7 @@ fuzz: $(B)/fuzz/ring_fuzz
 	$(B)/fuzz/ring_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 $(B)/fuzz/corpus
 
 check: deps-check all sanitize
-	@HOST_TESTS="$(HOST_TESTS)" BRIDGE_TESTS="$(BRIDGE_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS)" KDIR="$(KDIR)" tools/testing/check
+	@HOST_TESTS="$(HOST_TESTS)" BRIDGE_TESTS="$(BRIDGE_TESTS)" GUEST_TESTS="$(GUEST_TESTS)" SAN_TESTS="$(SAN_TESTS) $(SAN_BRIDGE_TESTS)" KDIR="$(KDIR)" tools/testing/check
 
 # The main job: the short snbench suite, libsn against its peers in one run
 # (at most 2 minutes on 2 cores). BENCH_ARGS passes options to snbench
