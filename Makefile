@@ -126,6 +126,8 @@ $(B)/sn-bridge: tools/snbridge/snbridge.c $(B)/libsnbridge.a $(B)/libsn.a $(BRID
 # complete static build), so in build/bridge-tests/, not build/selftests/
 # (every file of which the guests run).
 BRIDGE_TEST_BINS := $(addprefix $(B)/bridge-tests/,$(BRIDGE_TESTS))
+# bridge_test runs the command-line bridge too (../sn-bridge from its folder).
+$(B)/bridge-tests/bridge_test: $(B)/sn-bridge
 $(B)/bridge-tests/%: selftests/%.c $(B)/libsnbridge.a $(B)/libsn.a $(BRIDGE_HDRS) $(TEST_HDRS) | deps-tests
 	@mkdir -p $(@D)
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(B)/libsnbridge.a \

@@ -18,8 +18,10 @@
  * killed. A negative control (SN_BRIDGE_NO_ACK) shows that the checker
  * sees loss.
  *
- * (The channels and bridges are made with the library in forked children,
- * not through the sn-bridge tool.)
+ * (The channels and bridges are made with the library in forked children;
+ * tool_million runs the 10^6 stream through the sn-bridge tool instead,
+ * build/sn-bridge, its producers and consumer processes of their own that
+ * take their channel ends from its unix sockets.)
  *
  * Root only: not root is a failure, never a skip.
  */
@@ -30,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -914,6 +918,483 @@ TEST_F(br, remote_restarted)
 	EXPECT_LE(1, r.a.st.peer_restarts);
 	EXPECT_LE(1, r.a.st.downs);
 	EXPECT_EQ(SN_BRIDGE_UP, r.a.st.state);
+}
+
+/* ---- the sn-bridge tool (tools/snbridge/) ---- */
+
+/*
+ * (a) again, through build/sn-bridge: the tool binds in ns b with an
+ * ingress socket and dials from ns a with an egress socket (PRODS lanes).
+ * PRODS producer processes in a take their ends from the egress socket
+ * (prod_main()), one consumer process in b from the ingress socket
+ * (c_main()). SIGTERM ends the sender (it flushes), then the receiver:
+ * both exit 0 and print their counters, one key=value line on stdout.
+ */
+
+#define TOOL_KIDS	(PRODS + 1)	/* the producers, then the consumer */
+
+/* A running sn-bridge: its pid, our ends of its stdout and stderr. */
+struct tool_proc {
+	pid_t pid;
+	int out, err;
+	char outbuf[4096];
+	char errbuf[8192];	/* its stderr so far */
+	size_t errlen;
+};
+
+/* What a producer or the consumer child gets (a copy, through fork). */
+struct tool_kid {
+	struct sh *sh;
+	const char *path;	/* the unix socket to take its end from */
+	__u32 id;
+};
+
+FIXTURE(tool) {
+	struct nsx n;
+	struct sh *sh;
+	char dir[64], egress[96], ingress[96];
+	struct tool_proc br[2];		/* [0] A (sends), [1] B (receives) */
+	pid_t kid[TOOL_KIDS];
+	int kid_fd[TOOL_KIDS];
+	pid_t owner;			/* the test's process */
+};
+
+FIXTURE_SETUP(tool)
+{
+	char why[256] = "";
+	int i;
+
+	self->owner = getpid();
+	self->dir[0] = self->egress[0] = self->ingress[0] = 0;
+	for (i = 0; i < 2; i++) {
+		memset(&self->br[i], 0, sizeof(self->br[i]));
+		self->br[i].out = self->br[i].err = -1;
+	}
+	for (i = 0; i < TOOL_KIDS; i++) {
+		self->kid[i] = 0;
+		self->kid_fd[i] = -1;
+	}
+	self->sh = mmap(NULL, sizeof(*self->sh), PROT_READ | PROT_WRITE,
+			MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, self->sh);
+	memset(self->sh, 0, sizeof(*self->sh));
+	ASSERT_EQ(0, nsx_create(&self->n, why, sizeof(why)))
+		TH_LOG("%s", why);
+}
+
+/*
+ * A teardown "in the parent": this harness skips FIXTURE_TEARDOWN after a
+ * failed ASSERT (its longjmp loses the fork's result), and the socket
+ * folder must go on every path. It runs in the test's process or, after a
+ * failed ASSERT, maybe in its parent: there the processes are dead or
+ * dying already (PR_SET_PDEATHSIG) and the pids, fds and mapping are not
+ * its own; what is in the filesystem is removed either way.
+ */
+FIXTURE_TEARDOWN_PARENT(tool)
+{
+	int i;
+
+	if (self->owner != getpid())
+		goto files;
+	for (i = 0; i < TOOL_KIDS; i++) {
+		if (self->kid[i] > 0) {
+			kill(self->kid[i], SIGKILL);
+			nsx_wait(self->kid[i], 2000);
+		}
+		if (self->kid_fd[i] >= 0)
+			close(self->kid_fd[i]);
+	}
+	for (i = 0; i < 2; i++) {
+		if (self->br[i].pid > 0) {
+			kill(self->br[i].pid, SIGKILL);
+			nsx_wait(self->br[i].pid, 2000);
+		}
+		if (self->br[i].out >= 0)
+			close(self->br[i].out);
+		if (self->br[i].err >= 0)
+			close(self->br[i].err);
+	}
+	if (self->sh && self->sh != MAP_FAILED)
+		munmap(self->sh, sizeof(*self->sh));
+files:
+	if (self->egress[0])
+		unlink(self->egress);
+	if (self->ingress[0])
+		unlink(self->ingress);
+	if (self->dir[0])
+		rmdir(self->dir);
+	nsx_destroy(&self->n);
+}
+
+/* $SNBRIDGE, else sn-bridge in the folder above this binary's
+ * (build/bridge-tests/bridge_test: build/sn-bridge). 0, or -1 with the
+ * path looked at in @buf. */
+static int tool_path(char *buf, size_t len)
+{
+	const char *env = getenv("SNBRIDGE");
+	char *slash;
+	ssize_t n;
+
+	if (env && *env) {
+		snprintf(buf, len, "%s", env);
+	} else {
+		n = readlink("/proc/self/exe", buf, len - 16);
+		if (n <= 0) {
+			snprintf(buf, len, "/proc/self/exe unreadable: %s",
+				 strerror(errno));
+			return -1;
+		}
+		buf[n] = 0;
+		slash = strrchr(buf, '/');
+		strcpy(slash ? slash + 1 : buf, "../sn-bridge");
+	}
+	return access(buf, X_OK) ? -1 : 0;
+}
+
+struct tool_exec {
+	const char *const *argv;
+	int out, err;		/* the write ends for its stdout, stderr */
+};
+
+static int tool_exec_main(void *arg, int wfd)
+{
+	struct tool_exec *x = arg;
+
+	(void)wfd;
+	if (dup2(x->out, 1) < 0 || dup2(x->err, 2) < 0)
+		return 121;
+	execv(x->argv[0], (char *const *)x->argv);
+	fprintf(stderr, "cannot run %s: %s\n", x->argv[0], strerror(errno));
+	return 127;
+}
+
+/* Starts @argv in namespace @ns with its stdout and stderr piped to us
+ * (it dies with us). 0 or -1. */
+static int tool_spawn(struct tool_proc *tp, const char *ns,
+		      const char *const *argv)
+{
+	struct tool_exec x = { .argv = argv };
+	int o[2], e[2];
+
+	if (pipe2(o, O_CLOEXEC))
+		return -1;
+	if (pipe2(e, O_CLOEXEC)) {
+		close(o[0]);
+		close(o[1]);
+		return -1;
+	}
+	x.out = o[1];
+	x.err = e[1];
+	tp->pid = nsx_fork(ns, tool_exec_main, &x, NULL);
+	close(o[1]);
+	close(e[1]);
+	tp->out = o[0];
+	tp->err = e[0];
+	return tp->pid > 0 ? 0 : -1;
+}
+
+/* Reads @tp's stderr until it holds @want or @ms pass: 0 or -1. */
+static int tool_wait_err(struct tool_proc *tp, const char *want,
+			 unsigned int ms)
+{
+	struct pollfd p = { .fd = tp->err, .events = POLLIN };
+	__u64 end = t_now() + ms * MS, now;
+	ssize_t r;
+
+	while (!strstr(tp->errbuf, want)) {
+		now = t_now();
+		if (now >= end || tp->errlen + 1 >= sizeof(tp->errbuf))
+			return -1;
+		r = poll(&p, 1, (int)((end - now) / MS) + 1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		r = read(tp->err, tp->errbuf + tp->errlen,
+			 sizeof(tp->errbuf) - 1 - tp->errlen);
+		if (r <= 0)
+			return -1;
+		tp->errlen += (size_t)r;
+		tp->errbuf[tp->errlen] = 0;
+	}
+	return 0;
+}
+
+/* Everything left on @fd (until EOF) after @len bytes of @buf (@cap
+ * bytes, NUL ended). */
+static size_t tool_drain(int fd, char *buf, size_t len, size_t cap)
+{
+	ssize_t r;
+
+	while (len + 1 < cap) {
+		r = read(fd, buf + len, cap - 1 - len);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = 0;
+	return len;
+}
+
+/* SIGTERM, then its exit status (nsx_wait(): -1 when it had to be
+ * killed after @ms); its stdout into tp->outbuf, the rest of its stderr
+ * into tp->errbuf. */
+static int tool_stop(struct tool_proc *tp, int ms)
+{
+	int st;
+
+	kill(tp->pid, SIGTERM);
+	st = nsx_wait(tp->pid, ms);
+	tp->pid = 0;
+	tool_drain(tp->out, tp->outbuf, 0, sizeof(tp->outbuf));
+	tp->errlen = tool_drain(tp->err, tp->errbuf, tp->errlen,
+				sizeof(tp->errbuf));
+	close(tp->out);
+	close(tp->err);
+	tp->out = tp->err = -1;
+	return st;
+}
+
+/* The value of @key in the counters line @line ("key=value ..."), or
+ * -1. */
+static long long tool_stat(const char *line, const char *key)
+{
+	char k[64];
+	const char *p;
+
+	snprintf(k, sizeof(k), " %s=", key);
+	if (!strncmp(line, k + 1, strlen(k + 1)))
+		p = line + strlen(k + 1);	/* the first pair */
+	else if ((p = strstr(line, k)))
+		p += strlen(k);
+	return p ? strtoll(p, NULL, 10) : -1;
+}
+
+/* A channel end from the sn-bridge socket at @path (SOCK_SEQPACKET):
+ * 0 or a negative errno. */
+static int tool_attach(const char *path, struct sn_channel **ch)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	int fd, r;
+
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	r = sn_channel_recv_fd(ch, fd, 0);
+	close(fd);
+	return r;
+}
+
+/* A producer process: prod_main() on a producer of the egress channel;
+ * reports a struct a_res (err 1: no channel end from the socket). */
+static int tool_prod_main(void *arg, int wfd)
+{
+	struct tool_kid *k = arg;
+	struct a_res res = { 0 };
+	struct sn_channel *ch;
+	struct prod p;
+	int r;
+
+	r = tool_attach(k->path, &ch);
+	if (r) {
+		res.err = 1;
+		res.rc = r;
+		goto out;
+	}
+	p = (struct prod){ .sh = k->sh, .ch = ch, .res = &res, .id = k->id };
+	prod_main(&p);
+	sn_channel_close(ch);
+out:
+	nsx_report(wfd, &res, sizeof(res));
+	return 0;
+}
+
+/* The consumer process: c_main() on the ingress channel's consumer;
+ * reports a struct c_res (err 4: no channel end from the socket). */
+static int tool_cons_main(void *arg, int wfd)
+{
+	struct tool_kid *k = arg;
+	struct c_res res = { 0 };
+	struct sn_channel *ch;
+	int r;
+
+	r = tool_attach(k->path, &ch);
+	if (r) {
+		res.err = 4;
+		res.rc = r;
+		nsx_report(wfd, &res, sizeof(res));
+		return 0;
+	}
+	k->sh->c_pipe = wfd;
+	c_main(k->sh, ch);
+	sn_channel_close(ch);
+	return 0;
+}
+
+/* Milliseconds from now to @end, at least 1. */
+static int left_ms(__u64 end)
+{
+	__u64 now = t_now();
+
+	return now + MS < end ? (int)((end - now) / MS) : 1;
+}
+
+TEST_F(tool, tool_million)
+{
+	struct sh *sh = self->sh;
+	unsigned int port = 20000 + (unsigned int)getpid() % 20000;
+	char bin[4096], ep[64], lanes[16], slot[16];
+	struct tool_kid kid[TOOL_KIDS];
+	struct a_res pr[PRODS];
+	struct c_res cr;
+	int rp[PRODS], rc, st_a, st_b, i;
+	__u64 n = t_scaled(1000000) & ~1UL, t0, end;
+
+	ASSERT_EQ(0, tool_path(bin, sizeof(bin)))
+		TH_LOG("no sn-bridge at %s: build it (make build/sn-bridge) "
+		       "or name it in $SNBRIDGE", bin);
+	snprintf(self->dir, sizeof(self->dir), "/tmp/snb-tool-%d-XXXXXX",
+		 (int)getpid());
+	ASSERT_NE(NULL, mkdtemp(self->dir)) TH_LOG("mkdtemp: %s",
+						    strerror(errno));
+	snprintf(self->egress, sizeof(self->egress), "%s/egress", self->dir);
+	snprintf(self->ingress, sizeof(self->ingress), "%s/ingress",
+		 self->dir);
+	snprintf(ep, sizeof(ep), "tcp://%s:%u", self->n.addr[1], port);
+	snprintf(lanes, sizeof(lanes), "%d", PRODS);
+	snprintf(slot, sizeof(slot), "%d", SLOT);
+	sh->cfg = base_cfg;
+	sh->cfg.n = n;
+	/* --slot-size: the messages are SLOT bytes (the tool's default: 64) */
+	{
+		const char *argv_b[] = { bin, "--host", "2", "--bind", ep,
+			"--ingress", self->ingress, "--slot-size", slot, NULL };
+		const char *argv_a[] = { bin, "--host", "1", "--connect", ep,
+			"--egress", self->egress, "--lanes", lanes,
+			"--slot-size", slot, NULL };
+
+		ASSERT_EQ(0, tool_spawn(&self->br[1], self->n.ns[1], argv_b));
+		ASSERT_EQ(0, tool_wait_err(&self->br[1],
+					   "sn-bridge: ready: ingress ", 10000))
+			TH_LOG("B's sn-bridge not ready in 10 s: %s",
+			       self->br[1].errbuf);
+		ASSERT_EQ(0, tool_spawn(&self->br[0], self->n.ns[0], argv_a));
+		ASSERT_EQ(0, tool_wait_err(&self->br[0],
+					   "sn-bridge: ready: egress ", 10000))
+			TH_LOG("A's sn-bridge not ready in 10 s: %s",
+			       self->br[0].errbuf);
+	}
+
+	/* the consumer in b, the producers in a */
+	t0 = t_now();
+	end = t0 + 10 * SEC;
+	for (i = 0; i < TOOL_KIDS; i++) {
+		kid[i] = (struct tool_kid){ .sh = sh, .id = (__u32)i,
+			.path = i < PRODS ? self->egress : self->ingress };
+		self->kid[i] = nsx_fork(self->n.ns[i < PRODS ? 0 : 1],
+					i < PRODS ? tool_prod_main :
+						    tool_cons_main,
+					&kid[i], &self->kid_fd[i]);
+		ASSERT_LT(0, self->kid[i]) TH_LOG("fork: %s", strerror(errno));
+	}
+	memset(pr, 0, sizeof(pr));
+	memset(&cr, 0, sizeof(cr));
+	for (i = 0; i < PRODS; i++)
+		rp[i] = nsx_collect(self->kid_fd[i], &pr[i], sizeof(pr[i]),
+				    left_ms(end));
+	rc = nsx_collect(self->kid_fd[PRODS], &cr, sizeof(cr), left_ms(end));
+	if (rc || rp[0] || rp[1]) {
+		/* stopped: their reports say how far they got */
+		STORE(sh->stop_prod, 1);
+		STORE(sh->stop_c, 1);
+		for (i = 0; i < PRODS; i++)
+			if (rp[i] == -ETIMEDOUT)
+				nsx_collect(self->kid_fd[i], &pr[i],
+					    sizeof(pr[i]), 1000);
+		if (rc == -ETIMEDOUT)
+			nsx_collect(self->kid_fd[PRODS], &cr, sizeof(cr),
+				    1000);
+	}
+	printf("# sn-bridge: %llu messages in %llu ms\n",
+	       (unsigned long long)cr.received,
+	       (unsigned long long)((t_now() - t0) / MS));
+	for (i = 0; i < PRODS; i++)
+		printf("# producer %d: err %d rc %d prod_err %d sent %llu "
+		       "timeouts %llu\n", i, pr[i].err, pr[i].rc,
+		       pr[i].prod_err, (unsigned long long)pr[i].sent[i],
+		       (unsigned long long)pr[i].timeouts[i]);
+	printf("# C: err %d rc %d received %llu dups %llu gaps %llu bad %llu\n",
+	       cr.err, cr.rc, (unsigned long long)cr.received,
+	       (unsigned long long)cr.dups, (unsigned long long)cr.gaps,
+	       (unsigned long long)cr.bad);
+	/* they end once reported; 3 s for all, then SIGKILL */
+	end = t_now() + 3 * SEC;
+	for (i = 0; i < TOOL_KIDS; i++) {
+		EXPECT_EQ(0, nsx_wait(self->kid[i], left_ms(end)));
+		self->kid[i] = 0;
+	}
+
+	/* the sender first: its flush needs the peer */
+	st_a = tool_stop(&self->br[0], 7000);
+	st_b = tool_stop(&self->br[1], 2000);
+	printf("# A's sn-bridge: %s", self->br[0].outbuf);
+	printf("# B's sn-bridge: %s", self->br[1].outbuf);
+
+	for (i = 0; i < PRODS; i++) {
+		int r = rp[i];
+
+		EXPECT_EQ(0, r) TH_LOG("no report from producer %d in 10 s "
+				       "(%s)", i, strerror(-r));
+	}
+	EXPECT_EQ(0, rc) TH_LOG("no report from the consumer in 10 s (%s)",
+				strerror(-rc));
+
+	for (i = 0; i < PRODS; i++) {
+		EXPECT_EQ(0, pr[i].err) TH_LOG("producer %d: no channel end "
+					       "from %s: %s", i, self->egress,
+					       strerror(-pr[i].rc));
+		EXPECT_EQ(0, pr[i].prod_err) TH_LOG("producer %d: %s", i,
+						    strerror(-pr[i].prod_err));
+		EXPECT_EQ(0, pr[i].epipe_ns[i]);
+		EXPECT_EQ(n / PRODS, pr[i].sent[i]);
+	}
+	EXPECT_EQ(0, cr.err) TH_LOG("C failed at %d: %d (%s)", cr.err, cr.rc,
+				    strerror(-cr.rc));
+	EXPECT_EQ(n, cr.received);
+	EXPECT_EQ(0, cr.dups);
+	EXPECT_EQ(0, cr.gaps);
+	EXPECT_EQ(0, cr.bad);
+	for (i = 0; i < PRODS; i++) {
+		EXPECT_EQ(n / PRODS, cr.next[i]);
+		EXPECT_EQ(1, cr.first[i]);
+	}
+	EXPECT_EQ(expected_sum(n), cr.sum);
+
+	EXPECT_EQ(0, st_a) TH_LOG("A's sn-bridge exit %d: %s", st_a,
+				  self->br[0].errbuf);
+	EXPECT_EQ(0, st_b) TH_LOG("B's sn-bridge exit %d: %s", st_b,
+				  self->br[1].errbuf);
+	EXPECT_EQ((long long)n, tool_stat(self->br[0].outbuf, "msgs_sent"))
+		TH_LOG("A: %s", self->br[0].outbuf);
+	EXPECT_EQ((long long)n, tool_stat(self->br[0].outbuf, "msgs_acked"))
+		TH_LOG("A: %s", self->br[0].outbuf);
+	EXPECT_EQ(0, tool_stat(self->br[0].outbuf, "unacked"))
+		TH_LOG("A: %s", self->br[0].outbuf);
+	EXPECT_EQ(2, tool_stat(self->br[0].outbuf, "peer_host"))
+		TH_LOG("A: %s", self->br[0].outbuf);
+	EXPECT_EQ((long long)n,
+		  tool_stat(self->br[1].outbuf, "msgs_delivered"))
+		TH_LOG("B: %s", self->br[1].outbuf);
+	EXPECT_EQ(1, tool_stat(self->br[1].outbuf, "peer_host"))
+		TH_LOG("B: %s", self->br[1].outbuf);
 }
 
 /* ---- the API, no namespaces ---- */
