@@ -176,7 +176,7 @@ $(B)/selftests/snstat_test: $(B)/snstat
 # the guests run.
 # It runs build/sn-bridge end to end too, taking channel ends from its
 # sockets (sn_channel_recv_fd(): libsn).
-$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h $(B)/libsn.a \
+$(B)/snbench_smoke: selftests/snbench_smoke.c selftests/run_capture.h selftests/bridge_attach.h $(B)/libsn.a \
 		$(LIBSN_HDRS) $(B)/sn-bridge | deps-tests
 	$(CC) $(SN_CFLAGS) $(CFLAGS) -isystem $(KSFT_DIR) -o $@ $< $(B)/libsn.a \
 		-luring -lpthread

@@ -39,6 +39,7 @@
 
 #include <sn/bridge.h>
 
+#include "bridge_attach.h"
 #include "netns.h"
 #include "test_time.h"
 
@@ -1172,27 +1173,6 @@ static long long tool_stat(const char *line, const char *key)
 	return p ? strtoll(p, NULL, 10) : -1;
 }
 
-/* A channel end from the sn-bridge socket at @path (SOCK_SEQPACKET):
- * 0 or a negative errno. */
-static int tool_attach(const char *path, struct sn_channel **ch)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd, r;
-
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	r = sn_channel_recv_fd(ch, fd, 0);
-	close(fd);
-	return r;
-}
-
 /* A producer process: prod_main() on a producer of the egress channel;
  * reports a struct a_res (err 1: no channel end from the socket). */
 static int tool_prod_main(void *arg, int wfd)
@@ -1203,7 +1183,7 @@ static int tool_prod_main(void *arg, int wfd)
 	struct prod p;
 	int r;
 
-	r = tool_attach(k->path, &ch);
+	r = bridge_attach(k->path, &ch);
 	if (r) {
 		res.err = 1;
 		res.rc = r;
@@ -1226,7 +1206,7 @@ static int tool_cons_main(void *arg, int wfd)
 	struct sn_channel *ch;
 	int r;
 
-	r = tool_attach(k->path, &ch);
+	r = bridge_attach(k->path, &ch);
 	if (r) {
 		res.err = 4;
 		res.rc = r;

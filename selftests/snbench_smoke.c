@@ -36,6 +36,7 @@
 
 #include <sn/channel.h>
 
+#include "bridge_attach.h"
 #include "kselftest_harness.h"
 #include "run_capture.h"
 
@@ -1336,26 +1337,6 @@ static int free_port(void)
 			return port;
 	}
 	return -1;
-}
-
-/* A channel end from an sn-bridge socket at @path: 0 or a negative errno. */
-static int bridge_attach(const char *path, struct sn_channel **ch)
-{
-	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd, r;
-
-	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
-	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
-		r = -errno;
-		close(fd);
-		return r;
-	}
-	r = sn_channel_recv_fd(ch, fd, 0);
-	close(fd);
-	return r;
 }
 
 /* The value of @key in the stats line @line ("key=value ..."), or -1. */
