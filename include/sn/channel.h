@@ -1359,8 +1359,9 @@ int sn_consumer_peeked_lane(const struct sn_consumer *c);
  * position in *@pos (read them with sn_consumer_lane_slot(c, lane, *pos + i))
  * and moves the cursor past them. Returns how many (1..n), -EAGAIN when the
  * lane has nothing past its cursor, -EPIPE when besides every producer has
- * gone and every lane is read to its tail, -EINVAL (@lane, @n 0, a plain
- * peek outstanding), -EOPNOTSUPP.
+ * gone and every lane is drained (released to its tail: in lane mode, with
+ * peeks outstanding, -EAGAIN), -EINVAL (@lane, @n 0, a plain peek
+ * outstanding), -EOPNOTSUPP.
  */
 int sn_consumer_peek_lane(struct sn_consumer *c, __u32 lane, __u32 n,
 			  __u32 *pos);
@@ -1371,8 +1372,8 @@ int sn_consumer_peek_lane(struct sn_consumer *c, __u32 lane, __u32 n,
  */
 int sn_consumer_advance_to(struct sn_consumer *c, __u32 lane, __u32 pos);
 
-/* @lane's read cursor and head (its first unreleased position): 0 or
- * -EINVAL. */
+/* @lane's read cursor and head (its first unreleased position): 0, -EINVAL
+ * (@lane), -EOPNOTSUPP (as sn_consumer_peek_lane()). */
 int sn_consumer_lane_state(const struct sn_consumer *c, __u32 lane,
 			   __u32 *cursor, __u32 *head);
 
