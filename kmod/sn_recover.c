@@ -121,6 +121,42 @@ static int sn_cmp_u32(const void *a, const void *b)
 }
 
 /*
+ * Publishes what a pass over dying record @claim did: @lost positions
+ * recovered, and if @done the record is complete and its index free
+ * again. One lock section for both: whoever reads the last count in the
+ * kpage may take the index at once. Returns @done.
+ */
+static bool sn_recover_publish(struct sn_ring *ring, u32 claim, u64 lost,
+			       bool done)
+	__must_hold(&ring->recover_lock)
+{
+	struct sn_dying *d = &ring->dying[claim];
+
+	spin_lock(&ring->lock);
+	if (lost) {
+		ring->peers.claims_lost += lost;
+		if (!d->released)
+			ring->peers.claims_recovered++;
+		d->released = true;
+	}
+	if (done) {
+		ring->claims_dying &= ~BIT_ULL(claim);
+		ring->claims_read &= ~BIT_ULL(claim);
+		ring->claims_owned &= ~BIT_ULL(claim);
+	}
+	if (lost || done)
+		sn_ring_mirror_peers(ring);
+	spin_unlock(&ring->lock);
+	/*
+	 * Keyless, as kicks: producers waiting for room re-poll. A wakeup
+	 * thread watching the ring also sees the release word.
+	 */
+	if (lost)
+		wake_up_interruptible(&ring->wq);
+	return done;
+}
+
+/*
  * One pass over dying record @claim. Returns false if a live INTENT record
  * covered one of its positions: it must be looked at again. The live
  * records cut the record into at most 2 * SN_MAX_CLAIMS + 1 segments, each
@@ -140,7 +176,7 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 	lockdep_assert_held(&ring->recover_lock);
 	if ((d->rec.state != SN_CLAIM_INTENT && d->rec.state != SN_CLAIM_HELD) ||
 	    lane >= ring->geo.lanes)
-		return true;
+		return sn_recover_publish(ring, claim, 0, true);
 	/* [D4] pairs with [D2], whoever won the positions. */
 	head = smp_load_acquire(sn_head_word(ring, lane));
 	/* Taken after the head: the winner's fd existed before its CAS. */
@@ -197,26 +233,12 @@ static bool sn_recover_one(struct sn_ring *ring, u32 claim)
 				lost++;
 		}
 	}
-	if (lost) {
-		spin_lock(&ring->lock);
-		ring->peers.claims_lost += lost;
-		if (!d->released)
-			ring->peers.claims_recovered++;
-		d->released = true;
-		sn_ring_mirror_peers(ring);
-		spin_unlock(&ring->lock);
-		/*
-		 * Keyless, as kicks: producers waiting for room re-poll. A
-		 * wakeup thread watching the ring also sees the release word.
-		 */
-		wake_up_interruptible(&ring->wq);
-	}
-	return done;
+	return sn_recover_publish(ring, claim, lost, done);
 }
 
 /*
- * Every dying record of @ring, once. A complete record's index is free
- * again. Returns true if some remain.
+ * Every dying record of @ring, once (a complete record's index is freed by
+ * sn_recover_publish()). Returns true if some remain.
  */
 static bool sn_recover_pass(struct sn_ring *ring)
 	__must_hold(&ring->recover_lock)
@@ -233,18 +255,9 @@ static bool sn_recover_pass(struct sn_ring *ring)
 	spin_lock(&ring->lock);
 	bitmap_from_u64(dying, ring->claims_dying & ring->claims_read);
 	spin_unlock(&ring->lock);
-	for_each_set_bit(i, dying, SN_MAX_CLAIMS) {
-		if (!sn_recover_one(ring, i)) {
+	for_each_set_bit(i, dying, SN_MAX_CLAIMS)
+		if (!sn_recover_one(ring, i))
 			pending = true;
-			continue;
-		}
-		spin_lock(&ring->lock);
-		ring->claims_dying &= ~BIT_ULL(i);
-		ring->claims_read &= ~BIT_ULL(i);
-		ring->claims_owned &= ~BIT_ULL(i);
-		sn_ring_mirror_peers(ring);
-		spin_unlock(&ring->lock);
-	}
 	return pending;
 }
 
