@@ -116,82 +116,85 @@ static void endpoint(char *ep, size_t len, const char *tag)
 	snprintf(ep, len, "ipc:///tmp/sn-wire-%d-%s", (int)getpid(), tag);
 }
 
-/* A receiver new to a lane starts at the sender's base, not at the first
- * frame it happens to get: frames lost before it are a gap, not skipped. */
-TEST(fresh_receiver_starts_at_base)
-{
+/* A real receiving bridge (host 2) on an ingress channel of 1024 slots of
+ * 16 bytes, and the fake peer connected to it, having heard its status. */
+FIXTURE(receiver) {
 	struct sn_channel *in;
 	struct sn_bridge *b;
-	struct sn_bridge_stats st;
-	struct fake f = { 0 };
+	struct fake f;
+};
+
+FIXTURE_SETUP(receiver)
+{
 	char ep[96];
+
+	endpoint(ep, sizeof(ep), _metadata->name);
+	ASSERT_EQ(0, sn_channel_create(&self->in, SN_CHANNEL_OPTS(
+		.slot_size = 16, .slots = 1024, .flags = SN_BACKEND_MEMFD)));
+	ASSERT_EQ(0, sn_bridge_create(&self->b, SN_BRIDGE_OPTS(.host = 2,
+		.bind = ep, .ingress = self->in)));
+	fake_open(&self->f, ep);
+	fake_status(&self->f, 1000);
+	ASSERT_NE(0, self->f.b_inc);
+}
+
+FIXTURE_TEARDOWN(receiver)
+{
+	fake_close(&self->f);
+	sn_bridge_destroy(self->b);
+	sn_channel_close(self->in);
+}
+
+/* A receiver new to a lane starts at the sender's base, not at the first
+ * frame it happens to get: frames lost before it are a gap, not skipped. */
+TEST_F(receiver, fresh_starts_at_base)
+{
+	struct sn_bridge *b = self->b;
+	struct sn_bridge_stats st;
+	struct fake *f = &self->f;
 	int i;
 
-	endpoint(ep, sizeof(ep), "base");
-	ASSERT_EQ(0, sn_channel_create(&in, SN_CHANNEL_OPTS(.slot_size = 16,
-		.slots = 1024, .flags = SN_BACKEND_MEMFD)));
-	ASSERT_EQ(0, sn_bridge_create(&b, SN_BRIDGE_OPTS(.host = 2, .bind = ep,
-		.ingress = in)));
-	fake_open(&f, ep);
-	fake_status(&f, 1000);
-	ASSERT_NE(0, f.b_inc);
 	/* messages 0..63 lost on the way; 64..127 arrive first */
-	fake_data(&f, f.b_inc, 16, 0, 64, 64);
-	for (i = 0; i < 250 && !f.gap; i++)
-		fake_status(&f, 20);
+	fake_data(f, f->b_inc, 16, 0, 64, 64);
+	for (i = 0; i < 250 && !f->gap; i++)
+		fake_status(f, 20);
 	ASSERT_EQ(0, sn_bridge_stats(b, &st));
 	EXPECT_EQ(0, st.msgs_delivered);
 	EXPECT_EQ(1, st.frames_gap);
-	EXPECT_EQ(0, f.acked);
-	EXPECT_EQ(1, f.gap);
+	EXPECT_EQ(0, f->acked);
+	EXPECT_EQ(1, f->gap);
 	/* the resend from the base is taken, then the rest */
-	fake_data(&f, f.b_inc, 16, 0, 0, 64);
-	fake_data(&f, f.b_inc, 16, 0, 64, 64);
-	fake_until(&f, b, 128);
+	fake_data(f, f->b_inc, 16, 0, 0, 64);
+	fake_data(f, f->b_inc, 16, 0, 64, 64);
+	fake_until(f, b, 128);
 	ASSERT_EQ(0, sn_bridge_stats(b, &st));
 	EXPECT_EQ(128, st.msgs_delivered);
-	EXPECT_EQ(128, f.acked);
-	fake_close(&f);
-	sn_bridge_destroy(b);
-	sn_channel_close(in);
+	EXPECT_EQ(128, f->acked);
 }
 
 /* A frame for another incarnation, whatever it holds, is dropped: a
  * stranger cannot fail the bridge. */
-TEST(stranger_frames_dropped)
+TEST_F(receiver, stranger_frames_dropped)
 {
-	struct sn_channel *in;
-	struct sn_bridge *b;
+	struct sn_bridge *b = self->b;
 	struct sn_bridge_stats st;
-	struct fake f = { 0 };
-	char ep[96];
+	struct fake *f = &self->f;
 	int i;
 
-	endpoint(ep, sizeof(ep), "stranger");
-	ASSERT_EQ(0, sn_channel_create(&in, SN_CHANNEL_OPTS(.slot_size = 16,
-		.slots = 1024, .flags = SN_BACKEND_MEMFD)));
-	ASSERT_EQ(0, sn_bridge_create(&b, SN_BRIDGE_OPTS(.host = 2, .bind = ep,
-		.ingress = in)));
-	fake_open(&f, ep);
-	fake_status(&f, 1000);
-	ASSERT_NE(0, f.b_inc);
-	fake_data(&f, f.b_inc + 1, 1024, 0, 0, 1);	/* too large, stale */
-	fake_data(&f, f.b_inc, 16, 5, 3, 1);		/* base past seq */
-	fake_status(&f, 300);
+	fake_data(f, f->b_inc + 1, 1024, 0, 0, 1);	/* too large, stale */
+	fake_data(f, f->b_inc, 16, 5, 3, 1);		/* base past seq */
+	fake_status(f, 300);
 	ASSERT_EQ(0, sn_bridge_stats(b, &st));
 	EXPECT_EQ(SN_BRIDGE_CONNECTING, st.state);	/* not heard: a stranger */
 	EXPECT_EQ(0, st.error);
 	EXPECT_EQ(0, st.msgs_delivered);
 	/* from the peer itself, slots larger than ours fail the bridge */
-	fake_data(&f, f.b_inc, 1024, 0, 0, 1);
+	fake_data(f, f->b_inc, 1024, 0, 0, 1);
 	for (i = 0; i < 250 && sn_bridge_state(b) != SN_BRIDGE_FAILED; i++)
-		fake_status(&f, 20);
+		fake_status(f, 20);
 	ASSERT_EQ(0, sn_bridge_stats(b, &st));
 	EXPECT_EQ(SN_BRIDGE_FAILED, st.state);
 	EXPECT_EQ(-EMSGSIZE, st.error);
-	fake_close(&f);
-	sn_bridge_destroy(b);
-	sn_channel_close(in);
 }
 
 /* An egress channel that carried 1000 messages before the bridge: the
