@@ -162,6 +162,9 @@ struct shared {
 	__u64 until;		/* the producers stop sending here */
 	__u64 seed;
 	__s32 sleeper_tid[MAX_SLEEPERS];	/* 0: not yet */
+	/* each sleeper's blocking call: when the current (or last) began,
+	 * when the last returned; what a lost wakeup's report says */
+	__u64 call_t0[MAX_SLEEPERS], call_t1[MAX_SLEEPERS];
 	char why[160];
 	/* then seen[producers * msgs] (bytes) and stamp[producers * msgs]:
 	 * CONSUMERS: when the send of a message returned (it was there, any
@@ -374,8 +377,14 @@ static void ring_state(struct ctx *x)
 		(unsigned long long)x->sh->received);
 }
 
-/* Says where the sleepers sleep (a lost wakeup: in futex or ppoll). */
-static void where_asleep(struct ctx *x)
+/*
+ * Says where the sleepers sleep (a lost wakeup: in futex or ppoll), when
+ * their calls began and last returned (from @act, when the waker's act had
+ * returned), and what the waker waited for: *@word was @seen1 and @seen2 at
+ * the two looks, @want wanted.
+ */
+static void where_asleep(struct ctx *x, __u64 act, __u64 seen1, __u64 seen2,
+			 __u64 want)
 {
 	unsigned int n = x->r->sleeper == CONSUMERS ? x->r->consumers : 1, i;
 	char sc[128], wchan[64];
@@ -385,9 +394,16 @@ static void where_asleep(struct ctx *x)
 		tid = __atomic_load_n(&x->sh->sleeper_tid[i], __ATOMIC_ACQUIRE);
 		proc_line(tid, "syscall", sc, sizeof(sc));
 		proc_line(tid, "wchan", wchan, sizeof(wchan));
-		fprintf(stderr, "# %s: sleeper %d still asleep %d ms after the act: syscall %s, wchan %s\n",
-			x->r->b->name, tid, UNWOKEN_MS, sc, wchan);
+		fprintf(stderr, "# %s: sleeper %d still asleep %d ms after the act: syscall %s, wchan %s; its call began %+.3f ms from the act, its last returned %+.3f ms\n",
+			x->r->b->name, tid, UNWOKEN_MS, sc, wchan,
+			((double)__atomic_load_n(&x->sh->call_t0[i], __ATOMIC_RELAXED) -
+			 (double)act) / 1e6,
+			((double)__atomic_load_n(&x->sh->call_t1[i], __ATOMIC_RELAXED) -
+			 (double)act) / 1e6);
 	}
+	fprintf(stderr, "# %s: the waker wanted %llu, saw %llu and %llu at its two looks\n",
+		x->r->b->name, (unsigned long long)want,
+		(unsigned long long)seen1, (unsigned long long)seen2);
 	ring_state(x);
 }
 
@@ -421,7 +437,7 @@ static int reached(struct ctx *x, const __u64 *word, __u64 want)
  */
 static void wait_for(struct ctx *x, const __u64 *word, __u64 want)
 {
-	__u64 t0 = t_now(), next = t0 + UNWOKEN_MS * MS, now;
+	__u64 t0 = t_now(), next = t0 + UNWOKEN_MS * MS, now, seen = 0;
 	unsigned int i = 0, asleep = 0;
 
 	while (!reached(x, word, want)) {
@@ -446,10 +462,15 @@ static void wait_for(struct ctx *x, const __u64 *word, __u64 want)
 			asleep = 0;
 			continue;
 		}
-		if (++asleep == 2) {
+		if (++asleep == 1) {
+			seen = __atomic_load_n(word, __ATOMIC_ACQUIRE);
+		} else if (asleep == 2) {
 			if (__atomic_fetch_add(&x->sh->unwoken, 1,
 					       __ATOMIC_RELAXED) < 3)
-				where_asleep(x);
+				where_asleep(x, t0, seen,
+					     __atomic_load_n(word,
+							     __ATOMIC_ACQUIRE),
+					     want);
 			next = ~0ULL;	/* once per act */
 		}
 	}
@@ -494,6 +515,13 @@ static void wait_all_open(struct ctx *x)
 		}
 		usleep(100);
 	}
+}
+
+/* A sleeper's blocking call begins (@ret 0) or returns (@ret 1) at @t. */
+static void sleeper_call(struct ctx *x, int ret, __u64 t)
+{
+	__atomic_store_n(ret ? &x->sh->call_t1[x->id] : &x->sh->call_t0[x->id],
+			 t, __ATOMIC_RELAXED);
 }
 
 /* A sleeper says who it is (after wait_all_open()'s usleep). */
@@ -553,8 +581,10 @@ static void *producer_main(void *arg)
 		jitter(x, &s);
 		for (;;) {
 			t0 = t_now();
+			sleeper_call(x, 0, t0);
 			n = sn_send(p, m, TIMEOUT_NS);
 			t1 = t_now();
+			sleeper_call(x, 1, t1);
 			if (n != -ETIMEDOUT ||
 			    !retry(x->sh, "send past the deadline"))
 				break;
@@ -638,8 +668,12 @@ static void *consumer_main(void *arg)
 		else
 			jitter(x, &s);
 		t0 = t_now();
+		if (r->sleeper == CONSUMERS)
+			sleeper_call(x, 0, t0);
 		n = sn_recv(c, m, TIMEOUT_NS);
 		t1 = t_now();
+		if (r->sleeper == CONSUMERS)
+			sleeper_call(x, 1, t1);
 		if (n == -EPIPE)
 			break;
 		if (n == -ETIMEDOUT) {
