@@ -935,14 +935,6 @@ TEST_F(br, remote_restarted)
 #define TOOL_KIDS	(PRODS + 1)	/* the producers, then the consumer */
 
 /* A running sn-bridge: its pid, our ends of its stdout and stderr. */
-struct tool_proc {
-	pid_t pid;
-	int out, err;
-	char outbuf[4096];
-	char errbuf[8192];	/* its stderr so far */
-	size_t errlen;
-};
-
 /* What a producer or the consumer child gets (a copy, through fork). */
 struct tool_kid {
 	struct sh *sh;
@@ -954,7 +946,7 @@ FIXTURE(tool) {
 	struct nsx n;
 	struct sh *sh;
 	char dir[64], egress[96], ingress[96];
-	struct tool_proc br[2];		/* [0] A (sends), [1] B (receives) */
+	struct bridge_proc br[2];		/* [0] A (sends), [1] B (receives) */
 	pid_t kid[TOOL_KIDS];
 	int kid_fd[TOOL_KIDS];
 	pid_t owner;			/* the test's process */
@@ -1071,7 +1063,7 @@ static int tool_exec_main(void *arg, int wfd)
 
 /* Starts @argv in namespace @ns with its stdout and stderr piped to us
  * (it dies with us). 0 or -1. */
-static int tool_spawn(struct tool_proc *tp, const char *ns,
+static int tool_spawn(struct bridge_proc *tp, const char *ns,
 		      const char *const *argv)
 {
 	struct tool_exec x = { .argv = argv };
@@ -1094,83 +1086,23 @@ static int tool_spawn(struct tool_proc *tp, const char *ns,
 	return tp->pid > 0 ? 0 : -1;
 }
 
-/* Reads @tp's stderr until it holds @want or @ms pass: 0 or -1. */
-static int tool_wait_err(struct tool_proc *tp, const char *want,
-			 unsigned int ms)
-{
-	struct pollfd p = { .fd = tp->err, .events = POLLIN };
-	__u64 end = t_now() + ms * MS, now;
-	ssize_t r;
-
-	while (!strstr(tp->errbuf, want)) {
-		now = t_now();
-		if (now >= end || tp->errlen + 1 >= sizeof(tp->errbuf))
-			return -1;
-		r = poll(&p, 1, (int)((end - now) / MS) + 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return -1;
-		r = read(tp->err, tp->errbuf + tp->errlen,
-			 sizeof(tp->errbuf) - 1 - tp->errlen);
-		if (r <= 0)
-			return -1;
-		tp->errlen += (size_t)r;
-		tp->errbuf[tp->errlen] = 0;
-	}
-	return 0;
-}
-
-/* Everything left on @fd (until EOF) after @len bytes of @buf (@cap
- * bytes, NUL ended). */
-static size_t tool_drain(int fd, char *buf, size_t len, size_t cap)
-{
-	ssize_t r;
-
-	while (len + 1 < cap) {
-		r = read(fd, buf + len, cap - 1 - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			break;
-		len += (size_t)r;
-	}
-	buf[len] = 0;
-	return len;
-}
-
 /* SIGTERM, then its exit status (nsx_wait(): -1 when it had to be
  * killed after @ms); its stdout into tp->outbuf, the rest of its stderr
  * into tp->errbuf. */
-static int tool_stop(struct tool_proc *tp, int ms)
+static int tool_stop(struct bridge_proc *tp, int ms)
 {
 	int st;
 
 	kill(tp->pid, SIGTERM);
 	st = nsx_wait(tp->pid, ms);
 	tp->pid = 0;
-	tool_drain(tp->out, tp->outbuf, 0, sizeof(tp->outbuf));
-	tp->errlen = tool_drain(tp->err, tp->errbuf, tp->errlen,
+	bridge_drain(tp->out, tp->outbuf, 0, sizeof(tp->outbuf));
+	tp->errlen = bridge_drain(tp->err, tp->errbuf, tp->errlen,
 				sizeof(tp->errbuf));
 	close(tp->out);
 	close(tp->err);
 	tp->out = tp->err = -1;
 	return st;
-}
-
-/* The value of @key in the counters line @line ("key=value ..."), or
- * -1. */
-static long long tool_stat(const char *line, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), " %s=", key);
-	if (!strncmp(line, k + 1, strlen(k + 1)))
-		p = line + strlen(k + 1);	/* the first pair */
-	else if ((p = strstr(line, k)))
-		p += strlen(k);
-	return p ? strtoll(p, NULL, 10) : -1;
 }
 
 /* A producer process: prod_main() on a producer of the egress channel;
@@ -1262,12 +1194,12 @@ TEST_F(tool, tool_million)
 			"--slot-size", slot, NULL };
 
 		ASSERT_EQ(0, tool_spawn(&self->br[1], self->n.ns[1], argv_b));
-		ASSERT_EQ(0, tool_wait_err(&self->br[1],
+		ASSERT_EQ(0, bridge_wait_err(&self->br[1],
 					   "sn-bridge: ready: ingress ", 10000))
 			TH_LOG("B's sn-bridge not ready in 10 s: %s",
 			       self->br[1].errbuf);
 		ASSERT_EQ(0, tool_spawn(&self->br[0], self->n.ns[0], argv_a));
-		ASSERT_EQ(0, tool_wait_err(&self->br[0],
+		ASSERT_EQ(0, bridge_wait_err(&self->br[0],
 					   "sn-bridge: ready: egress ", 10000))
 			TH_LOG("A's sn-bridge not ready in 10 s: %s",
 			       self->br[0].errbuf);
@@ -1362,18 +1294,18 @@ TEST_F(tool, tool_million)
 				  self->br[0].errbuf);
 	EXPECT_EQ(0, st_b) TH_LOG("B's sn-bridge exit %d: %s", st_b,
 				  self->br[1].errbuf);
-	EXPECT_EQ((long long)n, tool_stat(self->br[0].outbuf, "msgs_sent"))
+	EXPECT_EQ((long long)n, bridge_stat(self->br[0].outbuf, "msgs_sent"))
 		TH_LOG("A: %s", self->br[0].outbuf);
-	EXPECT_EQ((long long)n, tool_stat(self->br[0].outbuf, "msgs_acked"))
+	EXPECT_EQ((long long)n, bridge_stat(self->br[0].outbuf, "msgs_acked"))
 		TH_LOG("A: %s", self->br[0].outbuf);
-	EXPECT_EQ(0, tool_stat(self->br[0].outbuf, "unacked"))
+	EXPECT_EQ(0, bridge_stat(self->br[0].outbuf, "unacked"))
 		TH_LOG("A: %s", self->br[0].outbuf);
-	EXPECT_EQ(2, tool_stat(self->br[0].outbuf, "peer_host"))
+	EXPECT_EQ(2, bridge_stat(self->br[0].outbuf, "peer_host"))
 		TH_LOG("A: %s", self->br[0].outbuf);
 	EXPECT_EQ((long long)n,
-		  tool_stat(self->br[1].outbuf, "msgs_delivered"))
+		  bridge_stat(self->br[1].outbuf, "msgs_delivered"))
 		TH_LOG("B: %s", self->br[1].outbuf);
-	EXPECT_EQ(1, tool_stat(self->br[1].outbuf, "peer_host"))
+	EXPECT_EQ(1, bridge_stat(self->br[1].outbuf, "peer_host"))
 		TH_LOG("B: %s", self->br[1].outbuf);
 }
 

@@ -1211,13 +1211,6 @@ TEST(bridge_bad_arguments)
 }
 
 /* A running sn-bridge: its pid, and its stdout and stderr (pipes). */
-struct bridge_proc {
-	pid_t pid;
-	int out, err;
-	char errbuf[8192];	/* its stderr so far */
-	size_t errlen;
-};
-
 /* Starts @argv with its stdout and stderr piped to us; it is killed if
  * the test dies first. 0 or -1. */
 static int bridge_spawn(const char *const *argv, struct bridge_proc *bp)
@@ -1245,42 +1238,6 @@ static int bridge_spawn(const char *const *argv, struct bridge_proc *bp)
 	return 0;
 }
 
-/* Reads @bp's stderr until it holds @want or @ms pass: 0 or -1. */
-static int bridge_wait_err(struct bridge_proc *bp, const char *want, int ms)
-{
-	struct timespec t0, t;
-	struct pollfd p = { .fd = bp->err, .events = POLLIN };
-	ssize_t r;
-
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (!strstr(bp->errbuf, want)) {
-		long left;
-
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		left = ms - ((t.tv_sec - t0.tv_sec) * 1000 +
-			     (t.tv_nsec - t0.tv_nsec) / 1000000);
-		if (left <= 0 || poll(&p, 1, (int)left) <= 0)
-			return -1;
-		r = read(bp->err, bp->errbuf + bp->errlen,
-			 sizeof(bp->errbuf) - 1 - bp->errlen);
-		if (r <= 0)
-			return -1;
-		bp->errlen += (size_t)r;
-		bp->errbuf[bp->errlen] = 0;
-	}
-	return 0;
-}
-
-/* Everything left on @fd, appended to @buf (@cap bytes, NUL ended). */
-static void drain(int fd, char *buf, size_t len, size_t cap)
-{
-	ssize_t r;
-
-	while (len + 1 < cap && (r = read(fd, buf + len, cap - 1 - len)) > 0)
-		len += (size_t)r;
-	buf[len] = 0;
-}
-
 /* SIGTERM, then the exit status (-1 if it did not end within 10 s), its
  * stdout into @out and the rest of its stderr into bp->errbuf. */
 static int bridge_stop(struct bridge_proc *bp, char *out, size_t cap)
@@ -1298,25 +1255,12 @@ static int bridge_stop(struct bridge_proc *bp, char *out, size_t cap)
 		waitpid(bp->pid, NULL, 0);
 		st = -1;
 	}
-	drain(bp->out, out, 0, cap);
-	drain(bp->err, bp->errbuf, bp->errlen, sizeof(bp->errbuf));
+	bridge_drain(bp->out, out, 0, cap);
+	bp->errlen = bridge_drain(bp->err, bp->errbuf, bp->errlen,
+				   sizeof(bp->errbuf));
 	close(bp->out);
 	close(bp->err);
 	return st;
-}
-
-/* The value of @key in the stats line @line ("key=value ..."), or -1. */
-static long long stat_of(const char *line, const char *key)
-{
-	char k[64];
-	const char *p;
-
-	snprintf(k, sizeof(k), " %s=", key);
-	if (!strncmp(line, k + 1, strlen(k + 1)))
-		p = line + strlen(k + 1);	/* the first pair */
-	else if ((p = strstr(line, k)))
-		p += strlen(k);
-	return p ? strtoll(p, NULL, 10) : -1;
 }
 
 #define BRIDGE_MSGS	10000
@@ -1417,14 +1361,14 @@ TEST(bridge_end_to_end)
 	EXPECT_NE(NULL, strstr(a.errbuf, "sn-bridge: peer 2 up")) TH_LOG("%s", a.errbuf);
 	EXPECT_NE(NULL, strstr(b.errbuf, "sn-bridge: peer 1 up")) TH_LOG("%s", b.errbuf);
 	/* one stats line each, at exit, every field of sn_bridge_stats */
-	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_sent")) TH_LOG("A: %s", out_a);
-	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_a, "msgs_acked")) TH_LOG("A: %s", out_a);
-	EXPECT_EQ(0, stat_of(out_a, "unacked")) TH_LOG("A: %s", out_a);
-	EXPECT_LT(0, stat_of(out_a, "frames_sent")) TH_LOG("A: %s", out_a);
-	EXPECT_EQ(2, stat_of(out_a, "peer_host")) TH_LOG("A: %s", out_a);
-	EXPECT_EQ(BRIDGE_MSGS, stat_of(out_b, "msgs_delivered")) TH_LOG("B: %s", out_b);
-	EXPECT_EQ(0, stat_of(out_b, "msgs_sent")) TH_LOG("B: %s", out_b);
-	EXPECT_EQ(1, stat_of(out_b, "peer_host")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(BRIDGE_MSGS, bridge_stat(out_a, "msgs_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, bridge_stat(out_a, "msgs_acked")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(0, bridge_stat(out_a, "unacked")) TH_LOG("A: %s", out_a);
+	EXPECT_LT(0, bridge_stat(out_a, "frames_sent")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(2, bridge_stat(out_a, "peer_host")) TH_LOG("A: %s", out_a);
+	EXPECT_EQ(BRIDGE_MSGS, bridge_stat(out_b, "msgs_delivered")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(0, bridge_stat(out_b, "msgs_sent")) TH_LOG("B: %s", out_b);
+	EXPECT_EQ(1, bridge_stat(out_b, "peer_host")) TH_LOG("B: %s", out_b);
 	{
 		static const char *const fields[] = { "frames_sent",
 			"msgs_sent", "msgs_resent", "msgs_acked", "unacked",
@@ -1435,8 +1379,8 @@ TEST(bridge_end_to_end)
 		size_t i;
 
 		for (i = 0; i < ARRAY_SIZE(fields); i++) {
-			EXPECT_LE(0, stat_of(out_a, fields[i])) TH_LOG("A: no %s", fields[i]);
-			EXPECT_LE(0, stat_of(out_b, fields[i])) TH_LOG("B: no %s", fields[i]);
+			EXPECT_LE(0, bridge_stat(out_a, fields[i])) TH_LOG("A: no %s", fields[i]);
+			EXPECT_LE(0, bridge_stat(out_b, fields[i])) TH_LOG("B: no %s", fields[i]);
 		}
 		EXPECT_NE(NULL, strstr(out_a, " state=")) TH_LOG("%s", out_a);
 		EXPECT_EQ(1, !!strchr(out_a, '\n') && !strchr(out_a, '\n')[1])
